@@ -1,0 +1,134 @@
+"""The composition root: settings → store → inbound, outbound and reporting in one task group."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Final
+
+import anyio
+
+from watcher import folders
+from watcher.errors import ConfigError
+from watcher.inbound import Inbound
+from watcher.outbound import Outbound
+from watcher.retrying import StoreRetry
+from watcher.settings import Settings
+from watcher.stats import Snapshot, Stats
+from watcher.status import write_worker_status
+from watcher.store import WorkOrderStore
+from watcher.store.mongo import MongoStore
+from watcher.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+GRACE_SECONDS: Final = 1.5  # after a stop request, how long the batch in flight may take
+REPORT_SECONDS: Final = 1.0
+Reporter = Callable[[Snapshot], Awaitable[None]]
+
+
+def build_store(settings: Settings) -> WorkOrderStore:
+    if settings.mongo_uri:
+        return MongoStore.connect(
+            settings.mongo_uri, settings.mongo_database, settings.mongo_collection
+        )
+    return SqliteStore(settings.sqlite_path)
+
+
+def prepare_folders(settings: Settings) -> None:
+    """Create the folders; an unusable inbound or outbound folder stops start-up."""
+    for folder in (
+        settings.inbound_dir,
+        settings.outbound_dir,
+        settings.archive_dir,
+        settings.failed_dir,
+        settings.state_dir,
+    ):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
+        if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+            raise ConfigError(f"folder {folder} is not readable and writable by this user")
+
+
+class Worker:
+    """One running worker: its store, pipelines and stats."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: WorkOrderStore | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        """``attempts`` bounds store retries (``once``); None waits out any outage (``run``)."""
+        prepare_folders(settings)
+        self.settings = settings
+        self.store = store or build_store(settings)
+        self.stats = Stats(started=datetime.now(UTC))
+        self.retry = StoreRetry(self.stats, settings.retry_max_seconds, attempts)
+        self.claims = folders.ClaimDir.create(settings.inbound_dir)
+        self.inbound = Inbound(settings, self.store, self.stats, self.claims, self.retry)
+        self.outbound = Outbound(settings, self.store, self.stats, self.retry)
+
+    async def open(self) -> None:
+        await self.retry(self.store.open)
+        await anyio.to_thread.run_sync(self._resume_claims)
+
+    def _resume_claims(self) -> None:
+        done = [self.settings.archive_dir, self.settings.failed_dir]
+        for orphan in folders.orphaned_claims(self.settings.inbound_dir):
+            names = folders.resume(orphan, self.settings.inbound_dir, done)
+            if names:
+                log.warning("resumed %d files left claimed by a stopped worker", len(names))
+
+    async def close(self) -> None:
+        """Release the claim folder (a later start resumes anything left in it)."""
+        self.claims.release()
+        await self.store.close()
+
+    async def run(self, stop: anyio.Event, report: Reporter | None = None) -> None:
+        """Until ``stop``: inbound and outbound together; then finish the batch in flight."""
+        inbound_done = anyio.Event()
+
+        async def inbound() -> None:
+            await self.inbound.run(stop)
+            inbound_done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(inbound)
+            tg.start_soon(self.outbound.run)
+            tg.start_soon(self._report, report)
+            await stop.wait()
+            with anyio.move_on_after(GRACE_SECONDS):
+                await inbound_done.wait()
+            tg.cancel_scope.cancel()
+
+    async def once(self) -> None:
+        """Process what is waiting in both directions, then return."""
+        while True:
+            await self.inbound.drain()
+            if not self.inbound.deferred:
+                break
+            await anyio.sleep(max(0.05, min(self.inbound.deferred.values()) - _epoch()))
+        await self.outbound.export(await self.store.find_unsynced())
+
+    async def _report(self, report: Reporter | None) -> None:
+        """Keep the stats' queue depths fresh and hand snapshots to the reporter."""
+        while True:
+            try:
+                self.stats.unsynced = (await self.store.counts())[1]
+            except Exception as exc:
+                log.debug("cannot count unsynced orders: %s", exc)
+            snapshot = self.stats.snapshot(datetime.now(UTC))
+            await anyio.to_thread.run_sync(
+                write_worker_status, self.settings, snapshot, self.store.mode
+            )
+            if report is not None:
+                await report(snapshot)
+            await anyio.sleep(REPORT_SECONDS)
+
+
+def _epoch() -> float:
+    return datetime.now(UTC).timestamp()

@@ -1,0 +1,244 @@
+"""The ``watcher`` command: argument parsing, logging set-up, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import msgspec
+from dotenv import dotenv_values
+
+from watcher import __version__
+from watcher.app import Worker, build_store
+from watcher.errors import ConfigError, StoreUnavailable
+from watcher.operations import folder_counts, requeue
+from watcher.retrying import StoreRetry
+from watcher.seed import erp_orders, tracos_documents, write_erp_files
+from watcher.settings import Settings, load_settings
+from watcher.stats import Stats
+from watcher.status import read_worker_status, worker_problem
+from watcher.store import WorkOrderStore
+
+log = logging.getLogger("watcher")
+ONCE_ATTEMPTS = 5
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(environment())
+        return int(args.command(settings, args) or 0)
+    except ConfigError as exc:
+        print(f"watcher: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"watcher: store unavailable: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def environment() -> dict[str, str]:
+    """``.env`` in the working directory, overridden by the real environment."""
+    from_file = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+    return {**from_file, **os.environ}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="watcher", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"watcher {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="the always-on worker")
+    run.add_argument("--no-console", action="store_true", help="plain log lines even on a terminal")
+    run.set_defaults(command=cmd_run)
+    once = commands.add_parser("once", help="process what is waiting in both directions, then exit")
+    once.set_defaults(command=cmd_once)
+    seed = commands.add_parser("seed", help="write the challenge's sample data")
+    seed.add_argument("--tracos", type=int, default=10, metavar="N", help="TracOS documents (10)")
+    seed.add_argument("--erp", type=int, default=10, metavar="N", help="ERP files (10)")
+    seed.add_argument("--seed", type=int, default=None, help="random seed for repeatable data")
+    seed.set_defaults(command=cmd_seed)
+    show = commands.add_parser("show", help="stored work orders as a JSON array")
+    show.add_argument("numbers", nargs="*", type=int, metavar="NUMBER")
+    show.set_defaults(command=cmd_show)
+    status = commands.add_parser("status", help="counts, store mode, worker alive?")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(command=cmd_status)
+    again = commands.add_parser("requeue", help="move failed files back into the inbound folder")
+    again.add_argument("names", nargs="*", metavar="NAME")
+    again.set_defaults(command=cmd_requeue)
+    health = commands.add_parser("health", help="exit 0 when a worker is running and healthy")
+    health.set_defaults(command=cmd_health)
+    return parser
+
+
+def setup_logging(settings: Settings, stream: Any) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return f"{when[:-4]}Z {record.levelname:<7} {record.getMessage()}"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        return msgspec.json.encode(entry).decode()
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    setup_logging(settings, sys.stdout)
+    log.info(_banner(settings))
+    worker = Worker(settings)
+
+    async def main() -> None:
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_stop_on_signal, stop)
+            await worker.open()
+            log.info("watching %s (store mode: %s)", settings.inbound_dir, worker.store.mode)
+            await worker.run(stop)
+            tg.cancel_scope.cancel()
+        await worker.close()
+
+    anyio.run(main, backend="asyncio")
+    log.info("stopped")
+    return 0
+
+
+def _banner(settings: Settings) -> str:
+    store = settings.store_label
+    if not settings.mongo_uri:
+        store += f" store at {settings.sqlite_path} (set MONGO_URI to use MongoDB)"
+    folders = f"inbound {settings.inbound_dir}, outbound {settings.outbound_dir}"
+    return f"watcher {__version__} on {store}; {folders}"
+
+
+async def _stop_on_signal(stop: anyio.Event) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            log.info("%s received: finishing the batch in flight", signal.Signals(received).name)
+            stop.set()
+            return
+
+
+def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
+    setup_logging(settings, sys.stderr)
+
+    async def main() -> None:
+        worker = Worker(settings, attempts=ONCE_ATTEMPTS)
+        try:
+            await worker.open()
+            await worker.once()
+        finally:
+            await worker.close()
+
+    anyio.run(main, backend="asyncio")
+    return 0
+
+
+def _with_store(settings: Settings, work: Callable[[WorkOrderStore], Awaitable[Any]]) -> Any:
+    """Open the configured store (a few retries), run ``work``, close it."""
+
+    async def main() -> Any:
+        store = build_store(settings)
+        retry = StoreRetry(Stats(datetime.now(UTC)), 1.0, attempts=3)
+        await retry(store.open)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return anyio.run(main, backend="asyncio")
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    setup_logging(settings, sys.stderr)
+    rng, now = random.Random(args.seed), datetime.now(UTC)
+    docs = tracos_documents(args.tracos, now, rng)
+    if docs:
+        _with_store(settings, lambda store: store.put_documents(docs))
+    write_erp_files(settings.inbound_dir, erp_orders(args.erp, now, rng))
+    print(
+        f"seeded {len(docs)} TracOS documents ({settings.store_label})"
+        f" and {args.erp} ERP files in {settings.inbound_dir}"
+    )
+    return 0
+
+
+def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
+    docs = _with_store(settings, lambda store: store.find(args.numbers))
+    sys.stdout.buffer.write(
+        msgspec.json.format(msgspec.json.encode(docs, enc_hook=_plain), indent=2)
+    )
+    sys.stdout.write("\n")
+    return 0
+
+
+def _plain(value: object) -> object:
+    """ObjectId and the like as strings; dates in ``show`` keep their offset."""
+    return str(value)
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    stored, unsynced = _with_store(settings, lambda store: store.counts())
+    worker = read_worker_status(settings)
+    problem = worker_problem(worker, datetime.now(UTC))
+    report = {
+        "store": settings.store_label,
+        "mode": (worker or {}).get("mode", "unknown (no worker running)"),
+        "stored": stored,
+        "unsynced": unsynced,
+        "unexportable": (worker or {}).get("unexportable", []),
+        **folder_counts(settings),
+        "worker_running": problem is None,
+        "worker_problem": problem,
+    }
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+        return 0
+    for key, value in report.items():
+        shown = len(value) if key == "unexportable" else value
+        print(f"{key.replace('_', ' '):>16}: {shown}")
+    for entry in report["unexportable"]:
+        print(f"  unexportable {entry['order']}: {entry['reason']}")
+    return 0
+
+
+def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
+    moved, missing = requeue(settings, args.names)
+    for name in moved:
+        print(f"requeued {name}")
+    for name in missing:
+        print(f"watcher: no failed file named {name}", file=sys.stderr)
+    if not moved and not missing:
+        print("nothing to requeue")
+    return 1 if missing else 0
+
+
+def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
+    problem = worker_problem(read_worker_status(settings), datetime.now(UTC))
+    if problem:
+        print(f"unhealthy: {problem}")
+        return 1
+    print("healthy")
+    return 0

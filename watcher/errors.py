@@ -1,0 +1,45 @@
+"""Our own exception tree; adapters raise these ``from`` the driver's errors.
+
+WatcherError
+├── ConfigError            bad setting: start-up stops with a one-line message
+├── RejectedInput          permanent problem with one input: quarantine and report
+│   ├── MalformedFile      not JSON at all (may still be being written: wait to settle)
+│   └── InvalidOrder       JSON, but not a valid ERP work order
+├── Unexportable           a stored document that cannot become an ERP file
+└── StoreUnavailable       transient store trouble: retry with back-off
+"""
+
+from __future__ import annotations
+
+
+class WatcherError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(WatcherError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class RejectedInput(WatcherError):
+    """An input that can never be used as it is; ``path`` is its JSON path, if known."""
+
+    def __init__(self, reason: str, path: str = "$") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path = path
+
+
+class MalformedFile(RejectedInput):
+    """The bytes are not one complete JSON document (maybe still being written)."""
+
+
+class InvalidOrder(RejectedInput):
+    """The JSON is well formed but breaks the ERP work-order contract."""
+
+
+class Unexportable(WatcherError):
+    """A TracOS document that cannot be translated to the ERP format."""
+
+
+class StoreUnavailable(WatcherError):
+    """The store cannot be reached right now; the operation may be retried."""

@@ -1,0 +1,241 @@
+"""Blocking file operations on the worker's folders: filter, read, claim, archive, quarantine.
+
+Invariants: a file is only ever renamed or linked, never overwritten or deleted before a
+copy of it exists elsewhere; names in other folders are chosen without clobbering; no
+name taken from file contents is ever joined to a folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+IGNORED_SUFFIXES: Final = (".tmp", ".part", ".swp", "~")
+CLAIMED_DIR: Final = ".processing"
+LOCK_FILE: Final = ".lock"
+_encode_report = msgspec.json.Encoder().encode
+
+
+def is_candidate(name: str) -> bool:
+    """Only ``*.json`` (any case); hidden, temporary and editor files are left alone."""
+    lowered = name.lower()
+    return (
+        lowered.endswith(".json")
+        and not name.startswith(".")
+        and not lowered.endswith(IGNORED_SUFFIXES)
+    )
+
+
+def scan(folder: Path) -> list[str]:
+    """Candidate names in ``folder`` (directories skipped), oldest first."""
+    found: list[tuple[float, str]] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not is_candidate(entry.name) or entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
+            except FileNotFoundError:
+                continue
+    return [name for _, name in sorted(found)]
+
+
+class NotRegularFile(OSError):
+    """A symlink, FIFO, socket or device where a file was expected."""
+
+
+def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+    """Read a regular file without following a symlink or blocking on a FIFO."""
+    before = os.lstat(path)
+    if not stat.S_ISREG(before.st_mode):
+        raise NotRegularFile(f"not a regular file ({_kind(before.st_mode)}): not read")
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(f"not a regular file ({_kind(info.st_mode)}): not read")
+        chunks = []
+        while chunk := os.read(fd, max(info.st_size, 65536)):
+            chunks.append(chunk)
+        return b"".join(chunks), info
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    return "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
+
+
+@dataclass
+class ClaimDir:
+    """This worker's private claim folder, locked for as long as the process lives."""
+
+    path: Path
+    lock_fd: int
+
+    @classmethod
+    def create(cls, inbound: Path) -> ClaimDir:
+        path = inbound / CLAIMED_DIR / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        fd = os.open(path / LOCK_FILE, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return cls(path, fd)
+
+    def claim(self, source: Path) -> Path | None:
+        """Move ``source`` in by atomic rename; None if another worker took it first."""
+        target = unique_name(self.path, source.name)
+        try:
+            os.rename(source, target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def release(self) -> None:
+        os.close(self.lock_fd)
+
+
+def orphaned_claims(inbound: Path) -> list[Path]:
+    """Claim folders whose worker is gone (their lock is free)."""
+    root = inbound / CLAIMED_DIR
+    if not root.is_dir():
+        return []
+    orphans = []
+    for folder in root.iterdir():
+        try:
+            fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            orphans.append(folder)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            orphans.append(folder)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+    return orphans
+
+
+def resume(orphan: Path, inbound: Path, done: list[Path]) -> list[str]:
+    """Put a dead worker's claimed files back into the inbound folder; names put back.
+
+    A claimed file with a second link was already archived or quarantined before the
+    crash (``done`` folders hold the other link): only the claimed link is dropped.
+    """
+    returned = []
+    for path in sorted(orphan.iterdir()):
+        if path.name == LOCK_FILE:
+            continue
+        if path.lstat().st_nlink > 1 and _linked_in(path, done):
+            path.unlink()
+            continue
+        target = unique_name(inbound, path.name)
+        os.rename(path, target)
+        returned.append(target.name)
+    (orphan / LOCK_FILE).unlink(missing_ok=True)
+    orphan.rmdir()
+    return returned
+
+
+def _linked_in(path: Path, folders: list[Path]) -> bool:
+    inode = path.lstat().st_ino
+    for folder in folders:
+        with os.scandir(folder) as entries:
+            if any(entry.inode() == inode for entry in entries):
+                return True
+    return False
+
+
+def unique_name(folder: Path, name: str, now: datetime | None = None) -> Path:
+    """``folder/name``, or a suffixed name when that exists (a later link/rename rechecks)."""
+    target = folder / name
+    if not os.path.lexists(target):
+        return target
+    stem, dot, suffix = name.rpartition(".")
+    stamp = (now or datetime.now()).strftime("%Y%m%dT%H%M%S%f")
+    for counter in range(1, 1_000_000):
+        candidate = folder / f"{stem or suffix}.{stamp}-{counter}{dot}{suffix if stem else ''}"
+        if not os.path.lexists(candidate):
+            return candidate
+    raise FileExistsError(errno.EEXIST, "no free name", str(target))
+
+
+def move_without_clobber(source: Path, folder: Path, name: str) -> Path:
+    """Link ``source`` under a free name in ``folder`` (never overwriting), then unlink it."""
+    while True:
+        target = unique_name(folder, name)
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except FileExistsError:
+            continue  # another worker took that name in between
+        os.unlink(source)
+        return target
+
+
+def write_new(folder: Path, name: str, data: bytes) -> Path:
+    """Create a file under a free name in ``folder`` with ``data`` (exclusive create)."""
+    while True:
+        target = unique_name(folder, name)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return target
+
+
+def write_report(folder: Path, quarantined: Path, report: dict[str, Any]) -> Path:
+    """``<name>.error.json`` beside a quarantined file."""
+    return write_new(folder, quarantined.name + ".error.json", _encode_report(report) + b"\n")
+
+
+def write_durably(folder: Path, name: str, data: bytes, token: str) -> Path:
+    """Write ``folder/name`` atomically: temp file in the same folder, fsync, rename.
+
+    The caller fsyncs the folder once per batch (``sync_folder``) before relying on it.
+    """
+    target = folder / name
+    temp = folder / f".{name}.{token}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as handle:
+            handle.write(data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        temp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(temp, target)
+    return target
+
+
+def sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Temp files of ours left by a crash mid-write (the document stayed unsynced)."""
+    for path in folder.glob(".*.tmp"):
+        path.unlink(missing_ok=True)

@@ -1,0 +1,201 @@
+"""The translation table and both directions of it (SPEC §2.3); pure, no I/O, no clock."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Final, TypeVar
+
+import msgspec
+
+from watcher.errors import InvalidOrder, MalformedFile, Unexportable
+from watcher.model import ErpFileOrder, ErpWorkOrder, OrderUpsert, Status, TracosWorkOrder
+
+# ERP status flag → TracOS status, in the order the flags are judged.
+FLAG_TO_STATUS: Final[dict[str, Status]] = {
+    "isCanceled": "cancelled",
+    "isDone": "completed",
+    "isOnHold": "on_hold",
+    "isPending": "pending",
+    "isActive": "in_progress",
+}
+STATUS_TO_FLAG: Final[dict[str, str | None]] = {
+    "cancelled": "isCanceled",
+    "completed": "isDone",
+    "on_hold": "isOnHold",
+    "pending": "isPending",
+    "in_progress": None,
+    "created": None,
+    "deleted": None,  # legacy spelling of ``deleted: true``; no status flag of its own
+}
+BOM: Final = b"\xef\xbb\xbf"
+T = TypeVar("T")
+
+_decode_one = msgspec.json.Decoder(ErpWorkOrder).decode
+_decode_many = msgspec.json.Decoder(list[ErpWorkOrder]).decode
+_decode_elements = msgspec.json.Decoder(list[msgspec.Raw]).decode
+_decode_any = msgspec.json.Decoder().decode
+_JSON_KIND: Final = {str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+_JSON_KIND[type(None)] = "null"
+_MISSING_FIELD = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """Why one order (``index`` in a batch file, ``None`` for a single-order file) was refused."""
+
+    index: int | None
+    path: str
+    reason: str
+    raw: msgspec.Raw | None = None
+
+
+class FileVerdict(msgspec.Struct, frozen=True):
+    """What a whole ERP file amounts to: the usable orders and the refused elements."""
+
+    orders: list[OrderUpsert]
+    rejected: list[Rejection]
+    is_batch: bool
+
+
+def normalise_date(value: datetime) -> datetime:
+    """UTC, millisecond precision (what a BSON date keeps); naive means UTC."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
+
+
+def format_date(value: datetime) -> str:
+    """The ERP's date spelling: ``2025-10-01T00:04:29.045000+00:00``."""
+    return normalise_date(value).isoformat(timespec="microseconds")
+
+
+def status_of(order: ErpWorkOrder) -> Status:
+    """The one status the flags say; two or more flags true is refused, never guessed."""
+    raised = [flag for flag in FLAG_TO_STATUS if getattr(order, flag)]
+    if len(raised) > 1:
+        raise InvalidOrder(f"conflicting status flags: {' and '.join(raised)} are all true")
+    return FLAG_TO_STATUS[raised[0]] if raised else "in_progress"
+
+
+def erp_to_tracos(order: ErpWorkOrder) -> OrderUpsert:
+    """Translate one decoded ERP order into the fields to upsert (SPEC §2.3)."""
+    if order.deletedDate is not None and not order.isDeleted:
+        raise InvalidOrder("deletedDate is set but isDeleted is false", "$.deletedDate")
+    updated = normalise_date(order.lastUpdateDate)
+    deleted_at = None
+    if order.isDeleted:
+        deleted_at = normalise_date(order.deletedDate) if order.deletedDate else updated
+    return OrderUpsert(
+        number=order.orderNo,
+        status=status_of(order),
+        title=order.summary,
+        description=order.summary,
+        createdAt=normalise_date(order.creationDate),
+        updatedAt=updated,
+        deleted=order.isDeleted,
+        deletedAt=deleted_at,
+    )
+
+
+def tracos_to_erp(doc: TracosWorkOrder) -> ErpFileOrder:
+    """Translate a stored TracOS order into the ERP file shape; unknown status → Unexportable."""
+    if doc.status not in STATUS_TO_FLAG:
+        raise Unexportable(f"unknown status {doc.status!r}")
+    raised = STATUS_TO_FLAG[doc.status]
+    deleted = doc.deleted or doc.status == "deleted"
+    deleted_at = doc.deletedAt or doc.updatedAt if deleted else None
+    return ErpFileOrder(
+        orderNo=doc.number,
+        isCanceled=raised == "isCanceled",
+        isDeleted=deleted,
+        isDone=raised == "isDone",
+        isOnHold=raised == "isOnHold",
+        isPending=raised == "isPending",
+        summary=doc.title,
+        creationDate=format_date(doc.createdAt),
+        lastUpdateDate=format_date(doc.updatedAt),
+        deletedDate=format_date(deleted_at) if deleted_at else None,
+    )
+
+
+def encode_erp_file(order: ErpFileOrder) -> bytes:
+    """The outbound file's bytes: the ten keys in order, indented, newline-terminated."""
+    return msgspec.json.format(msgspec.json.encode(order), indent=2) + b"\n"
+
+
+def read_tracos(doc: object) -> TracosWorkOrder:
+    """Validate a stored document (a dict of TracOS fields) for export."""
+    try:
+        return msgspec.convert(doc, TracosWorkOrder)
+    except msgspec.ValidationError as exc:
+        raise Unexportable(_reason_and_path(str(exc), "$")[0]) from exc
+
+
+def judge_erp_file(data: bytes) -> FileVerdict:
+    """Decode a whole ERP file: one order or a batch, each element judged on its own.
+
+    Raises ``MalformedFile`` when the bytes are not one JSON document and ``InvalidOrder``
+    when a single-order file (or the file's top level) breaks the contract.
+    """
+    data = data.removeprefix(BOM)
+    first = data.lstrip()[:1]
+    if not first:
+        raise MalformedFile("empty file")
+    if first == b"[":
+        return _judge_batch(data)
+    if first != b"{":
+        value = _decode(_decode_any, data, "$")
+        kind = _JSON_KIND.get(type(value), type(value).__name__)
+        raise InvalidOrder(f"expected a JSON object or array, got {kind}")
+    order = _decode(_decode_one, data, "$")
+    return FileVerdict(orders=[_translate(order, "$")], rejected=[], is_batch=False)
+
+
+def _judge_batch(data: bytes) -> FileVerdict:
+    try:
+        orders = _decode(_decode_many, data, "$")
+        return FileVerdict([_translate(o, f"$[{i}]") for i, o in enumerate(orders)], [], True)
+    except InvalidOrder:
+        pass  # at least one element is bad: judge them one by one
+    elements = _decode(_decode_elements, data, "$")
+    good: list[OrderUpsert] = []
+    bad: list[Rejection] = []
+    for index, raw in enumerate(elements):
+        try:
+            good.append(_translate(_decode(_decode_one, bytes(raw), f"$[{index}]"), f"$[{index}]"))
+        except InvalidOrder as exc:
+            bad.append(Rejection(index, exc.path, exc.reason, raw))
+    return FileVerdict(good, bad, is_batch=True)
+
+
+def _translate(order: ErpWorkOrder, prefix: str) -> OrderUpsert:
+    try:
+        return erp_to_tracos(order)
+    except InvalidOrder as exc:
+        raise InvalidOrder(exc.reason, prefix + exc.path.removeprefix("$")) from exc
+
+
+def _decode(decode: Callable[[bytes], T], data: bytes, prefix: str) -> T:
+    try:
+        return decode(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidOrder(*_reason_and_path(str(exc), prefix)) from exc
+    except msgspec.DecodeError as exc:
+        raise MalformedFile(f"not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise MalformedFile(f"not valid UTF-8: byte {exc.start} ({exc.reason})") from exc
+
+
+def _reason_and_path(message: str, prefix: str) -> tuple[str, str]:
+    """Split msgspec's ``reason - at `$.path``` and name the field a missing-field error omits."""
+    reason, _, at = message.partition(" - at `")
+    path = prefix + at.rstrip("`").removeprefix("$") if at else prefix
+    missing = _MISSING_FIELD.fullmatch(reason)
+    if missing:
+        return f"missing required field `{missing['field']}`", f"{path}.{missing['field']}"
+    return reason, path
+
+
+def element_bytes(rejected: Sequence[Rejection]) -> bytes:
+    """The refused elements of a batch as a JSON array of their original bytes."""
+    return b"[\n" + b",\n".join(bytes(r.raw or b"null") for r in rejected) + b"\n]\n"

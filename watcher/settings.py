@@ -1,0 +1,152 @@
+"""Settings: one frozen object built by a pure function from an environment mapping (SPEC §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Final, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+from watcher.errors import ConfigError
+
+T = TypeVar("T")
+LogFormat = Literal["text", "json"]
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the worker can be told; see ``.env.example`` for each variable."""
+
+    mongo_uri: str | None = None
+    mongo_database: str = "tractian"
+    mongo_collection: str = "workorders"
+    inbound_dir: Path = Path("data/inbound")
+    outbound_dir: Path = Path("data/outbound")
+    archive_dir: Path = Path("data/archive")
+    failed_dir: Path = Path("data/failed")
+    state_dir: Path = Path("data/state")
+    log_level: str = "INFO"
+    log_format: LogFormat = "text"
+    settle_seconds: float = 1.0
+    rescan_seconds: float = 5.0
+    batch_size: int = 1000
+    force_polling: bool = False
+    poll_seconds: float = 2.0
+    outbound_concurrency: int = 4
+    retry_max_seconds: float = 10.0
+    metrics_port: int | None = None
+
+    @property
+    def store_label(self) -> str:
+        """Which store, for the console and the first log line; the password is masked."""
+        return f"MongoDB {mask_uri(self.mongo_uri)}" if self.mongo_uri else "embedded SQLite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.state_dir / "tracos.sqlite3"
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(raw: str) -> T:
+        value = kind(raw)
+        if not value > 0:  # type: ignore[operator]
+            raise ValueError(f"must be greater than 0, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _flag(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"must be true or false, got {raw!r}")
+
+
+def _choice(*allowed: str, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value < 65536:
+        raise ValueError(f"must be a TCP port (1-65535), got {raw!r}")
+    return value
+
+
+def _mongo_uri(raw: str) -> str:
+    if not raw.startswith(("mongodb://", "mongodb+srv://")):
+        raise ValueError("must start with mongodb:// or mongodb+srv://")
+    return raw
+
+
+# variable → (field, parser); unset or empty variables keep the default.
+VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
+    "MONGO_URI": ("mongo_uri", _mongo_uri),
+    "MONGO_DATABASE": ("mongo_database", _text),
+    "MONGO_COLLECTION": ("mongo_collection", _text),
+    "DATA_INBOUND_DIR": ("inbound_dir", lambda raw: Path(_text(raw))),
+    "DATA_OUTBOUND_DIR": ("outbound_dir", lambda raw: Path(_text(raw))),
+    "DATA_ARCHIVE_DIR": ("archive_dir", lambda raw: Path(_text(raw))),
+    "DATA_FAILED_DIR": ("failed_dir", lambda raw: Path(_text(raw))),
+    "DATA_STATE_DIR": ("state_dir", lambda raw: Path(_text(raw))),
+    "LOG_LEVEL": ("log_level", _choice(*LOG_LEVELS, upper=True)),
+    "LOG_FORMAT": ("log_format", _choice("text", "json")),
+    "INBOUND_SETTLE_SECONDS": ("settle_seconds", _positive(float)),
+    "INBOUND_RESCAN_SECONDS": ("rescan_seconds", _positive(float)),
+    "INBOUND_BATCH_SIZE": ("batch_size", _positive(int)),
+    "WATCHFILES_FORCE_POLLING": ("force_polling", _flag),
+    "OUTBOUND_POLL_SECONDS": ("poll_seconds", _positive(float)),
+    "OUTBOUND_CONCURRENCY": ("outbound_concurrency", _positive(int)),
+    "STORE_RETRY_MAX_SECONDS": ("retry_max_seconds", _positive(float)),
+    "METRICS_PORT": ("metrics_port", _port),
+}
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build the settings from ``env``; a bad value raises ``ConfigError`` naming the variable."""
+    values: dict[str, object] = {}
+    for variable, (field, parse) in VARIABLES.items():
+        raw = env.get(variable, "")
+        if raw.strip() == "":
+            continue
+        try:
+            values[field] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{variable}: {_plain(exc)}") from None
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _plain(exc: ValueError) -> str:
+    text = str(exc)
+    if text.startswith(("invalid literal", "could not convert")):
+        return f"not a number: {text.rpartition(': ')[2]}"
+    return text
+
+
+def mask_uri(uri: str | None) -> str:
+    """The URI with any password replaced by ``***`` (never log a secret)."""
+    if not uri:
+        return ""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

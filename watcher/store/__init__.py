@@ -1,0 +1,147 @@
+"""The store port: what inbound and outbound need from wherever TracOS work orders live.
+
+Two adapters pass one contract suite: ``SqliteStore`` (embedded) and ``MongoStore``.
+The pure helpers here decide outcomes and build documents so both adapters agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from watcher.mapping import normalise_date
+from watcher.model import OrderUpsert
+
+Document = dict[str, Any]
+
+
+class Outcome(StrEnum):
+    """What an inbound upsert did to one order (SPEC §3 Inbound 5)."""
+
+    INSERTED = "inserted"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    STALE = "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A document as read for export: ``version`` is what a conditional mark checks."""
+
+    key: str
+    doc: Document
+    version: Hashable
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncMark:
+    """Mark ``key`` synced only if it still has ``version``."""
+
+    key: str
+    version: Hashable
+
+
+Handler = Callable[[list[StoredDocument]], Awaitable[None]]
+
+
+class WorkOrderStore(Protocol):
+    """The port. Transient trouble raises ``StoreUnavailable``."""
+
+    @property
+    def mode(self) -> str:
+        """How changes are noticed: ``embedded``, ``MongoDB change stream``, ``MongoDB polling``."""
+        ...
+
+    async def open(self) -> None:
+        """Connect, check the store answers, create the schema or unique index."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers now."""
+
+    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+        """Newer wins, per order, in one bulk write; outcomes in the order given."""
+        ...
+
+    async def put_documents(self, docs: Sequence[Document]) -> None:
+        """Write whole TracOS documents as TracOS itself would (seed, tests): keyed by number."""
+
+    async def find(self, numbers: Sequence[int] = ()) -> list[Document]:
+        """Stored documents (all, or these numbers), ordered by number."""
+        ...
+
+    async def find_unsynced(self) -> list[StoredDocument]:
+        """Every document whose ``isSynced`` is not true (absent counts as unsynced)."""
+        ...
+
+    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+        """Set ``isSynced``/``syncedAt`` where the version still matches; the keys marked."""
+        ...
+
+    async def counts(self) -> tuple[int, int]:
+        """(stored, unsynced)."""
+        ...
+
+    async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
+        """Call ``handle`` with a sweep of all unsynced documents, then with each new batch.
+
+        Runs until cancelled; after any reconnect it sweeps again, so nothing is missed.
+        """
+
+
+def decide(stored: datetime | None, incoming: datetime) -> Outcome:
+    """Newer wins, to the millisecond; equal is unchanged, older is stale."""
+    if stored is None:
+        return Outcome.INSERTED
+    if incoming > stored:
+        return Outcome.UPDATED
+    return Outcome.UNCHANGED if incoming == stored else Outcome.STALE
+
+
+def newest_per_number(orders: Sequence[OrderUpsert]) -> tuple[dict[int, int], list[Outcome | None]]:
+    """Index of the newest order per number; the superseded ones already get their outcome."""
+    winner: dict[int, int] = {}
+    outcomes: list[Outcome | None] = [None] * len(orders)
+    for index, order in enumerate(orders):
+        best = winner.get(order.number)
+        if best is None or order.updatedAt > orders[best].updatedAt:
+            if best is not None:
+                outcomes[best] = decide(order.updatedAt, orders[best].updatedAt)
+            winner[order.number] = index
+        else:
+            outcomes[index] = decide(orders[best].updatedAt, order.updatedAt)
+    return winner, outcomes
+
+
+def upsert_fields(order: OrderUpsert, now: datetime) -> Document:
+    """The fields an inbound write sets; ``description`` is only set on insert."""
+    fields: Document = {
+        "number": order.number,
+        "status": order.status,
+        "title": order.title,
+        "createdAt": order.createdAt,
+        "updatedAt": order.updatedAt,
+        "deleted": order.deleted,
+        "isSynced": True,  # the ERP already has this version: never echo it back
+        "syncedAt": normalise_date(now),
+    }
+    if order.deletedAt is not None:
+        fields["deletedAt"] = order.deletedAt
+    return fields
+
+
+def apply_upsert(existing: Document | None, order: OrderUpsert, now: datetime) -> Document:
+    """The document after an inbound write (for stores that rewrite whole documents)."""
+    doc = dict(existing) if existing else {"description": order.description}
+    doc.pop("deletedAt", None)
+    doc.update(upsert_fields(order, now))
+    return doc
+
+
+def mark_fields(now: datetime) -> Document:
+    return {"isSynced": True, "syncedAt": normalise_date(now)}

@@ -1,0 +1,282 @@
+"""The production store: TracOS work orders in MongoDB through PyMongo's async API.
+
+Newer wins through a conditional upsert on a unique ``number`` index (11000 means the
+stored document is as new or newer); the outbound trigger is a change stream, with a
+sweep after every (re)open and polling where the server has no change streams.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Final
+
+import anyio
+import stamina
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import AsyncMongoClient, UpdateOne
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+
+from watcher.errors import StoreUnavailable
+from watcher.mapping import normalise_date
+from watcher.model import OrderUpsert
+from watcher.store import (
+    Document,
+    Handler,
+    Outcome,
+    StoredDocument,
+    SyncMark,
+    decide,
+    mark_fields,
+    newest_per_number,
+    upsert_fields,
+)
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY: Final = 11000
+NO_CHANGE_STREAMS: Final = 40573  # standalone server
+RESUME_ERRORS: Final = frozenset({260, 280, 286})
+# The fields an export reads: a conditional mark requires all of them unchanged.
+EXPORTED_FIELDS: Final = (
+    "number",
+    "status",
+    "title",
+    "createdAt",
+    "updatedAt",
+    "deleted",
+    "deletedAt",
+)
+UNSYNCED: Final[Document] = {"isSynced": {"$ne": True}}
+CHANGE_PIPELINE: Final = [
+    {
+        "$match": {
+            "operationType": {"$in": ["insert", "update", "replace"]},
+            "fullDocument.isSynced": {"$ne": True},
+        }
+    }
+]
+DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
+_ABSENT: Final = "\0absent"
+
+
+def version_of(doc: Document) -> Hashable:
+    """The exported fields' values, hashable; absent fields are marked as such."""
+    return tuple(
+        (f, repr(doc[f]) if isinstance(doc.get(f), dict | list) else doc.get(f, _ABSENT))
+        for f in EXPORTED_FIELDS
+    )
+
+
+def mark_filter(key: Any, version: Hashable) -> Document:
+    """Match the document only while it holds exactly the values that were exported."""
+    query: Document = {"_id": key, **UNSYNCED}
+    for field, value in version:  # type: ignore[attr-defined]
+        query[field] = {"$exists": False} if value == _ABSENT else {"$eq": value}
+    return query
+
+
+def upsert_op(order: OrderUpsert, now: datetime) -> UpdateOne:
+    """Insert, or update only if the stored ``updatedAt`` is older (or not a date)."""
+    update: Document = {
+        "$set": upsert_fields(order, now),
+        "$setOnInsert": {"description": order.description},
+    }
+    if order.deletedAt is None:
+        update["$unset"] = {"deletedAt": ""}
+    newer = [{"updatedAt": {"$lt": order.updatedAt}}, {"updatedAt": {"$not": {"$type": "date"}}}]
+    return UpdateOne({"number": order.number, "$or": newer}, update, upsert=True)
+
+
+class MongoStore:
+    """``WorkOrderStore`` on a MongoDB collection (``AsyncCollection`` or a test facade)."""
+
+    def __init__(self, collection: Any, client: Any = None) -> None:
+        self._coll = collection
+        self._client = client
+        self._mode = "MongoDB change stream"
+
+    @classmethod
+    def connect(cls, uri: str, database: str, collection: str) -> MongoStore:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000
+        )
+        return cls(client[database][collection], client)
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    async def open(self) -> None:
+        await self.ping()
+        with _translated():
+            await self._coll.create_index("number", unique=True)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def ping(self) -> None:
+        with _translated():
+            await self._coll.database.command("ping")
+
+    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+        winner, outcomes = newest_per_number(orders)
+        indexes = list(winner.values())
+        rejected = await self._bulk([upsert_op(orders[i], now) for i in indexes], outcomes, indexes)
+        if rejected:
+            stored = await self._updated_at([orders[i].number for i in rejected])
+            for i in rejected:
+                outcomes[i] = decide(stored.get(orders[i].number), orders[i].updatedAt)
+        return [o for o in outcomes if o is not None]
+
+    async def _bulk(
+        self, ops: list[UpdateOne], outcomes: list[Outcome | None], indexes: list[int]
+    ) -> list[int]:
+        """Run the upserts; fill inserted/updated outcomes, return the indexes refused as stale."""
+        if not ops:
+            return []
+        try:
+            with _translated():
+                result = await self._coll.bulk_write(ops, ordered=False)
+            details: Document = dict(result.bulk_api_result)
+        except BulkWriteError as exc:
+            details = dict(exc.details)
+            other = [e for e in details["writeErrors"] if e["code"] != DUPLICATE_KEY]
+            if other:
+                raise StoreUnavailable(f"MongoDB refused a write: {other[0]['errmsg']}") from exc
+        upserted = {u["index"] for u in details.get("upserted", [])}
+        refused = {e["index"] for e in details.get("writeErrors", [])}
+        for position, index in enumerate(indexes):
+            if position not in refused:
+                outcomes[index] = Outcome.INSERTED if position in upserted else Outcome.UPDATED
+        return [indexes[position] for position in sorted(refused)]
+
+    async def _updated_at(self, numbers: list[int]) -> dict[int, Any]:
+        docs = await self._find({"number": {"$in": numbers}}, {"number": 1, "updatedAt": 1})
+        return {d["number"]: d.get("updatedAt") for d in docs}
+
+    async def _find(self, query: Document, projection: Document | None = None) -> list[Document]:
+        with _translated():
+            return list(await self._coll.find(query, projection).sort("number", 1).to_list(None))
+
+    async def put_documents(self, docs: Sequence[Document]) -> None:
+        ops = [UpdateOne({"number": d["number"]}, {"$set": d}, upsert=True) for d in docs]
+        with _translated():
+            await self._coll.bulk_write(ops, ordered=False)
+
+    async def find(self, numbers: Sequence[int] = ()) -> list[Document]:
+        query: Document = {"number": {"$in": list(numbers)}} if numbers else {}
+        return await self._find(query)
+
+    async def find_unsynced(self) -> list[StoredDocument]:
+        return [self._stored(doc) for doc in await self._find(UNSYNCED)]
+
+    @staticmethod
+    def _stored(doc: Document, changed_at: datetime | None = None) -> StoredDocument:
+        return StoredDocument(str(doc["_id"]), doc, version_of(doc), changed_at)
+
+    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+        if not marks:
+            return set()
+        ids = {mark.key: _object_id(mark.key) for mark in marks}
+        ops = [
+            UpdateOne(mark_filter(ids[m.key], m.version), {"$set": mark_fields(now)}) for m in marks
+        ]
+        with _translated():
+            result = await self._coll.bulk_write(ops, ordered=False)
+        if result.modified_count == len(marks):
+            return set(ids)
+        # syncedAt is this batch's own timestamp: it tells which of them we marked.
+        query = {"_id": {"$in": list(ids.values())}, "syncedAt": normalise_date(now)}
+        marked = await self._find(query, {"_id": 1})
+        return {str(doc["_id"]) for doc in marked}
+
+    async def counts(self) -> tuple[int, int]:
+        with _translated():
+            return (
+                await self._coll.count_documents({}),
+                await self._coll.count_documents(UNSYNCED),
+            )
+
+    async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
+        while True:
+            try:
+                await self._follow_stream(handle)
+            except OperationFailure as exc:
+                if exc.code == NO_CHANGE_STREAMS:
+                    break
+                if exc.code not in RESUME_ERRORS:
+                    raise
+                log.warning("change stream lost (code %s): sweeping and reopening", exc.code)
+            except (ConnectionFailure, StoreUnavailable) as exc:
+                log.warning("change stream interrupted (%s): sweeping and reopening", exc)
+                await self._wait_for_server()
+        self._mode = "MongoDB polling"
+        log.warning(
+            "this MongoDB server has no change streams (standalone, not a replica set): "
+            "polling every %.1f s instead",
+            poll_seconds,
+        )
+        await self._poll(handle, poll_seconds)
+
+    async def _follow_stream(self, handle: Handler) -> None:
+        """Open the stream first, then sweep: a change made during the sweep is still seen."""
+        stream = await self._coll.watch(CHANGE_PIPELINE, full_document="updateLookup")
+        try:
+            self._mode = "MongoDB change stream"
+            await handle(await self.find_unsynced())
+            while True:
+                batch = [await stream.next()]
+                while len(batch) < DRAIN_LIMIT and (more := await stream.try_next()) is not None:
+                    batch.append(more)
+                docs = [
+                    self._stored(c["fullDocument"], c.get("wallTime"))
+                    for c in batch
+                    if c.get("fullDocument")
+                ]
+                await handle(docs)
+        finally:
+            await stream.close()
+
+    async def _wait_for_server(self) -> None:
+        async for attempt in stamina.retry_context(
+            on=StoreUnavailable, attempts=None, timeout=None, wait_max=10.0
+        ):
+            with attempt:
+                await self.ping()
+
+    async def _poll(self, handle: Handler, poll_seconds: float) -> None:
+        while True:
+            try:
+                await handle(await self.find_unsynced())
+            except StoreUnavailable as exc:
+                log.warning("polling for unsynced orders failed: %s", exc)
+            await anyio.sleep(poll_seconds)
+
+
+def _object_id(key: str) -> Any:
+    try:
+        return ObjectId(key)
+    except InvalidId:
+        return key
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Map PyMongo's transient errors to ``StoreUnavailable`` (the adapter's edge)."""
+    try:
+        yield
+    except ConnectionFailure as exc:
+        raise StoreUnavailable(f"MongoDB unreachable: {_first_line(exc)}") from exc
+    except (BulkWriteError, OperationFailure):
+        raise
+    except PyMongoError as exc:
+        raise StoreUnavailable(f"MongoDB error: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

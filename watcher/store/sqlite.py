@@ -1,0 +1,283 @@
+"""The embedded store: TracOS documents in SQLite (WAL), same semantics as MongoDB.
+
+Each row keeps the whole document as JSON plus the columns the rules need: the number
+(unique), ``updated_at`` in epoch milliseconds (newer wins), ``synced`` and a monotonic
+``seq`` bumped by every write (the change feed and the version a conditional mark checks).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import anyio
+import msgspec
+from bson import ObjectId
+
+from watcher.errors import StoreUnavailable
+from watcher.mapping import normalise_date
+from watcher.model import OrderUpsert
+from watcher.store import (
+    Document,
+    Handler,
+    Outcome,
+    StoredDocument,
+    SyncMark,
+    apply_upsert,
+    decide,
+    newest_per_number,
+)
+
+T = TypeVar("T")
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
+WAKE_POLL_SECONDS: Final = 0.1  # how often writes by other processes are looked for
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS workorders (
+    number     INTEGER PRIMARY KEY,
+    updated_at INTEGER,
+    synced     INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    changed_at INTEGER NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workorders_seq ON workorders (seq);
+CREATE INDEX IF NOT EXISTS workorders_unsynced ON workorders (seq) WHERE synced = 0;
+"""
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def to_millis(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(milliseconds=1)
+
+
+def from_millis(value: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=value)
+
+
+def _jsonable(doc: Document) -> Document:
+    """Dates as ISO 8601 strings with offset (what ``watcher show`` prints)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in doc.items()}
+
+
+def _version_of(doc: Document) -> int | None:
+    value = doc.get("updatedAt")
+    if isinstance(value, str):
+        try:
+            value = msgspec.convert(value, datetime)
+        except msgspec.ValidationError:
+            return None
+    return to_millis(value) if isinstance(value, datetime) else None
+
+
+class SqliteStore:
+    """``WorkOrderStore`` on a SQLite file; safe for other processes to read and write."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._watch: sqlite3.Connection | None = None
+        self._wake: anyio.Event
+
+    @property
+    def mode(self) -> str:
+        return "embedded"
+
+    async def open(self) -> None:
+        self._wake = anyio.Event()
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = self._connect()
+        self._conn.executescript(SCHEMA)
+        self._watch = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    async def close(self) -> None:
+        for conn in (self._conn, self._watch):
+            if conn is not None:
+                conn.close()
+        self._conn = self._watch = None
+
+    async def ping(self) -> None:
+        await self._run(lambda: self._db.execute("SELECT 1").fetchone())
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailable("the embedded store is not open")
+        return self._conn
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(self._locked, work)
+
+    def _locked(self, work: Callable[[], T]) -> T:
+        with self._lock:
+            try:
+                return work()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"embedded store: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+        return await self._run(lambda: self._upsert(orders, now))
+
+    def _upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+        winner, outcomes = newest_per_number(orders)
+        with self._transaction() as db:
+            stored = self._stored_versions(db, list(winner))
+            writes: list[OrderUpsert] = []
+            for number, index in winner.items():
+                outcome = decide(stored.get(number), orders[index].updatedAt)
+                outcomes[index] = outcome
+                if outcome in (Outcome.INSERTED, Outcome.UPDATED):
+                    writes.append(orders[index])
+            self._write(db, writes, now)
+        return [o for o in outcomes if o is not None]
+
+    def _stored_versions(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, Any]:
+        """Stored ``updatedAt`` per number; a document without a valid one counts as oldest."""
+        found: dict[int, Any] = {}
+        for start in range(0, len(numbers), CHUNK):
+            chunk = numbers[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT number, updated_at FROM workorders WHERE number IN ({marks})"
+            for number, millis in db.execute(query, chunk):
+                found[number] = EPOCH - timedelta(days=1) if millis is None else from_millis(millis)
+        return found
+
+    def _write(self, db: sqlite3.Connection, orders: list[OrderUpsert], now: datetime) -> None:
+        existing = self._documents(db, [o.number for o in orders])
+        docs = []
+        for order in orders:
+            doc = apply_upsert(existing.get(order.number), order, now)
+            doc.setdefault("_id", str(ObjectId()))
+            docs.append(doc)
+        self._replace(db, docs, now)
+
+    def _documents(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, Document]:
+        found: dict[int, Document] = {}
+        for start in range(0, len(numbers), CHUNK):
+            chunk = numbers[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT number, doc FROM workorders WHERE number IN ({marks})"
+            found.update((n, _decode(doc)) for n, doc in db.execute(query, chunk))
+        return found
+
+    def _replace(self, db: sqlite3.Connection, docs: Sequence[Document], now: datetime) -> None:
+        seq = db.execute("SELECT coalesce(max(seq), 0) FROM workorders").fetchone()[0]
+        rows = [
+            (
+                doc["number"],
+                _version_of(doc),
+                int(doc.get("isSynced") is True),
+                seq + offset,
+                to_millis(now),
+                _encode(_jsonable(doc)),
+            )
+            for offset, doc in enumerate(docs, start=1)
+        ]
+        db.executemany("INSERT OR REPLACE INTO workorders VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    async def put_documents(self, docs: Sequence[Document]) -> None:
+        now = datetime.now(UTC)
+        prepared = [{"_id": str(ObjectId()), **doc} for doc in docs]
+
+        def put() -> None:
+            with self._transaction() as db:
+                self._replace(db, prepared, now)
+
+        await self._run(put)
+        self._wake.set()
+
+    async def find(self, numbers: Sequence[int] = ()) -> list[Document]:
+        def read() -> list[Document]:
+            if numbers:
+                found = self._documents(self._db, list(numbers))
+                return [found[n] for n in sorted(found)]
+            rows = self._db.execute("SELECT doc FROM workorders ORDER BY number")
+            return [_decode(doc) for (doc,) in rows]
+
+        return await self._run(read)
+
+    async def find_unsynced(self) -> list[StoredDocument]:
+        return (await self._run(lambda: self._unsynced_after(0)))[0]
+
+    def _unsynced_after(self, seen: int) -> tuple[list[StoredDocument], int]:
+        """Unsynced documents changed after sequence number ``seen``, and the newest seen."""
+        query = "SELECT number, seq, changed_at, doc FROM workorders WHERE synced = 0 AND seq > ?"
+        rows = self._db.execute(query + " ORDER BY seq", (seen,)).fetchall()
+        found = [
+            StoredDocument(str(number), _decode(doc), version=seq, changed_at=from_millis(at))
+            for number, seq, at, doc in rows
+        ]
+        return found, rows[-1][1] if rows else seen
+
+    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+        synced_at = normalise_date(now).isoformat()
+
+        def mark() -> set[str]:
+            done: set[str] = set()
+            with self._transaction() as db:
+                for mark in marks:
+                    cursor = db.execute(
+                        "UPDATE workorders SET synced = 1, doc = json_set(doc, '$.isSynced',"
+                        " json('true'), '$.syncedAt', ?) WHERE seq = ? AND synced = 0",
+                        (synced_at, mark.version),
+                    )
+                    if cursor.rowcount:
+                        done.add(mark.key)
+            return done
+
+        return await self._run(mark)
+
+    async def counts(self) -> tuple[int, int]:
+        query = "SELECT count(*), coalesce(sum(synced = 0), 0) FROM workorders"
+        stored, unsynced = await self._run(lambda: self._db.execute(query).fetchone())
+        return int(stored), int(unsynced)
+
+    async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
+        """Sweep, then wake on our own writes at once and on other processes' within ~0.1 s."""
+        seen = 0
+        while True:
+            version = self._data_version()
+            found, seen = await self._run(partial(self._unsynced_after, seen))
+            if found:
+                await handle(found)
+                continue
+            while self._data_version() == version and not self._wake.is_set():
+                with anyio.move_on_after(WAKE_POLL_SECONDS):
+                    await self._wake.wait()
+            self._wake = anyio.Event()
+
+    def _data_version(self) -> int:
+        """Changes whenever another connection (or process) commits; nearly free to read."""
+        if self._watch is None:
+            raise StoreUnavailable("the embedded store is not open")
+        return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
