@@ -1,0 +1,115 @@
+"""MongoStore specifics over the mongomock facade: change-stream pipeline, resume, fallback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.mongo_facade import FacadeCollection
+from tests.test_store_contract import NOW, order, tracos_doc
+from watcher.store import StoredDocument, SyncMark
+from watcher.store.mongo import CHANGE_PIPELINE, MongoStore, mark_filter, version_of
+
+pytestmark = pytest.mark.anyio
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    async def __call__(self, docs: list[StoredDocument]) -> None:
+        self.batches.append([d.doc["number"] for d in docs])
+
+    def seen(self, number: int) -> bool:
+        return any(number in batch for batch in self.batches)
+
+
+async def until(condition: Any) -> None:
+    with anyio.fail_after(10):
+        while not condition():
+            await anyio.sleep(0.01)
+
+
+def test_pipeline_matches_only_unsynced_inserts_updates_replaces() -> None:
+    """$match: insert/update/replace whose full document is not synced."""
+    match = CHANGE_PIPELINE[0]["$match"]
+    assert match["operationType"] == {"$in": ["insert", "update", "replace"]}
+    assert match["fullDocument.isSynced"] == {"$ne": True}
+
+
+def test_mark_filter_pins_every_exported_field() -> None:
+    """The conditional mark matches the id, unsynced, and each exported value (absent too)."""
+    doc = tracos_doc(4) | {"_id": "abc"}
+    query = mark_filter("abc", version_of(doc))
+    assert query["_id"] == "abc" and query["isSynced"] == {"$ne": True}
+    assert query["title"] == {"$eq": doc["title"]}
+    assert query["updatedAt"] == {"$eq": doc["updatedAt"]}
+    assert query["deletedAt"] == {"$exists": False}
+
+
+async def test_own_marks_do_not_trigger_a_second_export() -> None:
+    """After a mark, the stream stays quiet: the pipeline filters synced documents."""
+    facade = FacadeCollection()
+    store = MongoStore(facade)
+    await store.open()
+    seen = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.follow_unsynced, seen, 0.05)
+        await until(lambda: facade.streams)
+        await store.put_documents([tracos_doc(1)])
+        await until(lambda: seen.seen(1))
+        [doc] = await store.find_unsynced()
+        await store.mark_synced([SyncMark(doc.key, doc.version)], NOW)
+        await store.upsert([order(2)], NOW)  # an inbound write: synced, so no event
+        await store.put_documents([tracos_doc(3)])
+        await until(lambda: seen.seen(3))
+        tg.cancel_scope.cancel()
+    assert [n for batch in seen.batches for n in batch] == [1, 3]
+    assert store.mode == "MongoDB change stream"
+
+
+async def test_resume_error_sweeps_and_reopens() -> None:
+    """Code 286 (history lost) → a fresh stream and a sweep that finds what was missed."""
+    facade = FacadeCollection()
+    store = MongoStore(facade)
+    await store.open()
+    seen = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.follow_unsynced, seen, 0.05)
+        await until(lambda: seen.batches == [[]])  # the first sweep found nothing
+        facade.raw.insert_one(tracos_doc(7))  # a change no stream reported
+        facade.break_streams(286)
+        await until(lambda: seen.seen(7))
+        tg.cancel_scope.cancel()
+    assert facade.watch_calls == 2
+    assert seen.batches == [[], [7]]
+
+
+async def test_standalone_server_falls_back_to_polling() -> None:
+    """40573 → one warning, mode 'MongoDB polling', and unsynced documents still arrive."""
+    facade = FacadeCollection(standalone=True)
+    store = MongoStore(facade)
+    await store.open()
+    seen = Recorder()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.follow_unsynced, seen, 0.05)
+        await store.put_documents([tracos_doc(5)])
+        await until(lambda: seen.seen(5))
+        tg.cancel_scope.cancel()
+    assert store.mode == "MongoDB polling"
+    assert facade.watch_calls == 1
+
+
+async def test_outage_is_reported_as_store_unavailable() -> None:
+    """A dropped connection surfaces as our StoreUnavailable, not a driver error."""
+    from watcher.errors import StoreUnavailable
+
+    facade = FacadeCollection()
+    store = MongoStore(facade)
+    await store.open()
+    facade.down = True
+    with pytest.raises(StoreUnavailable, match="MongoDB unreachable"):
+        await store.upsert([order(1)], datetime.now(UTC))

@@ -1,0 +1,154 @@
+"""One contract for every store: SQLite, MongoDB over mongomock, and a real MongoDB if set."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+
+from watcher.model import OrderUpsert
+from watcher.store import Outcome, StoredDocument, SyncMark, WorkOrderStore
+
+pytestmark = pytest.mark.anyio
+T0 = datetime(2025, 10, 1, 0, 4, 29, 45000, tzinfo=UTC)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def order(number: int = 1, updated: datetime = T0, **changes: Any) -> OrderUpsert:
+    values: dict[str, Any] = {
+        "number": number,
+        "status": "pending",
+        "title": f"Order {number}",
+        "description": f"Order {number}",
+        "createdAt": T0 - timedelta(days=1),
+        "updatedAt": updated,
+        "deleted": False,
+        "deletedAt": None,
+    }
+    values.update(changes)
+    return OrderUpsert(**values)
+
+
+def tracos_doc(number: int, **changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "number": number,
+        "status": "completed",
+        "title": f"Example workorder #{number}",
+        "description": f"Example workorder #{number} description",
+        "createdAt": T0,
+        "updatedAt": T0 + timedelta(hours=1),
+        "deleted": False,
+    }
+    doc.update(changes)
+    return doc
+
+
+async def one(store: WorkOrderStore, number: int) -> dict[str, Any]:
+    [doc] = await store.find([number])
+    return doc
+
+
+async def test_insert(store: WorkOrderStore) -> None:
+    """A new number is inserted, synced (no echo), with its description."""
+    assert await store.upsert([order(1)], NOW) == [Outcome.INSERTED]
+    doc = await one(store, 1)
+    assert (doc["title"], doc["description"], doc["isSynced"]) == ("Order 1", "Order 1", True)
+    assert "syncedAt" in doc
+
+
+async def test_newer_updates_and_keeps_description(store: WorkOrderStore) -> None:
+    """Newer lastUpdateDate wins; description is only set on insert."""
+    await store.upsert([order(1)], NOW)
+    newer = order(1, T0 + timedelta(milliseconds=1), title="Renamed", description="Renamed")
+    assert await store.upsert([newer], NOW) == [Outcome.UPDATED]
+    doc = await one(store, 1)
+    assert (doc["title"], doc["description"]) == ("Renamed", "Order 1")
+
+
+async def test_equal_is_unchanged_and_older_is_stale(store: WorkOrderStore) -> None:
+    """Same millisecond → unchanged; older → stale and the stored document untouched."""
+    await store.upsert([order(1, title="Kept")], NOW)
+    before = await one(store, 1)
+    older = order(1, T0 - timedelta(milliseconds=1), title="Old")
+    assert await store.upsert([order(1, title="Same"), older], NOW) == [Outcome.UNCHANGED, Outcome.STALE]
+    assert await one(store, 1) == before
+
+
+async def test_duplicate_numbers_are_impossible(store: WorkOrderStore) -> None:
+    """Writing the same number from two batches leaves one document."""
+    await store.upsert([order(5)], NOW)
+    await store.upsert([order(5, T0 + timedelta(seconds=1))], NOW)
+    assert len(await store.find([5])) == 1
+    assert (await store.counts())[0] == 1
+
+
+async def test_batch_with_same_number_twice_keeps_newest(store: WorkOrderStore) -> None:
+    """Within one batch the newest version of a number wins, the other is counted stale."""
+    newest = order(2, T0 + timedelta(seconds=5), title="Newest")
+    outcomes = await store.upsert([order(2, title="Older"), newest, order(2, T0, title="Dup")], NOW)
+    assert outcomes == [Outcome.STALE, Outcome.INSERTED, Outcome.STALE]
+    assert (await one(store, 2))["title"] == "Newest"
+
+
+async def test_undelete_clears_deleted_at(store: WorkOrderStore) -> None:
+    """A later un-delete removes deletedAt."""
+    await store.upsert([order(3, deleted=True, deletedAt=T0)], NOW)
+    assert (await one(store, 3))["deleted"] is True
+    await store.upsert([order(3, T0 + timedelta(seconds=1))], NOW)
+    doc = await one(store, 3)
+    assert doc["deleted"] is False and "deletedAt" not in doc
+
+
+async def test_unsynced_query_sees_documents_without_is_synced(store: WorkOrderStore) -> None:
+    """TracOS documents without isSynced (or with false) are unsynced; inbound ones are not."""
+    await store.put_documents([tracos_doc(1), tracos_doc(2, isSynced=False)])
+    await store.upsert([order(3)], NOW)
+    unsynced = await store.find_unsynced()
+    assert sorted(d.doc["number"] for d in unsynced) == [1, 2]
+    assert await store.counts() == (3, 2)
+
+
+async def test_mark_synced_when_unchanged(store: WorkOrderStore) -> None:
+    """The conditional mark succeeds on an unchanged document."""
+    await store.put_documents([tracos_doc(1)])
+    [doc] = await store.find_unsynced()
+    assert await store.mark_synced([SyncMark(doc.key, doc.version)], NOW) == {doc.key}
+    assert await store.find_unsynced() == []
+    assert (await one(store, 1))["isSynced"] is True
+
+
+async def test_mark_refused_when_document_changed(store: WorkOrderStore) -> None:
+    """A document changed after it was read is not marked and stays unsynced."""
+    await store.put_documents([tracos_doc(1), tracos_doc(2)])
+    first, second = sorted(await store.find_unsynced(), key=lambda d: d.doc["number"])
+    await store.put_documents([tracos_doc(1, title="Changed meanwhile")])
+    marks = [SyncMark(first.key, first.version), SyncMark(second.key, second.version)]
+    assert await store.mark_synced(marks, NOW) == {second.key}
+    [left] = await store.find_unsynced()
+    assert left.doc["title"] == "Changed meanwhile"
+
+
+async def test_follow_unsynced_sweeps_then_sees_new_changes(store: WorkOrderStore) -> None:
+    """The change feed starts with a sweep and then reports new unsynced documents only."""
+    await store.put_documents([tracos_doc(1)])
+    await store.upsert([order(9)], NOW)
+    seen: list[int] = []
+    got_two = anyio.Event()
+
+    async def handle(docs: list[StoredDocument]) -> None:
+        seen.extend(d.doc["number"] for d in docs)
+        if 2 in seen:
+            got_two.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.follow_unsynced, handle, 0.05)
+        with anyio.fail_after(10):
+            while 1 not in seen:
+                await anyio.sleep(0.01)
+            await store.upsert([order(10)], NOW)  # synced by inbound: no event expected
+            await store.put_documents([tracos_doc(2)])
+            await got_two.wait()
+        tg.cancel_scope.cancel()
+    assert 9 not in seen and 10 not in seen

@@ -1,0 +1,62 @@
+"""Running a real worker inside a test, and reading what it left in its folders."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from watcher.app import Worker
+from watcher.seed import erp_orders
+from watcher.settings import Settings
+from watcher.store import WorkOrderStore
+
+
+@asynccontextmanager
+async def running(settings: Settings, store: WorkOrderStore | None = None) -> AsyncIterator[Worker]:
+    """A worker running ``run`` in the background until the block ends."""
+    worker = Worker(settings, store)
+    await worker.open()
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run, stop)
+        try:
+            yield worker
+        finally:
+            stop.set()
+    await worker.close()
+
+
+def names(folder: Path, suffix: str = "") -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.name.endswith(suffix))
+
+
+def reports(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Error reports in the failed folder, by the original file name."""
+    found = {}
+    for path in settings.failed_dir.glob("*.error.json"):
+        report = json.loads(path.read_text())
+        found[report["file"]] = report
+    return found
+
+
+def drop(folder: Path, name: str, data: bytes) -> None:
+    """Drop a file the way an ERP would: write it elsewhere, then move it in."""
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = folder.parent / f".drop-{name}"
+    temp.write_bytes(data)
+    temp.rename(folder / name)
+
+
+def challenge_files(count: int = 10) -> dict[str, bytes]:
+    from datetime import UTC, datetime
+    from random import Random
+
+    orders = erp_orders(count, datetime(2025, 10, 30, tzinfo=UTC), Random(7))
+    return {f"{o['orderNo']}.json": json.dumps(o).encode() for o in orders}
