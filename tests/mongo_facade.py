@@ -32,8 +32,8 @@ def _drop_sort(method: Any) -> Any:
     return call
 
 
-BulkOperationBuilder.add_update = _drop_sort(_add_update)
-BulkOperationBuilder.add_replace = _drop_sort(_add_replace)
+BulkOperationBuilder.add_update = _drop_sort(_add_update)  # type: ignore[method-assign]
+BulkOperationBuilder.add_replace = _drop_sort(_add_replace)  # type: ignore[method-assign]
 
 
 class FakeChangeStream:
@@ -42,7 +42,7 @@ class FakeChangeStream:
         self.send, self.receive = anyio.create_memory_object_stream[Document | Exception](math.inf)
 
     def offer(self, event: Document) -> None:
-        if mongomock.filtering.filter_applies(self.match, event):
+        if mongomock.filtering.filter_applies(self.match, event):  # type: ignore[no-untyped-call]
             self.send.send_nowait(event)
 
     async def next(self) -> Document:
@@ -92,7 +92,7 @@ class FacadeCollection:
     """What ``MongoStore`` needs of an ``AsyncCollection``, over a mongomock collection."""
 
     def __init__(self, standalone: bool = False) -> None:
-        self.raw = mongomock.MongoClient(tz_aware=True).tractian.workorders
+        self.raw: Any = mongomock.MongoClient(tz_aware=True).tractian.workorders
         self.database = FakeDatabase(self)
         self.standalone = standalone
         self.down = False
@@ -126,7 +126,9 @@ class FacadeCollection:
         self.check()
         self.watch_calls += 1
         if self.standalone:
-            raise OperationFailure("The $changeStream stage is only supported on replica sets", 40573)
+            raise OperationFailure(
+                "The $changeStream stage is only supported on replica sets", 40573
+            )
         stream = FakeChangeStream(pipeline[0]["$match"])
         self.streams.append(stream)
         return stream

@@ -40,7 +40,9 @@ async def test_challenge_files_become_orders_and_are_archived(settings: Settings
 async def test_bom_and_upper_case_extension_are_stored(settings: Settings) -> None:
     """A UTF-8 byte-order mark and a .JSON name are fine."""
     async with running(settings) as worker:
-        drop(settings.inbound_dir, "bom.json", b"\xef\xbb\xbf" + json.dumps(erp(orderNo=1)).encode())
+        drop(
+            settings.inbound_dir, "bom.json", b"\xef\xbb\xbf" + json.dumps(erp(orderNo=1)).encode()
+        )
         drop(settings.inbound_dir, "UPPER.JSON", json.dumps(erp(orderNo=2)).encode())
         await wait_for(lambda: len(names(settings.archive_dir)) == 2, "both archived")
         assert await stored_numbers(worker) == [1, 2]
@@ -49,7 +51,10 @@ async def test_bom_and_upper_case_extension_are_stored(settings: Settings) -> No
 BAD_FILES = {
     "broken.json": (b'{"orderNo": 1,,}', "not valid JSON"),
     "empty.json": (b"", "empty file"),
-    "latin1.json": (json.dumps(erp(orderNo=5, summary="X")).encode().replace(b"X", b"\xe9"), "not valid UTF-8"),
+    "latin1.json": (
+        json.dumps(erp(orderNo=5, summary="X")).encode().replace(b"X", b"\xe9"),
+        "not valid UTF-8",
+    ),
     "scalar.json": (b"12", "expected a JSON object or array"),
     "nocreation.json": (
         json.dumps({k: v for k, v in erp(orderNo=6).items() if k != "creationDate"}).encode(),
@@ -85,7 +90,10 @@ async def test_mixed_batch_keeps_good_orders_and_reports_bad_ones(settings: Sett
         await wait_for(lambda: names(settings.archive_dir) == ["batch.json"], "batch archived")
         assert await stored_numbers(worker) == [1, 3]
     [report] = reports(settings).values()
-    assert [(r["index"], r["path"]) for r in report["rejected"]] == [(1, "$[1].orderNo"), (3, "$[3].isCanceled")]
+    assert [(r["index"], r["path"]) for r in report["rejected"]] == [
+        (1, "$[1].orderNo"),
+        (3, "$[3].isCanceled"),
+    ]
     rejected = json.loads((settings.failed_dir / "batch.rejected.json").read_text())
     assert rejected == [batch[1], batch[3]]
 
@@ -104,7 +112,11 @@ async def test_file_written_in_chunks_is_stored_once_complete(settings: Settings
     data = json.dumps(erp(orderNo=42, summary="complete")).encode()
     path = settings.inbound_dir / "slow.json"
     async with running(settings) as worker:
-        thirds = [data[: len(data) // 3], data[len(data) // 3 : 2 * len(data) // 3], data[2 * len(data) // 3 :]]
+        thirds = [
+            data[: len(data) // 3],
+            data[len(data) // 3 : 2 * len(data) // 3],
+            data[2 * len(data) // 3 :],
+        ]
         for index, chunk in enumerate(thirds):
             with path.open("ab") as handle:  # reopened per chunk, like a naive writer
                 handle.write(chunk)
@@ -167,7 +179,9 @@ async def test_temporary_and_hidden_files_are_left_alone(settings: Settings) -> 
     assert names(settings.inbound_dir) == sorted(ignored)
 
 
-async def test_redropped_file_is_unchanged_and_archived_under_a_new_name(settings: Settings) -> None:
+async def test_redropped_file_is_unchanged_and_archived_under_a_new_name(
+    settings: Settings,
+) -> None:
     """The same file twice: the second is counted unchanged, archived beside the first."""
     data = json.dumps(erp(orderNo=3)).encode()
     async with running(settings) as worker:
@@ -177,7 +191,9 @@ async def test_redropped_file_is_unchanged_and_archived_under_a_new_name(setting
         await wait_for(lambda: len(names(settings.archive_dir)) == 2, "second archived")
         assert worker.stats.counters["orders_unchanged"] == 1
     archived = names(settings.archive_dir)
-    assert "3.json" in archived and all((settings.archive_dir / n).read_bytes() == data for n in archived)
+    assert "3.json" in archived and all(
+        (settings.archive_dir / n).read_bytes() == data for n in archived
+    )
 
 
 async def test_restart_keeps_state(settings: Settings, tmp_path: Path) -> None:

@@ -75,7 +75,9 @@ def test_all_flags_false_is_in_progress() -> None:
     assert judge_one(erp()).status == "in_progress"
 
 
-@pytest.mark.parametrize(("a", "b"), [("isDone", "isCanceled"), ("isPending", "isOnHold"), ("isActive", "isDone")])
+@pytest.mark.parametrize(
+    ("a", "b"), [("isDone", "isCanceled"), ("isPending", "isOnHold"), ("isActive", "isDone")]
+)
 def test_two_flags_true_is_rejected(a: str, b: str) -> None:
     """Conflicting status flags are refused, never guessed, and the reason names them."""
     error = rejection(msgspec.json.encode(erp(**{a: True, b: True})))
@@ -105,7 +107,10 @@ def test_undelete_clears_deleted_at() -> None:
 def test_deleted_date_without_is_deleted_is_rejected() -> None:
     """deletedDate set while isDeleted is false is refused at its path."""
     error = rejection(msgspec.json.encode(erp(deletedDate="2025-10-02T10:00:00Z")))
-    assert (error.reason, error.path) == ("deletedDate is set but isDeleted is false", "$.deletedDate")
+    assert (error.reason, error.path) == (
+        "deletedDate is set but isDeleted is false",
+        "$.deletedDate",
+    )
 
 
 @pytest.mark.parametrize(
@@ -145,7 +150,9 @@ def test_dates_become_utc_milliseconds(text: str, expected: datetime) -> None:
     assert judge_one(erp(lastUpdateDate=text)).updatedAt == expected
 
 
-@pytest.mark.parametrize("text", ["not-a-date", "2025/11/01", "2025-13-01T00:00:00Z", "", "2025-10-01"])
+@pytest.mark.parametrize(
+    "text", ["not-a-date", "2025/11/01", "2025-13-01T00:00:00Z", "", "2025-10-01"]
+)
 def test_bad_dates_are_rejected(text: str) -> None:
     """Malformed, impossible, empty and date-only values are refused at their path."""
     error = rejection(msgspec.json.encode(erp(creationDate=text)))
@@ -172,7 +179,7 @@ def test_missing_field_is_named() -> None:
 @pytest.mark.parametrize("flag", FLAGS)
 @pytest.mark.parametrize("value", ["false", 0, None])
 def test_flags_must_be_booleans(flag: str, value: object) -> None:
-    """"false", 0 and null are not booleans."""
+    """ "false", 0 and null are not booleans."""
     error = rejection(msgspec.json.encode(erp(**{flag: value})))
     assert error.path == f"$.{flag}"
 
@@ -220,7 +227,11 @@ def test_batch_is_judged_element_by_element() -> None:
     batch = [erp(orderNo=1), erp(orderNo="2"), 7, erp(orderNo=3, isDone=True, isPending=True)]
     verdict = judge_erp_file(msgspec.json.encode(batch))
     assert [o.number for o in verdict.orders] == [1]
-    assert [(r.index, r.path) for r in verdict.rejected] == [(1, "$[1].orderNo"), (2, "$[2]"), (3, "$[3]")]
+    assert [(r.index, r.path) for r in verdict.rejected] == [
+        (1, "$[1].orderNo"),
+        (2, "$[2]"),
+        (3, "$[3]"),
+    ]
     assert msgspec.json.decode(bytes(verdict.rejected[1].raw or b"")) == 7
 
 
@@ -262,7 +273,11 @@ def test_each_status_back_to_flags(status: str, flag: str | None) -> None:
 def test_deleted_goes_back_with_its_date() -> None:
     """deleted/deletedAt → isDeleted/deletedDate; dates with offset and microseconds."""
     order = tracos_to_erp(tracos(deleted=True, deletedAt=T0, status="completed"))
-    assert (order.isDeleted, order.isDone, order.deletedDate) == (True, True, "2025-10-01T00:04:29.045000+00:00")
+    assert (order.isDeleted, order.isDone, order.deletedDate) == (
+        True,
+        True,
+        "2025-10-01T00:04:29.045000+00:00",
+    )
 
 
 def test_legacy_deleted_status() -> None:
@@ -290,9 +305,18 @@ def test_outbound_file_has_exactly_the_ten_keys_in_order() -> None:
 @pytest.mark.parametrize(
     ("doc", "reason"),
     [
-        ({"number": 1, "status": "archived", "title": "x", "createdAt": T0, "updatedAt": T0}, "unknown status 'archived'"),
-        ({"number": 1, "status": "pending", "createdAt": T0, "updatedAt": T0}, "missing required field `title`"),
-        ({"number": "1", "status": "pending", "title": "x", "createdAt": T0, "updatedAt": T0}, "Expected `int`, got `str`"),
+        (
+            {"number": 1, "status": "archived", "title": "x", "createdAt": T0, "updatedAt": T0},
+            "unknown status 'archived'",
+        ),
+        (
+            {"number": 1, "status": "pending", "createdAt": T0, "updatedAt": T0},
+            "missing required field `title`",
+        ),
+        (
+            {"number": "1", "status": "pending", "title": "x", "createdAt": T0, "updatedAt": T0},
+            "Expected `int`, got `str`",
+        ),
     ],
 )
 def test_unexportable_documents(doc: dict[str, Any], reason: str) -> None:

@@ -72,7 +72,10 @@ async def test_equal_is_unchanged_and_older_is_stale(store: WorkOrderStore) -> N
     await store.upsert([order(1, title="Kept")], NOW)
     before = await one(store, 1)
     older = order(1, T0 - timedelta(milliseconds=1), title="Old")
-    assert await store.upsert([order(1, title="Same"), older], NOW) == [Outcome.UNCHANGED, Outcome.STALE]
+    assert await store.upsert([order(1, title="Same"), older], NOW) == [
+        Outcome.UNCHANGED,
+        Outcome.STALE,
+    ]
     assert await one(store, 1) == before
 
 

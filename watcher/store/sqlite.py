@@ -21,7 +21,7 @@ import msgspec
 from bson import ObjectId
 
 from watcher.errors import StoreUnavailable
-from watcher.mapping import normalise_date
+from watcher.mapping import format_date, normalise_date
 from watcher.model import OrderUpsert
 from watcher.store import (
     Document,
@@ -64,8 +64,8 @@ def from_millis(value: int) -> datetime:
 
 
 def _jsonable(doc: Document) -> Document:
-    """Dates as ISO 8601 strings with offset (what ``watcher show`` prints)."""
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in doc.items()}
+    """Dates as UTC ISO 8601 strings, to the millisecond as a BSON date keeps them."""
+    return {k: format_date(v) if isinstance(v, datetime) else v for k, v in doc.items()}
 
 
 def _version_of(doc: Document) -> int | None:

@@ -1,0 +1,152 @@
+"""The `watcher` command end to end, as an operator runs it (subprocesses, real folders)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_settings, wait_until
+from tests.test_mapping import erp
+from tests.test_outbound import env_for
+from tests.workers import drop, names
+from watcher.settings import Settings
+
+
+def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "watcher", *args],
+        env=env_for(settings),
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def worker_process(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """`watcher run` in the background, its output in a file; stopped with SIGTERM."""
+    log = (tmp_path / "worker.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run"],
+        env=env_for(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_until(lambda: "watching" in (tmp_path / "worker.log").read_text(), "the worker to start")
+    yield process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+def test_run_show_and_sigterm(
+    settings: Settings, tmp_path: Path, worker_process: subprocess.Popen[str]
+) -> None:
+    """First line names the embedded store; dropped files show up; SIGTERM exits 0 quickly."""
+    for number in (1, 2, 3):
+        drop(settings.inbound_dir, f"{number}.json", json.dumps(erp(orderNo=number)).encode())
+    wait_until(lambda: len(names(settings.archive_dir)) == 3, "three files archived")
+    shown = json.loads(cli(settings, "show").stdout)
+    assert [d["number"] for d in shown] == [1, 2, 3]
+    assert shown[0]["updatedAt"] == "2025-10-01T00:04:29.045000+00:00"
+    assert isinstance(shown[0]["_id"], str) and shown[0]["isSynced"] is True
+    assert [d["number"] for d in json.loads(cli(settings, "show", "2").stdout)] == [2]
+    started = time.monotonic()
+    worker_process.send_signal(signal.SIGTERM)
+    assert worker_process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 3
+    first_line = (tmp_path / "worker.log").read_text().splitlines()[0]
+    assert "embedded SQLite" in first_line
+
+
+def test_health_and_status_with_a_running_worker(
+    settings: Settings, worker_process: subprocess.Popen[str]
+) -> None:
+    """health is 0 while the worker runs; status reports counts and the mode."""
+    wait_until(lambda: cli(settings, "health", check=False).returncode == 0, "healthy worker")
+    drop(settings.inbound_dir, "bad.json", b"{")
+    wait_until(lambda: len(names(settings.failed_dir)) == 2, "bad file quarantined")
+    status = json.loads(cli(settings, "status", "--json").stdout)
+    assert status["worker_running"] is True and status["mode"] == "embedded"
+    assert (status["files_failed"], status["stored"]) == (1, 0)
+
+
+def test_health_without_a_worker_fails_with_one_line(settings: Settings) -> None:
+    """No worker: exit 1 and a single line saying why."""
+    result = cli(settings, "health", check=False)
+    assert result.returncode == 1
+    assert result.stdout.strip().splitlines() == [
+        "unhealthy: no worker has run here (no status file)"
+    ]
+
+
+def test_once_processes_waiting_files_and_exits(settings: Settings) -> None:
+    """`watcher once` handles both directions and exits 0."""
+    drop(settings.inbound_dir, "1.json", json.dumps(erp(orderNo=1)).encode())
+    cli(settings, "seed", "--tracos", "3", "--erp", "0")
+    cli(settings, "once")
+    assert names(settings.archive_dir) == ["1.json"]
+    assert names(settings.outbound_dir) == ["1.json", "2.json", "3.json"]
+    shown = json.loads(cli(settings, "show").stdout)
+    assert all(d["isSynced"] for d in shown)
+
+
+def test_seed_writes_challenge_files(settings: Settings) -> None:
+    """ERP files `{i}.json`: ten keys in order, isoformat dates with microseconds."""
+    cli(settings, "seed", "--tracos", "0", "--erp", "4")
+    assert names(settings.inbound_dir) == ["1.json", "2.json", "3.json", "4.json"]
+    order = json.loads((settings.inbound_dir / "2.json").read_text())
+    assert list(order) == [
+        "orderNo", "isCanceled", "isDeleted", "isDone", "isOnHold", "isPending",
+        "summary", "creationDate", "lastUpdateDate", "deletedDate",
+    ]  # fmt: skip
+    assert order["summary"] == "Example workorder #2"
+    assert len(order["creationDate"]) == len("2025-09-30T23:04:29.045089+00:00")
+
+
+def test_seeded_tracos_documents_have_no_sync_fields(settings: Settings) -> None:
+    """Seeded TracOS documents look like the challenge's: no isSynced/syncedAt/deletedAt."""
+    cli(settings, "seed", "--tracos", "2", "--erp", "0")
+    for doc in json.loads(cli(settings, "show").stdout):
+        assert not {"isSynced", "syncedAt", "deletedAt"} & doc.keys()
+        assert doc["title"] == f"Example workorder #{doc['number']}"
+
+
+def test_requeue_moves_failed_files_back(settings: Settings) -> None:
+    """requeue puts failed files back in inbound and keeps their reports aside."""
+    drop(settings.inbound_dir, "bad.json", b"12")
+    cli(settings, "once")
+    assert names(settings.failed_dir) == ["bad.json", "bad.json.error.json"]
+    result = cli(settings, "requeue")
+    assert "requeued bad.json" in result.stdout
+    assert names(settings.inbound_dir) == ["bad.json"]
+    assert names(settings.failed_dir / "requeued-reports") == ["bad.json.error.json"]
+    assert cli(settings, "requeue", "nope.json", check=False).returncode == 1
+
+
+def test_bad_setting_is_one_line(tmp_path: Path) -> None:
+    """A bad environment value stops with one line naming the variable, exit 2."""
+    settings = make_settings(tmp_path)
+    env = {**env_for(settings), "INBOUND_BATCH_SIZE": "lots"}
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "watcher: configuration error: INBOUND_BATCH_SIZE: not a number: 'lots'"
+    ]

@@ -1,0 +1,207 @@
+"""Outbound on the embedded store: change feed, durable export, conditional mark (SPEC §3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import anyio
+import pytest
+
+from tests.conftest import wait_for
+from tests.test_mapping import erp
+from tests.test_store_contract import tracos_doc
+from tests.workers import drop, names, running
+from watcher.app import Worker
+from watcher.settings import Settings
+from watcher.store import StoredDocument, SyncMark
+from watcher.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.anyio
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATA_INBOUND_DIR": str(settings.inbound_dir),
+        "DATA_OUTBOUND_DIR": str(settings.outbound_dir),
+        "DATA_ARCHIVE_DIR": str(settings.archive_dir),
+        "DATA_FAILED_DIR": str(settings.failed_dir),
+        "DATA_STATE_DIR": str(settings.state_dir),
+        "INBOUND_SETTLE_SECONDS": str(settings.settle_seconds),
+    }
+
+
+def watcher_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "watcher", *args],
+        env=env_for(settings),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+
+def exported(worker: Worker, count: int) -> Callable[[], bool]:
+    return lambda: worker.stats.counters["exported"] == count
+
+
+async def synced_count(worker: Worker) -> int:
+    return sum(1 for d in await worker.store.find() if d.get("isSynced") is True)
+
+
+def outbound(settings: Settings, number: int) -> dict[str, object]:
+    data: dict[str, object] = json.loads((settings.outbound_dir / f"{number}.json").read_text())
+    return data
+
+
+async def test_seed_in_another_process_is_exported_and_marked(settings: Settings) -> None:
+    """`watcher seed --erp 0` against a running worker → ten files, ten synced documents."""
+    async with running(settings) as worker:
+        await anyio.to_thread.run_sync(lambda: watcher_cli(settings, "seed", "--erp", "0"))
+        await wait_for(lambda: len(names(settings.outbound_dir)) == 10, "ten outbound files")
+        await wait_for(lambda: worker.stats.counters["exported"] == 10, "ten marks")
+        assert await synced_count(worker) == 10
+        docs = {d["number"]: d for d in await worker.store.find()}
+    for number in range(1, 11):
+        exported = outbound(settings, number)
+        assert exported["summary"] == docs[number]["title"]
+        assert exported["lastUpdateDate"] == docs[number]["updatedAt"]
+    again = await anyio.to_thread.run_sync(lambda: watcher_cli(settings, "once"))
+    assert "exported" not in again.stderr  # a quiet system: nothing goes out twice
+
+
+async def test_document_changed_by_another_process_goes_out_again(settings: Settings) -> None:
+    """A TracOS-side change made through another connection is exported again."""
+    async with running(settings) as worker:
+        await worker.store.put_documents([tracos_doc(1)])
+        await wait_for(lambda: worker.stats.counters["exported"] == 1, "first export")
+        other = SqliteStore(settings.sqlite_path)
+        await other.open()
+        await other.put_documents([tracos_doc(1, title="Changed by TracOS", status="on_hold")])
+        await other.close()
+        await wait_for(lambda: worker.stats.counters["exported"] == 2, "second export")
+        assert outbound(settings, 1)["summary"] == "Changed by TracOS"
+        assert outbound(settings, 1)["isOnHold"] is True
+
+
+class ChangeBeforeMark(SqliteStore):
+    """The real store, with a TracOS write slipped in between file write and mark (once)."""
+
+    armed = True
+
+    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+        if self.armed:
+            self.armed = False
+            await self.put_documents([tracos_doc(1, title="Changed in between")])
+        return await super().mark_synced(marks, now)
+
+
+async def test_change_between_write_and_mark_is_not_marked(settings: Settings) -> None:
+    """The stale export is not marked; the new version goes out and is marked."""
+    store = ChangeBeforeMark(settings.sqlite_path)
+    async with running(settings, store) as worker:
+        await store.put_documents([tracos_doc(1, title="First")])
+        await wait_for(lambda: worker.stats.counters["exported"] == 1, "new version exported")
+        assert worker.stats.counters["changed_during_export"] == 1
+        [doc] = await store.find([1])
+        assert doc["isSynced"] is True and doc["title"] == "Changed in between"
+    assert outbound(settings, 1)["summary"] == "Changed in between"
+
+
+async def test_inbound_orders_are_not_echoed(settings: Settings) -> None:
+    """Orders that came from the ERP are stored synced and never written back."""
+    async with running(settings) as worker:
+        drop(settings.inbound_dir, "5.json", json.dumps(erp(orderNo=5)).encode())
+        await wait_for(lambda: names(settings.archive_dir) == ["5.json"], "inbound archived")
+        await worker.store.put_documents([tracos_doc(6)])
+        await wait_for(lambda: worker.stats.counters["exported"] == 1, "the TracOS order exported")
+    assert names(settings.outbound_dir) == ["6.json"]
+
+
+class CountingSqlite(SqliteStore):
+    """The real store, counting the change feed's queries."""
+
+    queries = 0
+
+    def _unsynced_after(self, seen: int) -> tuple[list[StoredDocument], int]:
+        self.queries += 1
+        return super()._unsynced_after(seen)
+
+
+async def test_unexportable_document_is_reported_once(settings: Settings) -> None:
+    """An unknown status is reported once, listed, not retried; a fix exports it."""
+    async with running(settings) as worker:
+        await worker.store.put_documents([tracos_doc(1, status="archived")])
+        await wait_for(lambda: worker.stats.counters["unexportable"] == 1, "reported")
+        for number in range(2, 5):  # the feed keeps moving past it...
+            await worker.store.put_documents([tracos_doc(number)])
+            await wait_for(exported(worker, number - 1), f"export {number}")
+        assert worker.stats.counters["unexportable"] == 1  # ...without trying it again
+        [entry] = worker.stats.unexportable.values()
+        assert entry.reason == "unknown status 'archived'" and entry.subject == "order 1"
+        await worker.store.put_documents([tracos_doc(1, status="completed")])
+        await wait_for((settings.outbound_dir / "1.json").exists, "fixed order exported")
+        await wait_for(lambda: not worker.stats.unexportable, "entry cleared")
+
+
+async def test_unexportable_document_does_not_spin(settings: Settings) -> None:
+    """While only an unexportable document is pending, the feed does not re-query in a loop."""
+    store = CountingSqlite(settings.sqlite_path)
+    async with running(settings, store) as worker:
+        await store.put_documents([tracos_doc(1, status="archived")])
+        await wait_for(lambda: worker.stats.counters["unexportable"] == 1, "reported")
+        before = store.queries
+        with anyio.move_on_after(1.0):
+            await anyio.Event().wait()  # let the worker idle with the bad document pending
+        assert store.queries - before <= 2  # a spinning feed would query hundreds of times
+        assert worker.stats.counters["unexportable"] == 1
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the process dying: nothing after it runs."""
+
+
+class CrashBeforeMark(SqliteStore):
+    """The process 'dies' after the files are durable and before the mark."""
+
+    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+        raise SimulatedCrash
+
+
+async def test_crash_between_write_and_mark_rewrites_identically(settings: Settings) -> None:
+    """After a crash before the mark, a restart rewrites the same file and marks the document."""
+    crashing = CrashBeforeMark(settings.sqlite_path)
+    with pytest.RaisesGroup(SimulatedCrash, flatten_subgroups=True):
+        async with running(settings, crashing):
+            await crashing.put_documents([tracos_doc(3)])
+            await wait_for(lambda: False, "the crash")
+    first = (settings.outbound_dir / "3.json").read_bytes()
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    assert len(await store.find_unsynced()) == 1  # never marked without the mark
+    await store.close()
+    async with running(settings) as worker:
+        await wait_for(lambda: worker.stats.counters["exported"] == 1, "re-export")
+        [doc] = await worker.store.find([3])
+        assert doc["isSynced"] is True
+    assert (settings.outbound_dir / "3.json").read_bytes() == first
+    assert names(settings.outbound_dir) == ["3.json"]  # no temp file left behind
+
+
+async def test_latency_from_change_to_file(settings: Settings) -> None:
+    """An in-process TracOS write reaches the outbound folder quickly (figure printed)."""
+    async with running(settings) as worker:
+        for number in range(1, 21):
+            await worker.store.put_documents([tracos_doc(number)])
+            await wait_for(exported(worker, number), f"export {number}")
+        samples = sorted(worker.stats.latency_out)
+    print(
+        f"change → file durable: p50 {samples[len(samples) // 2] * 1000:.1f} ms over {len(samples)}"
+    )
+    assert len(samples) == 20

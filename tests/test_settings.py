@@ -1,0 +1,85 @@
+"""Settings: a pure function of the environment; bad values name their variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watcher.errors import ConfigError
+from watcher.settings import VARIABLES, load_settings, mask_uri
+
+
+def test_defaults_are_the_challenge_names() -> None:
+    """Nothing set: embedded store, the challenge's folders and names."""
+    settings = load_settings({})
+    assert settings.mongo_uri is None and settings.store_label == "embedded SQLite"
+    assert (settings.mongo_database, settings.mongo_collection) == ("tractian", "workorders")
+    assert settings.inbound_dir == Path("data/inbound")
+    assert settings.outbound_dir == Path("data/outbound")
+
+
+def test_values_are_read_and_typed() -> None:
+    """Each variable lands in its field with its type."""
+    settings = load_settings(
+        {
+            "MONGO_URI": "mongodb://db:27017/?replicaSet=rs0",
+            "DATA_INBOUND_DIR": "/in",
+            "INBOUND_BATCH_SIZE": "50",
+            "WATCHFILES_FORCE_POLLING": "yes",
+            "LOG_LEVEL": "debug",
+            "METRICS_PORT": "9100",
+        }
+    )
+    assert settings.inbound_dir == Path("/in") and settings.batch_size == 50
+    assert settings.force_polling is True and settings.log_level == "DEBUG"
+    assert settings.metrics_port == 9100
+
+
+def test_empty_values_keep_defaults() -> None:
+    """An empty variable (as in a copied .env) means 'not set'."""
+    assert load_settings({"MONGO_URI": "", "INBOUND_BATCH_SIZE": " "}) == load_settings({})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("INBOUND_BATCH_SIZE", "many", "INBOUND_BATCH_SIZE: not a number: 'many'"),
+        ("INBOUND_BATCH_SIZE", "0", "INBOUND_BATCH_SIZE: must be greater than 0, got '0'"),
+        ("INBOUND_SETTLE_SECONDS", "-1", "INBOUND_SETTLE_SECONDS: must be greater than 0"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL: must be one of DEBUG, INFO"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT: must be one of text, json"),
+        ("MONGO_URI", "localhost:27017", "MONGO_URI: must start with mongodb://"),
+        ("METRICS_PORT", "70000", "METRICS_PORT: must be a TCP port"),
+        ("WATCHFILES_FORCE_POLLING", "maybe", "WATCHFILES_FORCE_POLLING: must be true or false"),
+    ],
+)
+def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
+    """A bad value stops start-up with a one-line message that names the variable."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({variable: value})
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_every_variable_is_parsed() -> None:
+    """Every documented variable maps to a field of Settings."""
+    fields = set(load_settings({}).__struct_fields__)
+    assert {field for field, _ in VARIABLES.values()} <= fields
+
+
+@pytest.mark.parametrize(
+    ("uri", "masked"),
+    [
+        ("mongodb://u:secret@h:27017/db", "mongodb://u:***@h:27017/db"),
+        (
+            "mongodb+srv://u:p%40ss@cluster.example/?tls=true",
+            "mongodb+srv://u:***@cluster.example/?tls=true",
+        ),
+        ("mongodb://h1,h2/?replicaSet=rs0", "mongodb://h1,h2/?replicaSet=rs0"),
+    ],
+)
+def test_passwords_are_masked(uri: str, masked: str) -> None:
+    """The password never shows in the store label."""
+    assert mask_uri(uri) == masked
+    assert load_settings({"MONGO_URI": uri}).store_label == f"MongoDB {masked}"
