@@ -75,6 +75,7 @@ class Worker:
     async def open(self) -> None:
         await self.retry(self.store.open)
         await anyio.to_thread.run_sync(self._resume_claims)
+        log.info("watching %s (store mode: %s)", self.settings.inbound_dir, self.store.mode)
 
     def _resume_claims(self) -> None:
         done = [self.settings.archive_dir, self.settings.failed_dir]
@@ -87,6 +88,14 @@ class Worker:
         """Release the claim folder (a later start resumes anything left in it)."""
         self.claims.release()
         await self.store.close()
+
+    async def serve(self, stop: anyio.Event, report: Reporter | None = None) -> None:
+        """Open (waiting out a store outage), run until ``stop``, close; ``stop`` ends any of it."""
+        try:
+            if await _unless_stopped(stop, self.open):
+                await self.run(stop, report)
+        finally:
+            await self.close()
 
     async def run(self, stop: anyio.Event, report: Reporter | None = None) -> None:
         """Until ``stop``: inbound and outbound together; then finish the batch in flight."""
@@ -128,6 +137,22 @@ class Worker:
             if report is not None:
                 await report(snapshot)
             await anyio.sleep(REPORT_SECONDS)
+
+
+async def _unless_stopped(stop: anyio.Event, work: Callable[[], Awaitable[None]]) -> bool:
+    """Run ``work`` unless ``stop`` is set first; True when it finished."""
+    finished = False
+    async with anyio.create_task_group() as tg:
+
+        async def cancel_on_stop() -> None:
+            await stop.wait()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(cancel_on_stop)
+        await work()
+        finished = True
+        tg.cancel_scope.cancel()
+    return finished
 
 
 def _epoch() -> float:

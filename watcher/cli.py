@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import msgspec
+import stamina
 from dotenv import dotenv_values
 
 from watcher import __version__
@@ -86,6 +87,7 @@ def setup_logging(settings: Settings, stream: Any) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    stamina.instrumentation.set_on_retry_hooks([])  # our own retry log line says more
 
 
 class TextFormatter(logging.Formatter):
@@ -114,11 +116,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signal, stop)
-            await worker.open()
-            log.info("watching %s (store mode: %s)", settings.inbound_dir, worker.store.mode)
-            await worker.run(stop)
+            await worker.serve(stop)
             tg.cancel_scope.cancel()
-        await worker.close()
 
     anyio.run(main, backend="asyncio")
     log.info("stopped")

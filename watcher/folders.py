@@ -92,22 +92,35 @@ class ClaimDir:
     @classmethod
     def create(cls, inbound: Path) -> ClaimDir:
         path = inbound / CLAIMED_DIR / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        path.mkdir(parents=True)
-        fd = os.open(path / LOCK_FILE, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return cls(path, fd)
+        return cls(path, _locked_folder(path))
 
     def claim(self, source: Path) -> Path | None:
         """Move ``source`` in by atomic rename; None if another worker took it first."""
-        target = unique_name(self.path, source.name)
         try:
+            target = unique_name(self.path, source.name)
             os.rename(source, target)
         except FileNotFoundError:
-            return None
+            if not os.path.lexists(source):
+                return None  # another worker (or the ERP) took it first
+            self._recreate()  # our folder went with a removed inbound folder
+            target = unique_name(self.path, source.name)
+            os.rename(source, target)
         return target
+
+    def _recreate(self) -> None:
+        os.close(self.lock_fd)
+        self.lock_fd = _locked_folder(self.path)
 
     def release(self) -> None:
         os.close(self.lock_fd)
+
+
+def _locked_folder(path: Path) -> int:
+    """Create ``path`` and hold its lock for as long as this process lives."""
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / LOCK_FILE, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
 
 
 def orphaned_claims(inbound: Path) -> list[Path]:

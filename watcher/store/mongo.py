@@ -101,9 +101,11 @@ class MongoStore:
 
     @classmethod
     def connect(cls, uri: str, database: str, collection: str) -> MongoStore:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000
-        )
+        # A quick answer when the server is down (the retry policy does the waiting),
+        # unless the connection string chooses its own timeouts.
+        timeouts: dict[str, Any] = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000}
+        chosen = {k: v for k, v in timeouts.items() if k.lower() not in uri.lower()}
+        client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True, **chosen)
         return cls(client[database][collection], client)
 
     @property
@@ -279,4 +281,6 @@ def _translated() -> Iterator[None]:
 
 
 def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    """The driver's message without its long topology description."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text.split(" (configured timeouts")[0].split(", Timeout:")[0][:200]

@@ -1,0 +1,228 @@
+"""Attacks on the promises: store outages, a vanishing folder, a full disk, leaked secrets."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stamina
+
+from tests.conftest import make_settings, wait_for
+from tests.mongo_facade import FacadeCollection
+from tests.test_mapping import erp
+from tests.test_outbound import env_for
+from tests.test_store_contract import tracos_doc
+from tests.workers import drop, names, running
+from watcher import folders
+from watcher.errors import StoreUnavailable
+from watcher.model import OrderUpsert
+from watcher.settings import Settings
+from watcher.store import Outcome, StoredDocument, SyncMark
+from watcher.store.mongo import MongoStore
+from watcher.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def real_backoff() -> Iterator[None]:
+    """Retries as in production (unlimited, with back-off), capped short by the settings."""
+    stamina.set_testing(False)
+    yield
+
+
+class FlakyStore(SqliteStore):
+    """The real embedded store behind a switch that makes every call fail as an outage."""
+
+    down = False
+    calls_while_down = 0
+
+    def _check(self) -> None:
+        if self.down:
+            self.calls_while_down += 1
+            raise StoreUnavailable("embedded store: disk I/O error (injected)")
+
+    async def ping(self) -> None:
+        self._check()
+        await super().ping()
+
+    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+        self._check()
+        return await super().upsert(orders, now)
+
+    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+        self._check()
+        return await super().mark_synced(marks, now)
+
+    async def find_unsynced(self) -> list[StoredDocument]:
+        self._check()
+        return await super().find_unsynced()
+
+
+@pytest.mark.usefixtures("real_backoff")
+async def test_store_outage_mid_burst_loses_nothing(settings: Settings) -> None:
+    """Store down mid-burst: the outage shows, files wait, nothing is quarantined, work resumes."""
+    store = FlakyStore(settings.sqlite_path)
+    async with running(settings, store) as worker:
+        for number in range(50):
+            drop(settings.inbound_dir, f"{number}.json", json.dumps(erp(orderNo=number)).encode())
+        await wait_for(lambda: len(names(settings.archive_dir)) == 50, "first half archived")
+        store.down = True
+        for number in range(50, 300):
+            drop(settings.inbound_dir, f"{number}.json", json.dumps(erp(orderNo=number)).encode())
+        await wait_for(lambda: store.calls_while_down >= 3, "several retries during the outage")
+        assert not worker.stats.store.connected
+        assert "disk I/O error" in worker.stats.store.error
+        assert worker.stats.store.next_attempt is not None
+        assert worker.stats.counters["retries"] >= 3
+        assert len(names(settings.archive_dir)) == 50 and names(settings.failed_dir) == []
+        store.down = False
+        await wait_for(lambda: len(names(settings.archive_dir)) == 300, "the rest archived")
+        assert worker.stats.store.connected
+        assert len(await store.find()) == 300
+    assert names(settings.failed_dir) == [] and names(settings.inbound_dir) == []
+
+
+@pytest.mark.usefixtures("real_backoff")
+async def test_outage_during_export_marks_nothing_falsely(settings: Settings) -> None:
+    """Store down between write and mark: the mark waits; afterwards all are synced once."""
+    store = FlakyStore(settings.sqlite_path)
+    async with running(settings, store) as worker:
+        store.down = True
+        await SqliteStore.put_documents(store, [tracos_doc(n) for n in range(1, 21)])
+        await wait_for(lambda: store.calls_while_down >= 3, "retries during the outage")
+        assert worker.stats.counters["exported"] == 0
+        store.down = False
+        await wait_for(lambda: worker.stats.counters["exported"] == 20, "all exported")
+    assert len(names(settings.outbound_dir)) == 20
+
+
+@pytest.mark.usefixtures("real_backoff")
+async def test_mongo_outage_is_waited_out(settings: Settings) -> None:
+    """A dropped MongoDB connection (facade) delays the batch; nothing is lost."""
+    facade = FacadeCollection()
+    async with running(settings, MongoStore(facade)) as worker:
+        facade.down = True
+        for number in range(20):
+            drop(settings.inbound_dir, f"{number}.json", json.dumps(erp(orderNo=number)).encode())
+        await wait_for(lambda: worker.stats.counters["retries"] >= 2, "retries")
+        assert "MongoDB unreachable" in worker.stats.store.error
+        facade.down = False
+        await wait_for(lambda: len(names(settings.archive_dir)) == 20, "archived after the outage")
+        assert facade.raw.count_documents({}) == 20
+
+
+async def test_inbound_folder_removed_while_running(settings: Settings) -> None:
+    """The inbound folder vanishes: a clear error, and work resumes once it is back."""
+    async with running(settings) as worker:
+        drop(settings.inbound_dir, "1.json", json.dumps(erp(orderNo=1)).encode())
+        await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "first file archived")
+        shutil.rmtree(settings.inbound_dir)
+        await wait_for(
+            lambda: any("inbound folder" in f.reason for f in worker.stats.failures),
+            "the missing folder reported",
+        )
+        settings.inbound_dir.mkdir()
+        drop(settings.inbound_dir, "2.json", json.dumps(erp(orderNo=2)).encode())
+        await wait_for(lambda: len(names(settings.archive_dir)) == 2, "second file archived")
+    assert [d["number"] for d in await SqliteStore_find(settings)] == [1, 2]
+
+
+async def SqliteStore_find(settings: Settings) -> list[dict[str, Any]]:  # noqa: N802
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    try:
+        return await store.find()
+    finally:
+        await store.close()
+
+
+@pytest.mark.usefixtures("real_backoff")
+async def test_full_disk_on_outbound_gives_no_false_mark(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes fail with ENOSPC: clear errors, documents stay unsynced, then go out when space returns."""
+    real_write = folders.write_durably
+    disk_full = True
+
+    def write(folder: Path, name: str, data: bytes, token: str) -> Path:
+        if disk_full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(folder, name, data, token)
+
+    monkeypatch.setattr(folders, "write_durably", write)
+    async with running(settings) as worker:
+        await worker.store.put_documents([tracos_doc(1), tracos_doc(2)])
+        await wait_for(lambda: worker.stats.counters["export_errors"] >= 4, "repeated write errors")
+        assert "No space left on device" in worker.stats.failures[-1].reason
+        assert len(await worker.store.find_unsynced()) == 2
+        disk_full = False
+        await wait_for(
+            lambda: worker.stats.counters["exported"] == 2, "exported after space returns"
+        )
+    assert names(settings.outbound_dir) == ["1.json", "2.json"]
+
+
+async def test_outbound_name_comes_only_from_the_integer_order_number(settings: Settings) -> None:
+    """A document whose number is a path is unexportable; nothing is written outside."""
+    facade = FacadeCollection()
+    async with running(settings, MongoStore(facade)) as worker:
+        facade.raw.insert_one(tracos_doc(1) | {"number": "../../escape"})
+        await worker.store.put_documents([tracos_doc(2)])
+        await wait_for(lambda: worker.stats.counters["exported"] == 1, "the good one exported")
+        await wait_for(lambda: worker.stats.counters["unexportable"] == 1, "the bad one reported")
+    assert names(settings.outbound_dir) == ["2.json"]
+    assert not any(p.name == "escape.json" for p in settings.outbound_dir.parent.rglob("*"))
+
+
+def test_uri_password_never_reaches_logs_or_errors(tmp_path: Path) -> None:
+    """With an unreachable MongoDB, `once` fails in one line and never prints the password."""
+    settings = make_settings(tmp_path)
+    env = {
+        **env_for(settings),
+        "MONGO_URI": "mongodb://watcher:hunter2@127.0.0.1:9/?serverSelectionTimeoutMS=100",
+        "STORE_RETRY_MAX_SECONDS": "0.1",
+    }
+    once = subprocess.run(
+        [sys.executable, "-m", "watcher", "once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert once.returncode == 1
+    assert "hunter2" not in once.stdout + once.stderr
+    assert once.stderr.strip().splitlines()[-1].startswith("watcher: store unavailable:")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run", "--no-console"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output = _read_until(run, "next attempt")
+    finally:
+        run.terminate()
+        output += run.communicate(timeout=10)[0]
+    assert "watcher:***@127.0.0.1" in output
+    assert "hunter2" not in output
+
+
+def _read_until(process: subprocess.Popen[str], text: str) -> str:
+    assert process.stdout is not None
+    seen = ""
+    for line in process.stdout:
+        seen += line
+        if text in line:
+            break
+    return seen
