@@ -7,7 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,9 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def real_backoff() -> Iterator[None]:
+def real_backoff() -> None:
     """Retries as in production (unlimited, with back-off), capped short by the settings."""
-    stamina.set_testing(False)
-    yield
+    stamina.set_testing(False)  # the autouse fixture turns testing mode back off afterwards
 
 
 class FlakyStore(SqliteStore):
@@ -133,10 +132,10 @@ async def test_inbound_folder_removed_while_running(settings: Settings) -> None:
         settings.inbound_dir.mkdir()
         drop(settings.inbound_dir, "2.json", json.dumps(erp(orderNo=2)).encode())
         await wait_for(lambda: len(names(settings.archive_dir)) == 2, "second file archived")
-    assert [d["number"] for d in await SqliteStore_find(settings)] == [1, 2]
+    assert [d["number"] for d in await stored_in(settings)] == [1, 2]
 
 
-async def SqliteStore_find(settings: Settings) -> list[dict[str, Any]]:  # noqa: N802
+async def stored_in(settings: Settings) -> list[dict[str, Any]]:
     store = SqliteStore(settings.sqlite_path)
     await store.open()
     try:
@@ -149,7 +148,7 @@ async def SqliteStore_find(settings: Settings) -> list[dict[str, Any]]:  # noqa:
 async def test_full_disk_on_outbound_gives_no_false_mark(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Writes fail with ENOSPC: clear errors, documents stay unsynced, then go out when space returns."""
+    """ENOSPC: clear errors, documents stay unsynced, and go out once space returns."""
     real_write = folders.write_durably
     disk_full = True
 
