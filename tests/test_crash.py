@@ -1,0 +1,82 @@
+"""kill -9 at random moments during a burst, twenty times over, then the invariants (SPEC §7)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.conftest import wait_until
+from tests.harness import (
+    TRACOS_FIRST,
+    Inputs,
+    check_invariants,
+    claimed_files,
+    start_worker,
+    stored,
+    waiting_files,
+)
+from tests.test_store_contract import tracos_doc
+from watcher.settings import Settings
+from watcher.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.anyio
+ROUNDS = 20
+
+
+async def tracos_changes(settings: Settings, rng: random.Random, count: int) -> None:
+    """TracOS itself inserts and edits work orders (another process's writes)."""
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    numbers = [TRACOS_FIRST + rng.randrange(200) for _ in range(count)]
+    await store.put_documents([tracos_doc(n, title=f"v{rng.randrange(10**6)}") for n in numbers])
+    await store.close()
+
+
+async def test_kill_nine_twenty_times(settings: Settings, tmp_path: Path) -> None:
+    """Every file archived or failed exactly once, newest orders stored, no mark without file."""
+    seed = int(os.environ.get("CRASH_SEED", random.randrange(10**6)))
+    rng = random.Random(seed)
+    note = f"reproduce with CRASH_SEED={seed}"
+    print(note)
+    inputs = Inputs()
+    settings.inbound_dir.mkdir(parents=True)
+    with (tmp_path / "worker.log").open("w") as log:
+        for _ in range(ROUNDS):
+            worker = start_worker(settings, log)
+            inputs.burst(settings.inbound_dir, rng, 60)
+            await tracos_changes(settings, rng, 10)
+            await anyio.sleep(rng.uniform(0.05, 1.2))  # a random moment to crash, by design
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        worker = start_worker(settings, log)
+        try:
+            await anyio.to_thread.run_sync(lambda: _wait_until_quiet(settings, note))
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=20) == 0, note
+    check_invariants(settings, inputs, await stored(settings), note)
+
+
+def _wait_until_quiet(settings: Settings, note: str) -> None:
+    def quiet() -> bool:
+        if waiting_files(settings) or claimed_files(settings):
+            return False
+        store = anyio.run(_unsynced, settings)
+        return store == 0
+
+    wait_until(quiet, f"the restarted worker to finish ({note})", deadline=60)
+
+
+async def _unsynced(settings: Settings) -> int:
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    try:
+        return (await store.counts())[1]
+    finally:
+        await store.close()
