@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -11,12 +12,12 @@ from typing import Final
 import anyio
 
 from watcher import folders
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, StoreUnavailable
 from watcher.inbound import Inbound
 from watcher.outbound import Outbound
 from watcher.retrying import StoreRetry
 from watcher.settings import Settings
-from watcher.stats import Snapshot, Stats
+from watcher.stats import Snapshot, Stats, StoreState
 from watcher.status import write_worker_status
 from watcher.store import WorkOrderStore
 from watcher.store.mongo import MongoStore
@@ -24,7 +25,8 @@ from watcher.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS: Final = 1.5  # after a stop request, how long the batch in flight may take
-REPORT_SECONDS: Final = 1.0
+REPORT_SECONDS: Final = 0.25  # the live console's refresh
+TICKS_PER_STATUS: Final = 4  # store counts and the status file: once a second
 Reporter = Callable[[Snapshot], Awaitable[None]]
 
 
@@ -124,19 +126,26 @@ class Worker:
         await self.outbound.export(await self.store.find_unsynced())
 
     async def _report(self, report: Reporter | None) -> None:
-        """Keep the stats' queue depths fresh and hand snapshots to the reporter."""
-        while True:
-            try:
-                self.stats.unsynced = (await self.store.counts())[1]
-            except Exception as exc:
-                log.debug("cannot count unsynced orders: %s", exc)
-            snapshot = self.stats.snapshot(datetime.now(UTC))
-            await anyio.to_thread.run_sync(
-                write_worker_status, self.settings, snapshot, self.store.mode
-            )
+        """Hand snapshots to the reporter; refresh counts and the status file each second."""
+        for tick in itertools.count():
+            if tick % TICKS_PER_STATUS == 0:
+                await self._refresh_status()
             if report is not None:
-                await report(snapshot)
+                await report(self.stats.snapshot(datetime.now(UTC)))
             await anyio.sleep(REPORT_SECONDS)
+
+    async def _refresh_status(self) -> None:
+        try:
+            self.stats.unsynced = (await self.store.counts())[1]
+            if not self.stats.store.connected and self.stats.store.next_attempt is None:
+                self.stats.store = StoreState()
+        except StoreUnavailable as exc:  # an idle worker notices an outage here first
+            state = self.stats.store
+            self.stats.store = StoreState(False, str(exc), state.next_attempt)
+        snapshot = self.stats.snapshot(datetime.now(UTC))
+        await anyio.to_thread.run_sync(
+            write_worker_status, self.settings, snapshot, self.store.mode
+        )
 
 
 async def _unless_stopped(stop: anyio.Event, work: Callable[[], Awaitable[None]]) -> bool:

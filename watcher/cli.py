@@ -9,6 +9,7 @@ import random
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,13 +19,15 @@ import stamina
 from dotenv import dotenv_values
 
 from watcher import __version__
-from watcher.app import Worker, build_store
+from watcher.app import Reporter, Worker, build_store
+from watcher.console import Header, LiveConsole, LogSummary, is_interactive
 from watcher.errors import ConfigError, StoreUnavailable
+from watcher.metrics import MetricsServer
 from watcher.operations import folder_counts, requeue
 from watcher.retrying import StoreRetry
 from watcher.seed import erp_orders, tracos_documents, write_erp_files
 from watcher.settings import Settings, load_settings
-from watcher.stats import Stats
+from watcher.stats import Snapshot, Stats
 from watcher.status import read_worker_status, worker_problem
 from watcher.store import WorkOrderStore
 
@@ -81,8 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(settings: Settings, stream: Any) -> None:
-    handler = logging.StreamHandler(stream)
+def setup_logging(
+    settings: Settings, stream: Any = None, handler: logging.Handler | None = None
+) -> None:
+    """Log lines to ``stream`` (or ``handler``), as text or JSON lines."""
+    handler = handler or logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -108,20 +114,52 @@ class JsonFormatter(logging.Formatter):
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    setup_logging(settings, sys.stdout)
-    log.info(_banner(settings))
     worker = Worker(settings)
-
-    async def main() -> None:
-        stop = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_stop_on_signal, stop)
-            await worker.serve(stop)
-            tg.cancel_scope.cancel()
-
-    anyio.run(main, backend="asyncio")
+    live = None
+    if is_interactive(sys.stdout) and not args.no_console:
+        live = LiveConsole(lambda: Header.from_settings(settings, __version__, worker.store.mode))
+        setup_logging(settings, handler=live.log_handler())
+        live.console.print(_banner(settings), highlight=False)
+    else:
+        setup_logging(settings, sys.stdout)
+        log.info(_banner(settings))
+    reporters: list[Reporter] = [live or LogSummary()]
+    with ExitStack() as stack:
+        if settings.metrics_port:
+            reporters.append(stack.enter_context(_metrics(settings.metrics_port)))
+        if live:
+            stack.enter_context(live)
+        anyio.run(_serve, worker, _fan_out(reporters), backend="asyncio")
+    if live:
+        live.console.print("stopped: the batch in flight was finished", highlight=False)
     log.info("stopped")
     return 0
+
+
+async def _serve(worker: Worker, report: Reporter) -> None:
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_stop_on_signal, stop)
+        await worker.serve(stop, report)
+        tg.cancel_scope.cancel()
+
+
+def _fan_out(reporters: list[Reporter]) -> Reporter:
+    async def report(snapshot: Snapshot) -> None:
+        for reporter in reporters:
+            await reporter(snapshot)
+
+    return report
+
+
+def _metrics(port: int) -> MetricsServer:
+    server = MetricsServer(port)
+    try:
+        server.start()
+    except OSError as exc:
+        raise ConfigError(f"METRICS_PORT: cannot listen on port {port}: {exc.strerror}") from None
+    log.info("metrics on http://0.0.0.0:%d/metrics (also /livez, /readyz)", server.port)
+    return server
 
 
 def _banner(settings: Settings) -> str:
@@ -135,7 +173,7 @@ def _banner(settings: Settings) -> str:
 async def _stop_on_signal(stop: anyio.Event) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for received in signals:
-            log.info("%s received: finishing the batch in flight", signal.Signals(received).name)
+            log.warning("%s received: finishing the batch in flight", signal.Signals(received).name)
             stop.set()
             return
 

@@ -1,0 +1,258 @@
+"""The operator console: renders of fixed snapshots, rates, the summary line, terminal detection."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import pytest
+from rich.console import Console
+
+from watcher.console import (
+    Header,
+    LiveConsole,
+    LogSummary,
+    is_interactive,
+    rates,
+    render,
+    summary_line,
+)
+from watcher.settings import load_settings
+from watcher.stats import Failure, Snapshot, Stats, StoreState
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+URI = "mongodb://user:s3cret@host/?replicaSet=rs0"
+HEADER = Header.from_settings(load_settings({}), "1.0.0", "embedded")
+REASON = "Expected `int`, got `str` - at `$.orderNo`; the rest of this reason is long " * 2
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def text(renderable: object, width: int, height: int = 24) -> str:
+    console = Console(
+        record=True, width=width, height=height, file=io.StringIO(), color_system=None
+    )
+    console.print(renderable)
+    return console.export_text()
+
+
+def busy_stats() -> Stats:
+    stats = Stats(started=T0)
+    for name, amount in [("files_seen", 1234), ("orders_inserted", 1000), ("exported", 980)]:
+        stats.count(name, amount)
+    for name, amount in [("orders_updated", 200), ("orders_unchanged", 30), ("orders_stale", 4)]:
+        stats.count(name, amount)
+    stats.count("retries", 5)
+    stats.waiting_files, stats.unsynced = 12, 14
+    for i in range(12):
+        stats.event(at(3720 + i), "in", str(1000 + i), ("inserted", "updated", "stale")[i % 3])
+        stats.event(at(3720 + i), "out", str(900 + i), "exported")
+    stats.latency_in.extend([0.012, 0.020, 0.040])
+    stats.latency_out.extend([0.008, 0.022])
+    return stats
+
+
+def failing_stats() -> Stats:
+    stats = busy_stats()
+    for i in range(8):
+        stats.count("files_failed")
+        stats.failure(at(3700 + i), "in", f"broken-{i}.json", REASON)
+    stuck = Failure(at(3710), "out", "order 77", "unknown status 'weird'")
+    stats.unexportable["doc-77"] = stuck
+    stats.count("unexportable")
+    stats.failure(stuck.time, stuck.direction, stuck.subject, stuck.reason)
+    return stats
+
+
+def retrying_stats() -> Stats:
+    stats = busy_stats()
+    error = "localhost:27017: [Errno 111] Connection refused (configured timeouts: 20000.0ms)"
+    stats.store = StoreState(connected=False, error=error, next_attempt=at(3737.2))
+    return stats
+
+
+def idle() -> Snapshot:
+    return Stats(started=T0).snapshot(T0)
+
+
+def busy() -> Snapshot:
+    return busy_stats().snapshot(at(3733))
+
+
+def retrying() -> Snapshot:
+    return retrying_stats().snapshot(at(3733))
+
+
+def failing() -> Snapshot:
+    return failing_stats().snapshot(at(3733))
+
+
+SCENARIOS: dict[str, Callable[[], Snapshot]] = {
+    "idle": idle,
+    "busy": busy,
+    "retrying": retrying,
+    "failures": failing,
+}
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_idle_console_shows_zero_counters_and_no_latency(width: int) -> None:
+    """A fresh start shows the header, zero counters, dashes for latency and no events."""
+    shown = text(render(idle(), HEADER), width)
+    assert "watcher 1.0.0 · up 0:00:00 · embedded · embedded SQLite" in shown
+    assert "in data/inbound · out data/outbound" in shown
+    assert "store connected" in shown
+    assert "file → committed —" in shown
+    assert "recent events: none yet" in shown
+    assert "recent failures: none" in shown
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_busy_console_shows_counters_rates_latency_and_newest_events(width: int) -> None:
+    """Counters, per-second rates, p50/p95 in ms and the newest events come first."""
+    stats = busy_stats()
+    before = stats.snapshot(at(3723))
+    stats.count("files_seen", 60)
+    after = stats.snapshot(at(3733))
+    shown = text(render(after, HEADER, rates(before, after)), width)
+    assert "up 1:02:13" in shown
+    assert "1,294" in shown
+    assert "6.0" in shown
+    assert "file → committed 20/40 ms" in shown
+    assert "change → file 22/22 ms" in shown
+    newest = next(line for line in shown.splitlines() if "911" in line)
+    assert newest.split()[:4] == ["10:02:11", "out", "911", "exported"]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_store_outage_shows_retrying_error_and_next_attempt(width: int) -> None:
+    """While the store is down the console says RETRYING, why, and when the next attempt is."""
+    shown = text(render(retrying(), HEADER), width)
+    line = next(line for line in shown.splitlines() if "RETRYING" in line)
+    assert line.startswith("store RETRYING: localhost:27017: [Errno 111]")
+    assert line.rstrip().endswith("— next attempt in 5 s")
+    assert len(line.rstrip()) <= width
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_failures_show_the_start_of_the_reason_and_unexportable_orders(width: int) -> None:
+    """Quarantine reasons show their start, cut with an ellipsis; stuck orders are listed."""
+    shown = text(render(failing(), HEADER), width)
+    assert "recent failures, 1 unexportable" in shown
+    assert "order 77" in shown
+    assert "unknown status 'weird'" in shown
+    line = next(line for line in shown.splitlines() if "broken-7.json" in line)
+    assert "Expected `int`, got `str` - at `$.orderNo`" in line
+    assert line.rstrip().endswith("…")
+
+
+def test_wide_console_puts_events_and_failures_side_by_side() -> None:
+    """At 120 columns one line holds both an event and a failure."""
+    shown = text(render(failing(), HEADER), 120)
+    assert any("911" in line and "order 77" in line for line in shown.splitlines())
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_password_never_appears(width: int) -> None:
+    """The MongoDB password is masked in the header."""
+    header = Header.from_settings(load_settings({"MONGO_URI": URI}), "1.0.0", "MongoDB polling")
+    shown = text(render(busy(), header), width)
+    assert "s3cret" not in shown
+    assert "***" in shown
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (120, 24), (80, 16)])
+def test_console_fits_the_terminal(scenario: str, width: int, height: int) -> None:
+    """Every render fits the terminal's width and height."""
+    lines = text(render(SCENARIOS[scenario](), HEADER), width, height).splitlines()
+    assert len(lines) <= height
+    assert max(len(line.rstrip()) for line in lines) <= width
+
+
+def test_rates_are_per_second_differences() -> None:
+    """Rates divide each counter's growth by the seconds between snapshots."""
+    stats = Stats(started=T0)
+    stats.count("files_seen", 10)
+    before = stats.snapshot(at(10))
+    stats.count("files_seen", 30)
+    stats.count("exported", 4)
+    assert rates(before, stats.snapshot(at(12))) == {"files_seen": 15.0, "exported": 2.0}
+    assert rates(None, before) == {}
+    assert rates(before, before) == {}
+
+
+def test_summary_line_has_the_counts_and_no_escape_codes() -> None:
+    """The headless summary is one plain line with every count."""
+    line = summary_line(failing())
+    assert line == (
+        "summary: 1234 files (8 failed), orders 1000 inserted / 200 updated / 30 unchanged"
+        " / 4 stale, 980 exported, 1 unexportable, 5 retries, 12 files waiting, 14 unsynced,"
+        " store connected; latency p50/p95 in 20/40 ms, out 22/22 ms"
+    )
+    assert "\x1b" not in line
+    assert "\n" not in line
+
+
+def test_summary_line_reports_a_store_outage() -> None:
+    """A store outage shows in the summary with its error."""
+    assert "store RETRYING: localhost:27017" in summary_line(retrying())
+
+
+def test_log_summary_logs_once_per_period(caplog: pytest.LogCaptureFixture) -> None:
+    """One INFO line when the period has passed, none in between."""
+    stats, summary = busy_stats(), LogSummary(every=60)
+    caplog.set_level(logging.INFO, logger="watcher.summary")
+    for seconds in (10, 59.9, 60, 90, 119, 120):
+        anyio.run(summary, stats.snapshot(at(seconds)))
+    assert [r.getMessage()[:16] for r in caplog.records] == ["summary: 1234 fi"] * 2
+    assert all(r.levelno == logging.INFO for r in caplog.records)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("stream", "term", "expected"),
+    [(Terminal(), "xterm-256color", True), (Terminal(), "dumb", False), (io.StringIO(), "", False)],
+)
+def test_is_interactive(stream: io.StringIO, term: str, expected: bool) -> None:
+    """Only a terminal that is not TERM=dumb gets the live console."""
+    assert is_interactive(stream, {"TERM": term}) is expected
+
+
+def test_is_interactive_on_a_closed_stream() -> None:
+    """A closed stream is not a terminal."""
+    stream = io.StringIO()
+    stream.close()
+    assert is_interactive(stream, {}) is False
+
+
+def test_live_console_draws_the_snapshot_and_logs_above_it() -> None:
+    """The live console shows the last snapshot; its log handler prints plain lines."""
+    console = Console(record=True, width=80, height=24, file=io.StringIO(), color_system=None)
+    with LiveConsole(lambda: HEADER, console) as live:
+        anyio.run(live, busy())
+        handler = live.log_handler()
+        handler.handle(logging.makeLogRecord({"msg": "store [bold]down", "levelno": 30}))
+    shown = console.export_text()
+    assert "store [bold]down" in shown
+    assert "1,234" in shown
+
+
+def test_live_console_rates_average_over_the_last_ten_seconds() -> None:
+    """Rates come from the oldest snapshot of the last ten seconds; repeats are skipped."""
+    stats = Stats(started=T0)
+    console = Console(record=True, width=80, height=24, file=io.StringIO(), color_system=None)
+    with LiveConsole(HEADER, console) as live:
+        for seconds, files in [(0, 0), (5, 50), (12, 14050), (12, 14050)]:
+            stats.count("files_seen", files - stats.counters["files_seen"])
+            anyio.run(live, stats.snapshot(at(seconds)))
+    assert "files   14,050 2.0k" in console.export_text()

@@ -1,0 +1,204 @@
+"""Prometheus metrics and health endpoints, read from the latest stats snapshot.
+
+A collector turns the newest ``Snapshot`` into metric families on each scrape (its own
+registry, never the global one); a small threaded HTTP server serves ``/metrics``,
+``/livez`` and ``/readyz`` next to the worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Final, Self
+from urllib.parse import urlsplit
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import CollectorRegistry
+
+from watcher.stats import Snapshot
+
+FRESH_SECONDS: Final = 10.0
+OUTCOMES: Final = ("inserted", "updated", "unchanged", "stale")
+# counter name (without _total) → (snapshot counter, help text)
+COUNTERS: Final = {
+    "watcher_files_seen": ("files_seen", "Inbound files taken (archived or quarantined)."),
+    "watcher_files_failed": ("files_failed", "Inbound files quarantined in the failed folder."),
+    "watcher_exported": ("exported", "Work orders written to the outbound folder and marked."),
+    "watcher_unexportable": ("unexportable", "Work orders that could not be translated."),
+    "watcher_export_errors": ("export_errors", "Outbound files that could not be written."),
+    "watcher_changed_during_export": (
+        "changed_during_export",
+        "Exported work orders left unsynced because they changed meanwhile.",
+    ),
+    "watcher_store_retries": ("retries", "Store calls retried after the store was unavailable."),
+}
+Response = tuple[int, str, bytes]  # status, content type, body
+
+
+class SnapshotCollector:
+    """A prometheus-client collector over the latest snapshot (nothing before the first)."""
+
+    def __init__(self) -> None:
+        self.latest: Snapshot | None = None
+
+    def update(self, snapshot: Snapshot) -> None:
+        self.latest = snapshot  # one reference swap: safe to read from the server threads
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.latest
+        if snapshot is None:
+            return
+        yield from _counters(snapshot)
+        yield from _gauges(snapshot)
+        yield _latency("watcher_inbound_latency_seconds", "File landed → committed.", snapshot)
+        yield _latency("watcher_outbound_latency_seconds", "TracOS change → file.", snapshot)
+
+
+def _counters(snapshot: Snapshot) -> Iterator[Metric]:
+    for name, (key, documentation) in COUNTERS.items():
+        yield CounterMetricFamily(name, documentation, value=snapshot.counters.get(key, 0))
+    orders = CounterMetricFamily(
+        "watcher_orders", "Inbound work orders by outcome.", labels=["outcome"]
+    )
+    for outcome in OUTCOMES:
+        orders.add_metric([outcome], snapshot.counters.get(f"orders_{outcome}", 0))
+    yield orders
+
+
+def _gauges(snapshot: Snapshot) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "watcher_files_waiting", "Files waiting in the inbound folder.", snapshot.waiting_files
+    )
+    yield GaugeMetricFamily(
+        "watcher_unsynced_orders", "Work orders not yet exported.", snapshot.unsynced
+    )
+    yield GaugeMetricFamily(
+        "watcher_unexportable_orders",
+        "Work orders that cannot be exported until they change.",
+        len(snapshot.unexportable),
+    )
+    yield GaugeMetricFamily(
+        "watcher_store_up", "1 when the store answers, 0 while retrying.", snapshot.store.connected
+    )
+    yield GaugeMetricFamily(
+        "watcher_start_time_seconds", "Worker start, Unix time.", snapshot.started.timestamp()
+    )
+
+
+def _latency(name: str, documentation: str, snapshot: Snapshot) -> Metric:
+    """p50/p95 of the recent samples as a summary with quantiles only (no sum, no count)."""
+    metric = Metric(name, f"{documentation} Recent samples, seconds.", "summary")
+    pair = snapshot.latency_in if name.startswith("watcher_inbound") else snapshot.latency_out
+    if pair is not None:
+        for quantile, value in zip(("0.5", "0.95"), pair, strict=True):
+            metric.add_sample(name, {"quantile": quantile}, value)
+    return metric
+
+
+def readiness(snapshot: Snapshot | None, age: float, fresh_seconds: float = FRESH_SECONDS) -> str:
+    """Why the worker is not ready ("" when it is): no fresh snapshot, or the store is down."""
+    if snapshot is None:
+        return "no snapshot yet"
+    if age > fresh_seconds:
+        return f"last snapshot is {age:.0f} s old"
+    if not snapshot.store.connected:
+        return f"store unavailable: {' '.join(snapshot.store.error.split())}"
+    return ""
+
+
+class MetricsServer:
+    """``/metrics``, ``/livez`` and ``/readyz`` on ``host:port`` (port 0 picks a free one)."""
+
+    def __init__(
+        self,
+        port: int,
+        host: str = "0.0.0.0",
+        fresh_seconds: float = FRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.collector = SnapshotCollector()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.collector)
+        self.fresh_seconds = fresh_seconds
+        self._clock = clock
+        self._received: float | None = None
+        self._address = (host, port)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    async def __call__(self, snapshot: Snapshot) -> None:
+        self.update(snapshot)
+
+    def update(self, snapshot: Snapshot) -> None:
+        self.collector.update(snapshot)
+        self._received = self._clock()
+
+    @property
+    def port(self) -> int:
+        """The bound port (after ``start``), useful when it was 0."""
+        if self._server is None:
+            raise RuntimeError("the metrics server is not started")
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Bind and serve in a daemon thread; raises ``OSError`` when the port is taken."""
+        self._server = ThreadingHTTPServer(self._address, _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        )
+        self._thread.name = "metrics-http"
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def respond(self, path: str, accept: str) -> Response:
+        """The answer to a GET of ``path`` (called from the server threads)."""
+        route = urlsplit(path).path
+        if route == "/metrics":
+            encode, content_type = choose_encoder(accept)
+            return 200, content_type, encode(self.registry)
+        if route == "/livez":
+            return 200, "text/plain; charset=utf-8", b"ok\n"
+        if route == "/readyz":
+            return self._ready()
+        return 404, "text/plain; charset=utf-8", b"not found: try /metrics, /livez, /readyz\n"
+
+    def _ready(self) -> Response:
+        age = 0.0 if self._received is None else self._clock() - self._received
+        reason = readiness(self.collector.latest, age, self.fresh_seconds)
+        if reason:
+            return 503, "text/plain; charset=utf-8", f"not ready: {reason}\n".encode()
+        return 200, "text/plain; charset=utf-8", b"ready\n"
+
+
+def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, content_type, body = server.respond(self.path, self.headers.get("Accept", ""))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Scrapes every few seconds would drown the worker's own log."""
+
+    return Handler
