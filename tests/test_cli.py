@@ -150,3 +150,31 @@ def test_bad_setting_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "watcher: configuration error: INBOUND_BATCH_SIZE: not a number: 'lots'"
     ]
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_headless_output_is_plain(settings: Settings, log_format: str) -> None:
+    """Piped output: plain lines, no escape codes; LOG_FORMAT=json gives JSON lines."""
+    env = {**env_for(settings), "LOG_FORMAT": log_format}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    drop(settings.inbound_dir, "1.json", json.dumps(erp(orderNo=1)).encode())
+    drop(settings.inbound_dir, "bad.json", b"{]")
+    wait_until(lambda: len(names(settings.failed_dir)) == 2, "bad file quarantined")
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert "\x1b" not in output
+    lines = output.strip().splitlines()
+    if log_format == "json":
+        entries = [json.loads(line) for line in lines]
+        assert any("bad.json quarantined" in e["message"] for e in entries)
+        assert {"time", "level", "message"} <= entries[0].keys()
+    else:
+        assert "embedded SQLite" in lines[0]
+        assert any("bad.json quarantined" in line and "not valid JSON" in line for line in lines)

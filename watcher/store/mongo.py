@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import anyio
 import stamina
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import AsyncMongoClient, UpdateOne
@@ -231,18 +232,36 @@ class MongoStore:
         try:
             self._mode = "MongoDB change stream"
             await handle(await self.find_unsynced())
-            while True:
-                batch = [await stream.next()]
-                while len(batch) < DRAIN_LIMIT and (more := await stream.try_next()) is not None:
-                    batch.append(more)
-                docs = [
-                    self._stored(c["fullDocument"], c.get("wallTime"))
-                    for c in batch
-                    if c.get("fullDocument")
-                ]
-                await handle(docs)
+            send, receive = anyio.create_memory_object_stream[Document | Exception](DRAIN_LIMIT)
+            async with receive, anyio.create_task_group() as tg:
+                tg.start_soon(_pump, stream, send)
+                error = await self._consume(receive, handle)
+                tg.cancel_scope.cancel()
+            raise error
         finally:
             await stream.close()
+
+    async def _consume(
+        self, receive: MemoryObjectReceiveStream[Document | Exception], handle: Handler
+    ) -> Exception:
+        """Hand over every change already received as one batch; return the stream's error."""
+        while True:
+            batch = [await receive.receive()]
+            while len(batch) < DRAIN_LIMIT and not isinstance(batch[-1], Exception):
+                try:
+                    batch.append(receive.receive_nowait())
+                except anyio.WouldBlock:
+                    break
+            changes = [c for c in batch if not isinstance(c, Exception)]
+            docs = [
+                self._stored(c["fullDocument"], c.get("wallTime"))
+                for c in changes
+                if c.get("fullDocument")
+            ]
+            if docs:
+                await handle(docs)
+            if isinstance(batch[-1], Exception):
+                return batch[-1]
 
     async def _wait_for_server(self) -> None:
         async for attempt in stamina.retry_context(
@@ -258,6 +277,16 @@ class MongoStore:
             except StoreUnavailable as exc:
                 log.warning("polling for unsynced orders failed: %s", exc)
             await anyio.sleep(poll_seconds)
+
+
+async def _pump(stream: Any, send: MemoryObjectSendStream[Document | Exception]) -> None:
+    """Read changes as they come (cached ones without a server round trip); pass errors on."""
+    async with send:
+        try:
+            while True:
+                await send.send(await stream.next())
+        except (PyMongoError, StoreUnavailable) as exc:
+            await send.send(exc)
 
 
 def _object_id(key: str) -> Any:
