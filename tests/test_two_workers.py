@@ -1,0 +1,84 @@
+"""Two worker processes on the same folders and the same embedded store (SPEC §3)."""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.conftest import wait_until
+from tests.harness import (
+    TRACOS_FIRST,
+    Inputs,
+    check_invariants,
+    claimed_files,
+    start_worker,
+    stored,
+    waiting_files,
+)
+from tests.test_store_contract import tracos_doc
+from watcher.settings import Settings
+from watcher.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.anyio
+EXPORTED = re.compile(r"exported (\d+) orders")
+
+
+async def test_each_file_once_each_order_marked_once(settings: Settings, tmp_path: Path) -> None:
+    """Every file processed exactly once, every TracOS version marked once, newest wins."""
+    rng = random.Random(11)
+    inputs = Inputs()
+    settings.inbound_dir.mkdir(parents=True)
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    store = SqliteStore(settings.sqlite_path)
+    with logs[0].open("w") as log_a, logs[1].open("w") as log_b:
+        workers = [start_worker(settings, log_a), start_worker(settings, log_b)]
+        try:
+            wait_until(lambda: all("watching" in p.read_text() for p in logs), "both started")
+            await store.open()
+            for round_ in range(5):
+                inputs.burst(settings.inbound_dir, rng, 200)
+                await store.put_documents(
+                    [tracos_doc(TRACOS_FIRST + round_ * 60 + i) for i in range(60)]
+                )
+            await _until_done(settings)
+            first_marks = _marks(logs)
+            edited = rng.sample(range(TRACOS_FIRST, TRACOS_FIRST + 300), 50)
+            await store.put_documents([tracos_doc(n, title="edited") for n in edited])
+            await _until_done(settings)
+            all_marks = _marks(logs)
+        finally:
+            await store.close()
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            codes = [worker.wait(timeout=20) for worker in workers]
+    assert codes == [0, 0]
+    assert (first_marks, all_marks) == (300, 350)  # one mark per version, never two
+    check_invariants(settings, inputs, await stored(settings), "two workers")
+
+
+def _marks(logs: list[Path]) -> int:
+    return sum(int(n) for path in logs for n in EXPORTED.findall(path.read_text()))
+
+
+async def _until_done(settings: Settings) -> None:
+    await anyio.to_thread.run_sync(lambda: wait_until(lambda: _done(settings), "all done", 60))
+
+
+def _done(settings: Settings) -> bool:
+    if waiting_files(settings) or claimed_files(settings):
+        return False
+    return anyio.run(_no_unsynced, settings)
+
+
+async def _no_unsynced(settings: Settings) -> bool:
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    try:
+        return (await store.counts())[1] == 0
+    finally:
+        await store.close()
