@@ -35,6 +35,11 @@ def is_candidate(name: str) -> bool:
     )
 
 
+def display_name(name: str) -> str:
+    """A file name safe to print or encode: bytes that are not UTF-8 become U+FFFD."""
+    return os.fsencode(name).decode("utf-8", errors="replace")
+
+
 def scan(folder: Path) -> list[str]:
     """Candidate names in ``folder`` (directories skipped), oldest first."""
     found: list[tuple[float, str]] = []

@@ -52,15 +52,18 @@ class Inbound:
     async def run(self, stop: anyio.Event) -> None:
         """Scan, then process whatever arrives until ``stop``; finish the batch in flight."""
         self._wake = anyio.Event()
+        watching = anyio.Event()  # awatch's own stop: cancelling it instead would block ~5 s
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch, stop)
+            tg.start_soon(self._watch, watching)
             tg.start_soon(self._wake_on, stop)
-            while not stop.is_set():
-                await self.drain(stop)
-                with anyio.move_on_after(self._next_look()):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
-            tg.cancel_scope.cancel()
+            try:
+                while not stop.is_set():
+                    await self.drain(stop)
+                    with anyio.move_on_after(self._next_look()):
+                        await self._wake.wait()
+                    self._wake = anyio.Event()
+            finally:
+                watching.set()
 
     async def _wake_on(self, stop: anyio.Event) -> None:
         await stop.wait()
@@ -85,7 +88,7 @@ class Inbound:
                     ignore_permission_denied=True,
                 ):
                     self._wake.set()
-            except (OSError, RuntimeError) as exc:
+            except Exception as exc:
                 log.error("cannot watch %s: %s", self.settings.inbound_dir, exc)
             with anyio.move_on_after(self.settings.rescan_seconds):
                 await stop.wait()
@@ -143,7 +146,7 @@ class Inbound:
         except OSError as exc:
             return self._claimed(source, now, error=RejectedInput(_os_reason(exc)))
         try:
-            verdict = judge_erp_file(data)
+            verdict = _judge(data, name)
         except MalformedFile as exc:
             if now - info.st_mtime < self.settings.settle_seconds:
                 self.deferred[name] = info.st_mtime + self.settings.settle_seconds
@@ -200,7 +203,7 @@ class Inbound:
         for order, outcome in zip(item.verdict.orders, outcomes, strict=True):
             self.stats.event(now, "in", str(order.number), str(outcome))
         summary = ", ".join(f"{n} {o}" for o, n in _tally(outcomes).items()) or "no orders"
-        log.info("%s: %s", item.name, summary)
+        log.info("%s: %s", folders.display_name(item.name), summary)
 
     def _quarantine(self, item: Taken, now: datetime) -> None:
         assert item.error is not None
@@ -225,14 +228,28 @@ class Inbound:
         self._failed(item.name, f"{reason}; first: {first.reason} at {first.path}", target, now)
 
     def _failed(self, name: str, reason: str, target: Path, now: datetime) -> None:
+        name = folders.display_name(name)
         self.stats.count("files_failed")
         self.stats.failure(now, "in", name, reason)
         self.stats.event(now, "in", name, "failed")
-        log.warning("%s quarantined as %s: %s", name, target.name, reason)
+        shown = folders.display_name(target.name)
+        log.warning("%s quarantined as %s: %s", name, shown, reason)
+
+
+def _judge(data: bytes, name: str) -> FileVerdict:
+    """``judge_erp_file``, where even a bug costs one file (quarantined), never the worker."""
+    try:
+        return judge_erp_file(data)
+    except RejectedInput:
+        raise
+    except Exception as exc:
+        log.exception("unexpected error judging %s", folders.display_name(name))
+        raise RejectedInput(f"unexpected error while judging the file: {exc!r}") from exc
 
 
 def _report(name: str, now: datetime, reason: str, path: str) -> dict[str, object]:
-    return {"file": name, "reason": reason, "path": path, "time": now.isoformat()}
+    file = folders.display_name(name)
+    return {"file": file, "reason": reason, "path": path, "time": now.isoformat()}
 
 
 def _tally(outcomes: list[Outcome]) -> dict[Outcome, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -30,6 +31,10 @@ STATUS_TO_FLAG: Final[dict[str, str | None]] = {
     "deleted": None,  # legacy spelling of ``deleted: true``; no status flag of its own
 }
 BOM: Final = b"\xef\xbb\xbf"
+UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")  # also the start of the UTF-32 marks
+ERP_FIELDS: Final = frozenset(ErpWorkOrder.__struct_fields__)
+_KEY_SPELLINGS: Final = tuple(f'"{field}"'.encode() for field in ERP_FIELDS)
+_FIRST_SIGN: Final = re.compile(rb"[^ \t\r\n]")  # JSON's whitespace is these four
 T = TypeVar("T")
 
 _decode_one = msgspec.json.Decoder(ErpWorkOrder).decode
@@ -69,6 +74,13 @@ def format_date(value: datetime) -> str:
     return normalise_date(value).isoformat(timespec="microseconds")
 
 
+def _utc(value: datetime, field: str) -> datetime:
+    try:
+        return normalise_date(value)
+    except OverflowError:
+        raise InvalidOrder("date out of range once converted to UTC", f"$.{field}") from None
+
+
 def status_of(order: ErpWorkOrder) -> Status:
     """The one status the flags say; two or more flags true is refused, never guessed."""
     raised = [flag for flag in FLAG_TO_STATUS if getattr(order, flag)]
@@ -81,16 +93,16 @@ def erp_to_tracos(order: ErpWorkOrder) -> OrderUpsert:
     """Translate one decoded ERP order into the fields to upsert (SPEC §2.3)."""
     if order.deletedDate is not None and not order.isDeleted:
         raise InvalidOrder("deletedDate is set but isDeleted is false", "$.deletedDate")
-    updated = normalise_date(order.lastUpdateDate)
+    updated = _utc(order.lastUpdateDate, "lastUpdateDate")
     deleted_at = None
     if order.isDeleted:
-        deleted_at = normalise_date(order.deletedDate) if order.deletedDate else updated
+        deleted_at = _utc(order.deletedDate, "deletedDate") if order.deletedDate else updated
     return OrderUpsert(
         number=order.orderNo,
         status=status_of(order),
         title=order.summary,
         description=order.summary,
-        createdAt=normalise_date(order.creationDate),
+        createdAt=_utc(order.creationDate, "creationDate"),
         updatedAt=updated,
         deleted=order.isDeleted,
         deletedAt=deleted_at,
@@ -137,10 +149,13 @@ def judge_erp_file(data: bytes) -> FileVerdict:
     Raises ``MalformedFile`` when the bytes are not one JSON document and ``InvalidOrder``
     when a single-order file (or the file's top level) breaks the contract.
     """
+    if data.startswith(UTF16_BOMS):
+        raise MalformedFile("not UTF-8: the file starts with a UTF-16/32 byte-order mark")
     data = data.removeprefix(BOM)
-    first = data.lstrip()[:1]
-    if not first:
+    found = _FIRST_SIGN.search(data)
+    if found is None:
         raise MalformedFile("empty file")
+    first = found.group()
     if first == b"[":
         return _judge_batch(data)
     if first != b"{":
@@ -148,12 +163,14 @@ def judge_erp_file(data: bytes) -> FileVerdict:
         kind = _JSON_KIND.get(type(value), type(value).__name__)
         raise InvalidOrder(f"expected a JSON object or array, got {kind}")
     order = _decode(_decode_one, data, "$")
+    _refuse_duplicate_keys(data, 1, "$")
     return FileVerdict(orders=[_translate(order, "$")], rejected=[], is_batch=False)
 
 
 def _judge_batch(data: bytes) -> FileVerdict:
     try:
         orders = _decode(_decode_many, data, "$")
+        _refuse_duplicate_keys(data, len(orders), "$")
         return FileVerdict([_translate(o, f"$[{i}]") for i, o in enumerate(orders)], [], True)
     except InvalidOrder:
         pass  # at least one element is bad: judge them one by one
@@ -162,10 +179,36 @@ def _judge_batch(data: bytes) -> FileVerdict:
     bad: list[Rejection] = []
     for index, raw in enumerate(elements):
         try:
-            good.append(_translate(_decode(_decode_one, bytes(raw), f"$[{index}]"), f"$[{index}]"))
+            good.append(_judge_element(bytes(raw), f"$[{index}]"))
         except InvalidOrder as exc:
             bad.append(Rejection(index, exc.path, exc.reason, raw))
     return FileVerdict(good, bad, is_batch=True)
+
+
+def _judge_element(data: bytes, prefix: str) -> OrderUpsert:
+    order = _decode(_decode_one, data, prefix)
+    _refuse_duplicate_keys(data, 1, prefix)
+    return _translate(order, prefix)
+
+
+def _refuse_duplicate_keys(data: bytes, objects: int, prefix: str) -> None:
+    """Two values for one contract key would leave us guessing: refuse the order.
+
+    A cheap count of each key's spelling rules out almost every file; only a suspicious
+    one is parsed again, keeping pairs, to find a real duplicate within one object.
+    """
+    if all(data.count(key) <= objects for key in _KEY_SPELLINGS):
+        return
+    duplicates: list[str] = []
+
+    def check(pairs: list[tuple[str, object]]) -> None:
+        keys = [key for key, _ in pairs if key in ERP_FIELDS]
+        duplicates.extend(key for key in set(keys) if keys.count(key) > 1)
+
+    json.loads(data, object_pairs_hook=check)
+    if duplicates:
+        field = sorted(duplicates)[0]
+        raise InvalidOrder(f"duplicate key `{field}`", f"{prefix}.{field}")
 
 
 def _translate(order: ErpWorkOrder, prefix: str) -> OrderUpsert:
@@ -183,7 +226,18 @@ def _decode(decode: Callable[[bytes], T], data: bytes, prefix: str) -> T:
     except msgspec.DecodeError as exc:
         raise MalformedFile(f"not valid JSON: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise MalformedFile(f"not valid UTF-8: byte {exc.start} ({exc.reason})") from exc
+        raise MalformedFile(f"not valid UTF-8: {_bad_utf8(data)}") from exc
+    except RecursionError:
+        raise MalformedFile("not valid JSON: nested too deeply") from None
+
+
+def _bad_utf8(data: bytes) -> str:
+    """Where the first invalid UTF-8 byte is, counted from the start of the file."""
+    try:
+        bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"byte {exc.start} ({exc.reason})"
+    return "invalid byte"
 
 
 def _reason_and_path(message: str, prefix: str) -> tuple[str, str]:
