@@ -14,10 +14,9 @@ from random import Random
 from typing import Any, TextIO
 
 from tests.test_mapping import erp
-from tests.test_outbound import env_for
+from tests.workers import env_for, stored_docs
 from watcher.mapping import encode_erp_file, normalise_date, read_tracos, tracos_to_erp
 from watcher.settings import Settings
-from watcher.store.sqlite import SqliteStore
 
 BASE = datetime(2025, 10, 1, tzinfo=UTC)
 TRACOS_FIRST = 100_000  # TracOS-side numbers, apart from the ERP's so both can be checked
@@ -101,12 +100,7 @@ def waiting_files(settings: Settings) -> list[str]:
 
 
 async def stored(settings: Settings) -> dict[int, dict[str, Any]]:
-    store = SqliteStore(settings.sqlite_path)
-    await store.open()
-    try:
-        return {d["number"]: d for d in await store.find()}
-    finally:
-        await store.close()
+    return {d["number"]: d for d in await stored_docs(settings)}
 
 
 def check_invariants(

@@ -14,20 +14,8 @@ import pytest
 
 from tests.conftest import make_settings, wait_until
 from tests.test_mapping import erp
-from tests.test_outbound import env_for
-from tests.workers import drop, names
+from tests.workers import cli, drop, env_for, names
 from watcher.settings import Settings
-
-
-def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        env=env_for(settings),
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=60,
-    )
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from tests.harness import (
     waiting_files,
 )
 from tests.test_store_contract import tracos_doc
+from tests.workers import unsynced_count
 from watcher.settings import Settings
 from watcher.store.sqlite import SqliteStore
 
@@ -66,16 +67,6 @@ def _wait_until_quiet(settings: Settings, note: str) -> None:
     def quiet() -> bool:
         if waiting_files(settings) or claimed_files(settings):
             return False
-        store = anyio.run(_unsynced, settings)
-        return store == 0
+        return anyio.run(unsynced_count, settings) == 0
 
     wait_until(quiet, f"the restarted worker to finish ({note})", deadline=60)
-
-
-async def _unsynced(settings: Settings) -> int:
-    store = SqliteStore(settings.sqlite_path)
-    await store.open()
-    try:
-        return (await store.counts())[1]
-    finally:
-        await store.close()

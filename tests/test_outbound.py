@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -18,7 +16,7 @@ from pymongo import AsyncMongoClient
 from tests.conftest import NO_MONGO, REAL_MONGO, make_settings, wait_for
 from tests.test_mapping import erp
 from tests.test_store_contract import tracos_doc
-from tests.workers import drop, names, running
+from tests.workers import cli, drop, names, running
 from watcher.app import Worker
 from watcher.settings import Settings
 from watcher.store import StoredDocument, SyncMark
@@ -26,29 +24,6 @@ from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
-
-
-def env_for(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATA_INBOUND_DIR": str(settings.inbound_dir),
-        "DATA_OUTBOUND_DIR": str(settings.outbound_dir),
-        "DATA_ARCHIVE_DIR": str(settings.archive_dir),
-        "DATA_FAILED_DIR": str(settings.failed_dir),
-        "DATA_STATE_DIR": str(settings.state_dir),
-        "INBOUND_SETTLE_SECONDS": str(settings.settle_seconds),
-    }
-
-
-def watcher_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        env=env_for(settings),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
 
 
 def exported(worker: Worker, count: int) -> Callable[[], bool]:
@@ -67,7 +42,7 @@ def outbound(settings: Settings, number: int) -> dict[str, object]:
 async def test_seed_in_another_process_is_exported_and_marked(settings: Settings) -> None:
     """`watcher seed --erp 0` against a running worker → ten files, ten synced documents."""
     async with running(settings) as worker:
-        await anyio.to_thread.run_sync(lambda: watcher_cli(settings, "seed", "--erp", "0"))
+        await anyio.to_thread.run_sync(lambda: cli(settings, "seed", "--erp", "0"))
         await wait_for(lambda: len(names(settings.outbound_dir)) == 10, "ten outbound files")
         await wait_for(lambda: worker.stats.counters["exported"] == 10, "ten marks")
         assert await synced_count(worker) == 10
@@ -76,7 +51,7 @@ async def test_seed_in_another_process_is_exported_and_marked(settings: Settings
         exported = outbound(settings, number)
         assert exported["summary"] == docs[number]["title"]
         assert exported["lastUpdateDate"] == docs[number]["updatedAt"]
-    again = await anyio.to_thread.run_sync(lambda: watcher_cli(settings, "once"))
+    again = await anyio.to_thread.run_sync(lambda: cli(settings, "once"))
     assert "exported" not in again.stderr  # a quiet system: nothing goes out twice
 
 

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import stamina
@@ -18,9 +17,8 @@ import stamina
 from tests.conftest import make_settings, wait_for
 from tests.mongo_facade import FacadeCollection
 from tests.test_mapping import erp
-from tests.test_outbound import env_for
 from tests.test_store_contract import tracos_doc
-from tests.workers import drop, names, running
+from tests.workers import drop, env_for, names, running, stored_docs
 from watcher import folders
 from watcher.errors import StoreUnavailable
 from watcher.model import OrderUpsert
@@ -132,16 +130,7 @@ async def test_inbound_folder_removed_while_running(settings: Settings) -> None:
         settings.inbound_dir.mkdir()
         drop(settings.inbound_dir, "2.json", json.dumps(erp(orderNo=2)).encode())
         await wait_for(lambda: len(names(settings.archive_dir)) == 2, "second file archived")
-    assert [d["number"] for d in await stored_in(settings)] == [1, 2]
-
-
-async def stored_in(settings: Settings) -> list[dict[str, Any]]:
-    store = SqliteStore(settings.sqlite_path)
-    await store.open()
-    try:
-        return await store.find()
-    finally:
-        await store.close()
+    assert [d["number"] for d in await stored_docs(settings)] == [1, 2]
 
 
 @pytest.mark.usefixtures("real_backoff")

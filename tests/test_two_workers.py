@@ -21,6 +21,7 @@ from tests.harness import (
     waiting_files,
 )
 from tests.test_store_contract import tracos_doc
+from tests.workers import unsynced_count
 from watcher.settings import Settings
 from watcher.store.sqlite import SqliteStore
 
@@ -72,13 +73,4 @@ async def _until_done(settings: Settings) -> None:
 def _done(settings: Settings) -> bool:
     if waiting_files(settings) or claimed_files(settings):
         return False
-    return anyio.run(_no_unsynced, settings)
-
-
-async def _no_unsynced(settings: Settings) -> bool:
-    store = SqliteStore(settings.sqlite_path)
-    await store.open()
-    try:
-        return (await store.counts())[1] == 0
-    finally:
-        await store.close()
+    return anyio.run(unsynced_count, settings) == 0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +17,7 @@ from watcher.app import Worker
 from watcher.seed import erp_orders
 from watcher.settings import Settings
 from watcher.store import WorkOrderStore
+from watcher.store.sqlite import SqliteStore
 
 
 @asynccontextmanager
@@ -60,3 +64,47 @@ def challenge_files(count: int = 10) -> dict[str, bytes]:
 
     orders = erp_orders(count, datetime(2025, 10, 30, tzinfo=UTC), Random(7))
     return {f"{o['orderNo']}.json": json.dumps(o).encode() for o in orders}
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """The environment that points a `watcher` process at these settings' folders."""
+    return {
+        **os.environ,
+        "DATA_INBOUND_DIR": str(settings.inbound_dir),
+        "DATA_OUTBOUND_DIR": str(settings.outbound_dir),
+        "DATA_ARCHIVE_DIR": str(settings.archive_dir),
+        "DATA_FAILED_DIR": str(settings.failed_dir),
+        "DATA_STATE_DIR": str(settings.state_dir),
+        "INBOUND_SETTLE_SECONDS": str(settings.settle_seconds),
+    }
+
+
+def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a `watcher` command in a subprocess, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "watcher", *args],
+        env=env_for(settings),
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+    )
+
+
+async def stored_docs(settings: Settings) -> list[dict[str, Any]]:
+    """What the embedded store holds, read through a connection of its own."""
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    try:
+        return await store.find()
+    finally:
+        await store.close()
+
+
+async def unsynced_count(settings: Settings) -> int:
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    try:
+        return (await store.counts())[1]
+    finally:
+        await store.close()
