@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Final
@@ -122,7 +123,8 @@ class Worker:
             await self.inbound.drain()
             if not self.inbound.deferred:
                 break
-            await anyio.sleep(max(0.05, min(self.inbound.deferred.values()) - _epoch()))
+            # files not yet valid JSON: judge them once they have been quiet long enough
+            await anyio.sleep(max(0.05, min(self.inbound.deferred.values()) - time.time()))
         await self.outbound.export(await self.store.find_unsynced())
 
     async def _report(self, report: Reporter | None) -> None:
@@ -163,6 +165,3 @@ async def _unless_stopped(stop: anyio.Event, work: Callable[[], Awaitable[None]]
         tg.cancel_scope.cancel()
     return finished
 
-
-def _epoch() -> float:
-    return datetime.now(UTC).timestamp()

@@ -117,7 +117,11 @@ class ClaimDir:
         self.lock_fd = _locked_folder(self.path)
 
     def release(self) -> None:
+        """Give the folder up; an empty one is removed, one with files waits for a resume."""
         os.close(self.lock_fd)
+        if [p.name for p in self.path.iterdir()] == [LOCK_FILE]:
+            (self.path / LOCK_FILE).unlink()
+            self.path.rmdir()
 
 
 def _locked_folder(path: Path) -> int:

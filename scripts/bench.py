@@ -1,0 +1,674 @@
+"""Benchmark of the real worker against SPEC §7, each throughput beside a floor from this run.
+
+Run ``./scripts/bench`` (full, a few minutes on 2 cores), ``./scripts/bench --quick``
+(reduced sizes, under ~30 s), ``--json PATH`` to keep the results. The worker runs as
+``python -m watcher run --no-console`` on the embedded store in temporary folders, so its
+peak memory and CPU are its own; it is timed from outside, by watching its folders.
+Scenarios: burst of one-order files, one big batch file, a steady trickle (latency),
+TracOS writes → outbound files (latency, then a burst), idle CPU. Exit status: 0 all
+targets met, 1 a target failed, 2 the benchmark itself could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import msgspec
+
+from watcher.app import Worker
+from watcher.mapping import encode_erp_file, read_tracos, tracos_to_erp
+from watcher.model import ErpWorkOrder
+from watcher.seed import erp_orders, tracos_documents
+from watcher.settings import Settings
+from watcher.status import STATUS_FILE
+from watcher.store import Document
+from watcher.store.sqlite import SqliteStore
+
+MB: Final = 1024 * 1024
+FOLDERS: Final = ("inbound", "outbound", "archive", "failed", "state")
+DEADLINE: Final = 300.0  # no scenario may take longer than this
+TICKS: Final = os.sysconf("SC_CLK_TCK")
+_decode_one = msgspec.json.Decoder(ErpWorkOrder).decode
+_decode_many = msgspec.json.Decoder(list[ErpWorkOrder]).decode
+
+
+class BenchError(Exception):
+    """The benchmark itself could not run (worker died, timed out, lost a file)."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    burst_files: int = 10_000
+    batch_orders: int = 100_000
+    steady_seconds: float = 20.0
+    steady_rate: float = 100.0
+    out_seconds: float = 10.0
+    out_rate: float = 10.0
+    out_burst: int = 10_000
+    idle_seconds: float = 10.0
+    warmup_seconds: float = 3.0
+
+
+QUICK: Final = Sizes(1_000, 10_000, 5.0, 100.0, 3.0, 10.0, 1_000, 3.0, 1.0)
+
+
+@dataclass
+class Row:
+    scenario: str
+    measure: str
+    value: float
+    unit: str
+    target: str
+    passed: bool | None  # None: no SPEC target for this figure
+    floor: float | None = None
+    ratio: float | None = None  # worker time / floor time
+    note: str = ""
+
+
+# --- measuring helpers ---------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest rank."""
+    ordered = sorted(samples)
+    return ordered[max(1, math.ceil(len(ordered) * fraction)) - 1]
+
+
+def count_files(folder: Path) -> int:
+    """Visible files in ``folder`` (temporary ``.name.tmp`` files not counted)."""
+    with os.scandir(folder) as entries:
+        return sum(1 for entry in entries if not entry.name.startswith("."))
+
+
+def archived(worker: WorkerProcess) -> int:
+    """Files archived so far; a quarantined file means the benchmark's own data was refused."""
+    if count_files(worker.dir("failed")):
+        raise BenchError(f"the worker quarantined benchmark files:\n{worker.log_tail()}")
+    return count_files(worker.dir("archive"))
+
+
+def wait_until(condition: Callable[[], bool], what: str, interval: float) -> float:
+    """Poll ``condition`` every ``interval`` s; the perf_counter time it first held."""
+    end = time.perf_counter() + DEADLINE
+    while not condition():
+        if time.perf_counter() > end:
+            raise BenchError(f"timed out waiting for {what}")
+        time.sleep(interval)
+    return time.perf_counter()
+
+
+def erp_payloads(count: int) -> list[bytes]:
+    """``count`` one-order ERP files like ``watcher seed`` writes (numbers 1..count)."""
+    orders = erp_orders(count, datetime.now(UTC), random.Random(7))
+    return [msgspec.json.encode(order) for order in orders]
+
+
+def batch_payload(count: int) -> bytes:
+    return msgspec.json.encode(erp_orders(count, datetime.now(UTC), random.Random(7)))
+
+
+def stage(folder: Path, payloads: Sequence[bytes]) -> list[Path]:
+    """Write the files where the worker does not look, ready to be renamed in."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{i}.json" for i in range(1, len(payloads) + 1)]
+    for path, data in zip(paths, payloads, strict=True):
+        path.write_bytes(data)
+    return paths
+
+
+def drop(paths: Sequence[Path], folder: Path) -> float:
+    """Rename every staged file into ``folder`` as fast as possible; the start time."""
+    start = time.perf_counter()
+    for path in paths:
+        os.rename(path, folder / path.name)
+    return start
+
+
+def tracos_docs(count: int, first: int) -> list[Document]:
+    """Unsynced TracOS documents numbered from ``first`` (no isSynced, like TracOS writes)."""
+    docs = tracos_documents(count, datetime.now(UTC), random.Random(first))
+    for offset, doc in enumerate(docs):
+        doc["number"] = first + offset
+    return docs
+
+
+# --- the worker in its own process ---------------------------------------------------------
+
+
+@dataclass
+class WorkerProcess:
+    """``watcher run`` on the embedded store in ``root``; stopped with SIGTERM, exit 0 checked."""
+
+    root: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def dir(self, name: str) -> Path:
+        return self.root / name
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.dir("state") / "tracos.sqlite3"
+
+    def start(self, settle: float) -> None:
+        env = {**os.environ, "MONGO_URI": "", "INBOUND_SETTLE_SECONDS": str(settle)}
+        env.update({f"DATA_{name.upper()}_DIR": str(self.dir(name)) for name in FOLDERS})
+        env.update(LOG_LEVEL="INFO", LOG_FORMAT="text", METRICS_PORT="")
+        command = [sys.executable, "-m", "watcher", "run", "--no-console"]
+        self.root.mkdir(parents=True)
+        with open(self.root / "worker.log", "wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_until(self._ready, "the worker to start", 0.02)
+
+    def _ready(self) -> bool:
+        if self._proc.poll() is not None:
+            raise BenchError(f"the worker exited at start-up:\n{self.log_tail()}")
+        return (self.dir("state") / STATUS_FILE).exists()
+
+    @property
+    def _proc(self) -> subprocess.Popen[bytes]:
+        if self.process is None:
+            raise BenchError("the worker is not running")
+        return self.process
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def log_tail(self) -> str:
+        lines = (self.root / "worker.log").read_text(errors="replace").splitlines()
+        return "\n".join(lines[-20:])
+
+    def peak_memory(self) -> int:
+        """VmHWM: the most resident memory the process has had, in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise BenchError("no VmHWM in /proc status")
+
+    def cpu_seconds(self) -> float:
+        """utime + stime so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            code = self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            raise BenchError("the worker did not stop within 30 s of SIGTERM") from None
+        if code != 0:
+            raise BenchError(f"the worker exited with {code}:\n{self.log_tail()}")
+
+
+@contextmanager
+def running_worker(root: Path, settle: float = 1.0) -> Iterator[WorkerProcess]:
+    """A started worker, stopped by SIGTERM at the end (killed if the benchmark fails)."""
+    worker = WorkerProcess(root)
+    try:
+        worker.start(settle)
+        yield worker
+    except BaseException:
+        worker.kill()
+        raise
+    worker.stop()
+
+
+# --- floors: the bare work, in this process ------------------------------------------------
+
+
+class FloorDb:
+    """A fresh SQLite file in WAL mode (synchronous=FULL, like the store) for the floors."""
+
+    UPSERT: Final = (
+        "INSERT INTO workorders VALUES (?, ?, 1, ?) ON CONFLICT(number) DO UPDATE SET"
+        " updated_at = excluded.updated_at, doc = excluded.doc"
+        " WHERE excluded.updated_at > updated_at"
+    )
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute(
+            "CREATE TABLE workorders (number INTEGER PRIMARY KEY, updated_at INTEGER,"
+            " synced INTEGER NOT NULL, doc TEXT NOT NULL)"
+        )
+
+    def write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.executemany(sql, rows)
+        self.db.execute("COMMIT")
+
+    def upsert(self, orders: Sequence[ErpWorkOrder]) -> None:
+        encode = msgspec.json.encode
+        rows = [(o.orderNo, int(o.lastUpdateDate.timestamp() * 1000), encode(o)) for o in orders]
+        self.write(self.UPSERT, rows)
+
+
+def floor_inbound(payloads: Sequence[bytes], root: Path) -> float:
+    """List, read, decode, claim by rename, archive by rename; one bulk upsert."""
+    inbound, claim, archive = root / "inbound", root / "claim", root / "archive"
+    stage(inbound, payloads)
+    claim.mkdir()
+    archive.mkdir()
+    db = FloorDb(root / "floor.sqlite3")
+    start = time.perf_counter()
+    orders = []
+    for name in os.listdir(inbound):
+        with open(inbound / name, "rb") as handle:
+            orders.append(_decode_one(handle.read()))
+        os.rename(inbound / name, claim / name)
+        os.rename(claim / name, archive / name)
+    db.upsert(orders)
+    return time.perf_counter() - start
+
+
+def floor_batch(payload: bytes, root: Path) -> float:
+    """Read and decode the batch file; one bulk upsert."""
+    root.mkdir()
+    path = root / "batch.json"
+    path.write_bytes(payload)
+    db = FloorDb(root / "floor.sqlite3")
+    start = time.perf_counter()
+    db.upsert(_decode_many(path.read_bytes()))
+    return time.perf_counter() - start
+
+
+def floor_outbound(docs: Sequence[Document], root: Path) -> float:
+    """Translate, write temp + fsync + rename each; fsync the folder once; one bulk mark."""
+    folder = root / "outbound"
+    folder.mkdir(parents=True)
+    stored = msgspec.json.decode(msgspec.json.encode(docs))  # dates as strings, as stored
+    db = FloorDb(root / "floor.sqlite3")
+    db.write("INSERT INTO workorders VALUES (?, 0, 0, '{}')", [(d["number"],) for d in docs])
+    start = time.perf_counter()
+    for doc in stored:
+        order = tracos_to_erp(read_tracos(doc))
+        write_durably(folder, f"{order.orderNo}.json", encode_erp_file(order))
+    fsync_folder(folder)
+    marks = [(doc["number"],) for doc in stored]
+    db.write("UPDATE workorders SET synced = 1 WHERE number = ? AND synced = 0", marks)
+    return time.perf_counter() - start
+
+
+def write_durably(folder: Path, name: str, data: bytes) -> None:
+    temp = folder / f".{name}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(temp, folder / name)
+
+
+def fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+def throughput_row(
+    scenario: str, count: int, unit: str, *, seconds: float, floor: float, target: float
+) -> Row:
+    rate, ratio = count / seconds, seconds / floor
+    return Row(
+        scenario,
+        "throughput",
+        rate,
+        f"{unit}/s",
+        f">= {target:,.0f}",
+        rate >= target,
+        count / floor,
+        ratio,
+    )
+
+
+def bench_burst(sizes: Sizes, root: Path) -> list[Row]:
+    """Scenario 1 (burst) and 6 (idle, on the same worker once the burst is done)."""
+    count = sizes.burst_files
+    paths = stage(root / "staging", erp_payloads(count))
+    with running_worker(root / "worker") as worker:
+        time.sleep(sizes.warmup_seconds)  # let the file watch start
+        start = drop(paths, worker.dir("inbound"))
+        done = wait_until(lambda: archived(worker) >= count, "the burst to be archived", 0.02)
+        check_stored(worker.sqlite_path, count)
+        idle = measure_idle(worker, sizes)
+    floor = floor_inbound(erp_payloads(count), root / "floor")
+    row = throughput_row("burst", count, "files", seconds=done - start, floor=floor, target=5_000)
+    row.target += ", ratio <= 2.0"
+    row.passed = bool(row.passed and row.ratio is not None and row.ratio <= 2.0)
+    row.note = f"{count:,} one-order files renamed in at once; until all archived"
+    return [row, idle]
+
+
+def check_stored(path: Path, expected: int) -> None:
+    stored = anyio.run(store_counts, path)[0]
+    if stored < expected:
+        raise BenchError(f"only {stored} of {expected} orders are stored")
+
+
+async def store_counts(path: Path) -> tuple[int, int]:
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        return await store.counts()
+    finally:
+        await store.close()
+
+
+def measure_idle(worker: WorkerProcess, sizes: Sizes) -> Row:
+    time.sleep(sizes.warmup_seconds)
+    before = worker.cpu_seconds()
+    time.sleep(sizes.idle_seconds)
+    percent = (worker.cpu_seconds() - before) / sizes.idle_seconds * 100
+    note = f"{sizes.idle_seconds:.0f} s with nothing to do, after the burst and a warm-up;"
+    note += f" utime + stime, resolution {100 / sizes.idle_seconds / TICKS:.1f} %"
+    return Row("idle", "CPU", percent, "% of a core", "<= 1 %", percent <= 1.0, note=note)
+
+
+def bench_batch(sizes: Sizes, root: Path) -> list[Row]:
+    """Scenario 2: one file holding many orders, on a fresh worker (its own peak memory)."""
+    count, payload = sizes.batch_orders, batch_payload(sizes.batch_orders)
+    (path,) = stage(root / "staging", [payload])
+    with running_worker(root / "worker") as worker:
+        time.sleep(sizes.warmup_seconds)
+        baseline = worker.peak_memory()
+        start = drop([path], worker.dir("inbound"))
+        done = wait_until(lambda: archived(worker) >= 1, "the batch to be archived", 0.02)
+        peak = worker.peak_memory()
+        check_stored(worker.sqlite_path, count)
+    floor = floor_batch(payload, root / "floor")
+    rate = throughput_row(
+        "batch", count, "orders", seconds=done - start, floor=floor, target=50_000
+    )
+    rate.note = f"one file of {count:,} orders ({len(payload) / MB:.1f} MB); until archived"
+    limit = 2.5 * len(payload) + 100 * MB
+    memory = Row("batch", "peak memory", peak / MB, "MB", f"<= {limit / MB:.0f} MB", peak <= limit)
+    memory.note = f"worker VmHWM; {baseline / MB:.0f} MB before the file; limit 2.5 x file + 100 MB"
+    return [rate, memory]
+
+
+def bench_steady(sizes: Sizes, root: Path) -> list[Row]:
+    """Scenario 3: files renamed in at a steady rate; landed → seen in the archive."""
+    count = int(sizes.steady_seconds * sizes.steady_rate)
+    paths = stage(root / "staging", erp_payloads(count))
+    with running_worker(root / "worker") as worker:
+        time.sleep(sizes.warmup_seconds)
+        latencies = steady_latencies(paths, worker, sizes.steady_rate)
+    note = f"{sizes.steady_rate:.0f} files/s for {sizes.steady_seconds:.0f} s; archive polled"
+    note += " every 5 ms, so it includes the archive step"
+    targets = ((0.50, 50.0), (0.95, None), (0.99, 250.0))
+    return [latency_row("steady", latencies, q, limit, note) for q, limit in targets]
+
+
+def latency_row(
+    scenario: str, samples: Sequence[float], q: float, limit: float | None, note: str
+) -> Row:
+    value = percentile(samples, q) * 1000
+    target = f"<= {limit:.0f} ms" if limit is not None else ""
+    passed = value <= limit if limit is not None else None
+    return Row(scenario, f"p{q * 100:.0f} latency", value, "ms", target, passed, note=note)
+
+
+@dataclass
+class SteadyRun:
+    """Drops at the scheduled times and first sightings in the archive (perf_counter)."""
+
+    paths: Sequence[Path]
+    inbound: Path
+    archive: Path
+    rate: float
+    landed: dict[str, float] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)
+
+    def drop_due(self, start: float) -> None:
+        due = min(len(self.paths), int((time.perf_counter() - start) * self.rate) + 1)
+        for path in self.paths[len(self.landed) : due]:
+            os.rename(path, self.inbound / path.name)
+            self.landed[path.name] = time.perf_counter()
+
+    def look(self) -> None:
+        with os.scandir(self.archive) as entries:
+            names = [entry.name for entry in entries]
+        now = time.perf_counter()
+        for name in names:
+            self.seen.setdefault(name, now)
+
+
+def steady_latencies(paths: Sequence[Path], worker: WorkerProcess, rate: float) -> list[float]:
+    run = SteadyRun(paths, worker.dir("inbound"), worker.dir("archive"), rate)
+    start = time.perf_counter()
+    end = start + len(paths) / rate + DEADLINE
+    while len(run.seen) < len(paths):
+        if time.perf_counter() > end or count_files(worker.dir("failed")):
+            missing = len(paths) - len(run.seen)
+            raise BenchError(f"{missing} steady files not archived:\n{worker.log_tail()}")
+        run.drop_due(start)
+        run.look()
+        time.sleep(0.005)
+    return [run.seen[name] - run.landed[name] for name in run.landed]
+
+
+async def drop_documents(
+    store: SqliteStore, docs: Sequence[Document], rate: float, outbound: Path
+) -> list[float]:
+    """Put one document at a time at ``rate``; commit → ``{number}.json`` appears."""
+    pending: dict[Path, float] = {}
+    latencies: list[float] = []
+    start, end = time.perf_counter(), time.perf_counter() + len(docs) / rate + DEADLINE
+    put = 0
+    while put < len(docs) or pending:
+        if time.perf_counter() > end:
+            raise BenchError(f"{len(pending)} outbound files never appeared")
+        if put < len(docs) and time.perf_counter() >= start + put / rate:
+            await store.put_documents([docs[put]])
+            pending[outbound / f"{docs[put]['number']}.json"] = time.perf_counter()
+            put += 1
+        for path in [p for p in pending if p.exists()]:
+            latencies.append(time.perf_counter() - pending.pop(path))
+        await anyio.sleep(0.002)
+    return latencies
+
+
+async def outbound_cross_process(
+    path: Path, outbound: Path, docs: Sequence[Document], rate: float
+) -> list[float]:
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        return await drop_documents(store, docs, rate, outbound)
+    finally:
+        await store.close()
+
+
+async def outbound_burst(path: Path, docs: Sequence[Document], outbound: Path) -> float:
+    """Scenario 5: one put of many documents → all files exist and nothing is unsynced."""
+    expected = count_files(outbound) + len(docs)
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        await store.put_documents(docs)
+        start = time.perf_counter()
+        while count_files(outbound) < expected or (await store.counts())[1]:
+            if time.perf_counter() > start + DEADLINE:
+                raise BenchError("the outbound burst did not finish")
+            await anyio.sleep(0.02)
+        return time.perf_counter() - start
+    finally:
+        await store.close()
+
+
+def bench_outbound(sizes: Sizes, root: Path) -> list[Row]:
+    """Scenarios 4 (cross-process latency, then in-process) and 5 (outbound burst)."""
+    docs = tracos_docs(int(sizes.out_seconds * sizes.out_rate), 1)
+    burst = tracos_docs(sizes.out_burst, 1_000_000)
+    with running_worker(root / "worker") as worker:
+        time.sleep(sizes.warmup_seconds)
+        outbound = worker.dir("outbound")
+        latencies = anyio.run(
+            outbound_cross_process, worker.sqlite_path, outbound, docs, sizes.out_rate
+        )
+        seconds = anyio.run(outbound_burst, worker.sqlite_path, burst, outbound)
+    note = (
+        "put_documents from this process; the worker notices by PRAGMA data_version (~100 ms poll)"
+    )
+    rows = [latency_row("outbound (other process)", latencies, q, None, note) for q in (0.5, 0.95)]
+    inside, own = anyio.run(outbound_in_process, root / "inproc", docs, sizes)
+    note = (
+        f"Worker in this process, worker.store.put_documents; worker's own p50 {own * 1000:.0f} ms"
+    )
+    rows.append(latency_row("outbound (in-process)", inside, 0.5, 50.0, note))
+    rows.append(latency_row("outbound (in-process)", inside, 0.95, None, note))
+    floor = floor_outbound(burst, root / "floor")
+    row = throughput_row(
+        "outbound burst", len(burst), "orders", seconds=seconds, floor=floor, target=0
+    )
+    row.target, row.passed = "", None
+    row.note = f"{len(burst):,} unsynced documents in one put; until all files exist and 0 unsynced"
+    return [*rows, row]
+
+
+async def outbound_in_process(
+    root: Path, docs: Sequence[Document], sizes: Sizes
+) -> tuple[list[float], float]:
+    """The same drops into a ``Worker`` running in this process (the in-process wake-up)."""
+    settings = Settings(
+        inbound_dir=root / "inbound",
+        outbound_dir=root / "outbound",
+        archive_dir=root / "archive",
+        failed_dir=root / "failed",
+        state_dir=root / "state",
+    )
+    worker = Worker(settings)
+    await worker.open()
+    stop = anyio.Event()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run, stop)
+            await anyio.sleep(sizes.warmup_seconds)
+            assert isinstance(worker.store, SqliteStore)
+            found = await drop_documents(worker.store, docs, sizes.out_rate, settings.outbound_dir)
+            stop.set()
+    finally:
+        await worker.close()
+    return found, percentile(list(worker.stats.latency_out), 0.5)
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def cells(row: Row) -> list[str]:
+    def number(value: float | None) -> str:
+        return "" if value is None else f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+    verdict = {True: "PASS", False: "FAIL", None: "info"}[row.passed]
+    ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
+    return [
+        row.scenario,
+        row.measure,
+        f"{number(row.value)} {row.unit}",
+        number(row.floor),
+        ratio,
+        row.target,
+        verdict,
+    ]
+
+
+def print_report(info: dict[str, Any], rows: Sequence[Row], quick: bool) -> None:
+    print(f"\ntracos-sync watcher benchmark ({'quick' if quick else 'full'} run, embedded store)")
+    print(f"{info['date']}  {info['nproc']} x {info['cpu']}", end="  ")
+    print(f"Python {info['python']}  Linux {info['kernel']}\n")
+    header = ["scenario", "measure", "worker", "floor", "ratio", "target", "result"]
+    table = [header, *map(cells, rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+    print(
+        "\nfloor: the bare work, in one process, on the same data; ratio: worker time / floor time"
+    )
+    notes = dict.fromkeys(f"  {row.scenario}: {row.note}" for row in rows if row.note)
+    print("\n".join(notes), flush=True)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="reduced sizes, a smoke check")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    info, rows = machine(), []
+    try:
+        with tempfile.TemporaryDirectory(prefix="watcher-bench-") as temp:
+            for name, scenario in (
+                ("burst", bench_burst),
+                ("batch", bench_batch),
+                ("steady", bench_steady),
+                ("outbound", bench_outbound),
+            ):
+                print(f"running {name} ...", file=sys.stderr, flush=True)
+                rows.extend(scenario(sizes, Path(temp) / name))
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    print_report(info, rows, args.quick)
+    if args.json:
+        result = {"machine": info, "sizes": asdict(sizes), "rows": [asdict(r) for r in rows]}
+        args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=2))
+    return 1 if any(row.passed is False for row in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
