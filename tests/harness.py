@@ -113,10 +113,7 @@ def check_invariants(
     for number, (updated, summary) in inputs.newest.items():
         doc = docs.get(number)
         assert doc is not None, f"order {number} lost ({note})"
-        assert (doc["updatedAt"], doc["title"]) == (
-            updated.isoformat(timespec="microseconds"),
-            summary,
-        ), note
+        assert (datetime.fromisoformat(doc["updatedAt"]), doc["title"]) == (updated, summary), note
     for number, doc in docs.items():
         if number < TRACOS_FIRST:
             continue

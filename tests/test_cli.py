@@ -46,7 +46,7 @@ def test_run_show_and_sigterm(
     wait_until(lambda: len(names(settings.archive_dir)) == 3, "three files archived")
     shown = json.loads(cli(settings, "show").stdout)
     assert [d["number"] for d in shown] == [1, 2, 3]
-    assert shown[0]["updatedAt"] == "2025-10-01T00:04:29.045000+00:00"
+    assert shown[0]["updatedAt"] == "2025-10-01T00:04:29.045000Z"
     assert isinstance(shown[0]["_id"], str) and shown[0]["isSynced"] is True
     assert [d["number"] for d in json.loads(cli(settings, "show", "2").stdout)] == [2]
     started = time.monotonic()

@@ -34,6 +34,10 @@ async def synced_count(worker: Worker) -> int:
     return sum(1 for d in await worker.store.find() if d.get("isSynced") is True)
 
 
+def parse(text: object) -> datetime:
+    return datetime.fromisoformat(str(text))
+
+
 def outbound(settings: Settings, number: int) -> dict[str, object]:
     data: dict[str, object] = json.loads((settings.outbound_dir / f"{number}.json").read_text())
     return data
@@ -50,7 +54,7 @@ async def test_seed_in_another_process_is_exported_and_marked(settings: Settings
     for number in range(1, 11):
         exported = outbound(settings, number)
         assert exported["summary"] == docs[number]["title"]
-        assert exported["lastUpdateDate"] == docs[number]["updatedAt"]
+        assert parse(exported["lastUpdateDate"]) == parse(docs[number]["updatedAt"])
     again = await anyio.to_thread.run_sync(lambda: cli(settings, "once"))
     assert "exported" not in again.stderr  # a quiet system: nothing goes out twice
 

@@ -54,6 +54,16 @@ def prepare_folders(settings: Settings) -> None:
             raise ConfigError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
         if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
             raise ConfigError(f"folder {folder} is not readable and writable by this user")
+    device = settings.inbound_dir.stat().st_dev
+    for variable, folder in (
+        ("DATA_ARCHIVE_DIR", settings.archive_dir),
+        ("DATA_FAILED_DIR", settings.failed_dir),
+    ):
+        if folder.stat().st_dev != device:
+            raise ConfigError(
+                f"{variable} ({folder}) must be on the same file system as DATA_INBOUND_DIR:"
+                " files are moved by atomic rename"
+            )
 
 
 class Worker:
@@ -164,4 +174,3 @@ async def _unless_stopped(stop: anyio.Event, work: Callable[[], Awaitable[None]]
         finished = True
         tg.cancel_scope.cancel()
     return finished
-

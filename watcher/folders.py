@@ -7,6 +7,7 @@ name taken from file contents is ever joined to a folder.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
@@ -20,6 +21,8 @@ from typing import Any, Final
 import msgspec
 
 IGNORED_SUFFIXES: Final = (".tmp", ".part", ".swp", "~")
+AT_FDCWD: Final = -100
+_renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
 CLAIMED_DIR: Final = ".processing"
 LOCK_FILE: Final = ".lock"
 _encode_report = msgspec.json.Encoder().encode
@@ -41,17 +44,13 @@ def display_name(name: str) -> str:
 
 
 def scan(folder: Path) -> list[str]:
-    """Candidate names in ``folder`` (directories skipped), oldest first."""
-    found: list[tuple[float, str]] = []
+    """Candidate names in ``folder``, directories skipped (the listing's file types: no stat)."""
     with os.scandir(folder) as entries:
-        for entry in entries:
-            if not is_candidate(entry.name) or entry.is_dir(follow_symlinks=False):
-                continue
-            try:
-                found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
-            except FileNotFoundError:
-                continue
-    return [name for _, name in sorted(found)]
+        return sorted(
+            entry.name
+            for entry in entries
+            if is_candidate(entry.name) and not entry.is_dir(follow_symlinks=False)
+        )
 
 
 class NotRegularFile(OSError):
@@ -60,16 +59,21 @@ class NotRegularFile(OSError):
 
 def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
     """Read a regular file without following a symlink or blocking on a FIFO."""
-    before = os.lstat(path)
-    if not stat.S_ISREG(before.st_mode):
-        raise NotRegularFile(f"not a regular file ({_kind(before.st_mode)}): not read")
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFile("not a regular file (symbolic link): not read") from None
+        raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NotRegularFile(f"not a regular file ({_kind(info.st_mode)}): not read")
-        chunks = []
-        while chunk := os.read(fd, max(info.st_size, 65536)):
+        data = os.read(fd, info.st_size + 1)
+        if len(data) <= info.st_size:
+            return data, info
+        chunks = [data]  # it grew while we read: take the rest too
+        while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
         return b"".join(chunks), info
     finally:
@@ -102,15 +106,12 @@ class ClaimDir:
     def claim(self, source: Path) -> Path | None:
         """Move ``source`` in by atomic rename; None if another worker took it first."""
         try:
-            target = unique_name(self.path, source.name)
-            os.rename(source, target)
+            return move_without_clobber(source, self.path, source.name)
         except FileNotFoundError:
             if not os.path.lexists(source):
                 return None  # another worker (or the ERP) took it first
             self._recreate()  # our folder went with a removed inbound folder
-            target = unique_name(self.path, source.name)
-            os.rename(source, target)
-        return target
+            return move_without_clobber(source, self.path, source.name)
 
     def _recreate(self) -> None:
         os.close(self.lock_fd)
@@ -167,9 +168,7 @@ def resume(orphan: Path, inbound: Path, done: list[Path]) -> list[str]:
         if path.lstat().st_nlink > 1 and _linked_in(path, done):
             path.unlink()
             continue
-        target = unique_name(inbound, path.name)
-        os.rename(path, target)
-        returned.append(target.name)
+        returned.append(move_without_clobber(path, inbound, path.name).name)
     (orphan / LOCK_FILE).unlink(missing_ok=True)
     orphan.rmdir()
     return returned
@@ -199,15 +198,31 @@ def unique_name(folder: Path, name: str, now: datetime | None = None) -> Path:
 
 
 def move_without_clobber(source: Path, folder: Path, name: str) -> Path:
-    """Link ``source`` under a free name in ``folder`` (never overwriting), then unlink it."""
+    """Move ``source`` to ``folder/name``, or to a suffixed name if taken; never overwrite."""
+    target = folder / name
     while True:
-        target = unique_name(folder, name)
         try:
-            os.link(source, target, follow_symlinks=False)
+            rename_no_replace(source, target)
+            return target
         except FileExistsError:
-            continue  # another worker took that name in between
-        os.unlink(source)
-        return target
+            target = unique_name(folder, name)  # taken: try a free name (rechecked atomically)
+
+
+def rename_no_replace(source: Path, target: Path) -> None:
+    """Atomic rename that fails with ``FileExistsError`` rather than replace ``target``.
+
+    Linux's renameat2(RENAME_NOREPLACE) does it in one call; where the file system does
+    not support it, link then unlink (a crash in between leaves two links, which
+    ``resume`` recognises).
+    """
+    if _renameat2 is not None:
+        if _renameat2(AT_FDCWD, os.fsencode(source), AT_FDCWD, os.fsencode(target), 1) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), str(source), None, str(target))
+    os.link(source, target, follow_symlinks=False)
+    os.unlink(source)
 
 
 def write_new(folder: Path, name: str, data: bytes) -> Path:

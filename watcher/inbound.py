@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 import anyio
 from watchfiles import Change, awatch
@@ -22,10 +24,14 @@ from watcher.errors import MalformedFile, RejectedInput
 from watcher.mapping import FileVerdict, element_bytes, judge_erp_file
 from watcher.retrying import StoreRetry
 from watcher.settings import Settings
-from watcher.stats import Stats
+from watcher.stats import RECENT, Stats
 from watcher.store import Outcome, WorkOrderStore
 
 log = logging.getLogger(__name__)
+# watchfiles: report a change after at most DEBOUNCE_MS, checking every STEP_MS (the
+# check costs a wake-up of its thread: STEP_MS trades idle CPU against latency)
+DEBOUNCE_MS: Final = 30
+STEP_MS: Final = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +86,8 @@ class Inbound:
                 async for _ in awatch(
                     self.settings.inbound_dir,
                     watch_filter=_wanted,
-                    debounce=100,
-                    step=10,
+                    debounce=DEBOUNCE_MS,
+                    step=STEP_MS,
                     stop_event=stop,
                     recursive=False,
                     force_polling=self.settings.force_polling or None,
@@ -191,6 +197,12 @@ class Inbound:
             position += len(item.verdict.orders)
             self._archive(item, mine, now)
         self.stats.count("files_seen", len(taken))
+        if outcomes:
+            tally = Counter(str(o) for o in outcomes)
+            for outcome, count in tally.items():
+                self.stats.count(f"orders_{outcome}", count)
+            summary = ", ".join(f"{count} {outcome}" for outcome, count in tally.items())
+            log.info("%d files: orders %s", len(taken), summary)
 
     def _archive(self, item: Taken, outcomes: list[Outcome], now: datetime) -> None:
         assert item.verdict is not None
@@ -198,12 +210,12 @@ class Inbound:
             self._quarantine_elements(item, now)
         folders.move_without_clobber(item.path, self.settings.archive_dir, item.name)
         self.stats.latency_in.append(max(0.0, time.time() - item.landed))
-        for outcome in outcomes:
-            self.stats.count(f"orders_{outcome}")
-        for order, outcome in zip(item.verdict.orders, outcomes, strict=True):
+        recent = list(zip(item.verdict.orders, outcomes, strict=True))[-RECENT:]
+        for order, outcome in recent:
             self.stats.event(now, "in", str(order.number), str(outcome))
-        summary = ", ".join(f"{n} {o}" for o, n in _tally(outcomes).items()) or "no orders"
-        log.info("%s: %s", folders.display_name(item.name), summary)
+        if log.isEnabledFor(logging.DEBUG):
+            shown = ", ".join(f"{n} {o}" for o, n in Counter(outcomes).items()) or "no orders"
+            log.debug("%s: %s", folders.display_name(item.name), shown)
 
     def _quarantine(self, item: Taken, now: datetime) -> None:
         assert item.error is not None
@@ -250,13 +262,6 @@ def _judge(data: bytes, name: str) -> FileVerdict:
 def _report(name: str, now: datetime, reason: str, path: str) -> dict[str, object]:
     file = folders.display_name(name)
     return {"file": file, "reason": reason, "path": path, "time": now.isoformat()}
-
-
-def _tally(outcomes: list[Outcome]) -> dict[Outcome, int]:
-    tally: dict[Outcome, int] = {}
-    for outcome in outcomes:
-        tally[outcome] = tally.get(outcome, 0) + 1
-    return tally
 
 
 def _os_reason(exc: OSError) -> str:

@@ -7,9 +7,12 @@ Each row keeps the whole document as JSON plus the columns the rules need: the n
 
 from __future__ import annotations
 
+import itertools
+import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -18,10 +21,9 @@ from typing import Any, Final, TypeVar
 
 import anyio
 import msgspec
-from bson import ObjectId
 
 from watcher.errors import StoreUnavailable
-from watcher.mapping import format_date, normalise_date
+from watcher.mapping import normalise_date
 from watcher.model import OrderUpsert
 from watcher.store import (
     Document,
@@ -36,6 +38,8 @@ from watcher.store import (
 
 T = TypeVar("T")
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND: Final = timedelta(milliseconds=1)
+OLDEST: Final = EPOCH - timedelta(days=1)  # what a stored document without a valid date counts as
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
 WAKE_POLL_SECONDS: Final = 0.1  # how often writes by other processes are looked for
 
@@ -51,31 +55,39 @@ CREATE TABLE IF NOT EXISTS workorders (
 CREATE INDEX IF NOT EXISTS workorders_seq ON workorders (seq);
 CREATE INDEX IF NOT EXISTS workorders_unsynced ON workorders (seq) WHERE synced = 0;
 """
-_encode = msgspec.json.Encoder(enc_hook=str).encode
+_encode = msgspec.json.Encoder(enc_hook=str).encode  # dates as RFC 3339, ``…045Z``
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def to_millis(value: datetime) -> int:
-    return (value - EPOCH) // timedelta(milliseconds=1)
+    return (value - EPOCH) // MILLISECOND
 
 
 def from_millis(value: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=value)
-
-
-def _jsonable(doc: Document) -> Document:
-    """Dates as UTC ISO 8601 strings, to the millisecond as a BSON date keeps them."""
-    return {k: format_date(v) if isinstance(v, datetime) else v for k, v in doc.items()}
+    return EPOCH + value * MILLISECOND
 
 
 def _version_of(doc: Document) -> int | None:
+    """``updatedAt`` in epoch milliseconds, or None when it is not a date."""
     value = doc.get("updatedAt")
     if isinstance(value, str):
         try:
             value = msgspec.convert(value, datetime)
         except msgspec.ValidationError:
             return None
-    return to_millis(value) if isinstance(value, datetime) else None
+    return to_millis(value) if isinstance(value, datetime) and value.tzinfo else None
+
+
+def _as_bson_would(doc: Document) -> Document:
+    """Dates kept to the millisecond and in UTC, as a BSON date keeps them."""
+    return {k: normalise_date(v) if isinstance(v, datetime) else v for k, v in doc.items()}
+
+
+def _object_ids() -> Iterator[str]:
+    """ObjectId-shaped ids (time, random, counter) without ObjectId's per-call cost."""
+    middle = os.urandom(5).hex()
+    for counter in itertools.count(int.from_bytes(os.urandom(3))):
+        yield f"{int(time.time()):08x}{middle}{counter % 0x1000000:06x}"
 
 
 class SqliteStore:
@@ -87,6 +99,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._watch: sqlite3.Connection | None = None
         self._wake: anyio.Event
+        self._ids = _object_ids()
 
     @property
     def mode(self) -> str:
@@ -151,63 +164,53 @@ class SqliteStore:
     def _upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
         winner, outcomes = newest_per_number(orders)
         with self._transaction() as db:
-            stored = self._stored_versions(db, list(winner))
-            writes: list[OrderUpsert] = []
+            stored = self._stored(db, list(winner))
+            writes: list[tuple[OrderUpsert, str | None]] = []
             for number, index in winner.items():
-                outcome = decide(stored.get(number), orders[index].updatedAt)
-                outcomes[index] = outcome
+                millis, doc = stored.get(number, (None, None))
+                when = None if doc is None else OLDEST if millis is None else from_millis(millis)
+                outcomes[index] = outcome = decide(when, orders[index].updatedAt)
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
-                    writes.append(orders[index])
-            self._write(db, writes, now)
+                    writes.append((orders[index], doc))
+            docs = (self._upserted(order, doc, now) for order, doc in writes)
+            self._replace(db, docs, now)
         return [o for o in outcomes if o is not None]
 
-    def _stored_versions(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, Any]:
-        """Stored ``updatedAt`` per number; a document without a valid one counts as oldest."""
-        found: dict[int, Any] = {}
+    def _upserted(self, order: OrderUpsert, stored: str | None, now: datetime) -> Document:
+        doc = apply_upsert(_decode(stored) if stored else None, order, now)
+        doc.setdefault("_id", next(self._ids))
+        return doc
+
+    def _stored(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, tuple[Any, str]]:
+        """``updated_at`` and the document's JSON per stored number, in one query per chunk."""
+        found: dict[int, tuple[Any, str]] = {}
         for start in range(0, len(numbers), CHUNK):
             chunk = numbers[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT number, updated_at FROM workorders WHERE number IN ({marks})"
-            for number, millis in db.execute(query, chunk):
-                found[number] = EPOCH - timedelta(days=1) if millis is None else from_millis(millis)
+            query = f"SELECT number, updated_at, doc FROM workorders WHERE number IN ({marks})"
+            found.update((n, (millis, doc)) for n, millis, doc in db.execute(query, chunk))
         return found
 
-    def _write(self, db: sqlite3.Connection, orders: list[OrderUpsert], now: datetime) -> None:
-        existing = self._documents(db, [o.number for o in orders])
-        docs = []
-        for order in orders:
-            doc = apply_upsert(existing.get(order.number), order, now)
-            doc.setdefault("_id", str(ObjectId()))
-            docs.append(doc)
-        self._replace(db, docs, now)
-
-    def _documents(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, Document]:
-        found: dict[int, Document] = {}
-        for start in range(0, len(numbers), CHUNK):
-            chunk = numbers[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT number, doc FROM workorders WHERE number IN ({marks})"
-            found.update((n, _decode(doc)) for n, doc in db.execute(query, chunk))
-        return found
-
-    def _replace(self, db: sqlite3.Connection, docs: Sequence[Document], now: datetime) -> None:
+    def _replace(self, db: sqlite3.Connection, docs: Iterable[Document], now: datetime) -> None:
+        """Write whole documents, each with the next sequence number (rows made as consumed)."""
         seq = db.execute("SELECT coalesce(max(seq), 0) FROM workorders").fetchone()[0]
-        rows = [
+        changed = to_millis(now)
+        rows = (
             (
                 doc["number"],
                 _version_of(doc),
                 int(doc.get("isSynced") is True),
                 seq + offset,
-                to_millis(now),
-                _encode(_jsonable(doc)),
+                changed,
+                _encode(doc),
             )
             for offset, doc in enumerate(docs, start=1)
-        ]
+        )
         db.executemany("INSERT OR REPLACE INTO workorders VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     async def put_documents(self, docs: Sequence[Document]) -> None:
         now = datetime.now(UTC)
-        prepared = [{"_id": str(ObjectId()), **doc} for doc in docs]
+        prepared = [{"_id": next(self._ids), **_as_bson_would(doc)} for doc in docs]
 
         def put() -> None:
             with self._transaction() as db:
@@ -219,8 +222,8 @@ class SqliteStore:
     async def find(self, numbers: Sequence[int] = ()) -> list[Document]:
         def read() -> list[Document]:
             if numbers:
-                found = self._documents(self._db, list(numbers))
-                return [found[n] for n in sorted(found)]
+                found = self._stored(self._db, list(numbers))
+                return [_decode(found[n][1]) for n in sorted(found)]
             rows = self._db.execute("SELECT doc FROM workorders ORDER BY number")
             return [_decode(doc) for (doc,) in rows]
 
@@ -240,7 +243,7 @@ class SqliteStore:
         return found, rows[-1][1] if rows else seen
 
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
-        synced_at = normalise_date(now).isoformat()
+        synced_at = _encode(normalise_date(now)).decode().strip('"')  # as the documents spell dates
 
         def mark() -> set[str]:
             done: set[str] = set()
@@ -258,7 +261,11 @@ class SqliteStore:
         return await self._run(mark)
 
     async def counts(self) -> tuple[int, int]:
-        query = "SELECT count(*), coalesce(sum(synced = 0), 0) FROM workorders"
+        # two counts, each over an index: cheap enough to ask every second
+        query = (
+            "SELECT (SELECT count(*) FROM workorders),"
+            " (SELECT count(*) FROM workorders WHERE synced = 0)"
+        )
         stored, unsynced = await self._run(lambda: self._db.execute(query).fetchone())
         return int(stored), int(unsynced)
 
