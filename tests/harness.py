@@ -17,6 +17,7 @@ from tests.test_mapping import erp
 from tests.workers import env_for, stored_docs
 from watcher.mapping import encode_erp_file, normalise_date, read_tracos, tracos_to_erp
 from watcher.settings import Settings
+from watcher.status import read_worker_status
 
 BASE = datetime(2025, 10, 1, tzinfo=UTC)
 TRACOS_FIRST = 100_000  # TracOS-side numbers, apart from the ERP's so both can be checked
@@ -76,12 +77,19 @@ def start_worker(
     )
 
 
-def landed(settings: Settings) -> Counter[bytes]:
-    """Contents of the files in archive and failed, reports and rejected elements aside."""
+def serving(settings: Settings, worker: subprocess.Popen[str]) -> bool:
+    """True once this worker runs: its pid is in the status file it rewrites every second."""
+    status = read_worker_status(settings)
+    return status is not None and status.get("pid") == worker.pid
+
+
+def landed(settings: Settings, rejected: bool = False) -> Counter[bytes]:
+    """Contents of the input files in archive and failed (or of the rejected elements)."""
     found: Counter[bytes] = Counter()
     for folder in (settings.archive_dir, settings.failed_dir):
         for path in folder.iterdir():
-            if path.is_file() and not path.name.endswith((".error.json", ".rejected.json")):
+            is_input = path.is_file() and not path.name.endswith(".error.json")
+            if is_input and (".rejected." in path.name) == rejected:
                 found[path.read_bytes()] += 1
     return found
 
@@ -107,7 +115,14 @@ def check_invariants(
     settings: Settings, inputs: Inputs, docs: dict[int, dict[str, Any]], note: str
 ) -> None:
     """Nothing lost, nothing twice, newest wins, no mark without its file, nothing claimed."""
-    assert landed(settings) == inputs.dropped, f"archive+failed differ from the inputs ({note})"
+    found = landed(settings)
+    missing, extra = inputs.dropped - found, found - inputs.dropped
+    assert not missing and not extra, (
+        f"archive+failed differ from the inputs: {sum(missing.values())} missing,"
+        f" {sum(extra.values())} extra, e.g. {list((missing or extra).elements())[:2]} ({note})"
+    )
+    duplicated = [data for data, count in landed(settings, rejected=True).items() if count > 1]
+    assert duplicated == [], f"rejected elements written twice ({note})"
     assert claimed_files(settings) == [], note
     assert waiting_files(settings) == [], note
     for number, (updated, summary) in inputs.newest.items():

@@ -16,6 +16,7 @@ from tests.harness import (
     Inputs,
     check_invariants,
     claimed_files,
+    serving,
     start_worker,
     stored,
     waiting_files,
@@ -56,6 +57,9 @@ async def test_kill_nine_twenty_times(settings: Settings, tmp_path: Path) -> Non
             worker.wait()
         worker = start_worker(settings, log)
         try:
+            await anyio.to_thread.run_sync(
+                lambda: wait_until(lambda: serving(settings, worker), note)
+            )
             await anyio.to_thread.run_sync(lambda: _wait_until_quiet(settings, note))
         finally:
             worker.send_signal(signal.SIGTERM)

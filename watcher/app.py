@@ -91,6 +91,7 @@ class Worker:
         log.info("watching %s (store mode: %s)", self.settings.inbound_dir, self.store.mode)
 
     def _resume_claims(self) -> None:
+        folders.remove_stale_temps(self.settings.failed_dir)  # reports cut short by a crash
         done = [self.settings.archive_dir, self.settings.failed_dir]
         for orphan in folders.orphaned_claims(self.settings.inbound_dir):
             names = folders.resume(orphan, self.settings.inbound_dir, done)

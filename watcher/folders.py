@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import glob
 import os
 import stat
 import uuid
@@ -24,6 +25,8 @@ IGNORED_SUFFIXES: Final = (".tmp", ".part", ".swp", "~")
 AT_FDCWD: Final = -100
 _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
 CLAIMED_DIR: Final = ".processing"
+REPORT_SUFFIX: Final = ".error.json"
+StrPath = str | os.PathLike[str]
 LOCK_FILE: Final = ".lock"
 _encode_report = msgspec.json.Encoder().encode
 
@@ -57,7 +60,7 @@ class NotRegularFile(OSError):
     """A symlink, FIFO, socket or device where a file was expected."""
 
 
-def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+def read_regular(path: StrPath) -> tuple[bytes, os.stat_result]:
     """Read a regular file without following a symlink or blocking on a FIFO."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -88,6 +91,8 @@ def _kind(mode: int) -> str:
     ):
         if test(mode):
             return name
+    if stat.S_ISDIR(mode):
+        return "directory"
     return "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
 
 
@@ -103,15 +108,16 @@ class ClaimDir:
         path = inbound / CLAIMED_DIR / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         return cls(path, _locked_folder(path))
 
-    def claim(self, source: Path) -> Path | None:
+    def claim(self, source: str) -> str | None:
         """Move ``source`` in by atomic rename; None if another worker took it first."""
+        name = os.path.basename(source)
         try:
-            return move_without_clobber(source, self.path, source.name)
+            return move_without_clobber(source, self.path, name)
         except FileNotFoundError:
             if not os.path.lexists(source):
                 return None  # another worker (or the ERP) took it first
             self._recreate()  # our folder went with a removed inbound folder
-            return move_without_clobber(source, self.path, source.name)
+            return move_without_clobber(source, self.path, name)
 
     def _recreate(self) -> None:
         os.close(self.lock_fd)
@@ -168,7 +174,7 @@ def resume(orphan: Path, inbound: Path, done: list[Path]) -> list[str]:
         if path.lstat().st_nlink > 1 and _linked_in(path, done):
             path.unlink()
             continue
-        returned.append(move_without_clobber(path, inbound, path.name).name)
+        returned.append(os.path.basename(move_without_clobber(path, inbound, path.name)))
     (orphan / LOCK_FILE).unlink(missing_ok=True)
     orphan.rmdir()
     return returned
@@ -197,18 +203,21 @@ def unique_name(folder: Path, name: str, now: datetime | None = None) -> Path:
     raise FileExistsError(errno.EEXIST, "no free name", str(target))
 
 
-def move_without_clobber(source: Path, folder: Path, name: str) -> Path:
-    """Move ``source`` to ``folder/name``, or to a suffixed name if taken; never overwrite."""
-    target = folder / name
+def move_without_clobber(source: StrPath, folder: StrPath, name: str) -> str:
+    """Move ``source`` to ``folder/name``, or to a suffixed name if taken; never overwrite.
+
+    Paths are plain strings here: this runs twice per file on the hot path.
+    """
+    target = os.path.join(folder, name)
     while True:
         try:
             rename_no_replace(source, target)
             return target
         except FileExistsError:
-            target = unique_name(folder, name)  # taken: try a free name (rechecked atomically)
+            target = str(unique_name(Path(folder), name))  # a free name, rechecked atomically
 
 
-def rename_no_replace(source: Path, target: Path) -> None:
+def rename_no_replace(source: StrPath, target: StrPath) -> None:
     """Atomic rename that fails with ``FileExistsError`` rather than replace ``target``.
 
     Linux's renameat2(RENAME_NOREPLACE) does it in one call; where the file system does
@@ -226,21 +235,33 @@ def rename_no_replace(source: Path, target: Path) -> None:
 
 
 def write_new(folder: Path, name: str, data: bytes) -> Path:
-    """Create a file under a free name in ``folder`` with ``data`` (exclusive create)."""
-    while True:
-        target = unique_name(folder, name)
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except FileExistsError:
+    """Create ``folder/name`` (or a free suffixed name) holding ``data``, all or nothing.
+
+    Written under a temporary name first: a crash never leaves a half-written file.
+    """
+    temp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    temp.write_bytes(data)
+    return Path(move_without_clobber(temp, folder, name))
+
+
+def find_identical(folder: Path, stem: str, data: bytes) -> Path | None:
+    """A file ``stem*.json`` in ``folder`` holding exactly ``data``, if there is one."""
+    for path in folder.glob(f"{glob.escape(stem)}*.json"):
+        if path.name.endswith(REPORT_SUFFIX) or path.stat().st_size != len(data):
             continue
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        return target
+        if path.read_bytes() == data:
+            return path
+    return None
 
 
-def write_report(folder: Path, quarantined: Path, report: dict[str, Any]) -> Path:
+def report_path(quarantined: Path) -> Path:
+    return quarantined.with_name(quarantined.name + REPORT_SUFFIX)
+
+
+def write_report(folder: Path, quarantined: StrPath, report: dict[str, Any]) -> Path:
     """``<name>.error.json`` beside a quarantined file."""
-    return write_new(folder, quarantined.name + ".error.json", _encode_report(report) + b"\n")
+    name = os.path.basename(quarantined) + REPORT_SUFFIX
+    return write_new(folder, name, _encode_report(report) + b"\n")
 
 
 def write_durably(folder: Path, name: str, data: bytes, token: str) -> Path:

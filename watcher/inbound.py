@@ -8,20 +8,22 @@ one more hop. Events from ``awatch`` only wake the loop; the folder listing is t
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 from watchfiles import Change, awatch
 
 from watcher import folders
 from watcher.errors import MalformedFile, RejectedInput
 from watcher.mapping import FileVerdict, element_bytes, judge_erp_file
+from watcher.model import OrderUpsert
 from watcher.retrying import StoreRetry
 from watcher.settings import Settings
 from watcher.stats import RECENT, Stats
@@ -39,7 +41,7 @@ class Taken:
     """A claimed file and what it amounts to: a verdict, or a reason to quarantine it whole."""
 
     name: str
-    path: Path
+    path: str
     landed: float
     verdict: FileVerdict | None = None
     error: RejectedInput | None = None
@@ -100,32 +102,59 @@ class Inbound:
                 await stop.wait()
 
     async def drain(self, stop: anyio.Event | None = None) -> None:
-        """Process every file waiting now, one batch at a time."""
+        """Process every file waiting now, reading the next batch while the last is stored.
+
+        The stream between the two stages holds one batch: at most three batches are
+        claimed and not yet filed away (more wait, unclaimed, in the inbound folder).
+        """
+        names = await self._waiting()
+        size = self.settings.batch_size
+        batches = [names[start : start + size] for start in range(0, len(names), size)]
+        send, receive = anyio.create_memory_object_stream[list[Taken]](1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._take_batches, batches, send, stop)
+            async with receive:
+                async for taken in receive:
+                    await self._store_and_file(taken)
+
+    async def _waiting(self) -> list[str]:
+        """Names to take now: the listing less files still settling."""
         try:
             names = await anyio.to_thread.run_sync(folders.scan, self.settings.inbound_dir)
         except OSError as exc:
             self._folder_trouble(exc)
-            return
+            return []
         now = time.time()
         present = set(names)
         self.deferred = {n: at for n, at in self.deferred.items() if n in present}
         names = [n for n in names if self.deferred.get(n, 0.0) <= now]
         self.stats.waiting_files = len(names)
-        size = self.settings.batch_size
-        for start in range(0, len(names), size):
-            if stop is not None and stop.is_set():
-                return
-            await self.process(names[start : start + size])
-            self.stats.waiting_files = max(0, len(names) - start - size)
+        return names
 
     def _folder_trouble(self, exc: OSError) -> None:
         message = f"inbound folder {self.settings.inbound_dir}: {exc.strerror or exc}"
         log.error("%s; retrying at the next rescan", message)
         self.stats.failure(datetime.now(UTC), "in", str(self.settings.inbound_dir), message)
 
-    async def process(self, names: Sequence[str]) -> None:
-        """Claim and judge ``names``, upsert their orders in one bulk write, then file them."""
-        taken = await anyio.to_thread.run_sync(self._take, names)
+    async def _take_batches(
+        self,
+        batches: list[list[str]],
+        send: MemoryObjectSendStream[list[Taken]],
+        stop: anyio.Event | None,
+    ) -> None:
+        """First stage: read, judge and claim a batch at a time (one thread hop each)."""
+        async with send:
+            left = sum(map(len, batches))
+            for batch in batches:
+                if stop is not None and stop.is_set():
+                    return
+                taken = await anyio.to_thread.run_sync(self._take, batch)
+                left -= len(batch)
+                self.stats.waiting_files = left
+                await send.send(taken)
+
+    async def _store_and_file(self, taken: list[Taken]) -> None:
+        """Second stage: one bulk upsert (waiting out outages), then archive/quarantine."""
         orders = [o for t in taken if t.verdict for o in t.verdict.orders]
         outcomes: list[Outcome] = []
         if orders:
@@ -144,7 +173,7 @@ class Inbound:
         return taken
 
     def _take_one(self, name: str, now: float) -> Taken | None:
-        source = self.settings.inbound_dir / name
+        source = os.path.join(self.settings.inbound_dir, name)
         try:
             data, info = folders.read_regular(source)
         except FileNotFoundError:
@@ -164,22 +193,23 @@ class Inbound:
 
     def _claimed(
         self,
-        source: Path,
+        source: str,
         landed: float,
         verdict: FileVerdict | None = None,
         error: RejectedInput | None = None,
         inode: int | None = None,
     ) -> Taken | None:
-        self.deferred.pop(source.name, None)
+        name = os.path.basename(source)
+        self.deferred.pop(name, None)
         path = self.claims.claim(source)
         if path is None:
             return None
-        if inode is not None and path.lstat().st_ino != inode:
+        if inode is not None and os.lstat(path).st_ino != inode:
             # replaced between our read and the claim: judge what we actually hold
-            return self._retake(path, source.name, landed)
-        return Taken(source.name, path, landed, verdict, error)
+            return self._retake(path, name, landed)
+        return Taken(name, path, landed, verdict, error)
 
-    def _retake(self, path: Path, name: str, landed: float) -> Taken:
+    def _retake(self, path: str, name: str, landed: float) -> Taken:
         try:
             return Taken(name, path, landed, verdict=judge_erp_file(folders.read_regular(path)[0]))
         except RejectedInput as exc:
@@ -189,30 +219,40 @@ class Inbound:
         """Archive used files, quarantine unusable ones (blocking: runs in a worker thread)."""
         now = datetime.now(UTC)
         position = 0
+        recent: deque[tuple[OrderUpsert, Outcome]] = deque(maxlen=RECENT)
         for item in taken:
             if item.verdict is None:
                 self._quarantine(item, now)
                 continue
             mine = outcomes[position : position + len(item.verdict.orders)]
             position += len(item.verdict.orders)
-            self._archive(item, mine, now)
-        self.stats.count("files_seen", len(taken))
-        if outcomes:
-            tally = Counter(str(o) for o in outcomes)
-            for outcome, count in tally.items():
-                self.stats.count(f"orders_{outcome}", count)
-            summary = ", ".join(f"{count} {outcome}" for outcome, count in tally.items())
-            log.info("%d files: orders %s", len(taken), summary)
+            self._archive(item, mine)
+            recent.extend(zip(item.verdict.orders[-RECENT:], mine[-RECENT:], strict=True))
+        self._record_batch(len(taken), outcomes, recent, now)
 
-    def _archive(self, item: Taken, outcomes: list[Outcome], now: datetime) -> None:
-        assert item.verdict is not None
-        if item.verdict.rejected:
-            self._quarantine_elements(item, now)
-        folders.move_without_clobber(item.path, self.settings.archive_dir, item.name)
-        self.stats.latency_in.append(max(0.0, time.time() - item.landed))
-        recent = list(zip(item.verdict.orders, outcomes, strict=True))[-RECENT:]
+    def _record_batch(
+        self,
+        files: int,
+        outcomes: list[Outcome],
+        recent: deque[tuple[OrderUpsert, Outcome]],
+        now: datetime,
+    ) -> None:
+        """Counters and the console's recent events once per batch, and one log line."""
         for order, outcome in recent:
             self.stats.event(now, "in", str(order.number), str(outcome))
+        self.stats.count("files_seen", files)
+        tally = Counter(str(o) for o in outcomes)
+        for name, count in tally.items():
+            self.stats.count(f"orders_{name}", count)
+        if tally:
+            log.info("%d files: orders %s", files, ", ".join(f"{n} {o}" for o, n in tally.items()))
+
+    def _archive(self, item: Taken, outcomes: list[Outcome]) -> None:
+        assert item.verdict is not None
+        if item.verdict.rejected:
+            self._quarantine_elements(item, datetime.now(UTC))
+        folders.move_without_clobber(item.path, self.settings.archive_dir, item.name)
+        self.stats.latency_in.append(max(0.0, time.time() - item.landed))
         if log.isEnabledFor(logging.DEBUG):
             shown = ", ".join(f"{n} {o}" for o, n in Counter(outcomes).items()) or "no orders"
             log.debug("%s: %s", folders.display_name(item.name), shown)
@@ -225,26 +265,30 @@ class Inbound:
         self._failed(item.name, f"{item.error.reason} at {item.error.path}", target, now)
 
     def _quarantine_elements(self, item: Taken, now: datetime) -> None:
-        """A batch's bad elements go to the failed folder as a file of their own."""
+        """A batch's bad elements go to the failed folder as a file of their own (once)."""
         assert item.verdict is not None
         rejected = item.verdict.rejected
-        name = item.name.rpartition(".")[0] + ".rejected.json"
-        target = folders.write_new(self.settings.failed_dir, name, element_bytes(rejected))
+        data = element_bytes(rejected)
+        stem = item.name.rpartition(".")[0] + ".rejected"
+        # after a crash between this step and the archive, the file is already there
+        target = folders.find_identical(self.settings.failed_dir, stem, data)
+        target = target or folders.write_new(self.settings.failed_dir, stem + ".json", data)
         reason = f"{len(rejected)} of {len(rejected) + len(item.verdict.orders)} orders rejected"
-        report = _report(item.name, now, reason, "$")
-        report["rejected"] = [
-            {"index": r.index, "path": r.path, "reason": r.reason} for r in rejected
-        ]
-        folders.write_report(self.settings.failed_dir, target, report)
+        if not folders.report_path(target).exists():
+            report = _report(item.name, now, reason, "$")
+            report["rejected"] = [
+                {"index": r.index, "path": r.path, "reason": r.reason} for r in rejected
+            ]
+            folders.write_report(self.settings.failed_dir, target, report)
         first = rejected[0]
         self._failed(item.name, f"{reason}; first: {first.reason} at {first.path}", target, now)
 
-    def _failed(self, name: str, reason: str, target: Path, now: datetime) -> None:
+    def _failed(self, name: str, reason: str, target: folders.StrPath, now: datetime) -> None:
         name = folders.display_name(name)
         self.stats.count("files_failed")
         self.stats.failure(now, "in", name, reason)
         self.stats.event(now, "in", name, "failed")
-        shown = folders.display_name(target.name)
+        shown = folders.display_name(os.path.basename(target))
         log.warning("%s quarantined as %s: %s", name, shown, reason)
 
 
@@ -271,4 +315,5 @@ def _os_reason(exc: OSError) -> str:
 
 
 def _wanted(change: Change, path: str) -> bool:
-    return change != Change.deleted and folders.is_candidate(Path(path).name)
+    """Called for every file event on the event loop: keep it cheap (no Path objects)."""
+    return change != Change.deleted and folders.is_candidate(os.path.basename(path))

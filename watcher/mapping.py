@@ -34,6 +34,7 @@ BOM: Final = b"\xef\xbb\xbf"
 UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")  # also the start of the UTF-32 marks
 ERP_FIELDS: Final = frozenset(ErpWorkOrder.__struct_fields__)
 _KEY_SPELLINGS: Final = tuple(f'"{field}"'.encode() for field in ERP_FIELDS)
+_KEY_TOKEN: Final = re.compile(b"|".join(_KEY_SPELLINGS))
 _FIRST_SIGN: Final = re.compile(rb"[^ \t\r\n]")  # JSON's whitespace is these four
 T = TypeVar("T")
 
@@ -197,7 +198,11 @@ def _refuse_duplicate_keys(data: bytes, objects: int, prefix: str) -> None:
     A cheap count of each key's spelling rules out almost every file; only a suspicious
     one is parsed again, keeping pairs, to find a real duplicate within one object.
     """
-    if all(data.count(key) <= objects for key in _KEY_SPELLINGS):
+    if objects == 1:  # one object, a small file: one pass over it
+        keys = _KEY_TOKEN.findall(data)
+        if len(keys) == len(set(keys)):
+            return
+    elif all(data.count(key) <= objects for key in _KEY_SPELLINGS):  # no allocation per key
         return
     duplicates: list[str] = []
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from watcher import folders
+from watcher.folders import REPORT_SUFFIX
 from watcher.settings import Settings
 
-REPORT_SUFFIX: Final = ".error.json"
 REQUEUED_REPORTS: Final = "requeued-reports"
 
 
@@ -47,5 +48,5 @@ def requeue(settings: Settings, names: Sequence[str]) -> tuple[list[str], list[s
         if report.exists():
             aside.mkdir(exist_ok=True)
             folders.move_without_clobber(report, aside, report.name)
-        moved.append(target.name)
+        moved.append(os.path.basename(target))
     return moved, missing
