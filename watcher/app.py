@@ -26,8 +26,7 @@ from watcher.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS: Final = 1.5  # after a stop request, how long the batch in flight may take
-REPORT_SECONDS: Final = 0.25  # the live console's refresh
-TICKS_PER_STATUS: Final = 4  # store counts and the status file: once a second
+STATUS_SECONDS: Final = 2.0  # store counts and the status file (health allows 10 s)
 Reporter = Callable[[Snapshot], Awaitable[None]]
 
 
@@ -103,16 +102,23 @@ class Worker:
         self.claims.release()
         await self.store.close()
 
-    async def serve(self, stop: anyio.Event, report: Reporter | None = None) -> None:
+    async def serve(
+        self, stop: anyio.Event, report: Reporter | None = None, every: float = 1.0
+    ) -> None:
         """Open (waiting out a store outage), run until ``stop``, close; ``stop`` ends any of it."""
         try:
             if await _unless_stopped(stop, self.open):
-                await self.run(stop, report)
+                await self.run(stop, report, every)
         finally:
             await self.close()
 
-    async def run(self, stop: anyio.Event, report: Reporter | None = None) -> None:
-        """Until ``stop``: inbound and outbound together; then finish the batch in flight."""
+    async def run(
+        self, stop: anyio.Event, report: Reporter | None = None, every: float = 1.0
+    ) -> None:
+        """Until ``stop``: inbound and outbound together; then finish the batch in flight.
+
+        ``report`` gets a snapshot every ``every`` seconds (a live console wants 4 a second).
+        """
         inbound_done = anyio.Event()
 
         async def inbound() -> None:
@@ -122,7 +128,7 @@ class Worker:
         async with anyio.create_task_group() as tg:
             tg.start_soon(inbound)
             tg.start_soon(self.outbound.run)
-            tg.start_soon(self._report, report)
+            tg.start_soon(self._report, report, every)
             await stop.wait()
             with anyio.move_on_after(GRACE_SECONDS):
                 await inbound_done.wait()
@@ -138,14 +144,15 @@ class Worker:
             await anyio.sleep(max(0.05, min(self.inbound.deferred.values()) - time.time()))
         await self.outbound.export(await self.store.find_unsynced())
 
-    async def _report(self, report: Reporter | None) -> None:
-        """Hand snapshots to the reporter; refresh counts and the status file each second."""
+    async def _report(self, report: Reporter | None, every: float) -> None:
+        """Hand snapshots to the reporter; refresh counts and the status file now and then."""
+        ticks_per_status = max(1, round(STATUS_SECONDS / every))
         for tick in itertools.count():
-            if tick % TICKS_PER_STATUS == 0:
+            if tick % ticks_per_status == 0:
                 await self._refresh_status()
             if report is not None:
                 await report(self.stats.snapshot(datetime.now(UTC)))
-            await anyio.sleep(REPORT_SECONDS)
+            await anyio.sleep(every)
 
     async def _refresh_status(self) -> None:
         try:

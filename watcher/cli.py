@@ -33,6 +33,7 @@ from watcher.store import WorkOrderStore
 
 log = logging.getLogger("watcher")
 ONCE_ATTEMPTS = 5
+LIVE_REFRESH_SECONDS = 0.25
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,18 +130,19 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             reporters.append(stack.enter_context(_metrics(settings.metrics_port)))
         if live:
             stack.enter_context(live)
-        anyio.run(_serve, worker, _fan_out(reporters), backend="asyncio")
+        every = LIVE_REFRESH_SECONDS if live else 1.0
+        anyio.run(_serve, worker, _fan_out(reporters), every, backend="asyncio")
     if live:
         live.console.print("stopped: the batch in flight was finished", highlight=False)
     log.info("stopped")
     return 0
 
 
-async def _serve(worker: Worker, report: Reporter) -> None:
+async def _serve(worker: Worker, report: Reporter, every: float) -> None:
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(_stop_on_signal, stop)
-        await worker.serve(stop, report)
+        await worker.serve(stop, report, every)
         tg.cancel_scope.cancel()
 
 

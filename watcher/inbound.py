@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # watchfiles: report a change after at most DEBOUNCE_MS, checking every STEP_MS (the
 # check costs a wake-up of its thread: STEP_MS trades idle CPU against latency)
 DEBOUNCE_MS: Final = 30
-STEP_MS: Final = 15
+STEP_MS: Final = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,20 +102,33 @@ class Inbound:
                 await stop.wait()
 
     async def drain(self, stop: anyio.Event | None = None) -> None:
-        """Process every file waiting now, reading the next batch while the last is stored.
+        """Process every file waiting, reading the next batch while the last is stored.
 
-        The stream between the two stages holds one batch: at most three batches are
-        claimed and not yet filed away (more wait, unclaimed, in the inbound folder).
+        The reading stage lists the folder again whenever it runs out of names, so a burst
+        flows through without a pause; it ends when a listing shows nothing new. The stream
+        between the stages holds one batch: at most three batches are claimed at a time.
         """
-        names = await self._waiting()
-        size = self.settings.batch_size
-        batches = [names[start : start + size] for start in range(0, len(names), size)]
         send, receive = anyio.create_memory_object_stream[list[Taken]](1)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._take_batches, batches, send, stop)
+            tg.start_soon(self._take_all, send, stop)
             async with receive:
                 async for taken in receive:
                     await self._store_and_file(taken)
+
+    async def _take_all(
+        self, send: MemoryObjectSendStream[list[Taken]], stop: anyio.Event | None
+    ) -> None:
+        """First stage: read, judge and claim a batch at a time (one thread hop each)."""
+        tried: set[str] = set()  # each name once per drain: nothing can spin here
+        async with send:
+            while names := [n for n in await self._waiting() if n not in tried]:
+                tried.update(names)
+                for start in range(0, len(names), self.settings.batch_size):
+                    if stop is not None and stop.is_set():
+                        return
+                    batch = names[start : start + self.settings.batch_size]
+                    await send.send(await anyio.to_thread.run_sync(self._take, batch))
+                    self.stats.waiting_files = max(0, len(names) - start - len(batch))
 
     async def _waiting(self) -> list[str]:
         """Names to take now: the listing less files still settling."""
@@ -135,23 +148,6 @@ class Inbound:
         message = f"inbound folder {self.settings.inbound_dir}: {exc.strerror or exc}"
         log.error("%s; retrying at the next rescan", message)
         self.stats.failure(datetime.now(UTC), "in", str(self.settings.inbound_dir), message)
-
-    async def _take_batches(
-        self,
-        batches: list[list[str]],
-        send: MemoryObjectSendStream[list[Taken]],
-        stop: anyio.Event | None,
-    ) -> None:
-        """First stage: read, judge and claim a batch at a time (one thread hop each)."""
-        async with send:
-            left = sum(map(len, batches))
-            for batch in batches:
-                if stop is not None and stop.is_set():
-                    return
-                taken = await anyio.to_thread.run_sync(self._take, batch)
-                left -= len(batch)
-                self.stats.waiting_files = left
-                await send.send(taken)
 
     async def _store_and_file(self, taken: list[Taken]) -> None:
         """Second stage: one bulk upsert (waiting out outages), then archive/quarantine."""
@@ -201,7 +197,11 @@ class Inbound:
     ) -> Taken | None:
         name = os.path.basename(source)
         self.deferred.pop(name, None)
-        path = self.claims.claim(source)
+        try:
+            path = self.claims.claim(source)
+        except OSError as exc:  # e.g. the folder made read-only: the file waits where it is
+            self._folder_trouble(exc)
+            return None
         if path is None:
             return None
         if inode is not None and os.lstat(path).st_ino != inode:

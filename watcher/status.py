@@ -22,7 +22,7 @@ def status_path(settings: Settings) -> Path:
 
 
 def write_worker_status(settings: Settings, snapshot: Snapshot, mode: str) -> None:
-    """Replace the status file atomically (no fsync: it is rewritten every second)."""
+    """Replace the status file atomically (no fsync: it is rewritten every two seconds)."""
     status = {
         "pid": os.getpid(),
         "version": __version__,

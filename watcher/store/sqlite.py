@@ -41,7 +41,7 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND: Final = timedelta(milliseconds=1)
 OLDEST: Final = EPOCH - timedelta(days=1)  # what a stored document without a valid date counts as
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
-WAKE_POLL_SECONDS: Final = 0.1  # how often writes by other processes are looked for
+WAKE_POLL_SECONDS: Final = 0.2  # how often writes by other processes are looked for
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS workorders (
@@ -270,7 +270,7 @@ class SqliteStore:
         return int(stored), int(unsynced)
 
     async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
-        """Sweep, then wake on our own writes at once and on other processes' within ~0.1 s."""
+        """Sweep, then wake on our own writes at once and on other processes' within ~0.2 s."""
         seen = 0
         while True:
             version = self._data_version()
