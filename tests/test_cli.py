@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -166,3 +168,34 @@ def test_headless_output_is_plain(settings: Settings, log_format: str) -> None:
     else:
         assert "embedded SQLite" in lines[0]
         assert any("bad.json quarantined" in line and "not valid JSON" in line for line in lines)
+
+
+def test_metrics_of_a_running_worker(settings: Settings, tmp_path: Path) -> None:
+    """METRICS_PORT: /metrics counts the files a real worker took; /readyz says ready."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**env_for(settings), "METRICS_PORT": str(port)}
+    with (tmp_path / "worker.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run"], env=env, stdout=log, stderr=log, text=True
+        )
+        try:
+            for number in (1, 2, 3):
+                drop(
+                    settings.inbound_dir, f"{number}.json", json.dumps(erp(orderNo=number)).encode()
+                )
+            wait_until(lambda: "watcher_files_seen_total 3.0" in _get(port, "/metrics"), "metrics")
+            assert 'watcher_orders_total{outcome="inserted"} 3.0' in _get(port, "/metrics")
+            assert _get(port, "/readyz").startswith("ready")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+
+
+def _get(port: int, path: str) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return str(response.read().decode())
+    except OSError:
+        return ""  # not listening yet

@@ -8,8 +8,8 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -154,14 +154,19 @@ def _fan_out(reporters: list[Reporter]) -> Reporter:
     return report
 
 
-def _metrics(port: int) -> MetricsServer:
+@contextmanager
+def _metrics(port: int) -> Iterator[MetricsServer]:
+    """The metrics server for as long as the worker runs; a busy port is a setting error."""
     server = MetricsServer(port)
     try:
         server.start()
     except OSError as exc:
         raise ConfigError(f"METRICS_PORT: cannot listen on port {port}: {exc.strerror}") from None
     log.info("metrics on http://0.0.0.0:%d/metrics (also /livez, /readyz)", server.port)
-    return server
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _banner(settings: Settings) -> str:
