@@ -95,6 +95,7 @@ def setup_logging(
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     stamina.instrumentation.set_on_retry_hooks([])  # our own retry log line says more
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected": noise
 
 
 class TextFormatter(logging.Formatter):
