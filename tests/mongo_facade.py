@@ -118,6 +118,10 @@ class FacadeCollection:
     def find(self, query: Document, projection: Document | None = None) -> FakeCursor:
         return FakeCursor(self.raw.find(query, projection), self)
 
+    async def estimated_document_count(self) -> int:
+        self.check()
+        return int(self.raw.estimated_document_count())
+
     async def count_documents(self, query: Document) -> int:
         self.check()
         return int(self.raw.count_documents(query))

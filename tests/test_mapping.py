@@ -191,6 +191,14 @@ def test_summary_text_is_kept_intact() -> None:
     assert order.title == order.description == summary
 
 
+def test_summary_too_large_for_one_mongodb_document_is_rejected() -> None:
+    """A summary over 4 MiB cannot be stored twice in a 16 MB document: refused, not stalled."""
+    error = rejection(msgspec.json.encode(erp(summary="é" * (2 * 2**20 + 1))))
+    assert error.path == "$.summary" and error.reason.startswith(
+        "summary too long: 4,194,306 bytes"
+    )
+
+
 def test_unknown_keys_are_ignored() -> None:
     """Keys outside the contract do not matter."""
     assert judge_one(erp(extra={"nested": [1, 2]}, plant="A")).number == 1

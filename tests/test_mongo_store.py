@@ -7,10 +7,12 @@ from typing import Any
 
 import anyio
 import pytest
+from pymongo.errors import OperationFailure
 
 from tests.mongo_facade import FacadeCollection
 from tests.test_store_contract import NOW, order, tracos_doc
-from watcher.store import StoredDocument, SyncMark
+from watcher.errors import ConfigError
+from watcher.store import Outcome, StoredDocument, SyncMark
 from watcher.store.mongo import CHANGE_PIPELINE, MongoStore, mark_filter, version_of
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +45,7 @@ def test_pipeline_matches_only_unsynced_inserts_updates_replaces() -> None:
 def test_mark_filter_pins_every_exported_field() -> None:
     """The conditional mark matches the id, unsynced, and each exported value (absent too)."""
     doc = tracos_doc(4) | {"_id": "abc"}
-    query = mark_filter("abc", version_of(doc))
+    query = mark_filter(version_of(doc))
     assert query["_id"] == "abc" and query["isSynced"] == {"$ne": True}
     assert query["title"] == {"$eq": doc["title"]}
     assert query["updatedAt"] == {"$eq": doc["updatedAt"]}
@@ -113,3 +115,48 @@ async def test_outage_is_reported_as_store_unavailable() -> None:
     facade.down = True
     with pytest.raises(StoreUnavailable, match="MongoDB unreachable"):
         await store.upsert([order(1)], datetime.now(UTC))
+
+
+class RefusingFacade(FacadeCollection):
+    async def create_index(self, key: str, unique: bool = False) -> str:
+        raise OperationFailure("Authentication failed.", 18)
+
+
+async def test_refused_credentials_are_a_configuration_error() -> None:
+    """Code 18 at start-up is a setting to fix (one line), not an outage to wait out."""
+    with pytest.raises(ConfigError, match="MongoDB refused us: Authentication failed"):
+        await MongoStore(RefusingFacade()).open()
+
+
+class RacingFacade(FacadeCollection):
+    """Another writer inserts an older version just before our first upsert lands."""
+
+    raced = False
+
+    async def bulk_write(self, ops: list[Any], ordered: bool = True) -> Any:
+        if not self.raced:
+            self.raced = True
+            self.raw.insert_one(
+                tracos_doc(1, title="older", updatedAt=datetime(2020, 1, 1, tzinfo=UTC))
+            )
+        return await super().bulk_write(ops, ordered)
+
+
+async def test_upsert_beaten_by_a_concurrent_older_insert_is_run_again() -> None:
+    """11000 from a concurrent insert of an older version: ours is written after all."""
+    facade = RacingFacade()
+    store = MongoStore(facade)
+    await store.open()
+    assert await store.upsert([order(1, title="newer")], NOW) == [Outcome.UPDATED]
+    assert facade.raw.find_one({"number": 1})["title"] == "newer"
+
+
+async def test_documents_with_a_string_id_are_marked() -> None:
+    """An _id that is not an ObjectId (even 24 hex digits) still gets its conditional mark."""
+    facade = FacadeCollection()
+    store = MongoStore(facade)
+    await store.open()
+    facade.raw.insert_one(tracos_doc(3) | {"_id": "0123456789abcdef01234567"})
+    [doc] = await store.find_unsynced()
+    assert await store.mark_synced([SyncMark(doc.key, doc.version)], NOW) == {doc.key}
+    assert await store.find_unsynced() == []

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -18,7 +20,10 @@ from tests.test_mapping import erp
 from tests.test_store_contract import tracos_doc
 from tests.workers import cli, drop, names, running
 from watcher.app import Worker
+from watcher.outbound import Outbound
+from watcher.retrying import StoreRetry
 from watcher.settings import Settings
+from watcher.stats import Stats
 from watcher.store import StoredDocument, SyncMark
 from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
@@ -38,7 +43,7 @@ def parse(text: object) -> datetime:
     return datetime.fromisoformat(str(text))
 
 
-def outbound(settings: Settings, number: int) -> dict[str, object]:
+def outbound_file(settings: Settings, number: int) -> dict[str, object]:
     data: dict[str, object] = json.loads((settings.outbound_dir / f"{number}.json").read_text())
     return data
 
@@ -52,7 +57,7 @@ async def test_seed_in_another_process_is_exported_and_marked(settings: Settings
         assert await synced_count(worker) == 10
         docs = {d["number"]: d for d in await worker.store.find()}
     for number in range(1, 11):
-        exported = outbound(settings, number)
+        exported = outbound_file(settings, number)
         assert exported["summary"] == docs[number]["title"]
         assert parse(exported["lastUpdateDate"]) == parse(docs[number]["updatedAt"])
     again = await anyio.to_thread.run_sync(lambda: cli(settings, "once"))
@@ -69,8 +74,8 @@ async def test_document_changed_by_another_process_goes_out_again(settings: Sett
         await other.put_documents([tracos_doc(1, title="Changed by TracOS", status="on_hold")])
         await other.close()
         await wait_for(lambda: worker.stats.counters["exported"] == 2, "second export")
-        assert outbound(settings, 1)["summary"] == "Changed by TracOS"
-        assert outbound(settings, 1)["isOnHold"] is True
+        assert outbound_file(settings, 1)["summary"] == "Changed by TracOS"
+        assert outbound_file(settings, 1)["isOnHold"] is True
 
 
 class ChangeBeforeMark(SqliteStore):
@@ -94,7 +99,7 @@ async def test_change_between_write_and_mark_is_not_marked(settings: Settings) -
         assert worker.stats.counters["changed_during_export"] == 1
         [doc] = await store.find([1])
         assert doc["isSynced"] is True and doc["title"] == "Changed in between"
-    assert outbound(settings, 1)["summary"] == "Changed in between"
+    assert outbound_file(settings, 1)["summary"] == "Changed in between"
 
 
 async def test_inbound_orders_are_not_echoed(settings: Settings) -> None:
@@ -210,3 +215,57 @@ async def test_both_directions_on_real_mongodb(tmp_path: Path) -> None:
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(REAL_MONGO)
         await client[settings.mongo_database][collection].drop()
         await client.close()
+
+
+async def test_two_versions_in_one_batch_never_leave_the_older_on_disk(
+    settings: Settings,
+) -> None:
+    """A batch holding v1 after v2 of one order: never 'synced' with v1's file on disk."""
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    await store.put_documents([tracos_doc(1, title="v1")])
+    [v1] = await store.find_unsynced()
+    await store.put_documents([tracos_doc(1, title="v2")])
+    [v2] = await store.find_unsynced()
+    settings.outbound_dir.mkdir(parents=True)
+    stats = Stats(datetime.now(UTC))
+    one_thread = msgspec.structs.replace(settings, outbound_concurrency=1)
+    outbound = Outbound(one_thread, store, stats, StoreRetry(stats, 0.1))
+    await outbound.export([v2, v1])
+    [doc] = await store.find([1])
+    if doc.get("isSynced"):
+        assert outbound_file(settings, 1)["summary"] == doc["title"]
+    await store.close()
+
+
+async def test_an_unwritable_file_does_not_hold_up_the_others(settings: Settings) -> None:
+    """1.json blocked by a directory: 2 and 3 go out and are marked; 1 follows once freed."""
+    (settings.outbound_dir / "1.json").mkdir(parents=True)
+    async with running(settings) as worker:
+        await worker.store.put_documents([tracos_doc(n) for n in (1, 2, 3)])
+        await wait_for(exported(worker, 2), "the two writable orders exported")
+        assert worker.stats.counters["export_errors"] >= 1
+        (settings.outbound_dir / "1.json").rmdir()
+        await wait_for(exported(worker, 3), "the blocked order exported once freed")
+    assert outbound_file(settings, 1)["orderNo"] == 1
+
+
+def test_once_ends_even_when_a_file_cannot_be_written(settings: Settings) -> None:
+    """`watcher once` marks what it wrote and exits; the blocked order stays unsynced."""
+    (settings.outbound_dir / "2.json").mkdir(parents=True)
+    cli(settings, "seed", "--tracos", "3", "--erp", "0")
+    result = cli(settings, "once")
+    assert "cannot write 2.json" in result.stderr
+    shown = {d["number"]: d.get("isSynced") for d in json.loads(cli(settings, "show").stdout)}
+    assert shown == {1: True, 2: None, 3: True}
+
+
+async def test_outbound_folder_removed_while_running(settings: Settings) -> None:
+    """The outbound folder vanishes: it is made again and exports go on."""
+    async with running(settings) as worker:
+        await worker.store.put_documents([tracos_doc(1)])
+        await wait_for(exported(worker, 1), "first export")
+        shutil.rmtree(settings.outbound_dir)
+        await worker.store.put_documents([tracos_doc(2)])
+        await wait_for(exported(worker, 2), "export after the folder vanished")
+    assert names(settings.outbound_dir) == ["2.json"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 import stamina
 
-from tests.conftest import make_settings, wait_for
+from tests.conftest import make_settings, wait_for, wait_until
+from tests.harness import serving, start_worker
 from tests.mongo_facade import FacadeCollection
 from tests.test_mapping import erp
 from tests.test_store_contract import tracos_doc
@@ -214,3 +216,36 @@ def _read_until(process: subprocess.Popen[str], text: str) -> str:
         if text in line:
             break
     return seen
+
+
+async def test_file_larger_than_the_limit_is_quarantined_unread(tmp_path: Path) -> None:
+    """Over INBOUND_MAX_FILE_MB: quarantined as too large, never read into memory."""
+    settings = make_settings(tmp_path, max_file_mb=1)
+    async with running(settings) as worker:
+        drop(settings.inbound_dir, "big.json", b" " * (2 * 2**20) + json.dumps(erp()).encode())
+        drop(settings.inbound_dir, "small.json", json.dumps(erp(orderNo=2)).encode())
+        await wait_for(lambda: worker.stats.counters["files_failed"] == 1, "big file quarantined")
+        await wait_for(lambda: names(settings.archive_dir) == ["small.json"], "small archived")
+    [report] = [json.loads(p.read_text()) for p in settings.failed_dir.glob("*.error.json")]
+    assert report["reason"].startswith("file too large: 2,097,")
+
+
+async def test_archive_folder_removed_while_running(settings: Settings) -> None:
+    """The archive folder vanishes: it is made again; no file is lost or left claimed."""
+    async with running(settings):
+        drop(settings.inbound_dir, "1.json", json.dumps(erp(orderNo=1)).encode())
+        await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "first archived")
+        shutil.rmtree(settings.archive_dir)
+        drop(settings.inbound_dir, "2.json", json.dumps(erp(orderNo=2)).encode())
+        await wait_for(lambda: names(settings.archive_dir) == ["2.json"], "archived again")
+
+
+def test_sigterm_after_the_inbound_folder_vanished_exits_zero(tmp_path: Path) -> None:
+    """A removed inbound folder (and claim folder with it) does not spoil a clean stop."""
+    settings = make_settings(tmp_path)
+    with (tmp_path / "worker.log").open("w") as log:
+        worker = start_worker(settings, log)
+        wait_until(lambda: serving(settings, worker), "the worker to start")
+        shutil.rmtree(settings.inbound_dir)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0

@@ -77,6 +77,9 @@ def test_every_variable_is_parsed() -> None:
             "mongodb+srv://u:***@cluster.example/?tls=true",
         ),
         ("mongodb://h1,h2/?replicaSet=rs0", "mongodb://h1,h2/?replicaSet=rs0"),
+        ("mongodb://u:s3cret#pw@h:27017/", "mongodb://u:***@h:27017/"),
+        ("mongodb://u:a/b?c@h1,h2/?replicaSet=rs0", "mongodb://u:***@h1,h2/?replicaSet=rs0"),
+        ("mongodb://u:p@ss@h/", "mongodb://u:***@h/"),
     ],
 )
 def test_passwords_are_masked(uri: str, masked: str) -> None:

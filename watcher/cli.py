@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(environment())
-        return int(args.command(settings, args) or 0)
+        return _unwrapped(lambda: int(args.command(settings, args) or 0))
     except ConfigError as exc:
         print(f"watcher: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -49,6 +49,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _unwrapped(command: Callable[[], int]) -> int:
+    """Run ``command``; one of our errors raised inside a task group comes out on its own."""
+    try:
+        return command()
+    except BaseExceptionGroup as group:
+        matched, _ = group.split((ConfigError, StoreUnavailable))
+        if matched is None:
+            raise
+        ours: BaseException = matched
+        while isinstance(ours, BaseExceptionGroup):
+            ours = ours.exceptions[0]
+        raise ours from None
 
 
 def environment() -> dict[str, str]:

@@ -56,12 +56,21 @@ def scan(folder: Path) -> list[str]:
         )
 
 
-class NotRegularFile(OSError):
+class RefusedFile(OSError):
+    """A file not to be read: its message says why."""
+
+
+class NotRegularFile(RefusedFile):
     """A symlink, FIFO, socket or device where a file was expected."""
 
 
-def read_regular(path: StrPath) -> tuple[bytes, os.stat_result]:
-    """Read a regular file without following a symlink or blocking on a FIFO."""
+class FileTooLarge(RefusedFile):
+    """Larger than the worker may hold in memory (``INBOUND_MAX_FILE_MB``)."""
+
+
+def read_regular(path: StrPath, limit: int) -> tuple[bytes, os.stat_result]:
+    """Read a regular file of at most ``limit`` bytes, never following a symlink or
+    blocking on a FIFO."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -72,12 +81,16 @@ def read_regular(path: StrPath) -> tuple[bytes, os.stat_result]:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NotRegularFile(f"not a regular file ({_kind(info.st_mode)}): not read")
+        if info.st_size > limit:
+            raise FileTooLarge(f"file too large: {info.st_size:,} bytes, the limit is {limit:,}")
         data = os.read(fd, info.st_size + 1)
         if len(data) <= info.st_size:
             return data, info
-        chunks = [data]  # it grew while we read: take the rest too
-        while chunk := os.read(fd, 1 << 20):
+        chunks = [data]  # it grew while we read: take the rest too, up to the limit
+        while (chunk := os.read(fd, 1 << 20)) and sum(map(len, chunks)) <= limit:
             chunks.append(chunk)
+        if sum(map(len, chunks)) > limit:
+            raise FileTooLarge(f"file too large: over the limit of {limit:,} bytes")
         return b"".join(chunks), info
     finally:
         os.close(fd)
@@ -126,9 +139,12 @@ class ClaimDir:
     def release(self) -> None:
         """Give the folder up; an empty one is removed, one with files waits for a resume."""
         os.close(self.lock_fd)
-        if [p.name for p in self.path.iterdir()] == [LOCK_FILE]:
-            (self.path / LOCK_FILE).unlink()
-            self.path.rmdir()
+        try:
+            if [p.name for p in self.path.iterdir()] == [LOCK_FILE]:
+                (self.path / LOCK_FILE).unlink()
+                self.path.rmdir()
+        except OSError:
+            pass  # gone with a removed inbound folder, or refilled: the next start sees to it
 
 
 def _locked_folder(path: Path) -> int:

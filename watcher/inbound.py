@@ -145,8 +145,9 @@ class Inbound:
         return names
 
     def _folder_trouble(self, exc: OSError) -> None:
-        message = f"inbound folder {self.settings.inbound_dir}: {exc.strerror or exc}"
-        log.error("%s; retrying at the next rescan", message)
+        where = exc.filename or self.settings.inbound_dir
+        message = f"inbound folder {self.settings.inbound_dir}: {where}: {exc.strerror or exc}"
+        log.error("%s; the file waits and is tried again", message)
         self.stats.failure(datetime.now(UTC), "in", str(self.settings.inbound_dir), message)
 
     async def _store_and_file(self, taken: list[Taken]) -> None:
@@ -171,7 +172,7 @@ class Inbound:
     def _take_one(self, name: str, now: float) -> Taken | None:
         source = os.path.join(self.settings.inbound_dir, name)
         try:
-            data, info = folders.read_regular(source)
+            data, info = folders.read_regular(source, self.settings.max_file_bytes)
         except FileNotFoundError:
             return None  # gone: another worker claimed it, or the ERP took it back
         except OSError as exc:
@@ -211,24 +212,48 @@ class Inbound:
 
     def _retake(self, path: str, name: str, landed: float) -> Taken:
         try:
-            return Taken(name, path, landed, verdict=judge_erp_file(folders.read_regular(path)[0]))
+            return Taken(
+                name,
+                path,
+                landed,
+                verdict=_judge(folders.read_regular(path, self.settings.max_file_bytes)[0], name),
+            )
         except RejectedInput as exc:
             return Taken(name, path, landed, error=exc)
+        except OSError as exc:
+            return Taken(name, path, landed, error=RejectedInput(_os_reason(exc)))
 
     def _file_away(self, taken: list[Taken], outcomes: list[Outcome]) -> None:
         """Archive used files, quarantine unusable ones (blocking: runs in a worker thread)."""
         now = datetime.now(UTC)
+        self._recreate_folders()
         position = 0
         recent: deque[tuple[OrderUpsert, Outcome]] = deque(maxlen=RECENT)
         for item in taken:
-            if item.verdict is None:
-                self._quarantine(item, now)
+            mine = outcomes[position : position + len(item.verdict.orders)] if item.verdict else []
+            position += len(mine)
+            try:
+                self._file_one(item, mine, now)
+            except OSError as exc:  # stays claimed: resumed at the next start, never lost
+                self._folder_trouble(exc)
                 continue
-            mine = outcomes[position : position + len(item.verdict.orders)]
-            position += len(item.verdict.orders)
-            self._archive(item, mine)
-            recent.extend(zip(item.verdict.orders[-RECENT:], mine[-RECENT:], strict=True))
+            if item.verdict:
+                recent.extend(zip(item.verdict.orders[-RECENT:], mine[-RECENT:], strict=True))
         self._record_batch(len(taken), outcomes, recent, now)
+
+    def _recreate_folders(self) -> None:
+        """Someone may have removed them while we run: put them back (one call each)."""
+        for folder in (self.settings.archive_dir, self.settings.failed_dir):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self._folder_trouble(exc)
+
+    def _file_one(self, item: Taken, outcomes: list[Outcome], now: datetime) -> None:
+        if item.verdict is None:
+            self._quarantine(item, now)
+        else:
+            self._archive(item, outcomes)
 
     def _record_batch(
         self,
@@ -309,7 +334,7 @@ def _report(name: str, now: datetime, reason: str, path: str) -> dict[str, objec
 
 
 def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, folders.NotRegularFile):
+    if isinstance(exc, folders.RefusedFile):
         return str(exc)
     return f"cannot read the file: {exc.strerror or exc}"
 

@@ -31,6 +31,7 @@ STATUS_TO_FLAG: Final[dict[str, str | None]] = {
     "deleted": None,  # legacy spelling of ``deleted: true``; no status flag of its own
 }
 BOM: Final = b"\xef\xbb\xbf"
+MAX_SUMMARY_BYTES: Final = 4 * 2**20
 UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")  # also the start of the UTF-32 marks
 ERP_FIELDS: Final = frozenset(ErpWorkOrder.__struct_fields__)
 _KEY_SPELLINGS: Final = tuple(f'"{field}"'.encode() for field in ERP_FIELDS)
@@ -75,6 +76,16 @@ def format_date(value: datetime) -> str:
     return normalise_date(value).isoformat(timespec="microseconds")
 
 
+def _check_size(summary: str) -> None:
+    """Title and description both hold the summary, in one 16 MB MongoDB document."""
+    if len(summary) <= MAX_SUMMARY_BYTES // 4:
+        return  # at most 4 bytes a character in UTF-8: no need to count
+    size = len(summary.encode())
+    if size > MAX_SUMMARY_BYTES:
+        reason = f"summary too long: {size:,} bytes, at most {MAX_SUMMARY_BYTES:,}"
+        raise InvalidOrder(reason + " (stored twice in one 16 MB document)", "$.summary")
+
+
 def _utc(value: datetime, field: str) -> datetime:
     try:
         return normalise_date(value)
@@ -94,6 +105,7 @@ def erp_to_tracos(order: ErpWorkOrder) -> OrderUpsert:
     """Translate one decoded ERP order into the fields to upsert (SPEC §2.3)."""
     if order.deletedDate is not None and not order.isDeleted:
         raise InvalidOrder("deletedDate is set but isDeleted is false", "$.deletedDate")
+    _check_size(order.summary)
     updated = _utc(order.lastUpdateDate, "lastUpdateDate")
     deleted_at = None
     if order.isDeleted:

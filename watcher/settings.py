@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -32,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     settle_seconds: float = 1.0
     rescan_seconds: float = 5.0
     batch_size: int = 1000
+    max_file_mb: int = 512
     force_polling: bool = False
     poll_seconds: float = 2.0
     outbound_concurrency: int = 4
@@ -42,6 +42,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def store_label(self) -> str:
         """Which store, for the console and the first log line; the password is masked."""
         return f"MongoDB {mask_uri(self.mongo_uri)}" if self.mongo_uri else "embedded SQLite"
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 2**20
 
     @property
     def sqlite_path(self) -> Path:
@@ -111,6 +115,7 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "INBOUND_SETTLE_SECONDS": ("settle_seconds", _positive(float)),
     "INBOUND_RESCAN_SECONDS": ("rescan_seconds", _positive(float)),
     "INBOUND_BATCH_SIZE": ("batch_size", _positive(int)),
+    "INBOUND_MAX_FILE_MB": ("max_file_mb", _positive(int)),
     "WATCHFILES_FORCE_POLLING": ("force_polling", _flag),
     "OUTBOUND_POLL_SECONDS": ("poll_seconds", _positive(float)),
     "OUTBOUND_CONCURRENCY": ("outbound_concurrency", _positive(int)),
@@ -141,12 +146,16 @@ def _plain(exc: ValueError) -> str:
 
 
 def mask_uri(uri: str | None) -> str:
-    """The URI with any password replaced by ``***`` (never log a secret)."""
+    """The URI with any password replaced by ``***`` (never log a secret).
+
+    Parsed by hand, not with ``urlsplit``: a password may hold ``#``, ``/`` or ``?``, which
+    a URL parser would take for the start of a fragment, path or query.
+    """
     if not uri:
         return ""
-    parts = urlsplit(uri)
-    if parts.password is None:
+    scheme, separator, rest = uri.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if not separator or not at or ":" not in userinfo:
         return uri
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{hosts}"

@@ -11,17 +11,21 @@ import logging
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import anyio
 import stamina
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from bson import ObjectId
-from bson.errors import InvalidId
-from pymongo import AsyncMongoClient, UpdateOne
-from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
+from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError,
+    ConnectionFailure,
+    OperationFailure,
+    PyMongoError,
+)
 
-from watcher.errors import StoreUnavailable
+from watcher.errors import ConfigError, StoreUnavailable
 from watcher.mapping import normalise_date
 from watcher.model import OrderUpsert
 from watcher.store import (
@@ -39,8 +43,11 @@ from watcher.store import (
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY: Final = 11000
+RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
 NO_CHANGE_STREAMS: Final = 40573  # standalone server
 RESUME_ERRORS: Final = frozenset({260, 280, 286})
+REFUSED: Final = frozenset({13, 18})  # Unauthorized, AuthenticationFailed: a setting to fix
+TRANSIENT: Final = frozenset({50, 91, 189, 262, 11600, 11602})  # timeouts, shutdowns, step-downs
 # The fields an export reads: a conditional mark requires all of them unchanged.
 EXPORTED_FIELDS: Final = (
     "number",
@@ -65,17 +72,19 @@ _ABSENT: Final = "\0absent"
 
 
 def version_of(doc: Document) -> Hashable:
-    """The exported fields' values, hashable; absent fields are marked as such."""
-    return tuple(
+    """The raw ``_id`` and the exported fields' values, hashable; absent ones marked so."""
+    values = tuple(
         (f, repr(doc[f]) if isinstance(doc.get(f), dict | list) else doc.get(f, _ABSENT))
         for f in EXPORTED_FIELDS
     )
+    return (("_id", doc["_id"]), *values)
 
 
-def mark_filter(key: Any, version: Hashable) -> Document:
+def mark_filter(version: Hashable) -> Document:
     """Match the document only while it holds exactly the values that were exported."""
-    query: Document = {"_id": key, **UNSYNCED}
-    for field, value in version:  # type: ignore[attr-defined]
+    pairs = cast(tuple[tuple[str, Any], ...], version)
+    query: Document = {"_id": pairs[0][1], **UNSYNCED}
+    for field, value in pairs[1:]:
         query[field] = {"$exists": False} if value == _ABSENT else {"$eq": value}
     return query
 
@@ -106,7 +115,13 @@ class MongoStore:
         # unless the connection string chooses its own timeouts.
         timeouts: dict[str, Any] = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000}
         chosen = {k: v for k, v in timeouts.items() if k.lower() not in uri.lower()}
-        client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True, **chosen)
+        try:
+            client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True, **chosen)
+        except ConfigurationError as exc:  # its message may quote the URI: not repeated
+            raise ConfigError(
+                "MONGO_URI is not a valid MongoDB connection string"
+                f" ({type(exc).__name__}; percent-encode special characters in the password)"
+            ) from None
         return cls(client[database][collection], client)
 
     @property
@@ -117,6 +132,7 @@ class MongoStore:
         await self.ping()
         with _translated():
             await self._coll.create_index("number", unique=True)
+            await self._coll.create_index("isSynced")  # the sweep and the unsynced count
 
     async def close(self) -> None:
         if self._client is not None:
@@ -128,12 +144,21 @@ class MongoStore:
 
     async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
         winner, outcomes = newest_per_number(orders)
-        indexes = list(winner.values())
-        rejected = await self._bulk([upsert_op(orders[i], now) for i in indexes], outcomes, indexes)
-        if rejected:
-            stored = await self._updated_at([orders[i].number for i in rejected])
-            for i in rejected:
+        pending = list(winner.values())
+        for _ in range(RACE_ROUNDS):
+            refused = await self._bulk(
+                [upsert_op(orders[i], now) for i in pending], outcomes, pending
+            )
+            if not refused:
+                break
+            stored = await self._updated_at([orders[i].number for i in refused])
+            pending = []
+            for i in refused:
                 outcomes[i] = decide(stored.get(orders[i].number), orders[i].updatedAt)
+                if outcomes[i] in (Outcome.INSERTED, Outcome.UPDATED):
+                    pending.append(i)  # another writer inserted an older one meanwhile: again
+        else:
+            raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
         return [o for o in outcomes if o is not None]
 
     async def _bulk(
@@ -167,7 +192,7 @@ class MongoStore:
             return list(await self._coll.find(query, projection).sort("number", 1).to_list(None))
 
     async def put_documents(self, docs: Sequence[Document]) -> None:
-        ops = [UpdateOne({"number": d["number"]}, {"$set": d}, upsert=True) for d in docs]
+        ops = [ReplaceOne({"number": d["number"]}, d, upsert=True) for d in docs]
         with _translated():
             await self._coll.bulk_write(ops, ordered=False)
 
@@ -185,23 +210,22 @@ class MongoStore:
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         if not marks:
             return set()
-        ids = {mark.key: _object_id(mark.key) for mark in marks}
-        ops = [
-            UpdateOne(mark_filter(ids[m.key], m.version), {"$set": mark_fields(now)}) for m in marks
-        ]
+        ops = [UpdateOne(mark_filter(m.version), {"$set": mark_fields(now)}) for m in marks]
         with _translated():
             result = await self._coll.bulk_write(ops, ordered=False)
         if result.modified_count == len(marks):
-            return set(ids)
+            return {mark.key for mark in marks}
         # syncedAt is this batch's own timestamp: it tells which of them we marked.
-        query = {"_id": {"$in": list(ids.values())}, "syncedAt": normalise_date(now)}
-        marked = await self._find(query, {"_id": 1})
+        ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
+        marked = await self._find(
+            {"_id": {"$in": ids}, "syncedAt": normalise_date(now)}, {"_id": 1}
+        )
         return {str(doc["_id"]) for doc in marked}
 
     async def counts(self) -> tuple[int, int]:
         with _translated():
-            return (
-                await self._coll.count_documents({}),
+            return (  # asked every 2 s: an estimate, and a count over the isSynced index
+                await self._coll.estimated_document_count(),
                 await self._coll.count_documents(UNSYNCED),
             )
 
@@ -210,20 +234,15 @@ class MongoStore:
             try:
                 await self._follow_stream(handle)
             except OperationFailure as exc:
-                if exc.code == NO_CHANGE_STREAMS:
-                    break
                 if exc.code not in RESUME_ERRORS:
-                    raise
+                    reason = _no_stream_reason(exc)
+                    break
                 log.warning("change stream lost (code %s): sweeping and reopening", exc.code)
             except (ConnectionFailure, StoreUnavailable) as exc:
                 log.warning("change stream interrupted (%s): sweeping and reopening", exc)
                 await self._wait_for_server()
         self._mode = "MongoDB polling"
-        log.warning(
-            "this MongoDB server has no change streams (standalone, not a replica set): "
-            "polling every %.1f s instead",
-            poll_seconds,
-        )
+        log.warning("%s: polling every %.1f s instead", reason, poll_seconds)
         await self._poll(handle, poll_seconds)
 
     async def _follow_stream(self, handle: Handler) -> None:
@@ -289,11 +308,10 @@ async def _pump(stream: Any, send: MemoryObjectSendStream[Document | Exception])
             await send.send(exc)
 
 
-def _object_id(key: str) -> Any:
-    try:
-        return ObjectId(key)
-    except InvalidId:
-        return key
+def _no_stream_reason(exc: OperationFailure) -> str:
+    if exc.code == NO_CHANGE_STREAMS:
+        return "this MongoDB server has no change streams (standalone, not a replica set)"
+    return f"the change stream was refused ({_first_line(exc)})"
 
 
 @contextmanager
@@ -303,7 +321,13 @@ def _translated() -> Iterator[None]:
         yield
     except ConnectionFailure as exc:
         raise StoreUnavailable(f"MongoDB unreachable: {_first_line(exc)}") from exc
-    except (BulkWriteError, OperationFailure):
+    except BulkWriteError:
+        raise
+    except OperationFailure as exc:
+        if exc.code in REFUSED:
+            raise ConfigError(f"MongoDB refused us: {_first_line(exc)}") from None
+        if exc.code in TRANSIENT:
+            raise StoreUnavailable(f"MongoDB: {_first_line(exc)}") from exc
         raise
     except PyMongoError as exc:
         raise StoreUnavailable(f"MongoDB error: {_first_line(exc)}") from exc
