@@ -99,7 +99,7 @@ GENERATED = [
     pytest.param(ten_megabyte_string, "expected a JSON object or array, got a string", id="10mb"),
     pytest.param(
         garbage_100_megabytes,
-        "not valid JSON: JSON is malformed: invalid character (byte 0)",
+        "not valid UTF-8: byte 2 (invalid start byte)",
         id="garbage-100mb",
     ),
     pytest.param(

@@ -230,6 +230,15 @@ def test_whole_file_problems(data: bytes, kind: type[Exception], reason: str) ->
     assert error.reason.startswith(reason)
 
 
+def test_invalid_utf8_in_an_ignored_key_is_still_refused() -> None:
+    """Bytes that are not UTF-8 hide in an unknown key (found by the fuzzer): refused."""
+    data = msgspec.json.encode(erp() | {"Xkey": 1}).replace(b"X", b"\x80")
+    error = rejection(data)
+    assert isinstance(error, MalformedFile)
+    offset = data.index(b"\x80")
+    assert error.reason == f"not valid UTF-8: byte {offset} (invalid start byte)"
+
+
 def test_batch_is_judged_element_by_element() -> None:
     """Good elements are kept; bad ones are reported with their index and path."""
     batch = [erp(orderNo=1), erp(orderNo="2"), 7, erp(orderNo=3, isDone=True, isPending=True)]

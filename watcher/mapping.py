@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ STATUS_TO_FLAG: Final[dict[str, str | None]] = {
 }
 BOM: Final = b"\xef\xbb\xbf"
 MAX_SUMMARY_BYTES: Final = 4 * 2**20
+UTF8_STEP: Final = 2**20
 UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")  # also the start of the UTF-32 marks
 ERP_FIELDS: Final = frozenset(ErpWorkOrder.__struct_fields__)
 _KEY_SPELLINGS: Final = tuple(f'"{field}"'.encode() for field in ERP_FIELDS)
@@ -165,6 +167,7 @@ def judge_erp_file(data: bytes) -> FileVerdict:
     if data.startswith(UTF16_BOMS):
         raise MalformedFile("not UTF-8: the file starts with a UTF-16/32 byte-order mark")
     data = data.removeprefix(BOM)
+    _check_utf8(data)
     found = _FIRST_SIGN.search(data)
     if found is None:
         raise MalformedFile("empty file")
@@ -222,7 +225,10 @@ def _refuse_duplicate_keys(data: bytes, objects: int, prefix: str) -> None:
         keys = [key for key, _ in pairs if key in ERP_FIELDS]
         duplicates.extend(key for key in set(keys) if keys.count(key) > 1)
 
-    json.loads(data, object_pairs_hook=check)
+    try:
+        json.loads(data, object_pairs_hook=check)
+    except ValueError as exc:
+        raise MalformedFile(f"not valid JSON: {exc}") from None
     if duplicates:
         field = sorted(duplicates)[0]
         raise InvalidOrder(f"duplicate key `{field}`", f"{prefix}.{field}")
@@ -242,19 +248,23 @@ def _decode(decode: Callable[[bytes], T], data: bytes, prefix: str) -> T:
         raise InvalidOrder(*_reason_and_path(str(exc), prefix)) from exc
     except msgspec.DecodeError as exc:
         raise MalformedFile(f"not valid JSON: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise MalformedFile(f"not valid UTF-8: {_bad_utf8(data)}") from exc
     except RecursionError:
         raise MalformedFile("not valid JSON: nested too deeply") from None
 
 
-def _bad_utf8(data: bytes) -> str:
-    """Where the first invalid UTF-8 byte is, counted from the start of the file."""
-    try:
-        bytes(data).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"byte {exc.start} ({exc.reason})"
-    return "invalid byte"
+def _check_utf8(data: bytes) -> None:
+    """The whole file must be UTF-8 (msgspec would skip bad bytes in ignored keys).
+
+    Checked in 1 MiB steps so a large batch file is never copied whole into a ``str``.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    for start in range(0, len(data), UTF8_STEP):
+        try:
+            decoder.decode(view[start : start + UTF8_STEP], final=start + UTF8_STEP >= len(data))
+        except UnicodeDecodeError as exc:
+            where = start + exc.start - len(decoder.getstate()[0])
+            raise MalformedFile(f"not valid UTF-8: byte {where} ({exc.reason})") from None
 
 
 def _reason_and_path(message: str, prefix: str) -> tuple[str, str]:
