@@ -239,6 +239,17 @@ def test_invalid_utf8_in_an_ignored_key_is_still_refused() -> None:
     assert error.reason == f"not valid UTF-8: byte {offset} (invalid start byte)"
 
 
+def test_large_files_are_checked_for_utf8_across_chunks() -> None:
+    """Over 1 MiB the check goes in steps: a character may straddle one; offsets stay true."""
+    head = b'[{"x": "' + b"a" * (2**20 - 9)  # the next character straddles the 1 MiB step
+    good = head + "€".encode() + b'"}]'
+    assert judge_erp_file(good).rejected[0].path == "$[0].orderNo"  # decoded: judged as JSON
+    bad = head + b"a" * 100 + b"\xff" + b'"}]'
+    error = rejection(bad)
+    offset = bad.index(b"\xff")
+    assert error.reason == f"not valid UTF-8: byte {offset} (invalid start byte)"
+
+
 def test_batch_is_judged_element_by_element() -> None:
     """Good elements are kept; bad ones are reported with their index and path."""
     batch = [erp(orderNo=1), erp(orderNo="2"), 7, erp(orderNo=3, isDone=True, isPending=True)]

@@ -257,6 +257,12 @@ def _check_utf8(data: bytes) -> None:
 
     Checked in 1 MiB steps so a large batch file is never copied whole into a ``str``.
     """
+    if len(data) <= UTF8_STEP:  # nearly every file: one call, no decoder object
+        try:
+            data.decode()
+        except UnicodeDecodeError as exc:
+            raise MalformedFile(f"not valid UTF-8: byte {exc.start} ({exc.reason})") from None
+        return
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(data)
     for start in range(0, len(data), UTF8_STEP):
