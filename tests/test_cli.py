@@ -127,15 +127,7 @@ def test_requeue_moves_failed_files_back(settings: Settings) -> None:
 def test_bad_setting_is_one_line(tmp_path: Path) -> None:
     """A bad environment value stops with one line naming the variable, exit 2."""
     settings = make_settings(tmp_path)
-    env = {**env_for(settings), "INBOUND_BATCH_SIZE": "lots"}
-    result = subprocess.run(
-        [sys.executable, "-m", "watcher", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = cli(settings, "run", check=False, env={"INBOUND_BATCH_SIZE": "lots"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "watcher: configuration error: INBOUND_BATCH_SIZE: not a number: 'lots'"

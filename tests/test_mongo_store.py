@@ -29,6 +29,13 @@ class Recorder:
         return any(number in batch for batch in self.batches)
 
 
+async def opened(facade: FacadeCollection) -> tuple[FacadeCollection, MongoStore]:
+    """A MongoStore over this facade, opened (unique index created)."""
+    store = MongoStore(facade)
+    await store.open()
+    return facade, store
+
+
 async def until(condition: Any) -> None:
     with anyio.fail_after(10):
         while not condition():
@@ -54,9 +61,7 @@ def test_mark_filter_pins_every_exported_field() -> None:
 
 async def test_own_marks_do_not_trigger_a_second_export() -> None:
     """After a mark, the stream stays quiet: the pipeline filters synced documents."""
-    facade = FacadeCollection()
-    store = MongoStore(facade)
-    await store.open()
+    facade, store = await opened(FacadeCollection())
     seen = Recorder()
     async with anyio.create_task_group() as tg:
         tg.start_soon(store.follow_unsynced, seen, 0.05)
@@ -75,9 +80,7 @@ async def test_own_marks_do_not_trigger_a_second_export() -> None:
 
 async def test_resume_error_sweeps_and_reopens() -> None:
     """Code 286 (history lost) → a fresh stream and a sweep that finds what was missed."""
-    facade = FacadeCollection()
-    store = MongoStore(facade)
-    await store.open()
+    facade, store = await opened(FacadeCollection())
     seen = Recorder()
     async with anyio.create_task_group() as tg:
         tg.start_soon(store.follow_unsynced, seen, 0.05)
@@ -92,9 +95,7 @@ async def test_resume_error_sweeps_and_reopens() -> None:
 
 async def test_standalone_server_falls_back_to_polling() -> None:
     """40573 → one warning, mode 'MongoDB polling', and unsynced documents still arrive."""
-    facade = FacadeCollection(standalone=True)
-    store = MongoStore(facade)
-    await store.open()
+    facade, store = await opened(FacadeCollection(standalone=True))
     seen = Recorder()
     async with anyio.create_task_group() as tg:
         tg.start_soon(store.follow_unsynced, seen, 0.05)
@@ -109,9 +110,7 @@ async def test_outage_is_reported_as_store_unavailable() -> None:
     """A dropped connection surfaces as our StoreUnavailable, not a driver error."""
     from watcher.errors import StoreUnavailable
 
-    facade = FacadeCollection()
-    store = MongoStore(facade)
-    await store.open()
+    facade, store = await opened(FacadeCollection())
     facade.down = True
     with pytest.raises(StoreUnavailable, match="MongoDB unreachable"):
         await store.upsert([order(1)], datetime.now(UTC))
@@ -144,18 +143,14 @@ class RacingFacade(FacadeCollection):
 
 async def test_upsert_beaten_by_a_concurrent_older_insert_is_run_again() -> None:
     """11000 from a concurrent insert of an older version: ours is written after all."""
-    facade = RacingFacade()
-    store = MongoStore(facade)
-    await store.open()
+    facade, store = await opened(RacingFacade())
     assert await store.upsert([order(1, title="newer")], NOW) == [Outcome.UPDATED]
     assert facade.raw.find_one({"number": 1})["title"] == "newer"
 
 
 async def test_documents_with_a_string_id_are_marked() -> None:
     """An _id that is not an ObjectId (even 24 hex digits) still gets its conditional mark."""
-    facade = FacadeCollection()
-    store = MongoStore(facade)
-    await store.open()
+    facade, store = await opened(FacadeCollection())
     facade.raw.insert_one(tracos_doc(3) | {"_id": "0123456789abcdef01234567"})
     [doc] = await store.find_unsynced()
     assert await store.mark_synced([SyncMark(doc.key, doc.version)], NOW) == {doc.key}

@@ -20,7 +20,7 @@ from tests.harness import serving, start_worker
 from tests.mongo_facade import FacadeCollection
 from tests.test_mapping import erp
 from tests.test_store_contract import tracos_doc
-from tests.workers import drop, env_for, names, running, stored_docs
+from tests.workers import cli, drop, env_for, names, running, stored_docs
 from watcher import folders
 from watcher.errors import StoreUnavailable
 from watcher.model import OrderUpsert
@@ -176,19 +176,12 @@ async def test_outbound_name_comes_only_from_the_integer_order_number(settings: 
 def test_uri_password_never_reaches_logs_or_errors(tmp_path: Path) -> None:
     """With an unreachable MongoDB, `once` fails in one line and never prints the password."""
     settings = make_settings(tmp_path)
-    env = {
-        **env_for(settings),
+    unreachable = {
         "MONGO_URI": "mongodb://watcher:hunter2@127.0.0.1:9/?serverSelectionTimeoutMS=100",
         "STORE_RETRY_MAX_SECONDS": "0.1",
     }
-    once = subprocess.run(
-        [sys.executable, "-m", "watcher", "once"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {**env_for(settings), **unreachable}
+    once = cli(settings, "once", check=False, env=unreachable)
     assert once.returncode == 1
     assert "hunter2" not in once.stdout + once.stderr
     assert once.stderr.strip().splitlines()[-1].startswith("watcher: store unavailable:")

@@ -79,11 +79,13 @@ def env_for(settings: Settings) -> dict[str, str]:
     }
 
 
-def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a `watcher` command in a subprocess, as an operator would."""
+def cli(
+    settings: Settings, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a `watcher` command in a subprocess, as an operator would (``env``: extra variables)."""
     return subprocess.run(
         [sys.executable, "-m", "watcher", *args],
-        env=env_for(settings),
+        env={**env_for(settings), **(env or {})},
         capture_output=True,
         text=True,
         check=check,

@@ -205,18 +205,19 @@ def _linked_in(path: Path, folders: list[Path]) -> bool:
     return False
 
 
-def unique_name(folder: Path, name: str, now: datetime | None = None) -> Path:
-    """``folder/name``, or a suffixed name when that exists (a later link/rename rechecks)."""
-    target = folder / name
+def unique_name(folder: StrPath, name: str) -> str:
+    """``folder/name``, or a suffixed name when that exists (the rename rechecks atomically)."""
+    target = os.path.join(folder, name)
     if not os.path.lexists(target):
         return target
     stem, dot, suffix = name.rpartition(".")
-    stamp = (now or datetime.now()).strftime("%Y%m%dT%H%M%S%f")
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
     for counter in range(1, 1_000_000):
-        candidate = folder / f"{stem or suffix}.{stamp}-{counter}{dot}{suffix if stem else ''}"
+        free = f"{stem or suffix}.{stamp}-{counter}{dot}{suffix if stem else ''}"
+        candidate = os.path.join(folder, free)
         if not os.path.lexists(candidate):
             return candidate
-    raise FileExistsError(errno.EEXIST, "no free name", str(target))
+    raise FileExistsError(errno.EEXIST, "no free name", target)
 
 
 def move_without_clobber(source: StrPath, folder: StrPath, name: str) -> str:
@@ -230,7 +231,7 @@ def move_without_clobber(source: StrPath, folder: StrPath, name: str) -> str:
             rename_no_replace(source, target)
             return target
         except FileExistsError:
-            target = str(unique_name(Path(folder), name))  # a free name, rechecked atomically
+            target = unique_name(folder, name)
 
 
 def rename_no_replace(source: StrPath, target: StrPath) -> None:
