@@ -3,6 +3,8 @@ export UV_PYTHON_DOWNLOADS=never
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 if command -v uv >/dev/null 2>&1; then
     UV=(uv)
+elif [ -x .tools/bin/uv ]; then
+    UV=(.tools/bin/uv)
 elif python3 -m uv --version >/dev/null 2>&1; then
     UV=(python3 -m uv)
 else

@@ -6,21 +6,20 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
 import stamina
-from pymongo import AsyncMongoClient
+from pymongo import MongoClient
 
 from tests.mongo_facade import FacadeCollection
+from tests.mongo_server import MongoServer
 from watcher.settings import Settings
 from watcher.store import WorkOrderStore
 from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
 
-REAL_MONGO = os.environ.get("WATCHER_TEST_MONGO_URI", "")
-NO_MONGO = "WATCHER_TEST_MONGO_URI is not set: no real MongoDB to test against"
 DEADLINE = 20.0
 
 
@@ -35,6 +34,12 @@ def _quick_retries() -> Iterator[None]:
     stamina.set_testing(True, attempts=3)
     yield
     stamina.set_testing(False)
+
+
+@pytest.fixture
+def real_backoff() -> None:
+    """Retries as in production (unlimited, with back-off), capped short by the settings."""
+    stamina.set_testing(False)  # the autouse fixture turns testing mode back off afterwards
 
 
 @pytest.fixture
@@ -57,25 +62,65 @@ def make_settings(root: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+@pytest.fixture(scope="session")
+def mongo_uri() -> Iterator[str]:
+    """A real MongoDB-wire server for the whole session: ``WATCHER_TEST_MONGO_URI``'s, or a
+    SecantusDB replica set ``rs0`` started here on a free loopback port (stopped by PID)."""
+    given = os.environ.get("WATCHER_TEST_MONGO_URI")
+    if given:
+        yield given
+        return
+    server = MongoServer().start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+def unique_collection(prefix: str = "test") -> str:
+    """A collection name no other test (or earlier run on the same server) uses."""
+    return f"{prefix}_{os.getpid()}_{time.monotonic_ns()}"
+
+
+@pytest.fixture
+def mongo_settings(tmp_path: Path, mongo_uri: str) -> Iterator[Settings]:
+    """Settings on temporary folders and a fresh collection of the real MongoDB server."""
+    chosen = make_settings(
+        tmp_path,
+        mongo_uri=mongo_uri,
+        mongo_database="watcher_tests",
+        mongo_collection=unique_collection(),
+    )
+    yield chosen
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(mongo_uri) as client:
+        client[chosen.mongo_database].drop_collection(chosen.mongo_collection)
+
+
+@pytest.fixture(params=["sqlite", "mongodb"])
+def any_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The settings of a worker on either production store (the guarantee suites run on both)."""
+    if request.param == "mongodb":
+        return cast(Settings, request.getfixturevalue("mongo_settings"))
+    return settings
+
+
 @pytest.fixture(params=["sqlite", "mongomock", "mongodb"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WorkOrderStore]:
-    """Every store adapter, for the one contract suite."""
+    """Every store adapter, for the one contract suite (``mongodb``: the real server)."""
     chosen: WorkOrderStore
-    collection: Any = None
+    real: MongoStore | None = None
     if request.param == "sqlite":
         chosen = SqliteStore(tmp_path / "state" / "tracos.sqlite3")
     elif request.param == "mongomock":
         chosen = MongoStore(FacadeCollection())
     else:
-        if not REAL_MONGO:
-            pytest.skip(NO_MONGO)
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(REAL_MONGO, tz_aware=True)
-        collection = client["watcher_tests"][f"test_{os.getpid()}_{time.monotonic_ns()}"]
-        chosen = MongoStore(collection, client)
+        uri = request.getfixturevalue("mongo_uri")
+        chosen = real = MongoStore.connect(uri, "watcher_tests", unique_collection())
     await chosen.open()
     yield chosen
-    if collection is not None:
-        await collection.drop()
+    if real is not None:
+        await real.collection.drop()
     await chosen.close()
 
 

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import anyio
 import msgspec
 import pytest
-from pymongo import AsyncMongoClient
 
-from tests.conftest import NO_MONGO, REAL_MONGO, make_settings, wait_for
+from tests.conftest import wait_for
 from tests.test_mapping import erp
 from tests.test_store_contract import tracos_doc
 from tests.workers import cli, drop, names, running
@@ -25,7 +21,6 @@ from watcher.retrying import StoreRetry
 from watcher.settings import Settings
 from watcher.stats import Stats
 from watcher.store import StoredDocument, SyncMark
-from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -193,28 +188,6 @@ async def test_latency_from_change_to_file(settings: Settings) -> None:
         f"change → file durable: p50 {samples[len(samples) // 2] * 1000:.1f} ms over {len(samples)}"
     )
     assert len(samples) == 20
-
-
-async def test_both_directions_on_real_mongodb(tmp_path: Path) -> None:
-    """Against a real MongoDB: files in → documents; TracOS documents → files, via the stream."""
-    if not REAL_MONGO:
-        pytest.skip(NO_MONGO)
-    collection = f"e2e_{os.getpid()}_{time.monotonic_ns()}"
-    settings = make_settings(tmp_path, mongo_uri=REAL_MONGO, mongo_collection=collection)
-    store = MongoStore.connect(REAL_MONGO, settings.mongo_database, collection)
-    try:
-        async with running(settings, store) as worker:
-            assert worker.store.mode == "MongoDB change stream"
-            drop(settings.inbound_dir, "1.json", json.dumps(erp(orderNo=1)).encode())
-            await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "inbound archived")
-            await worker.store.put_documents([tracos_doc(2)])
-            await wait_for(exported(worker, 1), "TracOS order exported through the stream")
-            assert names(settings.outbound_dir) == ["2.json"]
-            assert await synced_count(worker) == 2
-    finally:
-        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(REAL_MONGO)
-        await client[settings.mongo_database][collection].drop()
-        await client.close()
 
 
 async def test_two_versions_in_one_batch_never_leave_the_older_on_disk(

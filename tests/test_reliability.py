@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import stamina
 
 from tests.conftest import make_settings, wait_for, wait_until
 from tests.harness import serving, start_worker
@@ -30,12 +29,6 @@ from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def real_backoff() -> None:
-    """Retries as in production (unlimited, with back-off), capped short by the settings."""
-    stamina.set_testing(False)  # the autouse fixture turns testing mode back off afterwards
 
 
 class FlakyStore(SqliteStore):

@@ -1,4 +1,4 @@
-"""One contract for every store: SQLite, MongoDB over mongomock, and a real MongoDB if set."""
+"""One contract for every store: SQLite, MongoDB over mongomock, and a real MongoDB server."""
 
 from __future__ import annotations
 
@@ -131,6 +131,30 @@ async def test_mark_refused_when_document_changed(store: WorkOrderStore) -> None
     assert await store.mark_synced(marks, NOW) == {second.key}
     [left] = await store.find_unsynced()
     assert left.doc["title"] == "Changed meanwhile"
+
+
+@pytest.mark.parametrize(
+    "odd", ["2099-01-01T00:00:00+00:00", 4_102_444_800_000, None], ids=["iso-string", "int", "null"]
+)
+async def test_a_stored_version_that_is_not_a_date_counts_as_older(
+    store: WorkOrderStore, odd: object
+) -> None:
+    """TracOS stored ``updatedAt`` as no date (even an ISO string of 2099): the ERP's wins."""
+    await store.put_documents([tracos_doc(1, updatedAt=odd)])
+    assert await store.upsert([order(1, title="From the ERP")], NOW) == [Outcome.UPDATED]
+    doc = await one(store, 1)
+    assert (doc["title"], doc["isSynced"]) == ("From the ERP", True)
+
+
+async def test_a_mark_reports_only_what_this_call_marked(store: WorkOrderStore) -> None:
+    """Two overlapping mark calls in the same millisecond: each returns only its own marks."""
+    await store.put_documents([tracos_doc(n) for n in (1, 2, 3)])
+    docs = {d.doc["number"]: d for d in await store.find_unsynced()}
+    first = [SyncMark(docs[n].key, docs[n].version) for n in (1, 2)]
+    second = [SyncMark(docs[n].key, docs[n].version) for n in (2, 3)]
+    assert await store.mark_synced(first, NOW) == {docs[1].key, docs[2].key}
+    assert await store.mark_synced(second, NOW) == {docs[3].key}
+    assert await store.find_unsynced() == []
 
 
 async def test_follow_unsynced_sweeps_then_sees_new_changes(store: WorkOrderStore) -> None:

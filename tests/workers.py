@@ -13,11 +13,10 @@ from typing import Any
 
 import anyio
 
-from watcher.app import Worker
+from watcher.app import Worker, build_store
 from watcher.seed import erp_orders
 from watcher.settings import Settings
 from watcher.store import WorkOrderStore
-from watcher.store.sqlite import SqliteStore
 
 
 @asynccontextmanager
@@ -67,9 +66,9 @@ def challenge_files(count: int = 10) -> dict[str, bytes]:
 
 
 def env_for(settings: Settings) -> dict[str, str]:
-    """The environment that points a `watcher` process at these settings' folders."""
-    return {
-        **os.environ,
+    """The environment that points a `watcher` process at these settings' folders and store."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MONGO_")},
         "DATA_INBOUND_DIR": str(settings.inbound_dir),
         "DATA_OUTBOUND_DIR": str(settings.outbound_dir),
         "DATA_ARCHIVE_DIR": str(settings.archive_dir),
@@ -77,6 +76,11 @@ def env_for(settings: Settings) -> dict[str, str]:
         "DATA_STATE_DIR": str(settings.state_dir),
         "INBOUND_SETTLE_SECONDS": str(settings.settle_seconds),
     }
+    if settings.mongo_uri:
+        env["MONGO_URI"] = settings.mongo_uri
+        env["MONGO_DATABASE"] = settings.mongo_database
+        env["MONGO_COLLECTION"] = settings.mongo_collection
+    return env
 
 
 def cli(
@@ -93,20 +97,23 @@ def cli(
     )
 
 
-async def stored_docs(settings: Settings) -> list[dict[str, Any]]:
-    """What the embedded store holds, read through a connection of its own."""
-    store = SqliteStore(settings.sqlite_path)
+@asynccontextmanager
+async def opened_store(settings: Settings) -> AsyncIterator[WorkOrderStore]:
+    """The store these settings name (embedded or MongoDB), through a connection of its own."""
+    store = build_store(settings)
     await store.open()
     try:
-        return await store.find()
+        yield store
     finally:
         await store.close()
+
+
+async def stored_docs(settings: Settings) -> list[dict[str, Any]]:
+    """What the configured store holds."""
+    async with opened_store(settings) as store:
+        return await store.find()
 
 
 async def unsynced_count(settings: Settings) -> int:
-    store = SqliteStore(settings.sqlite_path)
-    await store.open()
-    try:
+    async with opened_store(settings) as store:
         return (await store.counts())[1]
-    finally:
-        await store.close()

@@ -258,12 +258,32 @@ def _plain(value: object) -> object:
     return str(value)
 
 
+def _counts_now(settings: Settings) -> tuple[tuple[int, int] | None, str | None]:
+    """The store's (stored, unsynced) from one attempt, or None and why it did not answer."""
+
+    async def main() -> tuple[int, int]:
+        store = build_store(settings)
+        try:
+            await store.open()
+            return await store.counts()
+        finally:
+            await store.close()
+
+    try:
+        return anyio.run(main, backend="asyncio"), None
+    except StoreUnavailable as exc:  # status tells what it knows, and that the store is down
+        return None, str(exc)
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    stored, unsynced = _with_store(settings, lambda store: store.counts())
+    counts, store_error = _counts_now(settings)
+    stored, unsynced = counts or (None, None)
     worker = read_worker_status(settings)
     problem = worker_problem(worker, datetime.now(UTC))
     report = {
         "store": settings.store_label,
+        "store_reachable": store_error is None,
+        "store_error": store_error,
         "mode": (worker or {}).get("mode", "unknown (no worker running)"),
         "stored": stored,
         "unsynced": unsynced,
@@ -276,7 +296,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         print(msgspec.json.encode(report).decode())
         return 0
     for key, value in report.items():
-        shown = len(value) if key == "unexportable" else value
+        shown = len(value) if key == "unexportable" else "unknown" if value is None else value
         print(f"{key.replace('_', ' '):>16}: {shown}")
     for entry in report["unexportable"]:
         print(f"  unexportable {entry['order']}: {entry['reason']}")

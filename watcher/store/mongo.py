@@ -16,17 +16,18 @@ from typing import Any, Final, cast
 import anyio
 import stamina
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from bson import ObjectId
 from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
     ConnectionFailure,
+    NotPrimaryError,
     OperationFailure,
     PyMongoError,
 )
 
-from watcher.errors import ConfigError, StoreUnavailable
-from watcher.mapping import normalise_date
+from watcher.errors import ConfigError, StoreUnavailable, WatcherError
 from watcher.model import OrderUpsert
 from watcher.store import (
     Document,
@@ -47,7 +48,8 @@ RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
 NO_CHANGE_STREAMS: Final = 40573  # standalone server
 RESUME_ERRORS: Final = frozenset({260, 280, 286})
 REFUSED: Final = frozenset({13, 18})  # Unauthorized, AuthenticationFailed: a setting to fix
-TRANSIENT: Final = frozenset({50, 91, 189, 262, 11600, 11602})  # timeouts, shutdowns, step-downs
+TRANSIENT: Final = frozenset({50, 91, 262, 11600})  # timeouts, shutdowns
+NOT_PRIMARY: Final = frozenset({189, 10107, 11602, 13435, 13436})  # step-downs, elections
 # The fields an export reads: a conditional mark requires all of them unchanged.
 EXPORTED_FIELDS: Final = (
     "number",
@@ -68,6 +70,8 @@ CHANGE_PIPELINE: Final = [
     }
 ]
 DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
+REOPEN_PAUSE_SECONDS: Final = 1.0  # a stream closed at once, again and again, must not spin
+MARK_FIELD: Final = "syncMark"  # which call marked a document: only that call wrote this id
 _ABSENT: Final = "\0absent"
 
 
@@ -107,7 +111,7 @@ class MongoStore:
     def __init__(self, collection: Any, client: Any = None) -> None:
         self._coll = collection
         self._client = client
-        self._mode = "MongoDB change stream"
+        self._mode = "MongoDB"  # says "change stream" only once the server has opened one
 
     @classmethod
     def connect(cls, uri: str, database: str, collection: str) -> MongoStore:
@@ -128,8 +132,16 @@ class MongoStore:
     def mode(self) -> str:
         return self._mode
 
+    @property
+    def collection(self) -> Any:
+        return self._coll
+
     async def open(self) -> None:
         await self.ping()
+        await self._create_indexes()
+
+    async def _create_indexes(self) -> None:
+        """Newer wins only with the unique index; made again if the collection was dropped."""
         with _translated():
             await self._coll.create_index("number", unique=True)
             await self._coll.create_index("isSynced")  # the sweep and the unsynced count
@@ -210,16 +222,15 @@ class MongoStore:
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         if not marks:
             return set()
-        ops = [UpdateOne(mark_filter(m.version), {"$set": mark_fields(now)}) for m in marks]
+        token = ObjectId()  # unique to this call: another worker's marks never carry it
+        update = {"$set": {**mark_fields(now), MARK_FIELD: token}}
+        ops = [UpdateOne(mark_filter(m.version), update) for m in marks]
         with _translated():
             result = await self._coll.bulk_write(ops, ordered=False)
         if result.modified_count == len(marks):
             return {mark.key for mark in marks}
-        # syncedAt is this batch's own timestamp: it tells which of them we marked.
         ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
-        marked = await self._find(
-            {"_id": {"$in": ids}, "syncedAt": normalise_date(now)}, {"_id": 1}
-        )
+        marked = await self._find({"_id": {"$in": ids}, MARK_FIELD: token}, {"_id": 1})
         return {str(doc["_id"]) for doc in marked}
 
     async def counts(self) -> tuple[int, int]:
@@ -241,13 +252,18 @@ class MongoStore:
             except (ConnectionFailure, StoreUnavailable) as exc:
                 log.warning("change stream interrupted (%s): sweeping and reopening", exc)
                 await self._wait_for_server()
+            except StreamClosed as exc:
+                log.warning("%s: sweeping and reopening", exc)
+                await anyio.sleep(REOPEN_PAUSE_SECONDS)
+                await self._create_indexes()
         self._mode = "MongoDB polling"
         log.warning("%s: polling every %.1f s instead", reason, poll_seconds)
         await self._poll(handle, poll_seconds)
 
     async def _follow_stream(self, handle: Handler) -> None:
         """Open the stream first, then sweep: a change made during the sweep is still seen."""
-        stream = await self._coll.watch(CHANGE_PIPELINE, full_document="updateLookup")
+        with _translated(passing=OperationFailure):
+            stream = await self._coll.watch(CHANGE_PIPELINE, full_document="updateLookup")
         try:
             self._mode = "MongoDB change stream"
             await handle(await self.find_unsynced())
@@ -298,6 +314,10 @@ class MongoStore:
             await anyio.sleep(poll_seconds)
 
 
+class StreamClosed(Exception):
+    """The server ended the change stream (the collection or database dropped or renamed)."""
+
+
 async def _pump(stream: Any, send: MemoryObjectSendStream[Document | Exception]) -> None:
     """Read changes as they come (cached ones without a server round trip); pass errors on."""
     async with send:
@@ -306,6 +326,9 @@ async def _pump(stream: Any, send: MemoryObjectSendStream[Document | Exception])
                 await send.send(await stream.next())
         except (PyMongoError, StoreUnavailable) as exc:
             await send.send(exc)
+        except StopAsyncIteration:  # after an invalidate event the cursor is closed
+            closed = "the server closed the change stream (collection dropped or renamed?)"
+            await send.send(StreamClosed(closed))
 
 
 def _no_stream_reason(exc: OperationFailure) -> str:
@@ -315,22 +338,38 @@ def _no_stream_reason(exc: OperationFailure) -> str:
 
 
 @contextmanager
-def _translated() -> Iterator[None]:
-    """Map PyMongo's transient errors to ``StoreUnavailable`` (the adapter's edge)."""
+def _translated(passing: type[Exception] = BulkWriteError) -> Iterator[None]:
+    """Map PyMongo's errors to ours (the adapter's edge): an outage, or a setting to fix.
+
+    ``passing``: driver errors the caller handles itself, unless they are one of those.
+    """
     try:
         yield
-    except ConnectionFailure as exc:
-        raise StoreUnavailable(f"MongoDB unreachable: {_first_line(exc)}") from exc
-    except BulkWriteError:
-        raise
-    except OperationFailure as exc:
-        if exc.code in REFUSED:
-            raise ConfigError(f"MongoDB refused us: {_first_line(exc)}") from None
-        if exc.code in TRANSIENT:
-            raise StoreUnavailable(f"MongoDB: {_first_line(exc)}") from exc
-        raise
     except PyMongoError as exc:
-        raise StoreUnavailable(f"MongoDB error: {_first_line(exc)}") from exc
+        known = _known(exc)
+        if known is None and isinstance(exc, passing):
+            raise
+        if isinstance(known, ConfigError):
+            raise known from None  # its message is the whole story
+        raise known or StoreUnavailable(f"MongoDB error: {_first_line(exc)}") from exc
+
+
+def _known(exc: PyMongoError) -> WatcherError | None:
+    code = getattr(exc, "code", None)
+    no_primary = isinstance(exc, ConnectionFailure) and "RSSecondary" in str(exc)
+    if isinstance(exc, NotPrimaryError) or code in NOT_PRIMARY or no_primary:
+        return StoreUnavailable(f"MongoDB: {_not_primary(exc)}")
+    if isinstance(exc, ConnectionFailure):
+        return StoreUnavailable(f"MongoDB unreachable: {_first_line(exc)}")
+    if code in REFUSED:
+        return ConfigError(f"MongoDB refused us: {_first_line(exc)}")
+    if code in TRANSIENT:
+        return StoreUnavailable(f"MongoDB: {_first_line(exc)}")
+    return None
+
+
+def _not_primary(exc: PyMongoError) -> str:
+    return f"not primary (a step-down or an election; waiting for a primary): {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

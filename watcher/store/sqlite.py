@@ -68,13 +68,12 @@ def from_millis(value: int) -> datetime:
 
 
 def _version_of(doc: Document) -> int | None:
-    """``updatedAt`` in epoch milliseconds, or None when it is not a date."""
+    """``updatedAt`` in epoch milliseconds, or None when it is not a date.
+
+    As in MongoDB, only a date is a version: a string (even an ISO one) or a number that
+    TracOS stored there counts as older than any ERP version (SPEC §3 Inbound 5).
+    """
     value = doc.get("updatedAt")
-    if isinstance(value, str):
-        try:
-            value = msgspec.convert(value, datetime)
-        except msgspec.ValidationError:
-            return None
     return to_millis(value) if isinstance(value, datetime) and value.tzinfo else None
 
 
