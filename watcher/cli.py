@@ -24,10 +24,9 @@ from watcher.console import Header, LiveConsole, LogSummary, is_interactive
 from watcher.errors import ConfigError, StoreUnavailable
 from watcher.metrics import MetricsServer
 from watcher.operations import folder_counts, requeue
-from watcher.retrying import StoreRetry
 from watcher.seed import erp_orders, tracos_documents, write_erp_files
 from watcher.settings import Settings, load_settings
-from watcher.stats import Snapshot, Stats
+from watcher.stats import Snapshot
 from watcher.status import read_worker_status, worker_problem
 from watcher.store import WorkOrderStore
 
@@ -38,6 +37,7 @@ LIVE_REFRESH_SECONDS = 0.25
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    stamina.instrumentation.set_on_retry_hooks([])  # our own retry policy says it in words
     try:
         settings = load_settings(environment())
         return _unwrapped(lambda: int(args.command(settings, args) or 0))
@@ -216,13 +216,13 @@ def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _with_store(settings: Settings, work: Callable[[WorkOrderStore], Awaitable[Any]]) -> Any:
-    """Open the configured store (a few retries), run ``work``, close it."""
+    """Open the configured store, run ``work``, close it: one attempt, one line if it fails
+    (a command an operator typed answers at once; the worker is the one that waits)."""
 
     async def main() -> Any:
         store = build_store(settings)
-        retry = StoreRetry(Stats(datetime.now(UTC)), 1.0, attempts=3)
-        await retry(store.open)
         try:
+            await store.open()
             return await work(store)
         finally:
             await store.close()
@@ -260,17 +260,8 @@ def _plain(value: object) -> object:
 
 def _counts_now(settings: Settings) -> tuple[tuple[int, int] | None, str | None]:
     """The store's (stored, unsynced) from one attempt, or None and why it did not answer."""
-
-    async def main() -> tuple[int, int]:
-        store = build_store(settings)
-        try:
-            await store.open()
-            return await store.counts()
-        finally:
-            await store.close()
-
     try:
-        return anyio.run(main, backend="asyncio"), None
+        return _with_store(settings, lambda store: store.counts()), None
     except StoreUnavailable as exc:  # status tells what it knows, and that the store is down
         return None, str(exc)
 

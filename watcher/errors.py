@@ -7,6 +7,8 @@ WatcherError
 │   └── InvalidOrder       JSON, but not a valid ERP work order
 ├── Unexportable           a stored document that cannot become an ERP file
 └── StoreUnavailable       transient store trouble: retry with back-off
+    └── StoreDamaged       the store's file is damaged or gone: retried, but the operator
+                           must act (the message says what to do)
 """
 
 from __future__ import annotations
@@ -43,3 +45,7 @@ class Unexportable(WatcherError):
 
 class StoreUnavailable(WatcherError):
     """The store cannot be reached right now; the operation may be retried."""
+
+
+class StoreDamaged(StoreUnavailable):
+    """The embedded store's file is damaged, deleted or replaced: nothing is acknowledged."""

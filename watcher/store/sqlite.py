@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 import anyio
 import msgspec
 
-from watcher.errors import StoreUnavailable
+from watcher.errors import StoreDamaged, StoreUnavailable
 from watcher.mapping import normalise_date
 from watcher.model import OrderUpsert
 from watcher.store import (
@@ -82,6 +82,14 @@ def _as_bson_would(doc: Document) -> Document:
     return {k: normalise_date(v) if isinstance(v, datetime) else v for k, v in doc.items()}
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def _object_ids() -> Iterator[str]:
     """ObjectId-shaped ids (time, random, counter) without ObjectId's per-call cost."""
     middle = os.urandom(5).hex()
@@ -99,6 +107,7 @@ class SqliteStore:
         self._watch: sqlite3.Connection | None = None
         self._wake: anyio.Event
         self._ids = _object_ids()
+        self._identity: tuple[int, int] | None = None  # the file opened: device and inode
 
     @property
     def mode(self) -> str:
@@ -113,6 +122,7 @@ class SqliteStore:
         self._conn = self._connect()
         self._conn.executescript(SCHEMA)
         self._watch = self._connect()
+        self._identity = _identity(self._path)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -140,11 +150,32 @@ class SqliteStore:
         return await anyio.to_thread.run_sync(self._locked, work)
 
     def _locked(self, work: Callable[[], T]) -> T:
-        with self._lock:
-            try:
-                return work()
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"embedded store: {exc}") from exc
+        with self._lock, self._translated():
+            self._check_same_file()
+            return work()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """SQLite's errors as ours: busy or I/O trouble is an outage, a damaged file worse."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"embedded store: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # not a database, malformed pages
+            raise StoreDamaged(
+                f"embedded store {self._path} is damaged ({exc}): stop the worker, move the"
+                " file aside and restore a backup (or remove it to start an empty store);"
+                " files wait in the inbound folder meanwhile"
+            ) from exc
+
+    def _check_same_file(self) -> None:
+        """Never acknowledge a write into a file that no longer has the store's name."""
+        if self._identity is not None and _identity(self._path) != self._identity:
+            raise StoreDamaged(
+                f"embedded store {self._path} was deleted or replaced while the worker ran:"
+                " nothing more is written to it; restore the file, or restart the worker to"
+                " begin a new store"
+            )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -152,6 +183,7 @@ class SqliteStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            self._check_same_file()
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -286,4 +318,6 @@ class SqliteStore:
         """Changes whenever another connection (or process) commits; nearly free to read."""
         if self._watch is None:
             raise StoreUnavailable("the embedded store is not open")
-        return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+        with self._translated():
+            self._check_same_file()
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
