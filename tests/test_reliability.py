@@ -194,6 +194,32 @@ def test_uri_password_never_reaches_logs_or_errors(tmp_path: Path) -> None:
     assert "hunter2" not in output
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_secret_options_of_the_uri_never_reach_the_output(tmp_path: Path, log_format: str) -> None:
+    """A key-file password or an AWS session token in the URI's options is masked too."""
+    uri = (
+        "mongodb://AKIA:hunter2@127.0.0.1:9/?serverSelectionTimeoutMS=100"
+        "&authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:t0ken-s3cret"
+        "&tlsCertificateKeyFilePassword=k3y-s3cret"
+    )
+    env = {**env_for(make_settings(tmp_path)), "MONGO_URI": uri, "LOG_FORMAT": log_format}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run", "--no-console"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output = _read_until(run, "next attempt")
+    finally:
+        run.terminate()
+        output += run.communicate(timeout=10)[0]
+    assert "authMechanismProperties=***" in output and "AKIA:***@127.0.0.1" in output
+    for secret in ("hunter2", "t0ken-s3cret", "k3y-s3cret"):
+        assert secret not in output
+
+
 def _read_until(process: subprocess.Popen[str], text: str) -> str:
     assert process.stdout is not None
     seen = ""

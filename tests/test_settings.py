@@ -80,6 +80,19 @@ def test_every_variable_is_parsed() -> None:
         ("mongodb://u:s3cret#pw@h:27017/", "mongodb://u:***@h:27017/"),
         ("mongodb://u:a/b?c@h1,h2/?replicaSet=rs0", "mongodb://u:***@h1,h2/?replicaSet=rs0"),
         ("mongodb://u:p@ss@h/", "mongodb://u:***@h/"),
+        (
+            "mongodb://h/?tls=true&tlsCertificateKeyFilePassword=k3y&appName=w",
+            "mongodb://h/?tls=true&tlsCertificateKeyFilePassword=***&appName=w",
+        ),
+        (
+            "mongodb://AKIA:s3cret@h/?authMechanism=MONGODB-AWS"
+            "&authMechanismProperties=AWS_SESSION_TOKEN:t0ken",
+            "mongodb://AKIA:***@h/?authMechanism=MONGODB-AWS&authMechanismProperties=***",
+        ),
+        (
+            "mongodb://h/?ProxyPassword=pw&sslPEMKeyPassword=x",
+            "mongodb://h/?ProxyPassword=***&sslPEMKeyPassword=***",
+        ),
     ],
 )
 def test_passwords_are_masked(uri: str, masked: str) -> None:

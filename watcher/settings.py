@@ -145,8 +145,20 @@ def _plain(exc: ValueError) -> str:
     return text
 
 
+# Connection-string options whose value is a secret (compared in lower case, as the driver does).
+SECRET_OPTIONS: Final = frozenset(
+    {
+        "authmechanismproperties",  # AWS_SESSION_TOKEN:…
+        "proxypassword",
+        "sslclientcertificatekeypassword",
+        "sslpemkeypassword",
+        "tlscertificatekeyfilepassword",
+    }
+)
+
+
 def mask_uri(uri: str | None) -> str:
-    """The URI with any password replaced by ``***`` (never log a secret).
+    """The URI with its password and every secret-bearing option replaced by ``***``.
 
     Parsed by hand, not with ``urlsplit``: a password may hold ``#``, ``/`` or ``?``, which
     a URL parser would take for the start of a fragment, path or query.
@@ -154,8 +166,21 @@ def mask_uri(uri: str | None) -> str:
     if not uri:
         return ""
     scheme, separator, rest = uri.partition("://")
-    userinfo, at, hosts = rest.rpartition("@")
-    if not separator or not at or ":" not in userinfo:
+    if not separator:
         return uri
-    user = userinfo.partition(":")[0]
-    return f"{scheme}://{user}:***@{hosts}"
+    userinfo, at, hosts = rest.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.partition(":")[0] + ":***"
+    return f"{scheme}://{userinfo}{at}{_mask_options(hosts)}"
+
+
+def _mask_options(hosts: str) -> str:
+    address, question, query = hosts.partition("?")
+    if not question:
+        return hosts
+    options = (option.partition("=") for option in query.split("&"))
+    shown = [
+        f"{name}{equals}{'***' if name.lower() in SECRET_OPTIONS else value}"
+        for name, equals, value in options
+    ]
+    return f"{address}?{'&'.join(shown)}"
