@@ -177,7 +177,12 @@ def test_uri_password_never_reaches_logs_or_errors(tmp_path: Path) -> None:
     once = cli(settings, "once", check=False, env=unreachable)
     assert once.returncode == 1
     assert "hunter2" not in once.stdout + once.stderr
-    assert once.stderr.strip().splitlines()[-1].startswith("watcher: store unavailable:")
+    last = once.stderr.strip().splitlines()[-1]
+    assert last.startswith("watcher: store unavailable: MongoDB unreachable:")
+    assert last.endswith(
+        "check that MongoDB is running and that MONGO_URI names it"
+        " (with docker compose: docker compose ps mongo)"
+    )
     run = subprocess.Popen(
         [sys.executable, "-m", "watcher", "run", "--no-console"],
         env=env,

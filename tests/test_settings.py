@@ -52,6 +52,11 @@ def test_empty_values_keep_defaults() -> None:
         ("MONGO_URI", "localhost:27017", "MONGO_URI: must start with mongodb://"),
         ("METRICS_PORT", "70000", "METRICS_PORT: must be a TCP port"),
         ("WATCHFILES_FORCE_POLLING", "maybe", "WATCHFILES_FORCE_POLLING: must be true or false"),
+        ("INBOUND_SETTLE_SECONDS", "inf", "INBOUND_SETTLE_SECONDS: must be a finite number"),
+        ("INBOUND_SETTLE_SECONDS", "nan", "INBOUND_SETTLE_SECONDS: must be greater than 0"),
+        ("MONGO_URI", "mongodb://h:notaport/", "MONGO_URI: host h: the port must be 1-65535"),
+        ("MONGO_URI", "mongodb://u:pw@h:99999/", "MONGO_URI: host h: the port must be 1-65535"),
+        ("MONGO_URI", "mongodb://a:1,b:x/?replicaSet=rs0", "MONGO_URI: host b: the port"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
@@ -99,3 +104,38 @@ def test_passwords_are_masked(uri: str, masked: str) -> None:
     """The password never shows in the store label."""
     assert mask_uri(uri) == masked
     assert load_settings({"MONGO_URI": uri}).store_label == f"MongoDB {masked}"
+
+
+def test_a_value_from_the_env_file_says_so() -> None:
+    """The message names where a bad value was set."""
+    with pytest.raises(ConfigError, match=r"^INBOUND_BATCH_SIZE \(from \.env\): not a number"):
+        load_settings({"INBOUND_BATCH_SIZE": "x"}, {"INBOUND_BATCH_SIZE": "from .env"})
+
+
+@pytest.mark.parametrize(
+    ("uri", "database", "expected"),
+    [
+        ("mongodb://h:27017/ops?replicaSet=rs0", "", "ops"),
+        ("mongodb://h:27017/?replicaSet=rs0", "", "tractian"),
+        ("mongodb://u:p/w@h/ops", "ops", "ops"),
+        ("mongodb://h", "mine", "mine"),
+    ],
+)
+def test_a_database_in_the_uri_is_used(uri: str, database: str, expected: str) -> None:
+    """MONGO_URI's path names the database unless MONGO_DATABASE names the same one."""
+    env = {"MONGO_URI": uri, "MONGO_DATABASE": database}
+    assert load_settings(env).mongo_database == expected
+
+
+def test_two_different_databases_are_refused() -> None:
+    """The URI and MONGO_DATABASE naming different databases is a setting to fix."""
+    with pytest.raises(ConfigError, match="MONGO_URI names the database 'ops' but MONGO_DATA"):
+        load_settings({"MONGO_URI": "mongodb://h/ops", "MONGO_DATABASE": "tractian"})
+
+
+def test_host_ports_are_checked_without_leaking_the_password() -> None:
+    """Good ports, IPv6 literals and bare names pass; the password never appears in an error."""
+    load_settings({"MONGO_URI": "mongodb://[::1]:27017,[::2],db/?replicaSet=rs0"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"MONGO_URI": "mongodb://u:s3cret@h:0/"})
+    assert "s3cret" not in str(caught.value)

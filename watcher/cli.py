@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import random
 import signal
 import sys
@@ -16,11 +15,11 @@ from typing import Any
 import anyio
 import msgspec
 import stamina
-from dotenv import dotenv_values
 
 from watcher import __version__
 from watcher.app import Reporter, Worker, build_store
 from watcher.console import Header, LiveConsole, LogSummary, is_interactive
+from watcher.environment import environment
 from watcher.errors import ConfigError, StoreUnavailable
 from watcher.metrics import MetricsServer
 from watcher.operations import folder_counts, requeue
@@ -39,13 +38,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     stamina.instrumentation.set_on_retry_hooks([])  # our own retry policy says it in words
     try:
-        settings = load_settings(environment())
+        settings = load_settings(*environment())
         return _unwrapped(lambda: int(args.command(settings, args) or 0))
     except ConfigError as exc:
         print(f"watcher: configuration error: {exc}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:
-        print(f"watcher: store unavailable: {exc}", file=sys.stderr)
+        hint = f"; {exc.hint}" if exc.hint else ""
+        print(f"watcher: store unavailable: {exc}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -63,12 +63,6 @@ def _unwrapped(command: Callable[[], int]) -> int:
         while isinstance(ours, BaseExceptionGroup):
             ours = ours.exceptions[0]
         raise ours from None
-
-
-def environment() -> dict[str, str]:
-    """``.env`` in the working directory, overridden by the real environment."""
-    from_file = {k: v for k, v in dotenv_values(".env").items() if v is not None}
-    return {**from_file, **os.environ}
 
 
 def _parser() -> argparse.ArgumentParser:

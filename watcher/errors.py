@@ -44,7 +44,14 @@ class Unexportable(WatcherError):
 
 
 class StoreUnavailable(WatcherError):
-    """The store cannot be reached right now; the operation may be retried."""
+    """The store cannot be reached right now; the operation may be retried.
+
+    ``hint``: what an operator could check, for the last line of a command that gives up.
+    """
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class StoreDamaged(StoreUnavailable):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final, Literal, TypeVar
@@ -63,6 +64,8 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
         value = kind(raw)
         if not value > 0:  # type: ignore[operator]
             raise ValueError(f"must be greater than 0, got {raw!r}")
+        if value == math.inf:
+            raise ValueError(f"must be a finite number, got {raw!r}")
         return value
 
     return parse
@@ -97,7 +100,26 @@ def _port(raw: str) -> int:
 def _mongo_uri(raw: str) -> str:
     if not raw.startswith(("mongodb://", "mongodb+srv://")):
         raise ValueError("must start with mongodb:// or mongodb+srv://")
+    for host in _uri_parts(raw)[0].split(","):
+        if host.endswith("]") or ":" not in host:
+            continue  # no port: a bare name or an IPv6 literal
+        name, _, port = host.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"host {name or '?'}: the port must be 1-65535, got {port!r}")
     return raw
+
+
+def _uri_parts(uri: str) -> tuple[str, str]:
+    """The hosts and the database name of a MongoDB URI (the password may hold ``/``)."""
+    rest = uri.partition("://")[2]
+    address = rest.rpartition("@")[2].partition("?")[0]
+    hosts, _, database = address.partition("/")
+    return hosts, database
+
+
+def uri_database(uri: str | None) -> str:
+    """The database that the URI's path names, or '' (``mongodb://h/tractian`` → tractian)."""
+    return _uri_parts(uri)[1] if uri else ""
 
 
 # variable → (field, parser); unset or empty variables keep the default.
@@ -124,8 +146,9 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
 }
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
-    """Build the settings from ``env``; a bad value raises ``ConfigError`` naming the variable."""
+def load_settings(env: Mapping[str, str], origins: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from ``env``; a bad value raises ``ConfigError`` naming the variable
+    (and, from ``origins``, where it was set, e.g. ``from .env``)."""
     values: dict[str, object] = {}
     for variable, (field, parse) in VARIABLES.items():
         raw = env.get(variable, "")
@@ -134,8 +157,23 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         try:
             values[field] = parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{variable}: {_plain(exc)}") from None
+            where = f" ({origins[variable]})" if origins and variable in origins else ""
+            raise ConfigError(f"{variable}{where}: {_plain(exc)}") from None
+    _database_from_uri(values)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _database_from_uri(values: dict[str, object]) -> None:
+    """A database in the MONGO_URI path is used, unless MONGO_DATABASE says another."""
+    named = uri_database(values.get("mongo_uri"))  # type: ignore[arg-type]
+    if not named:
+        return
+    chosen = values.setdefault("mongo_database", named)
+    if chosen != named:
+        raise ConfigError(
+            f"MONGO_URI names the database {named!r} but MONGO_DATABASE says {chosen!r}:"
+            " remove one of them"
+        )
 
 
 def _plain(exc: ValueError) -> str:

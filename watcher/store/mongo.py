@@ -71,6 +71,10 @@ CHANGE_PIPELINE: Final = [
 ]
 DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
 REOPEN_PAUSE_SECONDS: Final = 1.0  # a stream closed at once, again and again, must not spin
+UNREACHABLE_HINT: Final = (
+    "check that MongoDB is running and that MONGO_URI names it"
+    " (with docker compose: docker compose ps mongo)"
+)
 MARK_FIELD: Final = "syncMark"  # which call marked a document: only that call wrote this id
 _ABSENT: Final = "\0absent"
 
@@ -360,7 +364,7 @@ def _known(exc: PyMongoError) -> WatcherError | None:
     if isinstance(exc, NotPrimaryError) or code in NOT_PRIMARY or no_primary:
         return StoreUnavailable(f"MongoDB: {_not_primary(exc)}")
     if isinstance(exc, ConnectionFailure):
-        return StoreUnavailable(f"MongoDB unreachable: {_first_line(exc)}")
+        return StoreUnavailable(f"MongoDB unreachable: {_first_line(exc)}", UNREACHABLE_HINT)
     if code in REFUSED:
         return ConfigError(f"MongoDB refused us: {_first_line(exc)}")
     if code in TRANSIENT:
