@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.error import HTTPError
@@ -136,3 +139,24 @@ def test_stop_releases_the_port() -> None:
 def test_readiness(age: float, connected: bool, expected: str) -> None:
     """The readiness decision is a pure function of the snapshot and its age."""
     assert readiness(snapshot(connected), age) == expected
+
+
+def test_rude_scrapes_are_quiet_and_cost_no_threads(
+    server: MetricsServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Scrapes reset mid-request print nothing; 200 idle connections start no thread."""
+    for _ in range(20):
+        conn = socket.create_connection(("127.0.0.1", server.port))
+        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+    threads = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(200)]
+    try:
+        assert get(server, "/livez") == (200, "ok\n")
+        assert threading.active_count() <= threads + 1
+    finally:
+        for conn in idle:
+            conn.close()
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.out + captured.err

@@ -1,16 +1,14 @@
 """Prometheus metrics and health endpoints, read from the latest stats snapshot.
 
 A collector turns the newest ``Snapshot`` into metric families on each scrape (its own
-registry, never the global one); a small threaded HTTP server serves ``/metrics``,
-``/livez`` and ``/readyz`` next to the worker.
+registry, never the global one); a small HTTP server serves ``/metrics``, ``/livez`` and
+``/readyz`` next to the worker.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final, Self
 from urllib.parse import urlsplit
 
@@ -18,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
+from watcher.http_server import HttpServer, Response
 from watcher.stats import Snapshot
 
 FRESH_SECONDS: Final = 10.0
@@ -35,7 +34,6 @@ COUNTERS: Final = {
     ),
     "watcher_store_retries": ("retries", "Store calls retried after the store was unavailable."),
 }
-Response = tuple[int, str, bytes]  # status, content type, body
 
 
 class SnapshotCollector:
@@ -125,9 +123,7 @@ class MetricsServer:
         self.fresh_seconds = fresh_seconds
         self._clock = clock
         self._received: float | None = None
-        self._address = (host, port)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = HttpServer(self.respond, host, port)
 
     async def __call__(self, snapshot: Snapshot) -> None:
         self.update(snapshot)
@@ -139,27 +135,14 @@ class MetricsServer:
     @property
     def port(self) -> int:
         """The bound port (after ``start``), useful when it was 0."""
-        if self._server is None:
-            raise RuntimeError("the metrics server is not started")
-        return int(self._server.server_address[1])
+        return self._http.port
 
     def start(self) -> None:
         """Bind and serve in a daemon thread; raises ``OSError`` when the port is taken."""
-        self._server = ThreadingHTTPServer(self._address, _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
-        )
-        self._thread.name = "metrics-http"
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-        self._server = self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> Self:
         self.start()
@@ -186,19 +169,3 @@ class MetricsServer:
         if reason:
             return 503, "text/plain; charset=utf-8", f"not ready: {reason}\n".encode()
         return 200, "text/plain; charset=utf-8", b"ready\n"
-
-
-def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, content_type, body = server.respond(self.path, self.headers.get("Accept", ""))
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Scrapes every few seconds would drown the worker's own log."""
-
-    return Handler
