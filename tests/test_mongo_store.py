@@ -7,11 +7,11 @@ from typing import Any
 
 import anyio
 import pytest
-from pymongo.errors import OperationFailure
+from pymongo.errors import AutoReconnect, OperationFailure
 
 from tests.mongo_facade import FacadeCollection
 from tests.test_store_contract import NOW, order, tracos_doc
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, StoreUnavailable
 from watcher.store import Outcome, StoredDocument, SyncMark
 from watcher.store.mongo import CHANGE_PIPELINE, MongoStore, mark_filter, version_of
 
@@ -108,8 +108,6 @@ async def test_standalone_server_falls_back_to_polling() -> None:
 
 async def test_outage_is_reported_as_store_unavailable() -> None:
     """A dropped connection surfaces as our StoreUnavailable, not a driver error."""
-    from watcher.errors import StoreUnavailable
-
     facade, store = await opened(FacadeCollection())
     facade.down = True
     with pytest.raises(StoreUnavailable, match="MongoDB unreachable"):
@@ -155,3 +153,30 @@ async def test_documents_with_a_string_id_are_marked() -> None:
     [doc] = await store.find_unsynced()
     assert await store.mark_synced([SyncMark(doc.key, doc.version)], NOW) == {doc.key}
     assert await store.find_unsynced() == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OperationFailure("interrupted at shutdown", 11600), AutoReconnect("connection reset")],
+    ids=["shutdown", "reset"],
+)
+async def test_an_outage_in_the_stream_is_raised_for_the_shell_to_wait_out(
+    error: Exception,
+) -> None:
+    """A stream broken by an outage is no refusal: no polling; the caller retries and sweeps."""
+    facade, store = await opened(FacadeCollection())
+    seen = Recorder()
+
+    async def break_after_the_sweep(docs: list[StoredDocument]) -> None:
+        await seen(docs)
+        for stream in facade.streams:
+            stream.send.send_nowait(error)
+
+    with anyio.fail_after(10), pytest.raises(StoreUnavailable):
+        await store.follow_unsynced(break_after_the_sweep, 0.05)
+    assert store.mode == "MongoDB change stream"
+    facade.raw.insert_one(tracos_doc(8))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.follow_unsynced, seen, 0.05)
+        await until(lambda: seen.seen(8))  # the next call starts with a sweep
+        tg.cancel_scope.cancel()

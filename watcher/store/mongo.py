@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, Final, cast
 
 import anyio
-import stamina
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
 from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
@@ -69,6 +68,7 @@ CHANGE_PIPELINE: Final = [
         }
     }
 ]
+POLLING: Final = "MongoDB polling"
 DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
 REOPEN_PAUSE_SECONDS: Final = 1.0  # a stream closed at once, again and again, must not spin
 UNREACHABLE_HINT: Final = (
@@ -245,24 +245,33 @@ class MongoStore:
             )
 
     async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
-        while True:
+        """Stream (or poll, where the server has no streams) until cancelled.
+
+        An outage raises ``StoreUnavailable``: the caller waits with its retry policy and
+        calls again, and every call starts with a sweep, so nothing is missed.
+        """
+        while self._mode != POLLING:
             try:
                 await self._follow_stream(handle)
-            except OperationFailure as exc:
-                if exc.code not in RESUME_ERRORS:
-                    reason = _no_stream_reason(exc)
-                    break
-                log.warning("change stream lost (code %s): sweeping and reopening", exc.code)
-            except (ConnectionFailure, StoreUnavailable) as exc:
-                log.warning("change stream interrupted (%s): sweeping and reopening", exc)
-                await self._wait_for_server()
             except StreamClosed as exc:
                 log.warning("%s: sweeping and reopening", exc)
                 await anyio.sleep(REOPEN_PAUSE_SECONDS)
                 await self._create_indexes()
-        self._mode = "MongoDB polling"
-        log.warning("%s: polling every %.1f s instead", reason, poll_seconds)
-        await self._poll(handle, poll_seconds)
+            except PyMongoError as exc:
+                self._stream_failed(exc, poll_seconds)
+        while True:
+            await handle(await self.find_unsynced())
+            await anyio.sleep(poll_seconds)
+
+    def _stream_failed(self, exc: PyMongoError, poll_seconds: float) -> None:
+        """An outage is raised; a lost resume point reopens; a refused stream means polling."""
+        if (known := _known(exc)) is not None:
+            raise known from exc
+        if getattr(exc, "code", None) in RESUME_ERRORS:
+            log.warning("change stream lost (%s): sweeping and reopening", _first_line(exc))
+            return
+        self._mode = POLLING
+        log.warning("%s: polling every %.1f s instead", _no_stream_reason(exc), poll_seconds)
 
     async def _follow_stream(self, handle: Handler) -> None:
         """Open the stream first, then sweep: a change made during the sweep is still seen."""
@@ -302,21 +311,6 @@ class MongoStore:
             if isinstance(batch[-1], Exception):
                 return batch[-1]
 
-    async def _wait_for_server(self) -> None:
-        async for attempt in stamina.retry_context(
-            on=StoreUnavailable, attempts=None, timeout=None, wait_max=10.0
-        ):
-            with attempt:
-                await self.ping()
-
-    async def _poll(self, handle: Handler, poll_seconds: float) -> None:
-        while True:
-            try:
-                await handle(await self.find_unsynced())
-            except StoreUnavailable as exc:
-                log.warning("polling for unsynced orders failed: %s", exc)
-            await anyio.sleep(poll_seconds)
-
 
 class StreamClosed(Exception):
     """The server ended the change stream (the collection or database dropped or renamed)."""
@@ -335,8 +329,8 @@ async def _pump(stream: Any, send: MemoryObjectSendStream[Document | Exception])
             await send.send(StreamClosed(closed))
 
 
-def _no_stream_reason(exc: OperationFailure) -> str:
-    if exc.code == NO_CHANGE_STREAMS:
+def _no_stream_reason(exc: PyMongoError) -> str:
+    if getattr(exc, "code", None) == NO_CHANGE_STREAMS:
         return "this MongoDB server has no change streams (standalone, not a replica set)"
     return f"the change stream was refused ({_first_line(exc)})"
 
