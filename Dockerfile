@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The always-on worker. Build: docker build -t tracos-sync-watcher .
-# Run it with docker compose (MongoDB replica set next to it): see docs/production.md.
+# Run it with docker compose (MongoDB replica set next to it): README.md, "Production".
 
 # Both stages must use the same image: the virtual environment points at its interpreter.
 ARG PYTHON_IMAGE=python:3.11-slim-trixie
@@ -38,7 +38,8 @@ WORKDIR /app
 RUN mkdir data && chown watcher:watcher data
 VOLUME ["/app/data"]
 USER 1000:1000
-# `watcher health` reads the heartbeat the worker writes to data/state every second.
+# `watcher health` reads the heartbeat the worker rewrites in data/state every 2 s
+# (unhealthy once it is 10 s old, the store is unreachable or the process is gone).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --start-interval=2s --retries=3 \
     CMD ["watcher", "health"]
 # The worker is PID 1 and handles SIGTERM/SIGINT itself (finishes the batch, exits 0).

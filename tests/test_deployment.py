@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -273,3 +275,61 @@ def test_ci_compose_job_runs_the_stack_end_to_end() -> None:
     teardown = job["steps"][-1]
     assert teardown["if"] == "always()"
     assert "docker compose down --volumes" in teardown["run"]
+
+
+DOCS = ("README.md", "Dockerfile", "docker-compose.yml", ".env.example")
+MONGO_URIS = re.compile(r"mongodb://[^\s`'\"]+")
+
+
+def test_no_file_points_at_a_document_that_does_not_exist() -> None:
+    """Every ``something.md`` that the docs and deployment files name is in the repository."""
+    for name in DOCS:
+        for target in re.findall(r"[\w./-]+\.md\b", (ROOT / name).read_text()):
+            assert (ROOT / target).exists(), f"{name} points at {target}, which does not exist"
+
+
+def test_the_compose_mongodb_has_one_spelling_per_side() -> None:
+    """Inside compose: the service name; from the host: localhost with directConnection."""
+    inside = _service("watcher")["environment"]["MONGO_URI"]
+    for name in DOCS:
+        for uri in MONGO_URIS.findall((ROOT / name).read_text()):
+            host = urlsplit(uri).hostname
+            if host == "mongo":
+                assert uri == inside, f"{name}: {uri} differs from the compose file's {inside}"
+            if host == "localhost":
+                options = parse_qs(urlsplit(uri).query)
+                assert options.get("directConnection") == ["true"], f"{name}: {uri}"
+                assert options.get("replicaSet") == ["rs0"], f"{name}: {uri}"
+
+
+def test_the_metrics_port_example_is_the_same_everywhere() -> None:
+    """One example port (9108) in the README, .env.example and the compose file."""
+    ports = {
+        port
+        for name in DOCS
+        for port in re.findall(r"(?:METRICS_PORT\D{0,12}|:)(9\d{3})\b", (ROOT / name).read_text())
+    }
+    assert ports == {"9108"}
+
+
+def test_uv_is_found_in_tools_without_reinstalling(tmp_path: Path) -> None:
+    """With uv only in .tools/bin (installed there once), the scripts use it and say nothing."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "_uv.sh", tmp_path / "scripts" / "_uv.sh")
+    fake_uv = tmp_path / ".tools" / "bin" / "uv"
+    fake_uv.parent.mkdir(parents=True)
+    fake_uv.write_text('#!/bin/sh\necho "uv $*" >> "$(dirname "$0")/calls"\n')
+    fake_uv.chmod(0o755)
+    bare_path = "/usr/bin:/bin"  # no uv, and a python3 without the uv module
+    result = subprocess.run(
+        ["bash", "-c", 'source scripts/_uv.sh && echo "${UV[@]}"'],
+        cwd=tmp_path,
+        env={"PATH": bare_path, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ".tools/bin/uv"
+    assert "installing" not in result.stderr
+    assert (fake_uv.parent / "calls").read_text() == "uv sync --frozen --quiet\n"
