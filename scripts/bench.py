@@ -32,9 +32,10 @@ from typing import Any, Final
 import anyio
 import msgspec
 
-from watcher.app import Worker
-from watcher.mapping import encode_erp_file, read_tracos, tracos_to_erp
-from watcher.model import ErpWorkOrder
+from watcher.app import build_worker
+from watcher.core.tracos import read_tracos
+from watcher.erp.formats.challenge import FORMAT as CHALLENGE
+from watcher.erp.formats.challenge.schema import ErpWorkOrder
 from watcher.seed import erp_orders, tracos_documents
 from watcher.settings import Settings
 from watcher.status import STATUS_FILE
@@ -282,7 +283,7 @@ class FloorDb:
 
     def upsert(self, orders: Sequence[ErpWorkOrder]) -> None:
         encode = msgspec.json.encode
-        rows = [(o.orderNo, int(o.lastUpdateDate.timestamp() * 1000), encode(o)) for o in orders]
+        rows = [(o.order_no, int(o.last_update_date.timestamp() * 1000), encode(o)) for o in orders]
         self.write(self.UPSERT, rows)
 
 
@@ -324,8 +325,8 @@ def floor_outbound(docs: Sequence[Document], root: Path) -> float:
     db.write("INSERT INTO workorders VALUES (?, 0, 0, '{}')", [(d["number"],) for d in docs])
     start = time.perf_counter()
     for doc in stored:
-        order = tracos_to_erp(read_tracos(doc))
-        write_durably(folder, f"{order.orderNo}.json", encode_erp_file(order))
+        file = CHALLENGE.render(read_tracos(doc))
+        write_durably(folder, file.name, file.data)
     fsync_folder(folder)
     marks = [(doc["number"],) for doc in stored]
     db.write("UPDATE workorders SET synced = 1 WHERE number = ? AND synced = 0", marks)
@@ -586,7 +587,7 @@ async def outbound_in_process(
         failed_dir=root / "failed",
         state_dir=root / "state",
     )
-    worker = Worker(settings)
+    worker = build_worker(settings)
     await worker.open()
     stop = anyio.Event()
     try:

@@ -13,9 +13,10 @@ from pathlib import Path
 from random import Random
 from typing import Any, TextIO
 
-from tests.test_mapping import erp
+from tests.builders import erp
 from tests.workers import env_for, stored_docs
-from watcher.mapping import encode_erp_file, normalise_date, read_tracos, tracos_to_erp
+from watcher.core.tracos import normalise_date, read_tracos
+from watcher.erp.formats.challenge import FORMAT as CHALLENGE
 from watcher.settings import Settings
 from watcher.status import read_worker_status
 
@@ -80,7 +81,7 @@ def start_worker(
 def serving(settings: Settings, worker: subprocess.Popen[str]) -> bool:
     """True once this worker runs: its pid is in the status file it rewrites every two seconds."""
     status = read_worker_status(settings)
-    return status is not None and status.get("pid") == worker.pid
+    return status is not None and status.pid == worker.pid
 
 
 def landed(settings: Settings, rejected: bool = False) -> Counter[bytes]:
@@ -139,5 +140,5 @@ def check_invariants(
             continue
         assert doc.get("isSynced") is True, f"TracOS order {number} not synced ({note})"
         written = (settings.outbound_dir / f"{number}.json").read_bytes()
-        assert written == encode_erp_file(tracos_to_erp(read_tracos(doc))), note
+        assert written == CHALLENGE.render(read_tracos(doc)).data, note
     assert not list(settings.outbound_dir.glob(".*.tmp")), note

@@ -12,13 +12,14 @@ import anyio
 import msgspec
 import pytest
 
+from tests.builders import erp
 from tests.conftest import wait_for
-from tests.test_mapping import erp
 from tests.workers import challenge_files, drop, names, reports, running
 from watcher.app import Worker
+from watcher.erp.formats.challenge import FORMAT as CHALLENGE
 from watcher.errors import InvalidOrder, MalformedFile
-from watcher.mapping import judge_erp_file
 from watcher.settings import Settings
+from watcher.stats import Count
 
 CORPUS = Path(__file__).parent / "data" / "bad"
 MEGABYTE = 2**20
@@ -57,10 +58,10 @@ def test_corpus_and_expectations_match() -> None:
 
 @pytest.mark.parametrize(("name", "expected"), corpus_cases(EXPECTED))
 def test_corpus_file_is_refused_with_its_reason(name: str, expected: Expected) -> None:
-    """judge_erp_file refuses each corpus file (or each batch element) with the expected reason."""
+    """Each corpus file (or each batch element) is refused with the expected reason."""
     data = (CORPUS / name).read_bytes()
     if expected.rejected:
-        verdict = judge_erp_file(data)
+        verdict = CHALLENGE.judge(data)
         assert verdict.is_batch and verdict.orders == []
         assert [(r.index, r.path) for r in verdict.rejected] == [
             (e.index, e.path) for e in expected.rejected
@@ -69,7 +70,7 @@ def test_corpus_file_is_refused_with_its_reason(name: str, expected: Expected) -
             assert wanted.reason in got.reason
         return
     with pytest.raises((MalformedFile, InvalidOrder)) as caught:
-        judge_erp_file(data)
+        CHALLENGE.judge(data)
     assert expected.reason in caught.value.reason
     assert expected.path is None or caught.value.path == expected.path
 
@@ -79,7 +80,7 @@ def test_utf8_error_names_the_bad_byte_offset_in_the_file() -> None:
     data = (CORPUS / "invalid-utf8-overlong-slash.json").read_bytes()
     offset = data.index(b"\xc0")
     with pytest.raises(MalformedFile) as caught:
-        judge_erp_file(data)
+        CHALLENGE.judge(data)
     assert f"byte {offset} " in caught.value.reason
 
 
@@ -116,7 +117,7 @@ def test_huge_input_is_refused_with_a_precise_reason(
 ) -> None:
     """A 10 MB string, 100 MB of garbage and 100,000 ``[`` are refused, not crashed on."""
     with pytest.raises((MalformedFile, InvalidOrder)) as caught:
-        judge_erp_file(make())
+        CHALLENGE.judge(make())
     assert reason in caught.value.reason
 
 
@@ -141,7 +142,7 @@ async def test_worker_quarantines_the_whole_corpus_and_keeps_working(settings: S
             drop(settings.inbound_dir, name, data)
         await wait_for(
             lambda: (
-                worker.stats.counters["files_failed"] == len(EXPECTED)
+                worker.stats.counters[Count.FILES_FAILED] == len(EXPECTED)
                 and len(names(settings.archive_dir)) == len(valid) + len(batches)
                 and names(settings.inbound_dir) == []
             ),
@@ -172,7 +173,7 @@ async def test_directory_named_like_a_file_is_left_alone(settings: Settings) -> 
         (settings.inbound_dir / "x.json").mkdir()
         (settings.inbound_dir / "x.json" / "inner.json").write_bytes(b"{}")
         await still_works(settings, worker)
-        assert worker.stats.counters["files_failed"] == 0
+        assert worker.stats.counters[Count.FILES_FAILED] == 0
     assert (settings.inbound_dir / "x.json" / "inner.json").read_bytes() == b"{}"
     assert names(settings.failed_dir) == []
 
@@ -189,7 +190,9 @@ async def test_symlink_is_quarantined_and_never_followed(
     before = target.stat()
     async with running(settings) as worker:
         (settings.inbound_dir / "link.json").symlink_to(target)
-        await wait_for(lambda: worker.stats.counters["files_failed"] == 1, "the link quarantined")
+        await wait_for(
+            lambda: worker.stats.counters[Count.FILES_FAILED] == 1, "the link quarantined"
+        )
         await still_works(settings, worker)
         assert await worker.store.find([5]) == []
     assert "symbolic link" in reports(settings)["link.json"]["reason"]
@@ -203,7 +206,9 @@ async def test_fifo_is_quarantined_without_blocking_the_worker(settings: Setting
     async with running(settings) as worker:
         os.mkfifo(settings.inbound_dir / "pipe.json")
         drop(settings.inbound_dir, "1.json", msgspec.json.encode(erp(orderNo=1)))
-        await wait_for(lambda: worker.stats.counters["files_failed"] == 1, "the FIFO quarantined")
+        await wait_for(
+            lambda: worker.stats.counters[Count.FILES_FAILED] == 1, "the FIFO quarantined"
+        )
         await still_works(settings, worker)
     assert "not a regular file (FIFO)" in reports(settings)["pipe.json"]["reason"]
     assert stat.S_ISFIFO((settings.failed_dir / "pipe.json").lstat().st_mode)
@@ -232,7 +237,7 @@ async def test_files_vanishing_right_after_their_event(settings: Settings) -> No
         )
         stored = sorted(d["number"] for d in await worker.store.find())
         await still_works(settings, worker)
-        assert worker.stats.counters["files_failed"] == 0
+        assert worker.stats.counters[Count.FILES_FAILED] == 0
     taken = [n for n in names(settings.archive_dir) if n.startswith("vanish-")]
     expected = sorted([*range(0, 300, 15), *(1000 + int(n[7:-5]) for n in taken)])
     assert stored == expected
@@ -249,7 +254,7 @@ async def test_unreadable_file_is_quarantined(settings: Settings, tmp_path: Path
     staged.chmod(0)
     async with running(settings) as worker:
         staged.rename(settings.inbound_dir / "secret.json")
-        await wait_for(lambda: worker.stats.counters["files_failed"] == 1, "quarantined")
+        await wait_for(lambda: worker.stats.counters[Count.FILES_FAILED] == 1, "quarantined")
         await still_works(settings, worker)
     assert "permission denied" in reports(settings)["secret.json"]["reason"].lower()
 
@@ -267,7 +272,7 @@ async def test_file_name_that_is_not_utf8_is_quarantined(settings: Settings) -> 
             pytest.skip(f"this file system refuses non-UTF-8 names: {exc}")
         os.write(fd, b"42")
         os.close(fd)
-        await wait_for(lambda: worker.stats.counters["files_failed"] == 1, "quarantined")
+        await wait_for(lambda: worker.stats.counters[Count.FILES_FAILED] == 1, "quarantined")
         await still_works(settings, worker)
     assert raw_name in os.listdir(os.fsencode(settings.failed_dir))
     assert len(reports(settings)) == 1
@@ -286,7 +291,9 @@ async def test_worker_quarantines_huge_input_and_keeps_working(
         drop(settings.inbound_dir, "1.json", msgspec.json.encode(erp(orderNo=1)))
         staged.rename(settings.inbound_dir / "huge.json")
         drop(settings.inbound_dir, "2.json", msgspec.json.encode(erp(orderNo=2)))
-        await wait_for(lambda: worker.stats.counters["files_failed"] == 1, "huge file quarantined")
+        await wait_for(
+            lambda: worker.stats.counters[Count.FILES_FAILED] == 1, "huge file quarantined"
+        )
         await still_works(settings, worker)
     assert reason in reports(settings)["huge.json"]["reason"]
     assert (settings.failed_dir / "huge.json").stat().st_size == size

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import erp
 from tests.conftest import make_settings, wait_until
-from tests.test_mapping import erp
 from tests.workers import cli, drop, env_for, names
 from watcher.settings import Settings
 

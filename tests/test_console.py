@@ -21,7 +21,7 @@ from watcher.console import (
     summary_line,
 )
 from watcher.settings import load_settings
-from watcher.stats import Failure, Snapshot, Stats, StoreState
+from watcher.stats import Count, Failure, Snapshot, Stats, StoreState
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 URI = "mongodb://user:s3cret@host/?replicaSet=rs0"
@@ -44,10 +44,10 @@ def text(renderable: object, width: int, height: int = 24) -> str:
 def busy_stats() -> Stats:
     stats = Stats(started=T0)
     for name, amount in [("files_seen", 1234), ("orders_inserted", 1000), ("exported", 980)]:
-        stats.count(name, amount)
+        stats.count(Count(name), amount)
     for name, amount in [("orders_updated", 200), ("orders_unchanged", 30), ("orders_stale", 4)]:
-        stats.count(name, amount)
-    stats.count("retries", 5)
+        stats.count(Count(name), amount)
+    stats.count(Count.RETRIES, 5)
     stats.waiting_files, stats.unsynced = 12, 14
     for i in range(12):
         stats.event(at(3720 + i), "in", str(1000 + i), ("inserted", "updated", "stale")[i % 3])
@@ -60,11 +60,11 @@ def busy_stats() -> Stats:
 def failing_stats() -> Stats:
     stats = busy_stats()
     for i in range(8):
-        stats.count("files_failed")
+        stats.count(Count.FILES_FAILED)
         stats.failure(at(3700 + i), "in", f"broken-{i}.json", REASON)
     stuck = Failure(at(3710), "out", "order 77", "unknown status 'weird'")
     stats.unexportable["doc-77"] = stuck
-    stats.count("unexportable")
+    stats.count(Count.UNEXPORTABLE)
     stats.failure(stuck.time, stuck.direction, stuck.subject, stuck.reason)
     return stats
 
@@ -117,7 +117,7 @@ def test_busy_console_shows_counters_rates_latency_and_newest_events(width: int)
     """Counters, per-second rates, p50/p95 in ms and the newest events come first."""
     stats = busy_stats()
     before = stats.snapshot(at(3723))
-    stats.count("files_seen", 60)
+    stats.count(Count.FILES_SEEN, 60)
     after = stats.snapshot(at(3733))
     shown = text(render(after, HEADER, rates(before, after)), width)
     assert "up 1:02:13" in shown
@@ -178,10 +178,10 @@ def test_console_fits_the_terminal(scenario: str, width: int, height: int) -> No
 def test_rates_are_per_second_differences() -> None:
     """Rates divide each counter's growth by the seconds between snapshots."""
     stats = Stats(started=T0)
-    stats.count("files_seen", 10)
+    stats.count(Count.FILES_SEEN, 10)
     before = stats.snapshot(at(10))
-    stats.count("files_seen", 30)
-    stats.count("exported", 4)
+    stats.count(Count.FILES_SEEN, 30)
+    stats.count(Count.EXPORTED, 4)
     assert rates(before, stats.snapshot(at(12))) == {"files_seen": 15.0, "exported": 2.0}
     assert rates(None, before) == {}
     assert rates(before, before) == {}
@@ -253,6 +253,6 @@ def test_live_console_rates_average_over_the_last_ten_seconds() -> None:
     console = Console(record=True, width=80, height=24, file=io.StringIO(), color_system=None)
     with LiveConsole(HEADER, console) as live:
         for seconds, files in [(0, 0), (5, 50), (12, 14050), (12, 14050)]:
-            stats.count("files_seen", files - stats.counters["files_seen"])
+            stats.count(Count.FILES_SEEN, files - stats.counters[Count.FILES_SEEN])
             anyio.run(live, stats.snapshot(at(seconds)))
     assert "files   14,050 2.0k" in console.export_text()

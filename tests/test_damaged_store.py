@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import erp, tracos_doc
 from tests.conftest import wait_for, wait_until
 from tests.harness import start_worker
-from tests.test_mapping import erp
-from tests.test_store_contract import tracos_doc
 from tests.workers import cli, drop, names, opened_store, running
 from watcher.settings import Settings
+from watcher.stats import Count
 
 pytestmark = pytest.mark.anyio
 
@@ -41,7 +41,7 @@ async def test_a_deleted_store_file_stops_acknowledging(settings: Settings) -> N
             drop(settings.inbound_dir, f"{number}.json", erp_file(number))
         await wait_for(lambda: not worker.stats.store.connected, "the loss noticed")
         assert "deleted or replaced" in (worker.stats.store.error or "")
-        await wait_for(lambda: worker.stats.counters["retries"] >= 3, "several retries")
+        await wait_for(lambda: worker.stats.counters[Count.RETRIES] >= 3, "several retries")
         assert len(names(settings.archive_dir)) == 5
         assert names(settings.failed_dir) == []
     assert len(list(settings.inbound_dir.rglob("*.json"))) == 5  # waiting, or claimed for later

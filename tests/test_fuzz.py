@@ -15,13 +15,14 @@ import msgspec
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from tests.builders import valid_erp_orders
 from tests.conftest import make_settings
-from tests.test_mapping import valid_erp_orders
 from tests.workers import names, reports
-from watcher.app import Worker
+from watcher.app import build_worker
+from watcher.core.tracos import INT64_MAX, OrderUpsert, Status
+from watcher.erp.formats.challenge import FORMAT as CHALLENGE
+from watcher.erp.port import FileVerdict
 from watcher.errors import InvalidOrder, MalformedFile, RejectedInput
-from watcher.mapping import FileVerdict, judge_erp_file
-from watcher.model import INT64_MAX, OrderUpsert, Status
 from watcher.settings import Settings
 
 FIELDS = (
@@ -115,7 +116,7 @@ def assert_valid(order: OrderUpsert) -> None:
 def judged(data: bytes) -> FileVerdict | RejectedInput:
     """The verdict, or the refusal; any other exception escapes."""
     try:
-        return judge_erp_file(data)
+        return CHALLENGE.judge(data)
     except (MalformedFile, InvalidOrder) as exc:
         return exc
 
@@ -123,7 +124,7 @@ def judged(data: bytes) -> FileVerdict | RejectedInput:
 @settings(max_examples=500, deadline=None)
 @given(mutated_files())
 def test_mutated_file_is_refused_or_gives_valid_orders(data: bytes) -> None:
-    """judge_erp_file raises only MalformedFile/InvalidOrder; what it accepts is valid."""
+    """The challenge format raises only MalformedFile/InvalidOrder; what it accepts is valid."""
     verdict = judged(data)
     if isinstance(verdict, RejectedInput):
         event(type(verdict).__name__)
@@ -138,7 +139,7 @@ def test_mutated_file_is_refused_or_gives_valid_orders(data: bytes) -> None:
 
 async def process(folders: Settings, files: list[bytes]) -> set[int]:
     """Drop ``files`` (long quiet, so none waits to settle), drain once; the stored numbers."""
-    worker = Worker(folders)
+    worker = build_worker(folders)
     await worker.open()
     try:
         quiet = time.time() - 60
@@ -170,6 +171,6 @@ def test_every_mutated_file_ends_stored_or_quarantined(files: list[bytes]) -> No
                 continue
             event("archived")
             assert (folders.archive_dir / name).read_bytes() == data
-            verdict = judge_erp_file(data)
+            verdict = CHALLENGE.judge(data)
             assert {order.number for order in verdict.orders} <= stored
             assert len(found[name]["rejected"] if name in found else []) == len(verdict.rejected)

@@ -10,12 +10,13 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.builders import erp
 from tests.conftest import wait_for
-from tests.test_mapping import erp
 from tests.workers import challenge_files, drop, names, reports, running
-from watcher import folders
 from watcher.app import Worker
+from watcher.erp import files as folders
 from watcher.settings import Settings
+from watcher.stats import Count
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +33,7 @@ async def test_challenge_files_become_orders_and_are_archived(settings: Settings
             drop(settings.inbound_dir, name, data)
         await wait_for(lambda: len(names(settings.archive_dir)) == 10, "ten archived files")
         assert await stored_numbers(worker) == list(range(1, 11))
-        assert worker.stats.counters["orders_inserted"] == 10
+        assert worker.stats.counters[Count.ORDERS_INSERTED] == 10
     assert names(settings.inbound_dir) == [] and names(settings.failed_dir) == []
     assert sorted(names(settings.archive_dir)) == sorted(files)
 
@@ -104,7 +105,7 @@ async def test_empty_array_is_archived_as_zero_orders(settings: Settings) -> Non
         drop(settings.inbound_dir, "nothing.json", b"[]")
         await wait_for(lambda: names(settings.archive_dir) == ["nothing.json"], "archived")
         assert await stored_numbers(worker) == []
-        assert worker.stats.counters["files_failed"] == 0
+        assert worker.stats.counters[Count.FILES_FAILED] == 0
 
 
 async def test_file_written_in_chunks_is_stored_once_complete(settings: Settings) -> None:
@@ -189,7 +190,7 @@ async def test_redropped_file_is_unchanged_and_archived_under_a_new_name(
         await wait_for(lambda: len(names(settings.archive_dir)) == 1, "first archived")
         drop(settings.inbound_dir, "3.json", data)
         await wait_for(lambda: len(names(settings.archive_dir)) == 2, "second archived")
-        assert worker.stats.counters["orders_unchanged"] == 1
+        assert worker.stats.counters[Count.ORDERS_UNCHANGED] == 1
     archived = names(settings.archive_dir)
     assert "3.json" in archived and all(
         (settings.archive_dir / n).read_bytes() == data for n in archived
@@ -204,6 +205,6 @@ async def test_restart_keeps_state(settings: Settings, tmp_path: Path) -> None:
     older = erp(orderNo=1, summary="old", lastUpdateDate="2025-09-30T23:59:59Z")
     async with running(settings) as worker:
         drop(settings.inbound_dir, "old.json", json.dumps(older).encode())
-        await wait_for(lambda: worker.stats.counters["orders_stale"] == 1, "stale counted")
+        await wait_for(lambda: worker.stats.counters[Count.ORDERS_STALE] == 1, "stale counted")
         [doc] = await worker.store.find([1])
         assert doc["title"] == "new"

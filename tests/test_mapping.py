@@ -8,37 +8,19 @@ from typing import Any
 import msgspec
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
+from tests.builders import FLAGS, T0, erp, tracos, valid_erp_orders
+from watcher.core.tracos import OrderUpsert, TracosWorkOrder, read_tracos
+from watcher.erp.formats.challenge import FORMAT as CHALLENGE
+from watcher.erp.formats.challenge.mapping import erp_to_tracos, tracos_to_erp
+from watcher.erp.formats.challenge.schema import ErpWorkOrder
 from watcher.errors import InvalidOrder, MalformedFile, Unexportable
-from watcher.mapping import (
-    encode_erp_file,
-    erp_to_tracos,
-    judge_erp_file,
-    read_tracos,
-    tracos_to_erp,
-)
-from watcher.model import ErpWorkOrder, OrderUpsert, TracosWorkOrder
 
-FLAGS = ("isCanceled", "isDeleted", "isDone", "isOnHold", "isPending")
-T0 = datetime(2025, 10, 1, 0, 4, 29, 45000, tzinfo=UTC)
+judge_erp_file = CHALLENGE.judge
 
 
-def erp(**changes: Any) -> dict[str, Any]:
-    order: dict[str, Any] = {
-        "orderNo": 1,
-        "isCanceled": False,
-        "isDeleted": False,
-        "isDone": False,
-        "isOnHold": False,
-        "isPending": False,
-        "summary": "Example workorder #1",
-        "creationDate": "2025-09-30T23:04:29.045089+00:00",
-        "lastUpdateDate": "2025-10-01T00:04:29.045089+00:00",
-        "deletedDate": None,
-    }
-    order.update(changes)
-    return order
+def encode_erp_file(order: TracosWorkOrder) -> bytes:
+    return CHALLENGE.render(order).data
 
 
 def judge_one(order: dict[str, Any]) -> OrderUpsert:
@@ -269,18 +251,6 @@ def test_empty_batch_is_zero_orders() -> None:
     assert (verdict.orders, verdict.rejected, verdict.is_batch) == ([], [], True)
 
 
-def tracos(**changes: Any) -> TracosWorkOrder:
-    values: dict[str, Any] = {
-        "number": 7,
-        "status": "pending",
-        "title": "Fix pump",
-        "createdAt": T0,
-        "updatedAt": T0 + timedelta(hours=1),
-    }
-    values.update(changes)
-    return msgspec.convert(values, TracosWorkOrder)
-
-
 @pytest.mark.parametrize(
     ("status", "flag"),
     [
@@ -294,14 +264,14 @@ def tracos(**changes: Any) -> TracosWorkOrder:
 )
 def test_each_status_back_to_flags(status: str, flag: str | None) -> None:
     """Every status sets exactly its flag; in_progress and created set none."""
-    order = msgspec.structs.asdict(tracos_to_erp(tracos(status=status)))
+    order = msgspec.to_builtins(tracos_to_erp(tracos(status=status)))
     assert [f for f in FLAGS if order[f]] == ([flag] if flag else [])
 
 
 def test_deleted_goes_back_with_its_date() -> None:
     """deleted/deletedAt → isDeleted/deletedDate; dates with offset and microseconds."""
     order = tracos_to_erp(tracos(deleted=True, deletedAt=T0, status="completed"))
-    assert (order.isDeleted, order.isDone, order.deletedDate) == (
+    assert (order.is_deleted, order.is_done, order.deleted_date) == (
         True,
         True,
         "2025-10-01T00:04:29.045000+00:00",
@@ -311,18 +281,18 @@ def test_deleted_goes_back_with_its_date() -> None:
 def test_legacy_deleted_status() -> None:
     """status "deleted" means deleted: true, with no status flag."""
     order = tracos_to_erp(tracos(status="deleted"))
-    assert order.isDeleted and order.deletedDate == order.lastUpdateDate
-    assert not any([order.isCanceled, order.isDone, order.isOnHold, order.isPending])
+    assert order.is_deleted and order.deleted_date == order.last_update_date
+    assert not any([order.is_canceled, order.is_done, order.is_on_hold, order.is_pending])
 
 
 def test_undeleted_has_no_deleted_date() -> None:
     """Not deleted → deletedDate null even if an old deletedAt lingers."""
-    assert tracos_to_erp(tracos(deleted=False)).deletedDate is None
+    assert tracos_to_erp(tracos(deleted=False)).deleted_date is None
 
 
 def test_outbound_file_has_exactly_the_ten_keys_in_order() -> None:
     """The ERP file: ten keys, that order, dates as …+00:00."""
-    data = msgspec.json.decode(encode_erp_file(tracos_to_erp(tracos())))
+    data = msgspec.json.decode(encode_erp_file(tracos()))
     assert list(data) == [
         "orderNo", "isCanceled", "isDeleted", "isDone", "isOnHold", "isPending",
         "summary", "creationDate", "lastUpdateDate", "deletedDate",
@@ -350,31 +320,7 @@ def test_outbound_file_has_exactly_the_ten_keys_in_order() -> None:
 def test_unexportable_documents(doc: dict[str, Any], reason: str) -> None:
     """Unknown status, missing fields and wrong types cannot be exported, with the reason."""
     with pytest.raises(Unexportable, match=reason.replace("(", r"\(")):
-        tracos_to_erp(read_tracos(doc))
-
-
-ms_dates = st.datetimes(
-    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
-).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
-
-
-@st.composite
-def valid_erp_orders(draw: st.DrawFn) -> ErpWorkOrder:
-    flag = draw(st.sampled_from([None, "isCanceled", "isDone", "isOnHold", "isPending"]))
-    deleted = draw(st.booleans())
-    updated = draw(ms_dates)
-    return ErpWorkOrder(
-        orderNo=draw(st.integers(0, 2**63 - 1)),
-        isCanceled=flag == "isCanceled",
-        isDeleted=deleted,
-        isDone=flag == "isDone",
-        isOnHold=flag == "isOnHold",
-        isPending=flag == "isPending",
-        summary=draw(st.text()),
-        creationDate=draw(ms_dates),
-        lastUpdateDate=updated,
-        deletedDate=draw(ms_dates) if deleted else None,
-    )
+        CHALLENGE.render(read_tracos(doc))
 
 
 @given(valid_erp_orders())
@@ -382,7 +328,7 @@ def test_round_trip_is_lossless(order: ErpWorkOrder) -> None:
     """ERP → TracOS → ERP gives back the same ten keys for every valid order."""
     upsert = erp_to_tracos(order)
     stored = msgspec.convert(msgspec.structs.asdict(upsert), TracosWorkOrder)
-    back = msgspec.json.decode(encode_erp_file(tracos_to_erp(stored)))
+    back = msgspec.json.decode(encode_erp_file(stored))
     sent = msgspec.json.decode(msgspec.json.encode(order))
     sent.pop("isActive")
     for key in ("creationDate", "lastUpdateDate", "deletedDate"):

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from watcher.metrics import MetricsServer, readiness
-from watcher.stats import Snapshot, Stats, StoreState
+from watcher.stats import Count, Snapshot, Stats, StoreState
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -29,15 +29,15 @@ class Clock:
 
 def snapshot(connected: bool = True) -> Snapshot:
     stats = Stats(started=T0)
-    stats.count("files_seen", 3)
-    stats.count("files_failed")
-    stats.count("orders_inserted", 2)
-    stats.count("orders_stale")
-    stats.count("exported", 2)
+    stats.count(Count.FILES_SEEN, 3)
+    stats.count(Count.FILES_FAILED)
+    stats.count(Count.ORDERS_INSERTED, 2)
+    stats.count(Count.ORDERS_STALE)
+    stats.count(Count.EXPORTED, 2)
     stats.waiting_files, stats.unsynced = 4, 5
     stats.latency_in.extend([0.01, 0.03])
     if not connected:
-        stats.count("retries", 2)
+        stats.count(Count.RETRIES, 2)
         stats.store = StoreState(connected=False, error="connection\nrefused")
     return stats.snapshot(T0 + timedelta(seconds=30))
 

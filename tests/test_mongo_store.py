@@ -9,10 +9,11 @@ import anyio
 import pytest
 from pymongo.errors import AutoReconnect, OperationFailure
 
+from tests.builders import NOW, order, tracos_doc
 from tests.mongo_facade import FacadeCollection
-from tests.test_store_contract import NOW, order, tracos_doc
+from watcher.core.tracos import Outcome
 from watcher.errors import ConfigError, StoreUnavailable
-from watcher.store import Outcome, StoredDocument, SyncMark
+from watcher.store import StoredDocument, SyncMark
 from watcher.store.mongo import CHANGE_PIPELINE, MongoStore, mark_filter, version_of
 
 pytestmark = pytest.mark.anyio

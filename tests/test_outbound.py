@@ -5,21 +5,18 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import anyio
 import msgspec
 import pytest
 
+from tests.builders import erp, tracos_doc
 from tests.conftest import wait_for
-from tests.test_mapping import erp
-from tests.test_store_contract import tracos_doc
 from tests.workers import cli, drop, names, running
-from watcher.app import Worker
-from watcher.outbound import Outbound
-from watcher.retrying import StoreRetry
+from watcher.app import Worker, build_worker
 from watcher.settings import Settings
-from watcher.stats import Stats
+from watcher.stats import Count
 from watcher.store import StoredDocument, SyncMark
 from watcher.store.sqlite import SqliteStore
 
@@ -27,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 
 def exported(worker: Worker, count: int) -> Callable[[], bool]:
-    return lambda: worker.stats.counters["exported"] == count
+    return lambda: worker.stats.counters[Count.EXPORTED] == count
 
 
 async def synced_count(worker: Worker) -> int:
@@ -48,7 +45,7 @@ async def test_seed_in_another_process_is_exported_and_marked(settings: Settings
     async with running(settings) as worker:
         await anyio.to_thread.run_sync(lambda: cli(settings, "seed", "--erp", "0"))
         await wait_for(lambda: len(names(settings.outbound_dir)) == 10, "ten outbound files")
-        await wait_for(lambda: worker.stats.counters["exported"] == 10, "ten marks")
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 10, "ten marks")
         assert await synced_count(worker) == 10
         docs = {d["number"]: d for d in await worker.store.find()}
     for number in range(1, 11):
@@ -63,12 +60,12 @@ async def test_document_changed_by_another_process_goes_out_again(settings: Sett
     """A TracOS-side change made through another connection is exported again."""
     async with running(settings) as worker:
         await worker.store.put_documents([tracos_doc(1)])
-        await wait_for(lambda: worker.stats.counters["exported"] == 1, "first export")
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "first export")
         other = SqliteStore(settings.sqlite_path)
         await other.open()
         await other.put_documents([tracos_doc(1, title="Changed by TracOS", status="on_hold")])
         await other.close()
-        await wait_for(lambda: worker.stats.counters["exported"] == 2, "second export")
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 2, "second export")
         assert outbound_file(settings, 1)["summary"] == "Changed by TracOS"
         assert outbound_file(settings, 1)["isOnHold"] is True
 
@@ -90,8 +87,8 @@ async def test_change_between_write_and_mark_is_not_marked(settings: Settings) -
     store = ChangeBeforeMark(settings.sqlite_path)
     async with running(settings, store) as worker:
         await store.put_documents([tracos_doc(1, title="First")])
-        await wait_for(lambda: worker.stats.counters["exported"] == 1, "new version exported")
-        assert worker.stats.counters["changed_during_export"] == 1
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "new version exported")
+        assert worker.stats.counters[Count.CHANGED_DURING_EXPORT] == 1
         [doc] = await store.find([1])
         assert doc["isSynced"] is True and doc["title"] == "Changed in between"
     assert outbound_file(settings, 1)["summary"] == "Changed in between"
@@ -103,7 +100,9 @@ async def test_inbound_orders_are_not_echoed(settings: Settings) -> None:
         drop(settings.inbound_dir, "5.json", json.dumps(erp(orderNo=5)).encode())
         await wait_for(lambda: names(settings.archive_dir) == ["5.json"], "inbound archived")
         await worker.store.put_documents([tracos_doc(6)])
-        await wait_for(lambda: worker.stats.counters["exported"] == 1, "the TracOS order exported")
+        await wait_for(
+            lambda: worker.stats.counters[Count.EXPORTED] == 1, "the TracOS order exported"
+        )
     assert names(settings.outbound_dir) == ["6.json"]
 
 
@@ -121,11 +120,11 @@ async def test_unexportable_document_is_reported_once(settings: Settings) -> Non
     """An unknown status is reported once, listed, not retried; a fix exports it."""
     async with running(settings) as worker:
         await worker.store.put_documents([tracos_doc(1, status="archived")])
-        await wait_for(lambda: worker.stats.counters["unexportable"] == 1, "reported")
+        await wait_for(lambda: worker.stats.counters[Count.UNEXPORTABLE] == 1, "reported")
         for number in range(2, 5):  # the feed keeps moving past it...
             await worker.store.put_documents([tracos_doc(number)])
             await wait_for(exported(worker, number - 1), f"export {number}")
-        assert worker.stats.counters["unexportable"] == 1  # ...without trying it again
+        assert worker.stats.counters[Count.UNEXPORTABLE] == 1  # ...without trying it again
         [entry] = worker.stats.unexportable.values()
         assert entry.reason == "unknown status 'archived'" and entry.subject == "order 1"
         await worker.store.put_documents([tracos_doc(1, status="completed")])
@@ -138,12 +137,12 @@ async def test_unexportable_document_does_not_spin(settings: Settings) -> None:
     store = CountingSqlite(settings.sqlite_path)
     async with running(settings, store) as worker:
         await store.put_documents([tracos_doc(1, status="archived")])
-        await wait_for(lambda: worker.stats.counters["unexportable"] == 1, "reported")
+        await wait_for(lambda: worker.stats.counters[Count.UNEXPORTABLE] == 1, "reported")
         before = store.queries
         with anyio.move_on_after(1.0):
             await anyio.Event().wait()  # let the worker idle with the bad document pending
         assert store.queries - before <= 2  # a spinning feed would query hundreds of times
-        assert worker.stats.counters["unexportable"] == 1
+        assert worker.stats.counters[Count.UNEXPORTABLE] == 1
 
 
 class SimulatedCrash(BaseException):
@@ -170,7 +169,7 @@ async def test_crash_between_write_and_mark_rewrites_identically(settings: Setti
     assert len(await store.find_unsynced()) == 1  # never marked without the mark
     await store.close()
     async with running(settings) as worker:
-        await wait_for(lambda: worker.stats.counters["exported"] == 1, "re-export")
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "re-export")
         [doc] = await worker.store.find([3])
         assert doc["isSynced"] is True
     assert (settings.outbound_dir / "3.json").read_bytes() == first
@@ -201,9 +200,8 @@ async def test_two_versions_in_one_batch_never_leave_the_older_on_disk(
     await store.put_documents([tracos_doc(1, title="v2")])
     [v2] = await store.find_unsynced()
     settings.outbound_dir.mkdir(parents=True)
-    stats = Stats(datetime.now(UTC))
     one_thread = msgspec.structs.replace(settings, outbound_concurrency=1)
-    outbound = Outbound(one_thread, store, stats, StoreRetry(stats, 0.1))
+    outbound = build_worker(one_thread, store).outbound
     await outbound.export([v2, v1])
     [doc] = await store.find([1])
     if doc.get("isSynced"):
@@ -217,7 +215,7 @@ async def test_an_unwritable_file_does_not_hold_up_the_others(settings: Settings
     async with running(settings) as worker:
         await worker.store.put_documents([tracos_doc(n) for n in (1, 2, 3)])
         await wait_for(exported(worker, 2), "the two writable orders exported")
-        assert worker.stats.counters["export_errors"] >= 1
+        assert worker.stats.counters[Count.EXPORT_ERRORS] >= 1
         (settings.outbound_dir / "1.json").rmdir()
         await wait_for(exported(worker, 3), "the blocked order exported once freed")
     assert outbound_file(settings, 1)["orderNo"] == 1

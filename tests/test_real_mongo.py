@@ -17,14 +17,14 @@ import anyio
 import pytest
 from pymongo import AsyncMongoClient
 
+from tests.builders import erp, tracos_doc
 from tests.conftest import make_settings, unique_collection, wait_for, wait_until
 from tests.harness import serving, start_worker
 from tests.mongo_server import ROOT, MongoServer, missing_server
-from tests.test_mapping import erp
-from tests.test_store_contract import tracos_doc
 from tests.workers import cli, drop, names, running, stored_docs
 from watcher.app import Worker
 from watcher.settings import Settings
+from watcher.stats import Count
 
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +34,7 @@ def erp_file(number: int) -> bytes:
 
 
 def exported(worker: Worker, count: int) -> Callable[[], bool]:
-    return lambda: worker.stats.counters["exported"] >= count
+    return lambda: worker.stats.counters[Count.EXPORTED] >= count
 
 
 @pytest.fixture

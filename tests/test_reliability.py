@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import erp, tracos_doc
 from tests.conftest import make_settings, wait_for, wait_until
 from tests.harness import serving, start_worker
 from tests.mongo_facade import FacadeCollection
-from tests.test_mapping import erp
-from tests.test_store_contract import tracos_doc
 from tests.workers import cli, drop, env_for, names, running, stored_docs
-from watcher import folders
+from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.erp import files as folders
 from watcher.errors import StoreUnavailable
-from watcher.model import OrderUpsert
 from watcher.settings import Settings
-from watcher.store import Outcome, StoredDocument, SyncMark
+from watcher.stats import Count
+from watcher.store import StoredDocument, SyncMark
 from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
 
@@ -74,7 +74,7 @@ async def test_store_outage_mid_burst_loses_nothing(settings: Settings) -> None:
         assert not worker.stats.store.connected
         assert "disk I/O error" in worker.stats.store.error
         assert worker.stats.store.next_attempt is not None
-        assert worker.stats.counters["retries"] >= 3
+        assert worker.stats.counters[Count.RETRIES] >= 3
         assert len(names(settings.archive_dir)) == 50 and names(settings.failed_dir) == []
         store.down = False
         await wait_for(lambda: len(names(settings.archive_dir)) == 300, "the rest archived")
@@ -91,9 +91,9 @@ async def test_outage_during_export_marks_nothing_falsely(settings: Settings) ->
         store.down = True
         await SqliteStore.put_documents(store, [tracos_doc(n) for n in range(1, 21)])
         await wait_for(lambda: store.calls_while_down >= 3, "retries during the outage")
-        assert worker.stats.counters["exported"] == 0
+        assert worker.stats.counters[Count.EXPORTED] == 0
         store.down = False
-        await wait_for(lambda: worker.stats.counters["exported"] == 20, "all exported")
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 20, "all exported")
     assert len(names(settings.outbound_dir)) == 20
 
 
@@ -105,7 +105,7 @@ async def test_mongo_outage_is_waited_out(settings: Settings) -> None:
         facade.down = True
         for number in range(20):
             drop(settings.inbound_dir, f"{number}.json", json.dumps(erp(orderNo=number)).encode())
-        await wait_for(lambda: worker.stats.counters["retries"] >= 2, "retries")
+        await wait_for(lambda: worker.stats.counters[Count.RETRIES] >= 2, "retries")
         assert "MongoDB unreachable" in worker.stats.store.error
         facade.down = False
         await wait_for(lambda: len(names(settings.archive_dir)) == 20, "archived after the outage")
@@ -144,12 +144,14 @@ async def test_full_disk_on_outbound_gives_no_false_mark(
     monkeypatch.setattr(folders, "write_durably", write)
     async with running(settings) as worker:
         await worker.store.put_documents([tracos_doc(1), tracos_doc(2)])
-        await wait_for(lambda: worker.stats.counters["export_errors"] >= 4, "repeated write errors")
+        await wait_for(
+            lambda: worker.stats.counters[Count.EXPORT_ERRORS] >= 4, "repeated write errors"
+        )
         assert "No space left on device" in worker.stats.failures[-1].reason
         assert len(await worker.store.find_unsynced()) == 2
         disk_full = False
         await wait_for(
-            lambda: worker.stats.counters["exported"] == 2, "exported after space returns"
+            lambda: worker.stats.counters[Count.EXPORTED] == 2, "exported after space returns"
         )
     assert names(settings.outbound_dir) == ["1.json", "2.json"]
 
@@ -160,8 +162,10 @@ async def test_outbound_name_comes_only_from_the_integer_order_number(settings: 
     async with running(settings, MongoStore(facade)) as worker:
         facade.raw.insert_one(tracos_doc(1) | {"number": "../../escape"})
         await worker.store.put_documents([tracos_doc(2)])
-        await wait_for(lambda: worker.stats.counters["exported"] == 1, "the good one exported")
-        await wait_for(lambda: worker.stats.counters["unexportable"] == 1, "the bad one reported")
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "the good one exported")
+        await wait_for(
+            lambda: worker.stats.counters[Count.UNEXPORTABLE] == 1, "the bad one reported"
+        )
     assert names(settings.outbound_dir) == ["2.json"]
     assert not any(p.name == "escape.json" for p in settings.outbound_dir.parent.rglob("*"))
 
@@ -241,7 +245,9 @@ async def test_file_larger_than_the_limit_is_quarantined_unread(tmp_path: Path) 
     async with running(settings) as worker:
         drop(settings.inbound_dir, "big.json", b" " * (2 * 2**20) + json.dumps(erp()).encode())
         drop(settings.inbound_dir, "small.json", json.dumps(erp(orderNo=2)).encode())
-        await wait_for(lambda: worker.stats.counters["files_failed"] == 1, "big file quarantined")
+        await wait_for(
+            lambda: worker.stats.counters[Count.FILES_FAILED] == 1, "big file quarantined"
+        )
         await wait_for(lambda: names(settings.archive_dir) == ["small.json"], "small archived")
     [report] = [json.loads(p.read_text()) for p in settings.failed_dir.glob("*.error.json")]
     assert report["reason"].startswith("file too large: 2,097,")

@@ -2,47 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import anyio
 import pytest
 
-from watcher.model import OrderUpsert
-from watcher.store import Outcome, StoredDocument, SyncMark, WorkOrderStore
+from tests.builders import NOW, T0, order, tracos_doc
+from watcher.core.tracos import Outcome
+from watcher.store import StoredDocument, SyncMark, WorkOrderStore
 
 pytestmark = pytest.mark.anyio
-T0 = datetime(2025, 10, 1, 0, 4, 29, 45000, tzinfo=UTC)
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def order(number: int = 1, updated: datetime = T0, **changes: Any) -> OrderUpsert:
-    values: dict[str, Any] = {
-        "number": number,
-        "status": "pending",
-        "title": f"Order {number}",
-        "description": f"Order {number}",
-        "createdAt": T0 - timedelta(days=1),
-        "updatedAt": updated,
-        "deleted": False,
-        "deletedAt": None,
-    }
-    values.update(changes)
-    return OrderUpsert(**values)
-
-
-def tracos_doc(number: int, **changes: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "number": number,
-        "status": "completed",
-        "title": f"Example workorder #{number}",
-        "description": f"Example workorder #{number} description",
-        "createdAt": T0,
-        "updatedAt": T0 + timedelta(hours=1),
-        "deleted": False,
-    }
-    doc.update(changes)
-    return doc
 
 
 async def one(store: WorkOrderStore, number: int) -> dict[str, Any]:

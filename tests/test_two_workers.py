@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.builders import tracos_doc
 from tests.conftest import wait_until
 from tests.harness import (
     TRACOS_FIRST,
@@ -20,7 +21,6 @@ from tests.harness import (
     stored,
     waiting_files,
 )
-from tests.test_store_contract import tracos_doc
 from tests.workers import opened_store, unsynced_count
 from watcher.settings import Settings
 

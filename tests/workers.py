@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from watcher.app import Worker, build_store
+from watcher.app import Worker, build_store, build_worker
 from watcher.seed import erp_orders
 from watcher.settings import Settings
 from watcher.store import WorkOrderStore
@@ -22,7 +22,7 @@ from watcher.store import WorkOrderStore
 @asynccontextmanager
 async def running(settings: Settings, store: WorkOrderStore | None = None) -> AsyncIterator[Worker]:
     """A worker running ``run`` in the background until the block ends."""
-    worker = Worker(settings, store)
+    worker = build_worker(settings, store)
     await worker.open()
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
@@ -75,6 +75,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "DATA_FAILED_DIR": str(settings.failed_dir),
         "DATA_STATE_DIR": str(settings.state_dir),
         "INBOUND_SETTLE_SECONDS": str(settings.settle_seconds),
+        "ERP_FORMAT": settings.erp_format,
     }
     if settings.mongo_uri:
         env["MONGO_URI"] = settings.mongo_uri

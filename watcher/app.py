@@ -1,24 +1,33 @@
-"""The composition root: settings → store → inbound, outbound and reporting in one task group."""
+"""The composition root: settings → store, ERP integration, pipelines and reporting.
+
+Only this module picks adapters. Constructors here and below do no I/O: folders, locks
+and connections are taken in ``Worker.open``.
+"""
 
 from __future__ import annotations
 
 import itertools
 import logging
-import os
+import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import anyio
 
-from watcher import folders
+from watcher.erp.folders import FolderSink, FolderSource, prepare
+from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
+from watcher.erp.registry import load_format
 from watcher.errors import ConfigError, StoreUnavailable
 from watcher.inbound import Inbound
+from watcher.metrics import MetricsServer
 from watcher.outbound import Outbound
 from watcher.retrying import StoreRetry
 from watcher.settings import Settings
-from watcher.stats import Snapshot, Stats, StoreState
+from watcher.stats import Count, Snapshot, Stats, StoreState
 from watcher.status import write_worker_status
 from watcher.store import WorkOrderStore
 from watcher.store.mongo import MongoStore
@@ -28,6 +37,17 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS: Final = 1.5  # after a stop request, how long the batch in flight may take
 STATUS_SECONDS: Final = 2.0  # store counts and the status file (health allows 10 s)
 Reporter = Callable[[Snapshot], Awaitable[None]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """One customer's ERP: how it spells orders, where they come from and go to."""
+
+    name: str
+    format: ErpFormat
+    source: InboundSource
+    sink: OutboundSink
 
 
 def build_store(settings: Settings) -> WorkOrderStore:
@@ -38,68 +58,77 @@ def build_store(settings: Settings) -> WorkOrderStore:
     return SqliteStore(settings.sqlite_path)
 
 
-def prepare_folders(settings: Settings) -> None:
-    """Create the folders; an unusable inbound or outbound folder stops start-up."""
-    for folder in (
-        settings.inbound_dir,
-        settings.outbound_dir,
-        settings.archive_dir,
-        settings.failed_dir,
-        settings.state_dir,
-    ):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
-        if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
-            raise ConfigError(f"folder {folder} is not readable and writable by this user")
-    device = settings.inbound_dir.stat().st_dev
-    for variable, folder in (
-        ("DATA_ARCHIVE_DIR", settings.archive_dir),
-        ("DATA_FAILED_DIR", settings.failed_dir),
-    ):
-        if folder.stat().st_dev != device:
-            raise ConfigError(
-                f"{variable} ({folder}) must be on the same file system as DATA_INBOUND_DIR:"
-                " files are moved by atomic rename"
-            )
+def build_integration(settings: Settings, stats: Stats) -> Integration:
+    """The ERP named by ``ERP_FORMAT``, exchanging files through the configured folders."""
+    return Integration(
+        name=settings.erp_format,
+        format=load_format(settings.erp_format),
+        source=FolderSource(settings, stats.trouble("in")),
+        sink=FolderSink(settings, stats.trouble("out", Count.EXPORT_ERRORS)),
+    )
+
+
+def build_worker(
+    settings: Settings, store: WorkOrderStore | None = None, attempts: int | None = None
+) -> Worker:
+    """``attempts`` bounds store retries (``once``); None waits out any outage (``run``)."""
+    stats = Stats(started=datetime.now(UTC))
+    integration = build_integration(settings, stats)
+    retry = StoreRetry(stats, settings.retry_max_seconds, attempts)
+    return Worker(settings, store or build_store(settings), integration, stats, retry)
 
 
 class Worker:
-    """One running worker: its store, pipelines and stats."""
+    """One running worker: its store, ERP integration, pipelines and stats."""
 
     def __init__(
         self,
         settings: Settings,
-        store: WorkOrderStore | None = None,
-        attempts: int | None = None,
+        store: WorkOrderStore,
+        integration: Integration,
+        stats: Stats,
+        retry: StoreRetry,
     ) -> None:
-        """``attempts`` bounds store retries (``once``); None waits out any outage (``run``)."""
-        prepare_folders(settings)
         self.settings = settings
-        self.store = store or build_store(settings)
-        self.stats = Stats(started=datetime.now(UTC))
-        self.retry = StoreRetry(self.stats, settings.retry_max_seconds, attempts)
-        self.claims = folders.ClaimDir.create(settings.inbound_dir)
-        self.inbound = Inbound(settings, self.store, self.stats, self.claims, self.retry)
-        self.outbound = Outbound(settings, self.store, self.stats, self.retry)
+        self.store = store
+        self.integration = integration
+        self.stats = stats
+        self.retry = retry
+        self.inbound = Inbound(
+            integration.source,
+            integration.format,
+            store,
+            stats,
+            retry,
+            settings.batch_size,
+            settings.rescan_seconds,
+        )
+        self.outbound = Outbound(
+            integration.format,
+            integration.sink,
+            store,
+            stats,
+            retry,
+            settings.batch_size,
+            settings.poll_seconds,
+            settings.retry_max_seconds,
+            str(settings.outbound_dir),
+        )
 
     async def open(self) -> None:
+        """Folders and the claim lock (a bad folder raises ``ConfigError``), then the store."""
+        await anyio.to_thread.run_sync(
+            prepare, (self.settings.outbound_dir, self.settings.state_dir)
+        )
+        resumed = await self.integration.source.open()
+        if resumed:
+            log.warning("resumed %d files left claimed by a stopped worker", resumed)
         await self.retry(self.store.open)
-        await anyio.to_thread.run_sync(self._resume_claims)
         log.info("watching %s (store mode: %s)", self.settings.inbound_dir, self.store.mode)
-
-    def _resume_claims(self) -> None:
-        folders.remove_stale_temps(self.settings.failed_dir)  # reports cut short by a crash
-        done = [self.settings.archive_dir, self.settings.failed_dir]
-        for orphan in folders.orphaned_claims(self.settings.inbound_dir):
-            names = folders.resume(orphan, self.settings.inbound_dir, done)
-            if names:
-                log.warning("resumed %d files left claimed by a stopped worker", len(names))
 
     async def close(self) -> None:
         """Release the claim folder (a later start resumes anything left in it)."""
-        self.claims.release()
+        await self.integration.source.close()
         await self.store.close()
 
     async def serve(
@@ -138,10 +167,11 @@ class Worker:
         """Process what is waiting in both directions, then return."""
         while True:
             await self.inbound.drain()
-            if not self.inbound.deferred:
+            due = self.integration.source.next_look()
+            if due is None:
                 break
             # files not yet valid JSON: judge them once they have been quiet long enough
-            await anyio.sleep(max(0.05, min(self.inbound.deferred.values()) - time.time()))
+            await anyio.sleep(max(0.05, due - time.time()))
         await self.outbound.export(await self.store.find_unsynced())
 
     async def _report(self, report: Reporter | None, every: float) -> None:
@@ -166,6 +196,82 @@ class Worker:
         await anyio.to_thread.run_sync(
             write_worker_status, self.settings, snapshot, self.store.mode
         )
+
+
+def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:
+    """Run ``worker`` until SIGINT/SIGTERM, with the metrics server if a port is set."""
+    with ExitStack() as stack:
+        if worker.settings.metrics_port:
+            reporters = [*reporters, stack.enter_context(_metrics(worker.settings.metrics_port))]
+        anyio.run(_serve, worker, _fan_out(reporters), every, backend="asyncio")
+
+
+async def _serve(worker: Worker, report: Reporter, every: float) -> None:
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_stop_on_signal, stop)
+        await worker.serve(stop, report, every)
+        tg.cancel_scope.cancel()
+
+
+def _fan_out(reporters: list[Reporter]) -> Reporter:
+    async def report(snapshot: Snapshot) -> None:
+        for reporter in reporters:
+            await reporter(snapshot)
+
+    return report
+
+
+@contextmanager
+def _metrics(port: int) -> Iterator[MetricsServer]:
+    """The metrics server for as long as the worker runs; a busy port is a setting error."""
+    server = MetricsServer(port)
+    try:
+        server.start()
+    except OSError as exc:
+        raise ConfigError(f"METRICS_PORT: cannot listen on port {port}: {exc.strerror}") from None
+    log.info("metrics on http://0.0.0.0:%d/metrics (also /livez, /readyz)", server.port)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _stop_on_signal(stop: anyio.Event) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            log.warning("%s received: finishing the batch in flight", signal.Signals(received).name)
+            stop.set()
+            return
+
+
+def run_once(worker: Worker) -> None:
+    """Process what is waiting in both directions with ``worker``, then close it."""
+
+    async def main() -> None:
+        try:
+            await worker.open()
+            await worker.once()
+        finally:
+            await worker.close()
+
+    anyio.run(main, backend="asyncio")
+
+
+def with_store(settings: Settings, work: Callable[[WorkOrderStore], Awaitable[T]]) -> T:
+    """Open the configured store, run ``work``, close it: one attempt, one line if it fails
+    (a command an operator typed answers at once; the worker is the one that waits)."""
+
+    async def main() -> T:
+        store = build_store(settings)
+        try:
+            await store.open()
+            return await work(store)
+        finally:
+            await store.close()
+
+    result: Any = anyio.run(main, backend="asyncio")
+    return result  # type: ignore[no-any-return]
 
 
 async def _unless_stopped(stop: anyio.Event, work: Callable[[], Awaitable[None]]) -> bool:

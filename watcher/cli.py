@@ -5,29 +5,24 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import msgspec
 import stamina
 
 from watcher import __version__
-from watcher.app import Reporter, Worker, build_store
+from watcher.app import build_worker, run_once, serve, with_store
 from watcher.console import Header, LiveConsole, LogSummary, is_interactive
 from watcher.environment import environment
 from watcher.errors import ConfigError, StoreUnavailable
-from watcher.metrics import MetricsServer
 from watcher.operations import folder_counts, requeue
 from watcher.seed import erp_orders, tracos_documents, write_erp_files
 from watcher.settings import Settings, load_settings
-from watcher.stats import Snapshot
 from watcher.status import read_worker_status, worker_problem
-from watcher.store import WorkOrderStore
 
 log = logging.getLogger("watcher")
 ONCE_ATTEMPTS = 5
@@ -124,7 +119,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    worker = Worker(settings)
+    worker = build_worker(settings)
     live = None
     if is_interactive(sys.stdout) and not args.no_console:
         live = LiveConsole(lambda: Header.from_settings(settings, __version__, worker.store.mode))
@@ -133,49 +128,14 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     else:
         setup_logging(settings, sys.stdout)
         log.info(_banner(settings))
-    reporters: list[Reporter] = [live or LogSummary()]
     with ExitStack() as stack:
-        if settings.metrics_port:
-            reporters.append(stack.enter_context(_metrics(settings.metrics_port)))
         if live:
             stack.enter_context(live)
-        every = LIVE_REFRESH_SECONDS if live else 1.0
-        anyio.run(_serve, worker, _fan_out(reporters), every, backend="asyncio")
+        serve(worker, [live or LogSummary()], LIVE_REFRESH_SECONDS if live else 1.0)
     if live:
         live.console.print("stopped: the batch in flight was finished", highlight=False)
     log.info("stopped")
     return 0
-
-
-async def _serve(worker: Worker, report: Reporter, every: float) -> None:
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_stop_on_signal, stop)
-        await worker.serve(stop, report, every)
-        tg.cancel_scope.cancel()
-
-
-def _fan_out(reporters: list[Reporter]) -> Reporter:
-    async def report(snapshot: Snapshot) -> None:
-        for reporter in reporters:
-            await reporter(snapshot)
-
-    return report
-
-
-@contextmanager
-def _metrics(port: int) -> Iterator[MetricsServer]:
-    """The metrics server for as long as the worker runs; a busy port is a setting error."""
-    server = MetricsServer(port)
-    try:
-        server.start()
-    except OSError as exc:
-        raise ConfigError(f"METRICS_PORT: cannot listen on port {port}: {exc.strerror}") from None
-    log.info("metrics on http://0.0.0.0:%d/metrics (also /livez, /readyz)", server.port)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _banner(settings: Settings) -> str:
@@ -186,42 +146,11 @@ def _banner(settings: Settings) -> str:
     return f"watcher {__version__} on {store}; {folders}"
 
 
-async def _stop_on_signal(stop: anyio.Event) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for received in signals:
-            log.warning("%s received: finishing the batch in flight", signal.Signals(received).name)
-            stop.set()
-            return
-
-
 def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
+    worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
     setup_logging(settings, sys.stderr)
-
-    async def main() -> None:
-        worker = Worker(settings, attempts=ONCE_ATTEMPTS)
-        try:
-            await worker.open()
-            await worker.once()
-        finally:
-            await worker.close()
-
-    anyio.run(main, backend="asyncio")
+    run_once(worker)
     return 0
-
-
-def _with_store(settings: Settings, work: Callable[[WorkOrderStore], Awaitable[Any]]) -> Any:
-    """Open the configured store, run ``work``, close it: one attempt, one line if it fails
-    (a command an operator typed answers at once; the worker is the one that waits)."""
-
-    async def main() -> Any:
-        store = build_store(settings)
-        try:
-            await store.open()
-            return await work(store)
-        finally:
-            await store.close()
-
-    return anyio.run(main, backend="asyncio")
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
@@ -229,7 +158,7 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     rng, now = random.Random(args.seed), datetime.now(UTC)
     docs = tracos_documents(args.tracos, now, rng)
     if docs:
-        _with_store(settings, lambda store: store.put_documents(docs))
+        with_store(settings, lambda store: store.put_documents(docs))
     write_erp_files(settings.inbound_dir, erp_orders(args.erp, now, rng))
     print(
         f"seeded {len(docs)} TracOS documents ({settings.store_label})"
@@ -239,7 +168,7 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
-    docs = _with_store(settings, lambda store: store.find(args.numbers))
+    docs = with_store(settings, lambda store: store.find(args.numbers))
     sys.stdout.buffer.write(
         msgspec.json.format(msgspec.json.encode(docs, enc_hook=_plain), indent=2)
     )
@@ -255,7 +184,7 @@ def _plain(value: object) -> object:
 def _counts_now(settings: Settings) -> tuple[tuple[int, int] | None, str | None]:
     """The store's (stored, unsynced) from one attempt, or None and why it did not answer."""
     try:
-        return _with_store(settings, lambda store: store.counts()), None
+        return with_store(settings, lambda store: store.counts()), None
     except StoreUnavailable as exc:  # status tells what it knows, and that the store is down
         return None, str(exc)
 
@@ -269,10 +198,10 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         "store": settings.store_label,
         "store_reachable": store_error is None,
         "store_error": store_error,
-        "mode": (worker or {}).get("mode", "unknown (no worker running)"),
+        "mode": worker.mode if worker else "unknown (no worker running)",
         "stored": stored,
         "unsynced": unsynced,
-        "unexportable": (worker or {}).get("unexportable", []),
+        "unexportable": worker.unexportable if worker else [],
         **folder_counts(settings),
         "worker_running": problem is None,
         "worker_problem": problem,
@@ -281,10 +210,10 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         print(msgspec.json.encode(report).decode())
         return 0
     for key, value in report.items():
-        shown = len(value) if key == "unexportable" else "unknown" if value is None else value
+        shown = len(value) if isinstance(value, list) else "unknown" if value is None else value
         print(f"{key.replace('_', ' '):>16}: {shown}")
-    for entry in report["unexportable"]:
-        print(f"  unexportable {entry['order']}: {entry['reason']}")
+    for entry in worker.unexportable if worker else []:
+        print(f"  unexportable {entry.order}: {entry.reason}")
     return 0
 
 

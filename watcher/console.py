@@ -20,19 +20,26 @@ from rich.table import Table
 from rich.text import Text
 
 from watcher.settings import Settings
-from watcher.stats import Failure, Snapshot
+from watcher.stats import ORDERS, Count, Failure, Snapshot
 
 WIDE: Final = 120  # from this width, events and failures sit side by side
 FIXED_LINES: Final = 9  # header, folders, store, counters (title + 4 rows), latency
 RATE_WINDOW: Final = 10.0  # seconds of snapshots the live console's rates average over
-OUTCOMES: Final = ("inserted", "updated", "unchanged", "stale")
 STYLES: Final = {"unchanged": "dim", "stale": "yellow", "failed": "red"}  # others: green
 # the counters grid: (label, counter) per cell; "@" marks a queue depth, which has no rate
 COUNTERS: Final = (
-    (("files", "files_seen"), ("inserted", "orders_inserted"), ("exported", "exported")),
-    (("failed", "files_failed"), ("updated", "orders_updated"), ("unexportable", "unexportable")),
-    (("waiting", "@waiting"), ("unchanged", "orders_unchanged"), ("unsynced", "@unsynced")),
-    (("retries", "retries"), ("stale", "orders_stale"), ("errors", "export_errors")),
+    (
+        ("files", Count.FILES_SEEN),
+        ("inserted", Count.ORDERS_INSERTED),
+        ("exported", Count.EXPORTED),
+    ),
+    (
+        ("failed", Count.FILES_FAILED),
+        ("updated", Count.ORDERS_UPDATED),
+        ("unexportable", Count.UNEXPORTABLE),
+    ),
+    (("waiting", "@waiting"), ("unchanged", Count.ORDERS_UNCHANGED), ("unsynced", "@unsynced")),
+    (("retries", Count.RETRIES), ("stale", Count.ORDERS_STALE), ("errors", Count.EXPORT_ERRORS)),
 )
 
 
@@ -113,7 +120,8 @@ def _store_line(snapshot: Snapshot, width: int) -> Text:
 
 
 def _counters(snapshot: Snapshot, rates: Mapping[str, float]) -> Table:
-    values = {**snapshot.counters, "@waiting": snapshot.waiting_files}
+    values: dict[str, int] = {str(k): v for k, v in snapshot.counters.items()}
+    values["@waiting"] = snapshot.waiting_files
     values["@unsynced"] = snapshot.unsynced
     table = Table(box=None, padding=(0, 1, 0, 0), header_style="bold")
     for title in ("inbound", "orders", "outbound"):
@@ -190,12 +198,12 @@ def rates(previous: Snapshot | None, current: Snapshot) -> dict[str, float]:
 def summary_line(snapshot: Snapshot) -> str:
     """One plain line for the log: counts since start, queues and the store's state."""
     c = snapshot.counters
-    orders = " / ".join(f"{c.get(f'orders_{o}', 0)} {o}" for o in OUTCOMES)
+    orders = " / ".join(f"{c.get(counter, 0)} {o}" for o, counter in ORDERS.items())
     store = "connected" if snapshot.store.connected else f"RETRYING: {_flat(snapshot.store.error)}"
     return (
-        f"summary: {c.get('files_seen', 0)} files ({c.get('files_failed', 0)} failed),"
-        f" orders {orders}, {c.get('exported', 0)} exported,"
-        f" {c.get('unexportable', 0)} unexportable, {c.get('retries', 0)} retries,"
+        f"summary: {c.get(Count.FILES_SEEN, 0)} files ({c.get(Count.FILES_FAILED, 0)} failed),"
+        f" orders {orders}, {c.get(Count.EXPORTED, 0)} exported,"
+        f" {c.get(Count.UNEXPORTABLE, 0)} unexportable, {c.get(Count.RETRIES, 0)} retries,"
         f" {snapshot.waiting_files} files waiting, {snapshot.unsynced} unsynced,"
         f" store {store}; latency p50/p95 in {_pair(snapshot.latency_in)},"
         f" out {_pair(snapshot.latency_out)}"

@@ -13,6 +13,11 @@ WatcherError
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
+_MISSING_FIELD: Final = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+
 
 class WatcherError(Exception):
     """Base of every error this package raises on purpose."""
@@ -56,3 +61,13 @@ class StoreUnavailable(WatcherError):
 
 class StoreDamaged(StoreUnavailable):
     """The embedded store's file is damaged, deleted or replaced: nothing is acknowledged."""
+
+
+def reason_and_path(message: str, prefix: str) -> tuple[str, str]:
+    """Split msgspec's ``reason - at `$.path``` and name the field a missing-field error omits."""
+    reason, _, at = message.partition(" - at `")
+    path = prefix + at.rstrip("`").removeprefix("$") if at else prefix
+    missing = _MISSING_FIELD.fullmatch(reason)
+    if missing:
+        return f"missing required field `{missing['field']}`", f"{path}.{missing['field']}"
+    return reason, path

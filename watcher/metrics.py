@@ -17,22 +17,26 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from watcher.http_server import HttpServer, Response
-from watcher.stats import Snapshot
+from watcher.stats import FRESH_SECONDS, ORDERS, Count, Snapshot
 
-FRESH_SECONDS: Final = 10.0
-OUTCOMES: Final = ("inserted", "updated", "unchanged", "stale")
 # counter name (without _total) → (snapshot counter, help text)
 COUNTERS: Final = {
-    "watcher_files_seen": ("files_seen", "Inbound files taken (archived or quarantined)."),
-    "watcher_files_failed": ("files_failed", "Inbound files quarantined in the failed folder."),
-    "watcher_exported": ("exported", "Work orders written to the outbound folder and marked."),
-    "watcher_unexportable": ("unexportable", "Work orders that could not be translated."),
-    "watcher_export_errors": ("export_errors", "Outbound files that could not be written."),
+    "watcher_files_seen": (Count.FILES_SEEN, "Inbound files taken (archived or quarantined)."),
+    "watcher_files_failed": (
+        Count.FILES_FAILED,
+        "Inbound files quarantined in the failed folder.",
+    ),
+    "watcher_exported": (Count.EXPORTED, "Work orders written to the outbound folder and marked."),
+    "watcher_unexportable": (Count.UNEXPORTABLE, "Work orders that could not be translated."),
+    "watcher_export_errors": (Count.EXPORT_ERRORS, "Outbound files that could not be written."),
     "watcher_changed_during_export": (
-        "changed_during_export",
+        Count.CHANGED_DURING_EXPORT,
         "Exported work orders left unsynced because they changed meanwhile.",
     ),
-    "watcher_store_retries": ("retries", "Store calls retried after the store was unavailable."),
+    "watcher_store_retries": (
+        Count.RETRIES,
+        "Store calls retried after the store was unavailable.",
+    ),
 }
 
 
@@ -61,8 +65,8 @@ def _counters(snapshot: Snapshot) -> Iterator[Metric]:
     orders = CounterMetricFamily(
         "watcher_orders", "Inbound work orders by outcome.", labels=["outcome"]
     )
-    for outcome in OUTCOMES:
-        orders.add_metric([outcome], snapshot.counters.get(f"orders_{outcome}", 0))
+    for outcome, counter in ORDERS.items():
+        orders.add_metric([outcome], snapshot.counters.get(counter, 0))
     yield orders
 
 

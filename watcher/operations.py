@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from watcher import folders
-from watcher.folders import REPORT_SUFFIX
+from watcher.erp import files as folders
+from watcher.erp.files import REPORT_SUFFIX
 from watcher.settings import Settings
 
 REQUEUED_REPORTS: Final = "requeued-reports"

@@ -1,14 +1,13 @@
-"""TracOS → ERP: export unsynced work orders as ERP files, then mark them synced.
+"""TracOS → ERP: export unsynced work orders through the format and the sink, then mark them.
 
-Order of work per batch: translate; write each file atomically (bounded concurrency);
-fsync the folder once; only then mark the batch synced, conditionally, in one bulk write.
-A document changed in between keeps ``isSynced`` unset and goes out again.
+Order of work per batch: render each order as a file; have the sink write them durably;
+only then mark the batch synced, conditionally, in one bulk write. A document changed in
+between keeps ``isSynced`` unset and goes out again.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,85 +16,97 @@ from typing import Final
 import anyio
 import stamina
 
-from watcher import folders
+from watcher.core.tracos import read_tracos
+from watcher.erp.port import ErpFormat, OutboundFile, OutboundSink
 from watcher.errors import StoreUnavailable, Unexportable
-from watcher.mapping import encode_erp_file, read_tracos, tracos_to_erp
-from watcher.model import ErpFileOrder
 from watcher.retrying import StoreRetry
-from watcher.settings import Settings
-from watcher.stats import Failure, Stats
+from watcher.stats import Count, Failure, Stats
 from watcher.store import StoredDocument, SyncMark, WorkOrderStore
 
 log = logging.getLogger(__name__)
 WRITE_ATTEMPTS: Final = 5  # per batch; files still failing are tried again later
-Export = tuple[StoredDocument, ErpFileOrder]
 
 
 class WriteFailed(Exception):
     """Some outbound files could not be written (disk full, permissions): retried."""
 
 
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A stored document and the file it becomes."""
+
+    doc: StoredDocument
+    number: int
+    file: OutboundFile
+
+
 @dataclass
 class Outbound:
-    settings: Settings
+    format: ErpFormat
+    sink: OutboundSink
     store: WorkOrderStore
     stats: Stats
     retry: StoreRetry
+    batch_size: int
+    poll_seconds: float
+    retry_max_seconds: float
+    where: str  # for the log line: where the files went
     reported: dict[str, Hashable] = field(default_factory=dict)  # key → version reported
     unwritten: set[str] = field(default_factory=set)  # keys whose file could not be written
     _lock: anyio.Lock = field(default_factory=anyio.Lock)  # one export at a time
 
     async def run(self) -> None:
         """Follow the store's unsynced documents for as long as the worker runs."""
-        await anyio.to_thread.run_sync(folders.remove_stale_temps, self.settings.outbound_dir)
+        await self.sink.recover()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._rewrite_later)
             while True:
                 try:
-                    await self.store.follow_unsynced(self.export, self.settings.poll_seconds)
+                    await self.store.follow_unsynced(self.export, self.poll_seconds)
                 except StoreUnavailable:
                     await self.retry(self.store.ping)
 
     async def export(self, docs: Sequence[StoredDocument]) -> None:
         """Export, then mark, in batches; one version per document (the newest read)."""
         newest = list({doc.key: doc for doc in docs}.values())
-        size = self.settings.batch_size
+        size = self.batch_size
         async with self._lock:
             for start in range(0, len(newest), size):
                 await self._export_batch(newest[start : start + size])
 
     async def _export_batch(self, docs: Sequence[StoredDocument]) -> None:
-        ready = [item for item in map(self._translate, docs) if item is not None]
+        ready = [item for item in map(self._render, docs) if item is not None]
         if not ready:
             return
         failed = await self._write_all(ready)
         written = [item for item in ready if item not in failed]
         now = datetime.now(UTC)
-        marks = [SyncMark(doc.key, doc.version) for doc, _ in written]
+        marks = [SyncMark(item.doc.key, item.doc.version) for item in written]
         marked = await self.retry(lambda: self.store.mark_synced(marks, now))
         self._record(written, marked, now)
-        self.unwritten.update(doc.key for doc, _ in failed)
+        self.unwritten.update(item.doc.key for item in failed)
 
     async def _rewrite_later(self) -> None:
         """Files that could not be written are tried again, from the document as it is now
         (never the old content: a newer version may have gone out meanwhile)."""
         while True:
-            await anyio.sleep(self.settings.retry_max_seconds)
+            await anyio.sleep(self.retry_max_seconds)
             if not self.unwritten:
                 continue
             keys, self.unwritten = self.unwritten, set()
             pending = await self.retry(self.store.find_unsynced)
             await self.export([doc for doc in pending if doc.key in keys])
 
-    def _translate(self, doc: StoredDocument) -> Export | None:
+    def _render(self, doc: StoredDocument) -> Export | None:
         try:
-            order = tracos_to_erp(read_tracos(doc.doc))
+            order = read_tracos(doc.doc)
+            file = self.format.render(order)
         except Unexportable as exc:
             self._unexportable(doc, str(exc))
             return None
         self.reported.pop(doc.key, None)
         self.stats.unexportable.pop(doc.key, None)
-        return doc, order
+        return Export(doc, order.number, file)
 
     def _unexportable(self, doc: StoredDocument, reason: str) -> None:
         """Report once per version; a later change to the document tries it again."""
@@ -106,7 +117,7 @@ class Outbound:
         subject = f"order {doc.doc.get('number', '?')}"
         self.stats.unexportable[doc.key] = Failure(now, "out", subject, reason)
         self.stats.failure(now, "out", subject, reason)
-        self.stats.count("unexportable")
+        self.stats.count(Count.UNEXPORTABLE)
         log.warning("%s (document %s) cannot be exported: %s", subject, doc.key, reason)
 
     async def _write_all(self, ready: list[Export]) -> list[Export]:
@@ -117,10 +128,11 @@ class Outbound:
                 on=WriteFailed,
                 attempts=WRITE_ATTEMPTS,
                 timeout=None,
-                wait_max=self.settings.retry_max_seconds,
+                wait_max=self.retry_max_seconds,
             ):
                 with attempt:
-                    pending = await self._write_some(pending)
+                    failed = await self.sink.write([item.file for item in pending])
+                    pending = [item for index, item in enumerate(pending) if index in failed]
                     if pending:
                         raise WriteFailed(f"{len(pending)} outbound files not written")
         except WriteFailed:
@@ -129,60 +141,16 @@ class Outbound:
             )
         return pending
 
-    async def _write_some(self, items: list[Export]) -> list[Export]:
-        """Write in ``outbound_concurrency`` threads, fsync the folder; return the failures."""
-        folder = self.settings.outbound_dir
-        try:
-            await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
-        except OSError as exc:
-            self._write_error("the outbound folder", exc)
-            return items
-        workers = max(1, min(self.settings.outbound_concurrency, len(items)))
-        failed: list[Export] = []
-        async with anyio.create_task_group() as tg:
-            for part in (items[i::workers] for i in range(workers)):
-                tg.start_soon(self._write_slice, part, failed)
-        try:
-            await anyio.to_thread.run_sync(folders.sync_folder, folder)
-        except OSError as exc:  # not durable yet: none of them may be marked
-            self._write_error("the outbound folder", exc)
-            return items
-        return failed
-
-    async def _write_slice(self, part: list[Export], failed: list[Export]) -> None:
-        failed.extend(await anyio.to_thread.run_sync(self._write_files, part))
-
-    def _write_files(self, part: list[Export]) -> list[Export]:
-        failed = []
-        token = uuid.uuid4().hex[:8]
-        for doc, order in part:
-            try:
-                folders.write_durably(
-                    self.settings.outbound_dir,
-                    f"{order.orderNo}.json",
-                    encode_erp_file(order),
-                    token,
-                )
-            except OSError as exc:
-                failed.append((doc, order))
-                self._write_error(f"{order.orderNo}.json", exc)
-        return failed
-
-    def _write_error(self, what: str, exc: OSError) -> None:
-        reason = f"cannot write {what}: {exc.strerror or exc}"
-        self.stats.failure(datetime.now(UTC), "out", what, reason)
-        self.stats.count("export_errors")
-        log.error("%s; not marked synced, tried again", reason)
-
     def _record(self, ready: list[Export], marked: set[str], now: datetime) -> None:
-        for doc, order in ready:
-            if doc.key not in marked:
+        for item in ready:
+            if item.doc.key not in marked:
                 continue
-            if doc.changed_at is not None:
-                self.stats.latency_out.append(max(0.0, (now - doc.changed_at).total_seconds()))
-            self.stats.event(now, "out", str(order.orderNo), "exported")
-        self.stats.count("exported", len(marked))
+            if item.doc.changed_at is not None:
+                latency = (now - item.doc.changed_at).total_seconds()
+                self.stats.latency_out.append(max(0.0, latency))
+            self.stats.event(now, "out", str(item.number), "exported")
+        self.stats.count(Count.EXPORTED, len(marked))
         changed = len(ready) - len(marked)
-        self.stats.count("changed_during_export", changed)
+        self.stats.count(Count.CHANGED_DURING_EXPORT, changed)
         note = f"; {changed} changed meanwhile and were not marked" if changed else ""
-        log.info("exported %d orders to %s%s", len(marked), self.settings.outbound_dir, note)
+        log.info("exported %d orders to %s%s", len(marked), self.where, note)

@@ -11,7 +11,7 @@ from typing import TypeVar
 import stamina
 
 from watcher.errors import StoreUnavailable
-from watcher.stats import Stats, StoreState
+from watcher.stats import Count, Stats, StoreState
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -49,5 +49,5 @@ class StoreRetry:
     def _note_outage(self, exc: StoreUnavailable, wait: float) -> None:
         retry_at = datetime.now(UTC) + timedelta(seconds=wait)
         self.stats.store = StoreState(connected=False, error=str(exc), next_attempt=retry_at)
-        self.stats.count("retries")
+        self.stats.count(Count.RETRIES)
         log.warning("store unavailable (%s); next attempt in %.1f s", exc, wait)

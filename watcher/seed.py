@@ -10,16 +10,11 @@ from typing import get_args
 
 import msgspec
 
-from watcher.model import Status
+from watcher.core.tracos import TracosStatus, TracosWorkOrder
+from watcher.erp.formats.challenge.mapping import tracos_to_erp
 from watcher.store import Document
 
-STATUSES: tuple[str, ...] = get_args(Status)
-ERP_FLAGS = {
-    "cancelled": "isCanceled",
-    "completed": "isDone",
-    "on_hold": "isOnHold",
-    "pending": "isPending",
-}
+STATUSES: tuple[str, ...] = get_args(TracosStatus)
 
 
 def tracos_documents(count: int, now: datetime, rng: random.Random) -> list[Document]:
@@ -42,27 +37,32 @@ def tracos_documents(count: int, now: datetime, rng: random.Random) -> list[Docu
 
 
 def erp_orders(count: int, now: datetime, rng: random.Random) -> list[dict[str, object]]:
-    """ERP orders with the ten keys in order, a few milliseconds newer than the TracOS ones."""
+    """ERP orders with the ten keys in order, a few milliseconds newer than the TracOS ones.
+
+    The flags come from the challenge format's own table; the dates keep their
+    microseconds, as the challenge's generator wrote them.
+    """
     orders = []
     for i in range(1, count + 1):
         created = now - timedelta(days=30) + timedelta(days=i)
         updated = created + timedelta(hours=1, milliseconds=5)
-        flag = ERP_FLAGS.get(rng.choice(STATUSES))
+        status = rng.choice(STATUSES)
         deleted = rng.random() < 0.1
-        orders.append(
-            {
-                "orderNo": i,
-                "isCanceled": flag == "isCanceled",
-                "isDeleted": deleted,
-                "isDone": flag == "isDone",
-                "isOnHold": flag == "isOnHold",
-                "isPending": flag == "isPending",
-                "summary": f"Example workorder #{i}",
-                "creationDate": created.isoformat(),
-                "lastUpdateDate": updated.isoformat(),
-                "deletedDate": updated.isoformat() if deleted else None,
-            }
+        stored = TracosWorkOrder(
+            number=i,
+            status=status,
+            title=f"Example workorder #{i}",
+            createdAt=created,
+            updatedAt=updated,
+            deleted=deleted,
         )
+        order = msgspec.structs.replace(
+            tracos_to_erp(stored),
+            creation_date=created.isoformat(),
+            last_update_date=updated.isoformat(),
+            deleted_date=updated.isoformat() if deleted else None,
+        )
+        orders.append(msgspec.to_builtins(order))
     return orders
 
 

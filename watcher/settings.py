@@ -38,6 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbound_concurrency: int = 4
     retry_max_seconds: float = 10.0
     metrics_port: int | None = None
+    erp_format: str = "challenge"
 
     @property
     def store_label(self) -> str:
@@ -143,6 +144,7 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "OUTBOUND_CONCURRENCY": ("outbound_concurrency", _positive(int)),
     "STORE_RETRY_MAX_SECONDS": ("retry_max_seconds", _positive(float)),
     "METRICS_PORT": ("metrics_port", _port),
+    "ERP_FORMAT": ("erp_format", _text),  # the name is checked against the registry later
 }
 
 

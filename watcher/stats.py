@@ -7,12 +7,39 @@ read frozen snapshots of it. Nothing here does I/O.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Final
+
+from watcher.core.tracos import Outcome
 
 RECENT: Final = 10
 SAMPLES: Final = 2000  # latency samples kept for the percentiles
+# A snapshot or heartbeat older than this means the worker is stuck (health, /readyz).
+FRESH_SECONDS: Final = 10.0
+
+
+class Count(StrEnum):
+    """Every counter, named once: a typo is a type error, not a silent zero."""
+
+    FILES_SEEN = "files_seen"
+    FILES_FAILED = "files_failed"
+    ORDERS_INSERTED = "orders_inserted"
+    ORDERS_UPDATED = "orders_updated"
+    ORDERS_UNCHANGED = "orders_unchanged"
+    ORDERS_STALE = "orders_stale"
+    EXPORTED = "exported"
+    UNEXPORTABLE = "unexportable"
+    EXPORT_ERRORS = "export_errors"
+    CHANGED_DURING_EXPORT = "changed_during_export"
+    RETRIES = "retries"
+
+
+# The counter of each inbound outcome (``orders_inserted`` for ``inserted``, …).
+ORDERS: Final = {outcome: Count(f"orders_{outcome}") for outcome in Outcome}
+Trouble = Callable[[str, str], None]  # (subject, reason): a problem that is no one file's fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +71,7 @@ class Snapshot:
 
     started: datetime
     now: datetime
-    counters: dict[str, int]
+    counters: dict[Count, int]
     latency_in: tuple[float, float] | None  # p50, p95 in seconds
     latency_out: tuple[float, float] | None
     waiting_files: int
@@ -58,7 +85,7 @@ class Snapshot:
 @dataclass
 class Stats:
     started: datetime
-    counters: Counter[str] = field(default_factory=Counter)
+    counters: Counter[Count] = field(default_factory=Counter)
     latency_in: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES))
     latency_out: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES))
     waiting_files: int = 0
@@ -68,8 +95,18 @@ class Stats:
     failures: deque[Failure] = field(default_factory=lambda: deque(maxlen=RECENT))
     unexportable: dict[str, Failure] = field(default_factory=dict)
 
-    def count(self, name: str, amount: int = 1) -> None:
+    def count(self, name: Count, amount: int = 1) -> None:
         self.counters[name] += amount
+
+    def trouble(self, direction: str, counter: Count | None = None) -> Trouble:
+        """A reporter of trouble in one direction (also counted, if ``counter``)."""
+
+        def report(subject: str, reason: str) -> None:
+            self.failure(datetime.now(UTC), direction, subject, reason)
+            if counter is not None:
+                self.count(counter)
+
+        return report
 
     def event(self, time: datetime, direction: str, subject: str, outcome: str) -> None:
         self.events.append(Event(time, direction, subject, outcome))

@@ -1,7 +1,8 @@
 """The store port: what inbound and outbound need from wherever TracOS work orders live.
 
 Two adapters pass one contract suite: ``SqliteStore`` (embedded) and ``MongoStore``.
-The pure helpers here decide outcomes and build documents so both adapters agree.
+The newer-wins rules live in ``watcher.core.tracos``; the document builders here make
+both adapters write the same fields.
 """
 
 from __future__ import annotations
@@ -9,22 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Protocol
 
-from watcher.mapping import normalise_date
-from watcher.model import OrderUpsert
+from watcher.core.tracos import OrderUpsert, Outcome, normalise_date
 
 Document = dict[str, Any]
-
-
-class Outcome(StrEnum):
-    """What an inbound upsert did to one order (SPEC §3 Inbound 5)."""
-
-    INSERTED = "inserted"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    STALE = "stale"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,30 +82,6 @@ class WorkOrderStore(Protocol):
 
         Runs until cancelled; after any reconnect it sweeps again, so nothing is missed.
         """
-
-
-def decide(stored: datetime | None, incoming: datetime) -> Outcome:
-    """Newer wins, to the millisecond; equal is unchanged, older is stale."""
-    if stored is None:
-        return Outcome.INSERTED
-    if incoming > stored:
-        return Outcome.UPDATED
-    return Outcome.UNCHANGED if incoming == stored else Outcome.STALE
-
-
-def newest_per_number(orders: Sequence[OrderUpsert]) -> tuple[dict[int, int], list[Outcome | None]]:
-    """Index of the newest order per number; the superseded ones already get their outcome."""
-    winner: dict[int, int] = {}
-    outcomes: list[Outcome | None] = [None] * len(orders)
-    for index, order in enumerate(orders):
-        best = winner.get(order.number)
-        if best is None or order.updatedAt > orders[best].updatedAt:
-            if best is not None:
-                outcomes[best] = decide(order.updatedAt, orders[best].updatedAt)
-            winner[order.number] = index
-        else:
-            outcomes[index] = decide(orders[best].updatedAt, order.updatedAt)
-    return winner, outcomes
 
 
 def upsert_fields(order: OrderUpsert, now: datetime) -> Document:

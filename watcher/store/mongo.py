@@ -26,17 +26,14 @@ from pymongo.errors import (
     PyMongoError,
 )
 
+from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
 from watcher.errors import ConfigError, StoreUnavailable, WatcherError
-from watcher.model import OrderUpsert
 from watcher.store import (
     Document,
     Handler,
-    Outcome,
     StoredDocument,
     SyncMark,
-    decide,
     mark_fields,
-    newest_per_number,
     upsert_fields,
 )
 

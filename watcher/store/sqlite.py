@@ -22,19 +22,9 @@ from typing import Any, Final, TypeVar
 import anyio
 import msgspec
 
+from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number, normalise_date
 from watcher.errors import StoreDamaged, StoreUnavailable
-from watcher.mapping import normalise_date
-from watcher.model import OrderUpsert
-from watcher.store import (
-    Document,
-    Handler,
-    Outcome,
-    StoredDocument,
-    SyncMark,
-    apply_upsert,
-    decide,
-    newest_per_number,
-)
+from watcher.store import Document, Handler, StoredDocument, SyncMark, apply_upsert
 
 T = TypeVar("T")
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Blocking file operations on the worker's folders: filter, read, claim, archive, quarantine.
+"""Blocking file operations on the exchange folders: filter, read, claim, move, write.
 
 Invariants: a file is only ever renamed or linked, never overwritten or deleted before a
 copy of it exists elsewhere; names in other folders are chosen without clobbering; no
@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
@@ -28,6 +28,26 @@ CLAIMED_DIR: Final = ".processing"
 REPORT_SUFFIX: Final = ".error.json"
 StrPath = str | os.PathLike[str]
 LOCK_FILE: Final = ".lock"
+
+
+class RejectedElement(msgspec.Struct, frozen=True):
+    """One refused element of a batch file, in its ``.error.json`` report."""
+
+    index: int | None
+    path: str
+    reason: str
+
+
+class ErrorReport(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``<name>.error.json``: what operators (and ``watcher failed``) read about a file."""
+
+    file: str
+    reason: str
+    path: str
+    time: str  # ISO 8601 with its offset, as ``datetime.isoformat`` spells it
+    rejected: list[RejectedElement] | None = None  # a batch's refused elements
+
+
 _encode_report = msgspec.json.Encoder().encode
 
 
@@ -275,7 +295,7 @@ def report_path(quarantined: Path) -> Path:
     return quarantined.with_name(quarantined.name + REPORT_SUFFIX)
 
 
-def write_report(folder: Path, quarantined: StrPath, report: dict[str, Any]) -> Path:
+def write_report(folder: Path, quarantined: StrPath, report: ErrorReport) -> Path:
     """``<name>.error.json`` beside a quarantined file."""
     name = os.path.basename(quarantined) + REPORT_SUFFIX
     return write_new(folder, name, _encode_report(report) + b"\n")

@@ -1,0 +1,139 @@
+"""Test data, built in one place: ERP orders, TracOS documents and upserts, and strategies.
+
+Test modules import builders from here, never from each other.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from hypothesis import strategies as st
+
+from watcher.core.tracos import OrderUpsert, TracosWorkOrder
+from watcher.erp.formats.challenge.schema import ErpWorkOrder
+
+T0 = datetime(2025, 10, 1, 0, 4, 29, 45000, tzinfo=UTC)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+FLAGS = ("isCanceled", "isDeleted", "isDone", "isOnHold", "isPending")
+
+
+def erp(**changes: Any) -> dict[str, Any]:
+    """A valid challenge-format order as JSON builtins, with ``changes`` applied."""
+    order: dict[str, Any] = {
+        "orderNo": 1,
+        "isCanceled": False,
+        "isDeleted": False,
+        "isDone": False,
+        "isOnHold": False,
+        "isPending": False,
+        "summary": "Example workorder #1",
+        "creationDate": "2025-09-30T23:04:29.045089+00:00",
+        "lastUpdateDate": "2025-10-01T00:04:29.045089+00:00",
+        "deletedDate": None,
+    }
+    order.update(changes)
+    return order
+
+
+def status_erp(**changes: Any) -> dict[str, Any]:
+    """A valid ``status``-format order as JSON builtins, with ``changes`` applied."""
+    order: dict[str, Any] = {
+        "orderNo": 1,
+        "status": "PENDING",
+        "summary": "Example workorder #1",
+        "creationDate": "2025-09-30T23:04:29.045089+00:00",
+        "lastUpdateDate": "2025-10-01T00:04:29.045089+00:00",
+        "deletedDate": None,
+    }
+    order.update(changes)
+    return order
+
+
+def tracos(**changes: Any) -> TracosWorkOrder:
+    """A stored TracOS order, typed, as outbound reads it."""
+    values: dict[str, Any] = {
+        "number": 7,
+        "status": "pending",
+        "title": "Fix pump",
+        "createdAt": T0,
+        "updatedAt": T0 + timedelta(hours=1),
+    }
+    values.update(changes)
+    return msgspec.convert(values, TracosWorkOrder)
+
+
+def order(number: int = 1, updated: datetime = T0, **changes: Any) -> OrderUpsert:
+    """What an ERP order asks of the store."""
+    values: dict[str, Any] = {
+        "number": number,
+        "status": "pending",
+        "title": f"Order {number}",
+        "description": f"Order {number}",
+        "createdAt": T0 - timedelta(days=1),
+        "updatedAt": updated,
+        "deleted": False,
+        "deletedAt": None,
+    }
+    values.update(changes)
+    return OrderUpsert(**values)
+
+
+def tracos_doc(number: int, **changes: Any) -> dict[str, Any]:
+    """A TracOS document as TracOS (or the challenge's generator) writes it: no isSynced."""
+    doc: dict[str, Any] = {
+        "number": number,
+        "status": "completed",
+        "title": f"Example workorder #{number}",
+        "description": f"Example workorder #{number} description",
+        "createdAt": T0,
+        "updatedAt": T0 + timedelta(hours=1),
+        "deleted": False,
+    }
+    doc.update(changes)
+    return doc
+
+
+ms_dates = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
+
+
+@st.composite
+def valid_erp_orders(draw: st.DrawFn) -> ErpWorkOrder:
+    """Any valid challenge-format order (dates already at millisecond precision)."""
+    flag = draw(st.sampled_from([None, "isCanceled", "isDone", "isOnHold", "isPending"]))
+    deleted = draw(st.booleans())
+    updated = draw(ms_dates)
+    return ErpWorkOrder(
+        order_no=draw(st.integers(0, 2**63 - 1)),
+        is_canceled=flag == "isCanceled",
+        is_deleted=deleted,
+        is_done=flag == "isDone",
+        is_on_hold=flag == "isOnHold",
+        is_pending=flag == "isPending",
+        summary=draw(st.text()),
+        creation_date=draw(ms_dates),
+        last_update_date=updated,
+        deleted_date=draw(ms_dates) if deleted else None,
+    )
+
+
+@st.composite
+def stored_orders(draw: st.DrawFn) -> TracosWorkOrder:
+    """Any exportable stored order: every storable status, deleted or not."""
+    deleted = draw(st.booleans())
+    return TracosWorkOrder(
+        number=draw(st.integers(0, 2**63 - 1)),
+        status=draw(
+            st.sampled_from(
+                ["created", "pending", "in_progress", "completed", "on_hold", "cancelled"]
+            )
+        ),
+        title=draw(st.text()),
+        createdAt=draw(ms_dates),
+        updatedAt=draw(ms_dates),
+        deleted=deleted,
+        deletedAt=draw(ms_dates) if deleted and draw(st.booleans()) else None,
+    )

@@ -1,0 +1,32 @@
+"""The challenge's ERP format (SPEC §2.1, §2.3): five status flags, one JSON file per order.
+
+``FORMAT`` is what the registry hands out under the name ``challenge``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from watcher.core.tracos import TracosWorkOrder
+from watcher.erp.formats.challenge.mapping import erp_to_tracos, tracos_to_erp
+from watcher.erp.formats.challenge.schema import ErpWorkOrder
+from watcher.erp.port import FileVerdict, OutboundFile
+from watcher.erp.strict_json import JsonOrders, encode_file
+
+_orders: Final = JsonOrders(ErpWorkOrder, erp_to_tracos)
+
+
+class ChallengeFormat:
+    """``ErpFormat`` for the challenge's files."""
+
+    name: Final = "challenge"
+
+    def judge(self, data: bytes) -> FileVerdict:
+        return _orders.judge(data)
+
+    def render(self, order: TracosWorkOrder) -> OutboundFile:
+        erp = tracos_to_erp(order)
+        return OutboundFile(f"{erp.order_no}.json", encode_file(erp))
+
+
+FORMAT: Final = ChallengeFormat()

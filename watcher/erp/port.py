@@ -1,0 +1,131 @@
+"""The ERP port: what the pipelines need from a format, a source and a sink.
+
+A format is pure (bytes in, a verdict out; a TracOS order in, a file out). A source owns
+where documents come from and what becomes of them (claims, archive, quarantine); a sink
+owns where exported files go and that they are durable before it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import anyio
+import msgspec
+
+from watcher.core.tracos import OrderUpsert, TracosWorkOrder
+from watcher.errors import RejectedInput
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """Why one order (``index`` in a batch file, ``None`` for a single-order file) was refused."""
+
+    index: int | None
+    path: str
+    reason: str
+    raw: msgspec.Raw | None = None
+
+
+class FileVerdict(msgspec.Struct, frozen=True):
+    """What a whole ERP file amounts to: the usable orders and the refused elements."""
+
+    orders: list[OrderUpsert]
+    rejected: list[Rejection]
+    is_batch: bool
+
+    def rejected_reason(self) -> str:
+        return f"{len(self.rejected)} of {len(self.rejected) + len(self.orders)} orders rejected"
+
+    def rejected_bytes(self) -> bytes:
+        """The refused elements of a batch as a JSON array of their original bytes."""
+        return b"[\n" + b",\n".join(bytes(r.raw or b"null") for r in self.rejected) + b"\n]\n"
+
+
+class OutboundFile(msgspec.Struct, frozen=True):
+    """One exported order: the file's name (from the validated order number) and bytes."""
+
+    name: str
+    data: bytes
+
+
+@runtime_checkable
+class ErpFormat(Protocol):
+    """How one ERP spells work orders. Pure: no clock, no file, no store."""
+
+    @property
+    def name(self) -> str: ...
+
+    def judge(self, data: bytes) -> FileVerdict:
+        """The orders in one file and the refused batch elements.
+
+        Raises ``MalformedFile`` when the bytes are not one document (maybe still being
+        written) and ``InvalidOrder`` when a single-order file breaks the contract.
+        """
+        ...
+
+    def render(self, order: TracosWorkOrder) -> OutboundFile:
+        """The outbound file for a stored order; ``Unexportable`` when it has none."""
+        ...
+
+
+Judge = Callable[[bytes], FileVerdict]
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A claimed document and what it amounts to: a verdict, or a reason to quarantine it."""
+
+    name: str  # as the source names it (a file name may hold bytes that are not UTF-8)
+    ref: str  # the source's own handle on the claimed document
+    landed: float  # when it arrived (epoch seconds), for the latency figures
+    verdict: FileVerdict | None = None
+    error: RejectedInput | None = None
+
+    @property
+    def shown(self) -> str:
+        """The name, safe to print or encode: bytes that are not UTF-8 become U+FFFD."""
+        return self.name.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+
+
+class InboundSource(Protocol):
+    """Where ERP documents come from. Claims them, and archives or quarantines them."""
+
+    async def open(self) -> int:
+        """Make ready (an unusable place raises ``ConfigError``); resume what a stopped
+        worker left claimed. The number of documents put back."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def watch(self, wake: Callable[[], None], stop: anyio.Event) -> None:
+        """Call ``wake`` when new documents may be waiting, until ``stop``."""
+
+    async def waiting(self) -> list[str]:
+        """Names of the documents to take now (those still being written left out)."""
+        ...
+
+    def next_look(self) -> float | None:
+        """When a document left out as still being written is due again (epoch s), if any."""
+        ...
+
+    async def take(self, names: Sequence[str], judge: Judge) -> list[Taken]:
+        """Read, judge and claim each named document (gone or still settling: skipped)."""
+        ...
+
+    async def file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | None]:
+        """Archive the used, quarantine the unusable; per document, where it went (the
+        failed copy's name for a quarantine), or None when it stays claimed for a resume."""
+        ...
+
+
+class OutboundSink(Protocol):
+    """Where exported files go; a file is durable before ``write`` returns."""
+
+    async def recover(self) -> None:
+        """Clear what a crash left half-written (before the first export)."""
+
+    async def write(self, files: Sequence[OutboundFile]) -> set[int]:
+        """Write every file durably; the indexes of those not written (each one reported)."""
+        ...
