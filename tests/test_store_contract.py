@@ -149,3 +149,25 @@ async def test_follow_unsynced_sweeps_then_sees_new_changes(store: WorkOrderStor
             await got_two.wait()
         tg.cancel_scope.cancel()
     assert 9 not in seen and 10 not in seen
+
+
+async def test_no_status_keeps_the_stored_one(store: WorkOrderStore) -> None:
+    """An upsert without a status (the status dialect's DELETED) leaves the stored status."""
+    await store.upsert([order(4, status="on_hold")], NOW)
+    deleted = order(4, T0 + timedelta(seconds=1), status=None, deleted=True, deletedAt=T0)
+    assert await store.upsert([deleted], NOW) == [Outcome.UPDATED]
+    doc = await one(store, 4)
+    assert (doc["status"], doc["deleted"]) == ("on_hold", True)
+
+
+async def test_no_status_on_insert_is_created(store: WorkOrderStore) -> None:
+    """A new order without a status is stored as ``created``."""
+    assert await store.upsert([order(6, status=None)], NOW) == [Outcome.INSERTED]
+    assert (await one(store, 6))["status"] == "created"
+
+
+async def test_created_is_a_storable_status(store: WorkOrderStore) -> None:
+    """``created`` (the status dialect's NEW) is written like any other status."""
+    await store.upsert([order(8, status="pending")], NOW)
+    await store.upsert([order(8, T0 + timedelta(seconds=1), status="created")], NOW)
+    assert (await one(store, 8))["status"] == "created"

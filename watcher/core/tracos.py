@@ -20,14 +20,19 @@ INT64_MAX: Final = 2**63 - 1
 OrderNo = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 # The statuses TracOS itself sets (SPEC §2.2), in the order the sample data draws them.
 TracosStatus = Literal["pending", "in_progress", "completed", "on_hold", "cancelled"]
-Status = TracosStatus
+# Storable statuses: also ``created``, what an order gets whose ERP format does not say.
+Status = Literal[TracosStatus, "created"]
 
 
 class OrderUpsert(msgspec.Struct, kw_only=True, frozen=True):
-    """What an ERP order asks of the store: set these TracOS fields if newer (SPEC §2.3)."""
+    """What an ERP order asks of the store: set these TracOS fields if newer (SPEC §2.3).
+
+    ``status`` None leaves the stored status as it is (``created`` on insert): a format
+    that only says "deleted" must not invent a status.
+    """
 
     number: int
-    status: Status
+    status: Status | None
     title: str
     description: str
     createdAt: datetime

@@ -22,6 +22,7 @@ GROUP: Final = "tracos_sync.erp_formats"
 # (no installed distribution) still has them.
 BUILT_IN: Final = {
     "challenge": "watcher.erp.formats.challenge:FORMAT",
+    "status": "watcher.erp.formats.status:FORMAT",
 }
 
 

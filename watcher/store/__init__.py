@@ -85,10 +85,11 @@ class WorkOrderStore(Protocol):
 
 
 def upsert_fields(order: OrderUpsert, now: datetime) -> Document:
-    """The fields an inbound write sets; ``description`` is only set on insert."""
+    """The fields an inbound write sets; ``description`` is only set on insert, and a
+    ``status`` of None leaves the stored one (see ``insert_fields``)."""
     fields: Document = {
         "number": order.number,
-        "status": order.status,
+        **({} if order.status is None else {"status": order.status}),
         "title": order.title,
         "createdAt": order.createdAt,
         "updatedAt": order.updatedAt,
@@ -101,9 +102,16 @@ def upsert_fields(order: OrderUpsert, now: datetime) -> Document:
     return fields
 
 
+def insert_fields(order: OrderUpsert) -> Document:
+    """The fields only an insert sets: the description, and ``created`` for no status."""
+    if order.status is None:
+        return {"description": order.description, "status": "created"}
+    return {"description": order.description}
+
+
 def apply_upsert(existing: Document | None, order: OrderUpsert, now: datetime) -> Document:
     """The document after an inbound write (for stores that rewrite whole documents)."""
-    doc = dict(existing) if existing else {"description": order.description}
+    doc = dict(existing) if existing else insert_fields(order)
     doc.pop("deletedAt", None)
     doc.update(upsert_fields(order, now))
     return doc

@@ -33,6 +33,7 @@ from watcher.store import (
     Handler,
     StoredDocument,
     SyncMark,
+    insert_fields,
     mark_fields,
     upsert_fields,
 )
@@ -98,7 +99,7 @@ def upsert_op(order: OrderUpsert, now: datetime) -> UpdateOne:
     """Insert, or update only if the stored ``updatedAt`` is older (or not a date)."""
     update: Document = {
         "$set": upsert_fields(order, now),
-        "$setOnInsert": {"description": order.description},
+        "$setOnInsert": insert_fields(order),
     }
     if order.deletedAt is None:
         update["$unset"] = {"deletedAt": ""}
