@@ -131,6 +131,7 @@ async def still_works(settings: Settings, worker: Worker) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.system
 async def test_worker_quarantines_the_whole_corpus_and_keeps_working(settings: Settings) -> None:
     """Corpus plus valid files: each bad one reported as expected, the valid ones stored."""
     valid = challenge_files(3)
@@ -167,6 +168,7 @@ async def test_worker_quarantines_the_whole_corpus_and_keeps_working(settings: S
 # One file per distinct known problem (deep nesting has its own worker test below); a
 # problem that stops the worker costs ~5 s here, awatch's shutdown time without stop_event.
 @pytest.mark.anyio
+@pytest.mark.system
 async def test_directory_named_like_a_file_is_left_alone(settings: Settings) -> None:
     """A directory called x.json is ignored: not moved, not reported."""
     async with running(settings) as worker:
@@ -179,6 +181,7 @@ async def test_directory_named_like_a_file_is_left_alone(settings: Settings) -> 
 
 
 @pytest.mark.anyio
+@pytest.mark.system
 async def test_symlink_is_quarantined_and_never_followed(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -201,6 +204,7 @@ async def test_symlink_is_quarantined_and_never_followed(
 
 
 @pytest.mark.anyio
+@pytest.mark.system
 async def test_fifo_is_quarantined_without_blocking_the_worker(settings: Settings) -> None:
     """A FIFO named pipe.json is never opened for a blocking read; it is quarantined."""
     async with running(settings) as worker:
@@ -216,6 +220,7 @@ async def test_fifo_is_quarantined_without_blocking_the_worker(settings: Setting
 
 
 @pytest.mark.anyio
+@pytest.mark.system
 async def test_files_vanishing_right_after_their_event(settings: Settings) -> None:
     """Files created and deleted at once, 300 times among valid ones: no crash, no loss."""
     inbound = settings.inbound_dir
@@ -244,6 +249,7 @@ async def test_files_vanishing_right_after_their_event(settings: Settings) -> No
 
 
 @pytest.mark.anyio
+@pytest.mark.system
 @pytest.mark.skipif(
     os.geteuid() == 0, reason="running as root: permission checks do not apply to root"
 )
@@ -260,6 +266,7 @@ async def test_unreadable_file_is_quarantined(settings: Settings, tmp_path: Path
 
 
 @pytest.mark.anyio
+@pytest.mark.system
 async def test_file_name_that_is_not_utf8_is_quarantined(settings: Settings) -> None:
     """A bad file whose name is not valid UTF-8 is quarantined; the worker keeps working."""
     raw_name = b"caf\xe9.json"
@@ -279,6 +286,7 @@ async def test_file_name_that_is_not_utf8_is_quarantined(settings: Settings) -> 
 
 
 @pytest.mark.anyio
+@pytest.mark.system
 @pytest.mark.parametrize(("make", "reason"), GENERATED)
 async def test_worker_quarantines_huge_input_and_keeps_working(
     settings: Settings, tmp_path: Path, make: Callable[[], bytes], reason: str

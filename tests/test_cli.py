@@ -19,6 +19,8 @@ from tests.conftest import make_settings, wait_until
 from tests.workers import cli, drop, env_for, names
 from watcher.settings import Settings
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture
 def worker_process(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:

@@ -28,7 +28,7 @@ from tests.harness import (
 from tests.workers import opened_store, unsynced_count
 from watcher.settings import Settings
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.system]
 EMBEDDED_ROUNDS = (20, 60)  # kills, files per burst
 MONGO_ROUNDS = (10, 30)
 

@@ -16,7 +16,7 @@ from tests.workers import cli, drop, names, opened_store, running
 from watcher.settings import Settings
 from watcher.stats import Count
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.system]
 
 
 def erp_file(number: int) -> bytes:

@@ -55,6 +55,7 @@ def test_a_file_that_is_not_utf8_stops_start_up(tmp_path: Path) -> None:
         (b"LOG_LEVEL=\xff\n", ".env is not UTF-8 text (byte 10): save it as UTF-8"),
     ],
 )
+@pytest.mark.system
 def test_the_worker_does_not_start_on_a_broken_env_file(
     tmp_path: Path, content: bytes, expected: str
 ) -> None:

@@ -12,6 +12,7 @@ from typing import Any, get_args
 
 import anyio
 import msgspec
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -121,6 +122,7 @@ def judged(data: bytes) -> FileVerdict | RejectedInput:
         return exc
 
 
+@pytest.mark.system  # 500 examples: seconds, not the inner loop
 @settings(max_examples=500, deadline=None)
 @given(mutated_files())
 def test_mutated_file_is_refused_or_gives_valid_orders(data: bytes) -> None:
@@ -153,6 +155,7 @@ async def process(folders: Settings, files: list[bytes]) -> set[int]:
         await worker.close()
 
 
+@pytest.mark.system
 @settings(max_examples=25, deadline=None)
 @given(st.lists(mutated_files(), min_size=1, max_size=4))
 def test_every_mutated_file_ends_stored_or_quarantined(files: list[bytes]) -> None:

@@ -18,7 +18,7 @@ from watcher.erp import files as folders
 from watcher.settings import Settings
 from watcher.stats import Count
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.system]
 
 
 async def stored_numbers(worker: Worker) -> list[int]:

@@ -20,7 +20,7 @@ from watcher.stats import Count
 from watcher.store import StoredDocument, SyncMark
 from watcher.store.sqlite import SqliteStore
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.system]
 
 
 def exported(worker: Worker, count: int) -> Callable[[], bool]:

@@ -26,7 +26,7 @@ from watcher.app import Worker
 from watcher.settings import Settings
 from watcher.stats import Count
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.system]
 
 
 def erp_file(number: int) -> bytes:

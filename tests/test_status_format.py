@@ -147,6 +147,7 @@ def test_an_unknown_status_is_unexportable() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.system
 async def test_a_worker_speaks_the_status_dialect_both_ways(tmp_path: Path) -> None:
     """ERP_FORMAT=status: files in change the store (DELETED keeps the status), files out
     are in the dialect; the same pipelines, folders and store as the challenge format."""

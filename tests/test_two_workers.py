@@ -24,7 +24,7 @@ from tests.harness import (
 from tests.workers import opened_store, unsynced_count
 from watcher.settings import Settings
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.system]
 EXPORTED = re.compile(r"exported (\d+) orders")
 
 

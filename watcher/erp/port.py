@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import anyio
 import msgspec
 
 from watcher.core.tracos import OrderUpsert, TracosWorkOrder
 from watcher.errors import RejectedInput
+
+if TYPE_CHECKING:  # a type only: the formats that import this module stay free of I/O
+    import anyio
 
 
 class Rejection(msgspec.Struct, frozen=True):
