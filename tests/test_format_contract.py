@@ -1,4 +1,4 @@
-"""One contract for every ERP format: each one registered.
+"""One contract for every ERP format: each registered one, and the tests' own.
 
 The format's own suite pins its table; this one pins what every JSON format must keep:
 render → judge is a fixed point, wrong types, bad dates and duplicate keys are refused
@@ -14,13 +14,14 @@ import msgspec
 import pytest
 from hypothesis import given
 
+from tests import tiny_format
 from tests.builders import T0, stored_orders, tracos
 from watcher.core.tracos import OrderUpsert, TracosWorkOrder
 from watcher.erp.port import ErpFormat
 from watcher.erp.registry import format_names, load_format
 from watcher.errors import InvalidOrder, MalformedFile
 
-FORMATS = [*map(load_format, format_names())]
+FORMATS = [*map(load_format, format_names()), tiny_format.FORMAT]
 each_format = pytest.mark.parametrize("erp_format", FORMATS, ids=lambda f: f.name)
 DELETED = tracos(deleted=True, deletedAt=T0, status="completed")
 
