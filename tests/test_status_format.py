@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from random import Random
 from typing import Any, get_args
 
 import msgspec
@@ -17,6 +18,7 @@ from watcher.erp.formats.status import FORMAT
 from watcher.erp.formats.status.mapping import STATUSES
 from watcher.erp.formats.status.schema import ErpStatus
 from watcher.errors import InvalidOrder, Unexportable
+from watcher.seed import erp_files
 from watcher.stats import Count
 
 
@@ -179,3 +181,11 @@ async def test_a_worker_speaks_the_status_dialect_both_ways(tmp_path: Path) -> N
         ("created", False),
     ]
     assert names(settings.failed_dir) == []
+
+
+def test_sample_files_come_in_the_status_dialect() -> None:
+    """`watcher seed` with ERP_FORMAT=status writes files this format takes whole."""
+    files = erp_files(FORMAT, 30, T0, Random(3))
+    assert [f.name for f in files] == [f"{i}.json" for i in range(1, 31)]
+    verdicts = [FORMAT.judge(f.data) for f in files]
+    assert [v.orders[0].number for v in verdicts if not v.rejected] == list(range(1, 31))

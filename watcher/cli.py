@@ -18,9 +18,10 @@ from watcher import __version__
 from watcher.app import build_worker, run_once, serve, with_store
 from watcher.console import Header, LiveConsole, LogSummary, is_interactive
 from watcher.environment import environment
+from watcher.erp.registry import load_format
 from watcher.errors import ConfigError, StoreUnavailable
 from watcher.operations import folder_counts, requeue
-from watcher.seed import erp_orders, tracos_documents, write_erp_files
+from watcher.seed import erp_files, tracos_documents, write_erp_files
 from watcher.settings import Settings, load_settings
 from watcher.status import read_worker_status, worker_problem
 
@@ -154,12 +155,13 @@ def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    erp_format = load_format(settings.erp_format)
     setup_logging(settings, sys.stderr)
     rng, now = random.Random(args.seed), datetime.now(UTC)
     docs = tracos_documents(args.tracos, now, rng)
     if docs:
         with_store(settings, lambda store: store.put_documents(docs))
-    write_erp_files(settings.inbound_dir, erp_orders(args.erp, now, rng))
+    write_erp_files(settings.inbound_dir, erp_files(erp_format, args.erp, now, rng))
     print(
         f"seeded {len(docs)} TracOS documents ({settings.store_label})"
         f" and {args.erp} ERP files in {settings.inbound_dir}"
