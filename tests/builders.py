@@ -6,12 +6,12 @@ Test modules import builders from here, never from each other.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from hypothesis import strategies as st
 
-from watcher.core.tracos import OrderUpsert, TracosWorkOrder
+from watcher.core.tracos import OrderUpsert, Status, TracosWorkOrder
 from watcher.erp.formats.challenge.schema import ErpWorkOrder
 
 T0 = datetime(2025, 10, 1, 0, 4, 29, 45000, tzinfo=UTC)
@@ -126,11 +126,7 @@ def stored_orders(draw: st.DrawFn) -> TracosWorkOrder:
     deleted = draw(st.booleans())
     return TracosWorkOrder(
         number=draw(st.integers(0, 2**63 - 1)),
-        status=draw(
-            st.sampled_from(
-                ["created", "pending", "in_progress", "completed", "on_hold", "cancelled"]
-            )
-        ),
+        status=draw(st.sampled_from(get_args(Status))),
         title=draw(st.text()),
         createdAt=draw(ms_dates),
         updatedAt=draw(ms_dates),

@@ -14,7 +14,7 @@ from tests.builders import erp
 from tests.conftest import wait_for
 from tests.workers import challenge_files, drop, names, reports, running
 from watcher.app import Worker
-from watcher.erp import files as folders
+from watcher.erp import claims as folders
 from watcher.settings import Settings
 from watcher.stats import Count
 

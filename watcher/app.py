@@ -18,7 +18,8 @@ from typing import Any, Final, TypeVar
 
 import anyio
 
-from watcher.erp.folders import FolderSink, FolderSource, prepare
+from watcher.erp.files import prepare
+from watcher.erp.folders import FolderSink, FolderSource
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
 from watcher.errors import ConfigError, StoreUnavailable

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from watcher.erp import files as folders
+from watcher.erp import files
+from watcher.erp.claims import CLAIMED_DIR
 from watcher.erp.files import REPORT_SUFFIX
 from watcher.settings import Settings
 
@@ -21,11 +22,11 @@ def _files(folder: Path) -> list[Path]:
 
 
 def folder_counts(settings: Settings) -> dict[str, int]:
-    claimed = settings.inbound_dir / folders.CLAIMED_DIR
+    claimed = settings.inbound_dir / CLAIMED_DIR
     in_flight = sum(len(_files(d)) - 1 for d in claimed.iterdir()) if claimed.is_dir() else 0
     return {
         "files_waiting": len(
-            [p for p in _files(settings.inbound_dir) if folders.is_candidate(p.name)]
+            [p for p in _files(settings.inbound_dir) if files.is_candidate(p.name)]
         ),
         "files_in_flight": max(0, in_flight),
         "files_archived": len(_files(settings.archive_dir)),
@@ -43,10 +44,10 @@ def requeue(settings: Settings, names: Sequence[str]) -> tuple[list[str], list[s
         if not path.is_file() or path.name.endswith(REPORT_SUFFIX):
             missing.append(path.name)
             continue
-        target = folders.move_without_clobber(path, settings.inbound_dir, path.name)
+        target = files.move_without_clobber(path, settings.inbound_dir, path.name)
         report = path.with_name(path.name + REPORT_SUFFIX)
         if report.exists():
             aside.mkdir(exist_ok=True)
-            folders.move_without_clobber(report, aside, report.name)
+            files.move_without_clobber(report, aside, report.name)
         moved.append(os.path.basename(target))
     return moved, missing

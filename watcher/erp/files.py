@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import glob
 import os
 import stat
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
+from watcher.errors import ConfigError
+
 IGNORED_SUFFIXES: Final = (".tmp", ".part", ".swp", "~")
 AT_FDCWD: Final = -100
 _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-CLAIMED_DIR: Final = ".processing"
 REPORT_SUFFIX: Final = ".error.json"
 StrPath = str | os.PathLike[str]
-LOCK_FILE: Final = ".lock"
 
 
 class RejectedElement(msgspec.Struct, frozen=True):
@@ -127,102 +126,6 @@ def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "directory"
     return "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
-
-
-@dataclass
-class ClaimDir:
-    """This worker's private claim folder, locked for as long as the process lives."""
-
-    path: Path
-    lock_fd: int
-
-    @classmethod
-    def create(cls, inbound: Path) -> ClaimDir:
-        path = inbound / CLAIMED_DIR / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        return cls(path, _locked_folder(path))
-
-    def claim(self, source: str) -> str | None:
-        """Move ``source`` in by atomic rename; None if another worker took it first."""
-        name = os.path.basename(source)
-        try:
-            return move_without_clobber(source, self.path, name)
-        except FileNotFoundError:
-            if not os.path.lexists(source):
-                return None  # another worker (or the ERP) took it first
-            self._recreate()  # our folder went with a removed inbound folder
-            return move_without_clobber(source, self.path, name)
-
-    def _recreate(self) -> None:
-        os.close(self.lock_fd)
-        self.lock_fd = _locked_folder(self.path)
-
-    def release(self) -> None:
-        """Give the folder up; an empty one is removed, one with files waits for a resume."""
-        os.close(self.lock_fd)
-        try:
-            if [p.name for p in self.path.iterdir()] == [LOCK_FILE]:
-                (self.path / LOCK_FILE).unlink()
-                self.path.rmdir()
-        except OSError:
-            pass  # gone with a removed inbound folder, or refilled: the next start sees to it
-
-
-def _locked_folder(path: Path) -> int:
-    """Create ``path`` and hold its lock for as long as this process lives."""
-    path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / LOCK_FILE, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return fd
-
-
-def orphaned_claims(inbound: Path) -> list[Path]:
-    """Claim folders whose worker is gone (their lock is free)."""
-    root = inbound / CLAIMED_DIR
-    if not root.is_dir():
-        return []
-    orphans = []
-    for folder in root.iterdir():
-        try:
-            fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            orphans.append(folder)
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            orphans.append(folder)
-        except BlockingIOError:
-            pass
-        finally:
-            os.close(fd)
-    return orphans
-
-
-def resume(orphan: Path, inbound: Path, done: list[Path]) -> list[str]:
-    """Put a dead worker's claimed files back into the inbound folder; names put back.
-
-    A claimed file with a second link was already archived or quarantined before the
-    crash (``done`` folders hold the other link): only the claimed link is dropped.
-    """
-    returned = []
-    for path in sorted(orphan.iterdir()):
-        if path.name == LOCK_FILE:
-            continue
-        if path.lstat().st_nlink > 1 and _linked_in(path, done):
-            path.unlink()
-            continue
-        returned.append(os.path.basename(move_without_clobber(path, inbound, path.name)))
-    (orphan / LOCK_FILE).unlink(missing_ok=True)
-    orphan.rmdir()
-    return returned
-
-
-def _linked_in(path: Path, folders: list[Path]) -> bool:
-    inode = path.lstat().st_ino
-    for folder in folders:
-        with os.scandir(folder) as entries:
-            if any(entry.inode() == inode for entry in entries):
-                return True
-    return False
 
 
 def unique_name(folder: StrPath, name: str) -> str:
@@ -328,6 +231,28 @@ def sync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def prepare(folders: Sequence[Path]) -> None:
+    """Create the folders; one this user cannot read and write stops start-up."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
+        if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+            raise ConfigError(f"folder {folder} is not readable and writable by this user")
+
+
+def same_file_system(reference: tuple[str, Path], others: Sequence[tuple[str, Path]]) -> None:
+    """Each of ``others`` (setting name, folder) must be reachable by rename from ``reference``."""
+    device = reference[1].stat().st_dev
+    for variable, folder in others:
+        if folder.stat().st_dev != device:
+            raise ConfigError(
+                f"{variable} ({folder}) must be on the same file system as {reference[0]}:"
+                " files are moved by atomic rename"
+            )
 
 
 def remove_stale_temps(folder: Path) -> None:

@@ -16,15 +16,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Final
 
 import anyio
 from watchfiles import Change, awatch
 
-from watcher.erp import files
+from watcher.erp import claims, files
 from watcher.erp.port import FileVerdict, Judge, OutboundFile, Taken
-from watcher.errors import ConfigError, MalformedFile, RejectedInput
+from watcher.errors import MalformedFile, RejectedInput
 from watcher.settings import Settings
 from watcher.stats import Trouble
 
@@ -35,24 +34,13 @@ DEBOUNCE_MS: Final = 30
 STEP_MS: Final = 20
 
 
-def prepare(folders: Sequence[Path]) -> None:
-    """Create the folders; one this user cannot read and write stops start-up."""
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
-        if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
-            raise ConfigError(f"folder {folder} is not readable and writable by this user")
-
-
 class FolderSource:
     """``InboundSource`` on the inbound, archive and failed folders."""
 
     def __init__(self, settings: Settings, trouble: Trouble) -> None:
         self.settings = settings
         self._trouble = trouble
-        self._claims: files.ClaimDir | None = None
+        self._claims: claims.ClaimDir | None = None
         self.deferred: dict[str, float] = {}  # name → look again at (epoch s)
 
     async def open(self) -> int:
@@ -60,13 +48,15 @@ class FolderSource:
 
     def _open(self) -> int:
         s = self.settings
-        prepare((s.inbound_dir, s.archive_dir, s.failed_dir))
-        _same_file_system(s)
-        self._claims = files.ClaimDir.create(s.inbound_dir)
+        files.prepare((s.inbound_dir, s.archive_dir, s.failed_dir))
+        inbound = ("DATA_INBOUND_DIR", s.inbound_dir)
+        others = (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
+        files.same_file_system(inbound, others)
+        self._claims = claims.ClaimDir.create(s.inbound_dir)
         files.remove_stale_temps(s.failed_dir)  # reports cut short by a crash
         resumed = 0
-        for orphan in files.orphaned_claims(s.inbound_dir):
-            resumed += len(files.resume(orphan, s.inbound_dir, [s.archive_dir, s.failed_dir]))
+        for orphan in claims.orphaned_claims(s.inbound_dir):
+            resumed += len(claims.resume(orphan, s.inbound_dir, [s.archive_dir, s.failed_dir]))
         return resumed
 
     async def close(self) -> None:
@@ -76,7 +66,7 @@ class FolderSource:
             self._claims = None
 
     @property
-    def claims(self) -> files.ClaimDir:
+    def _claim_dir(self) -> claims.ClaimDir:
         if self._claims is None:
             raise RuntimeError("the folder source is not open")
         return self._claims
@@ -167,7 +157,7 @@ class FolderSource:
         name = os.path.basename(source)
         self.deferred.pop(name, None)
         try:
-            path = self.claims.claim(source)
+            path = self._claim_dir.claim(source)
         except OSError as exc:  # e.g. the folder made read-only: the file waits where it is
             self._folder_trouble(exc)
             return None
@@ -294,20 +284,6 @@ class FolderSink:
         reason = f"cannot write {what}: {exc.strerror or exc}"
         self._trouble(what, reason)
         log.error("%s; not marked synced, tried again", reason)
-
-
-def _same_file_system(settings: Settings) -> None:
-    """Archive and failed must be reachable by rename from the inbound folder."""
-    device = settings.inbound_dir.stat().st_dev
-    for variable, folder in (
-        ("DATA_ARCHIVE_DIR", settings.archive_dir),
-        ("DATA_FAILED_DIR", settings.failed_dir),
-    ):
-        if folder.stat().st_dev != device:
-            raise ConfigError(
-                f"{variable} ({folder}) must be on the same file system as DATA_INBOUND_DIR:"
-                " files are moved by atomic rename"
-            )
 
 
 def _os_reason(exc: OSError) -> str:
