@@ -97,7 +97,11 @@ def mongo_settings(tmp_path: Path, mongo_uri: str) -> Iterator[Settings]:
         client[chosen.mongo_database].drop_collection(chosen.mongo_collection)
 
 
-@pytest.fixture(params=["sqlite", "mongodb"])
+# The real server is a process of its own (seconds to start and stop): the slow tier.
+REAL_SERVER = pytest.param("mongodb", marks=pytest.mark.system)
+
+
+@pytest.fixture(params=["sqlite", REAL_SERVER])
 def any_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     """The settings of a worker on either production store (the guarantee suites run on both)."""
     if request.param == "mongodb":
@@ -105,7 +109,7 @@ def any_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings
     return settings
 
 
-@pytest.fixture(params=["sqlite", "mongomock", "mongodb"])
+@pytest.fixture(params=["sqlite", "mongomock", REAL_SERVER])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WorkOrderStore]:
     """Every store adapter, for the one contract suite (``mongodb``: the real server)."""
     chosen: WorkOrderStore
