@@ -125,7 +125,8 @@ class Worker:
         if resumed:
             log.warning("resumed %d files left claimed by a stopped worker", resumed)
         await self.retry(self.store.open)
-        log.info("watching %s (store mode: %s)", self.settings.inbound_dir, self.store.mode)
+        where, mode, erp = self.settings.inbound_dir, self.store.mode, self.integration.name
+        log.info("watching %s (store mode: %s, ERP format: %s)", where, mode, erp)
 
     async def close(self) -> None:
         """Release the claim folder (a later start resumes anything left in it)."""
