@@ -40,6 +40,27 @@ def test_an_unknown_format_is_a_configuration_error() -> None:
         load_format("xml")
 
 
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("tests.no_such_module:FORMAT", "format 'broken' cannot be loaded: No module named"),
+        ("tests.tiny_format:NOTHING", "format 'broken' cannot be loaded: module"),
+        ("tests.tiny_format:TinyOrder", "'broken' is not an ERP format"),
+    ],
+)
+def test_a_broken_installed_format_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, reason: str
+) -> None:
+    """An entry point that cannot be imported, or is no format, stops start-up in one line."""
+    info = tmp_path / "broken-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[tracos_sync.erp_formats]\nbroken = {target}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=reason):
+        load_format("broken")
+
+
 @pytest.mark.anyio
 @pytest.mark.system
 @pytest.mark.usefixtures("installed")
