@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -193,3 +194,35 @@ def _get(port: int, path: str) -> str:
             return str(response.read().decode())
     except OSError:
         return ""  # not listening yet
+
+
+def test_a_folder_that_is_a_file_names_its_variable(tmp_path: Path) -> None:
+    """DATA_OUTBOUND_DIR naming a file: one line with the variable, exit 2."""
+    settings = make_settings(tmp_path)
+    settings.outbound_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.outbound_dir.write_text("not a folder")
+    result = cli(settings, "once", check=False)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(
+        f"watcher: configuration error: DATA_OUTBOUND_DIR ({settings.outbound_dir}):"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only file system needs root")
+def test_a_read_only_folder_is_called_read_only(tmp_path: Path) -> None:
+    """An archive folder on a read-only mount is said to be that, not 'not writable by you'."""
+    settings = make_settings(tmp_path)
+    settings.archive_dir.mkdir(parents=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(settings.archive_dir)], check=True
+    )
+    try:
+        result = cli(settings, "once", check=False)
+    finally:
+        subprocess.run(["umount", str(settings.archive_dir)], check=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"watcher: configuration error: DATA_ARCHIVE_DIR ({settings.archive_dir}):"
+        " on a read-only file system"
+    ]

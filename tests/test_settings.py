@@ -139,3 +139,23 @@ def test_host_ports_are_checked_without_leaking_the_password() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"MONGO_URI": "mongodb://u:s3cret@h:0/"})
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "value"),
+    [
+        ("DATA_INBOUND_DIR", "DATA_ARCHIVE_DIR", "data/inbound"),
+        ("DATA_INBOUND_DIR", "DATA_OUTBOUND_DIR", "data/inbound/"),
+        ("DATA_INBOUND_DIR", "DATA_STATE_DIR", "data/x/../inbound"),
+        ("DATA_OUTBOUND_DIR", "DATA_FAILED_DIR", "./data/outbound"),
+    ],
+)
+def test_two_roles_in_one_folder_are_refused(first: str, second: str, value: str) -> None:
+    """The worker would ingest its own archive, exports or status file: both variables named."""
+    with pytest.raises(ConfigError, match=f"^{first} and {second} are the same folder"):
+        load_settings({second: value})
+
+
+def test_folders_inside_one_another_are_fine() -> None:
+    """Only the top of the inbound folder is read, so an archive inside it is no loop."""
+    load_settings({"DATA_ARCHIVE_DIR": "data/inbound/archive"})

@@ -118,9 +118,11 @@ class Worker:
 
     async def open(self) -> None:
         """Folders and the claim lock (a bad folder raises ``ConfigError``), then the store."""
-        await anyio.to_thread.run_sync(
-            prepare, (self.settings.outbound_dir, self.settings.state_dir)
+        folders = (
+            ("DATA_OUTBOUND_DIR", self.settings.outbound_dir),
+            ("DATA_STATE_DIR", self.settings.state_dir),
         )
+        await anyio.to_thread.run_sync(prepare, folders)
         resumed = await self.integration.source.open()
         if resumed:
             log.warning("resumed %d files left claimed by a stopped worker", resumed)

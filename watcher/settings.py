@@ -162,7 +162,41 @@ def load_settings(env: Mapping[str, str], origins: Mapping[str, str] | None = No
             where = f" ({origins[variable]})" if origins and variable in origins else ""
             raise ConfigError(f"{variable}{where}: {_plain(exc)}") from None
     _database_from_uri(values)
-    return Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _refuse_shared_folders(settings)
+    return settings
+
+
+FOLDERS: Final = (
+    ("DATA_INBOUND_DIR", "inbound_dir"),
+    ("DATA_OUTBOUND_DIR", "outbound_dir"),
+    ("DATA_ARCHIVE_DIR", "archive_dir"),
+    ("DATA_FAILED_DIR", "failed_dir"),
+    ("DATA_STATE_DIR", "state_dir"),
+)
+
+
+def _refuse_shared_folders(settings: Settings) -> None:
+    """Two roles in one folder loop (the worker would ingest its own archive or exports)."""
+    seen: dict[Path, str] = {}
+    for variable, field in FOLDERS:
+        where = _normal(getattr(settings, field))
+        if where in seen:
+            raise ConfigError(
+                f"{seen[where]} and {variable} are the same folder ({where}): give each its own"
+            )
+        seen[where] = variable
+
+
+def _normal(folder: Path) -> Path:
+    """The absolute path with ``..`` taken away (pathlib already drops ``.``)."""
+    parts: list[str] = []
+    for part in folder.absolute().parts:
+        if part != "..":
+            parts.append(part)
+        elif len(parts) > 1:
+            parts.pop()
+    return Path(*parts)
 
 
 def _database_from_uri(values: dict[str, object]) -> None:

@@ -233,15 +233,27 @@ def sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def prepare(folders: Sequence[Path]) -> None:
-    """Create the folders; one this user cannot read and write stops start-up."""
-    for folder in folders:
+def prepare(folders: Sequence[tuple[str, Path]]) -> None:
+    """Create the folders (setting name, path); one this user cannot use stops start-up."""
+    for variable, folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
-        if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
-            raise ConfigError(f"folder {folder} is not readable and writable by this user")
+            reason = f"cannot create folder {folder}: {exc.strerror or exc}"
+            raise ConfigError(f"{variable} ({folder}): {reason}") from None
+        if problem := _unusable(folder):
+            raise ConfigError(f"{variable} ({folder}): {problem}")
+
+
+def _unusable(folder: Path) -> str:
+    """Why this process cannot read and write in ``folder`` ("" when it can)."""
+    if not folder.is_dir():
+        return "not a folder"
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return "on a read-only file system"
+    if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+        return "not readable and writable by this user"
+    return ""
 
 
 def same_file_system(reference: tuple[str, Path], others: Sequence[tuple[str, Path]]) -> None:

@@ -48,9 +48,9 @@ class FolderSource:
 
     def _open(self) -> int:
         s = self.settings
-        files.prepare((s.inbound_dir, s.archive_dir, s.failed_dir))
         inbound = ("DATA_INBOUND_DIR", s.inbound_dir)
         others = (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
+        files.prepare((inbound, *others))
         files.same_file_system(inbound, others)
         self._claims = claims.ClaimDir.create(s.inbound_dir)
         files.remove_stale_temps(s.failed_dir)  # reports cut short by a crash
