@@ -21,6 +21,7 @@ from watcher.environment import environment
 from watcher.erp.registry import load_format
 from watcher.errors import ConfigError, StoreUnavailable
 from watcher.operations import folder_counts, requeue
+from watcher.printable import printable
 from watcher.seed import erp_files, tracos_documents, write_erp_files
 from watcher.settings import Settings, load_settings
 from watcher.status import read_worker_status, worker_problem
@@ -105,7 +106,7 @@ def setup_logging(
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return f"{when[:-4]}Z {record.levelname:<7} {record.getMessage()}"
+        return f"{when[:-4]}Z {record.levelname:<7} {printable(record.getMessage())}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -114,7 +115,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": printable(record.getMessage()),
         }
         return msgspec.json.encode(entry).decode()
 
@@ -215,16 +216,16 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         shown = len(value) if isinstance(value, list) else "unknown" if value is None else value
         print(f"{key.replace('_', ' '):>16}: {shown}")
     for entry in worker.unexportable if worker else []:
-        print(f"  unexportable {entry.order}: {entry.reason}")
+        print(f"  unexportable {entry.order}: {printable(entry.reason)}")
     return 0
 
 
 def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
     moved, missing = requeue(settings, args.names)
     for name in moved:
-        print(f"requeued {name}")
+        print(f"requeued {printable(name)}")
     for name in missing:
-        print(f"watcher: no failed file named {name}", file=sys.stderr)
+        print(f"watcher: no failed file named {printable(name)}", file=sys.stderr)
     if not moved and not missing:
         print("nothing to requeue")
     return 1 if missing else 0
@@ -233,7 +234,7 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
     problem = worker_problem(read_worker_status(settings), datetime.now(UTC))
     if problem:
-        print(f"unhealthy: {problem}")
+        print(f"unhealthy: {printable(problem)}")
         return 1
     print("healthy")
     return 0

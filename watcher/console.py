@@ -19,6 +19,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
+from watcher.printable import printable
 from watcher.settings import Settings
 from watcher.stats import ORDERS, Count, Failure, Snapshot
 
@@ -103,7 +104,7 @@ def _top(snapshot: Snapshot, header: Header, width: int) -> Iterator[Text]:
         f"in {header.inbound} · out {header.outbound} · archive {header.archive}"
         f" · failed {header.failed}"
     )
-    yield Text(folders, style="dim", no_wrap=True, overflow="ellipsis")
+    yield Text(printable(folders), style="dim", no_wrap=True, overflow="ellipsis")
     yield _store_line(snapshot, width)
 
 
@@ -148,7 +149,7 @@ def _events(snapshot: Snapshot, rows: int) -> RenderableType:
     table.add_column(no_wrap=True, min_width=9)
     for event in list(reversed(snapshot.events))[:rows]:
         style = STYLES.get(event.outcome, "green")
-        subject, outcome = Text(event.subject), Text(event.outcome, style=style)
+        subject, outcome = Text(printable(event.subject)), Text(event.outcome, style=style)
         table.add_row(f"{event.time:%H:%M:%S}", event.direction, subject, outcome)
     return table if rows else Text(f"recent events: {len(snapshot.events)} (no room)", "dim")
 
@@ -164,7 +165,10 @@ def _failure_table(snapshot: Snapshot, rows: int) -> RenderableType:
     for failure in failures[:rows]:
         reason = _flat(failure.reason)
         table.add_row(
-            f"{failure.time:%H:%M:%S}", failure.direction, Text(failure.subject), Text(reason)
+            f"{failure.time:%H:%M:%S}",
+            failure.direction,
+            Text(printable(failure.subject)),
+            Text(reason),
         )
     return table if rows else Text(f"recent failures: {len(failures)}{stuck}", "bold red")
 
@@ -302,4 +306,5 @@ def _duration(elapsed: timedelta) -> str:
 
 
 def _flat(text: str) -> str:
-    return " ".join(text.split())
+    """A message on one line (runs of white space as one space), anything else escaped."""
+    return printable(" ".join(text.split()))

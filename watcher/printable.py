@@ -1,0 +1,29 @@
+"""Text from outside (file names, keys, driver messages) shown safely, on one line.
+
+A file name may hold a newline (which would forge a log line of its own), terminal escapes
+(``ESC]52;…`` writes the clipboard, ``ESC[2J`` clears the screen), bidi overrides that
+reorder what an operator reads, or bytes that are not UTF-8. Everything that shows text
+to a person — log lines, the live console, command output — passes it through here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# C0 and C1 controls, DEL, zero-width and bidi controls, line/paragraph separators, BOM,
+# and the lone surrogates that undecodable bytes of a file name turn into
+_UNSAFE: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2069\ufeff"
+    "\ud800-\udfff]"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` with each unsafe character written as an escape (``\\x1b``, ``\\u202e``)."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
