@@ -112,11 +112,6 @@ async def stored(settings: Settings) -> dict[int, dict[str, Any]]:
     return {d["number"]: d for d in await stored_docs(settings)}
 
 
-def as_date(value: datetime | str) -> datetime:
-    """A stored date as either store returns it (MongoDB: datetime; embedded: ISO string)."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-
 def check_invariants(
     settings: Settings, inputs: Inputs, docs: dict[int, dict[str, Any]], note: str
 ) -> None:
@@ -134,7 +129,7 @@ def check_invariants(
     for number, (updated, summary) in inputs.newest.items():
         doc = docs.get(number)
         assert doc is not None, f"order {number} lost ({note})"
-        assert (as_date(doc["updatedAt"]), doc["title"]) == (updated, summary), note
+        assert (doc["updatedAt"], doc["title"]) == (updated, summary), note
     for number, doc in docs.items():
         if number < TRACOS_FIRST:
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -13,6 +13,7 @@ from watcher.core.tracos import Outcome
 from watcher.store import StoredDocument, SyncMark, WorkOrderStore
 
 pytestmark = pytest.mark.anyio
+ZERO = timedelta(0)
 
 
 async def one(store: WorkOrderStore, number: int) -> dict[str, Any]:
@@ -171,3 +172,20 @@ async def test_created_is_a_storable_status(store: WorkOrderStore) -> None:
     await store.upsert([order(8, status="pending")], NOW)
     await store.upsert([order(8, T0 + timedelta(seconds=1), status="created")], NOW)
     assert (await one(store, 8))["status"] == "created"
+
+
+async def test_documents_come_back_with_the_same_types_from_every_store(
+    store: WorkOrderStore,
+) -> None:
+    """Ids are strings, dates aware datetimes (to the ms), odd values keep their own type."""
+    await store.put_documents([tracos_doc(1), tracos_doc(2, updatedAt="2099-01-01", custom=7)])
+    await store.upsert([order(3)], NOW)
+    [stored] = [d for d in await store.find_unsynced() if d.doc["number"] == 1]
+    await store.mark_synced([SyncMark(stored.key, stored.version)], NOW)
+    docs = {d["number"]: d for d in await store.find()}
+    for doc in (*docs.values(), *(d.doc for d in await store.find_unsynced())):
+        assert isinstance(doc["_id"], str)
+        assert isinstance(doc["createdAt"], datetime) and doc["createdAt"].utcoffset() == ZERO
+    assert docs[1]["syncedAt"] == NOW and docs[1]["updatedAt"] == T0 + timedelta(hours=1)
+    assert docs[3]["updatedAt"] == T0 and docs[3]["syncedAt"] == NOW
+    assert (docs[2]["updatedAt"], docs[2]["custom"]) == ("2099-01-01", 7)

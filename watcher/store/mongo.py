@@ -212,14 +212,15 @@ class MongoStore:
 
     async def find(self, numbers: Sequence[int] = ()) -> list[Document]:
         query: Document = {"number": {"$in": list(numbers)}} if numbers else {}
-        return await self._find(query)
+        return [_as_port(doc) for doc in await self._find(query)]
 
     async def find_unsynced(self) -> list[StoredDocument]:
         return [self._stored(doc) for doc in await self._find(UNSYNCED)]
 
     @staticmethod
     def _stored(doc: Document, changed_at: datetime | None = None) -> StoredDocument:
-        return StoredDocument(str(doc["_id"]), doc, version_of(doc), changed_at)
+        """The port's view (``_id`` a string); the version keeps the raw id for the mark."""
+        return StoredDocument(str(doc["_id"]), _as_port(doc), version_of(doc), changed_at)
 
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         if not marks:
@@ -308,6 +309,11 @@ class MongoStore:
                 await handle(docs)
             if isinstance(batch[-1], Exception):
                 return batch[-1]
+
+
+def _as_port(doc: Document) -> Document:
+    """Across the port ids are strings, as in the embedded store (dates are already aware)."""
+    return {**doc, "_id": str(doc["_id"])} if "_id" in doc else doc
 
 
 class StreamClosed(Exception):

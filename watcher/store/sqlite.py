@@ -7,11 +7,9 @@ Each row keeps the whole document as JSON plus the columns the rules need: the n
 
 from __future__ import annotations
 
-import itertools
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,16 +18,13 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import anyio
-import msgspec
 
-from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number, normalise_date
+from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
 from watcher.errors import StoreDamaged, StoreUnavailable
-from watcher.store import Document, Handler, StoredDocument, SyncMark, apply_upsert
+from watcher.store import Document, Handler, StoredDocument, SyncMark, apply_upsert, rows
 
 T = TypeVar("T")
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-MILLISECOND: Final = timedelta(milliseconds=1)
-OLDEST: Final = EPOCH - timedelta(days=1)  # what a stored document without a valid date counts as
+OLDEST: Final = rows.EPOCH - timedelta(days=1)  # what a stored non-date counts as
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
 WAKE_POLL_SECONDS: Final = 0.2  # how often writes by other processes are looked for
 
@@ -45,31 +40,10 @@ CREATE TABLE IF NOT EXISTS workorders (
 CREATE INDEX IF NOT EXISTS workorders_seq ON workorders (seq);
 CREATE INDEX IF NOT EXISTS workorders_unsynced ON workorders (seq) WHERE synced = 0;
 """
-_encode = msgspec.json.Encoder(enc_hook=str).encode  # dates as RFC 3339, ``…045Z``
-_decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
-def to_millis(value: datetime) -> int:
-    return (value - EPOCH) // MILLISECOND
-
-
-def from_millis(value: int) -> datetime:
-    return EPOCH + value * MILLISECOND
-
-
-def _version_of(doc: Document) -> int | None:
-    """``updatedAt`` in epoch milliseconds, or None when it is not a date.
-
-    As in MongoDB, only a date is a version: a string (even an ISO one) or a number that
-    TracOS stored there counts as older than any ERP version (SPEC §3 Inbound 5).
-    """
-    value = doc.get("updatedAt")
-    return to_millis(value) if isinstance(value, datetime) and value.tzinfo else None
-
-
-def _as_bson_would(doc: Document) -> Document:
-    """Dates kept to the millisecond and in UTC, as a BSON date keeps them."""
-    return {k: normalise_date(v) if isinstance(v, datetime) else v for k, v in doc.items()}
+def _stored_version(millis: int | None) -> datetime:
+    return OLDEST if millis is None else rows.from_millis(millis)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -78,13 +52,6 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return info.st_dev, info.st_ino
-
-
-def _object_ids() -> Iterator[str]:
-    """ObjectId-shaped ids (time, random, counter) without ObjectId's per-call cost."""
-    middle = os.urandom(5).hex()
-    for counter in itertools.count(int.from_bytes(os.urandom(3))):
-        yield f"{int(time.time()):08x}{middle}{counter % 0x1000000:06x}"
 
 
 class SqliteStore:
@@ -96,7 +63,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._watch: sqlite3.Connection | None = None
         self._wake: anyio.Event
-        self._ids = _object_ids()
+        self._ids = rows.object_ids()
         self._identity: tuple[int, int] | None = None  # the file opened: device and inode
 
     @property
@@ -111,6 +78,7 @@ class SqliteStore:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = self._connect()
         self._conn.executescript(SCHEMA)
+        rows.migrate(self._conn)
         self._watch = self._connect()
         self._identity = _identity(self._path)
 
@@ -189,7 +157,7 @@ class SqliteStore:
             writes: list[tuple[OrderUpsert, str | None]] = []
             for number, index in winner.items():
                 millis, doc = stored.get(number, (None, None))
-                when = None if doc is None else OLDEST if millis is None else from_millis(millis)
+                when = None if doc is None else _stored_version(millis)
                 outcomes[index] = outcome = decide(when, orders[index].updatedAt)
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
                     writes.append((orders[index], doc))
@@ -198,7 +166,7 @@ class SqliteStore:
         return [o for o in outcomes if o is not None]
 
     def _upserted(self, order: OrderUpsert, stored: str | None, now: datetime) -> Document:
-        doc = apply_upsert(_decode(stored) if stored else None, order, now)
+        doc = apply_upsert(rows.decode(stored) if stored else None, order, now)
         doc.setdefault("_id", next(self._ids))
         return doc
 
@@ -215,23 +183,23 @@ class SqliteStore:
     def _replace(self, db: sqlite3.Connection, docs: Iterable[Document], now: datetime) -> None:
         """Write whole documents, each with the next sequence number (rows made as consumed)."""
         seq = db.execute("SELECT coalesce(max(seq), 0) FROM workorders").fetchone()[0]
-        changed = to_millis(now)
-        rows = (
+        changed = rows.to_millis(now)
+        values = (
             (
                 doc["number"],
-                _version_of(doc),
+                rows.version_of(doc),
                 int(doc.get("isSynced") is True),
                 seq + offset,
                 changed,
-                _encode(doc),
+                rows.encode(doc),
             )
             for offset, doc in enumerate(docs, start=1)
         )
-        db.executemany("INSERT OR REPLACE INTO workorders VALUES (?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT OR REPLACE INTO workorders VALUES (?, ?, ?, ?, ?, ?)", values)
 
     async def put_documents(self, docs: Sequence[Document]) -> None:
         now = datetime.now(UTC)
-        prepared = [{"_id": next(self._ids), **_as_bson_would(doc)} for doc in docs]
+        prepared = [{"_id": next(self._ids), **rows.as_bson_would(doc)} for doc in docs]
 
         def put() -> None:
             with self._transaction() as db:
@@ -244,9 +212,9 @@ class SqliteStore:
         def read() -> list[Document]:
             if numbers:
                 found = self._stored(self._db, list(numbers))
-                return [_decode(found[n][1]) for n in sorted(found)]
-            rows = self._db.execute("SELECT doc FROM workorders ORDER BY number")
-            return [_decode(doc) for (doc,) in rows]
+                return [rows.decode(found[n][1]) for n in sorted(found)]
+            every = self._db.execute("SELECT doc FROM workorders ORDER BY number")
+            return [rows.decode(doc) for (doc,) in every]
 
         return await self._run(read)
 
@@ -256,15 +224,15 @@ class SqliteStore:
     def _unsynced_after(self, seen: int) -> tuple[list[StoredDocument], int]:
         """Unsynced documents changed after sequence number ``seen``, and the newest seen."""
         query = "SELECT number, seq, changed_at, doc FROM workorders WHERE synced = 0 AND seq > ?"
-        rows = self._db.execute(query + " ORDER BY seq", (seen,)).fetchall()
+        changed = self._db.execute(query + " ORDER BY seq", (seen,)).fetchall()
         found = [
-            StoredDocument(str(number), _decode(doc), version=seq, changed_at=from_millis(at))
-            for number, seq, at, doc in rows
+            StoredDocument(str(n), rows.decode(doc), version=seq, changed_at=rows.from_millis(at))
+            for n, seq, at, doc in changed
         ]
-        return found, rows[-1][1] if rows else seen
+        return found, changed[-1][1] if changed else seen
 
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
-        synced_at = _encode(normalise_date(now)).decode().strip('"')  # as the documents spell dates
+        synced_at = rows.encoded_date(now)
 
         def mark() -> set[str]:
             done: set[str] = set()
@@ -272,7 +240,7 @@ class SqliteStore:
                 for mark in marks:
                     cursor = db.execute(
                         "UPDATE workorders SET synced = 1, doc = json_set(doc, '$.isSynced',"
-                        " json('true'), '$.syncedAt', ?) WHERE seq = ? AND synced = 0",
+                        " json('true'), '$.syncedAt', json(?)) WHERE seq = ? AND synced = 0",
                         (synced_at, mark.version),
                     )
                     if cursor.rowcount:

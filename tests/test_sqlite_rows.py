@@ -1,0 +1,61 @@
+"""The embedded store's rows: tagged dates, and stores written before the tags migrated once."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.builders import T0, order
+from watcher.core.tracos import Outcome
+from watcher.store import rows
+from watcher.store.sqlite import SCHEMA, SqliteStore
+
+pytestmark = pytest.mark.anyio
+
+
+def test_a_date_and_a_string_come_back_as_they_went_in() -> None:
+    """Encoding tags dates only; decoding gives aware datetimes back and leaves strings."""
+    doc = {"number": 1, "updatedAt": T0, "note": "2025-10-01T00:04:29.045000Z"}
+    assert rows.decode(rows.encode(doc)) == doc
+
+
+def _legacy_store(path: Path) -> None:
+    """A store as the previous release wrote it: dates as plain strings, user_version 0."""
+    path.parent.mkdir(parents=True)
+    doc: dict[str, object] = {
+        "_id": "legacy",
+        "number": 7,
+        "status": "pending",
+        "title": "old",
+        "createdAt": "2025-09-30T00:00:00.000000Z",
+        "updatedAt": "2025-10-01T00:04:29.045000Z",
+        "deleted": False,
+        "isSynced": True,
+        "syncedAt": "2025-10-02T00:00:00.000000Z",
+        "note": "not a date",
+    }
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA)
+        millis = rows.to_millis(T0)
+        db.execute("INSERT INTO workorders VALUES (7, ?, 1, 1, 0, ?)", (millis, json.dumps(doc)))
+
+
+async def test_a_store_from_before_the_tags_is_migrated_at_open(tmp_path: Path) -> None:
+    """Its dates read back as datetimes, once; newer-wins still compares them."""
+    path = tmp_path / "state" / "tracos.sqlite3"
+    _legacy_store(path)
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        [doc] = await store.find([7])
+        assert isinstance(doc["updatedAt"], datetime) and doc["updatedAt"] == T0
+        assert isinstance(doc["syncedAt"], datetime) and doc["note"] == "not a date"
+        assert await store.upsert([order(7, title="same version")], T0) == [Outcome.UNCHANGED]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == rows.ROW_FORMAT
