@@ -17,6 +17,7 @@ import pytest
 
 from tests.builders import erp
 from tests.conftest import make_settings, wait_until
+from tests.harness import start_worker
 from tests.workers import cli, drop, env_for, names
 from watcher.settings import Settings
 
@@ -226,3 +227,23 @@ def test_a_read_only_folder_is_called_read_only(tmp_path: Path) -> None:
         f"watcher: configuration error: DATA_ARCHIVE_DIR ({settings.archive_dir}):"
         " on a read-only file system"
     ]
+
+
+def test_the_quick_start_shows_both_directions(settings: Settings, tmp_path: Path) -> None:
+    """README's first look (its own `watcher seed` line, beside a running worker): ERP files
+    archived, and TracOS-only orders written to the outbound folder."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [seed] = [line for line in readme.splitlines() if line.startswith(".venv/bin/watcher seed")]
+    args = seed.split("#")[0].split()[1:]
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log:
+        worker = start_worker(settings, log)
+        try:
+            wait_until(lambda: "watching" in log_path.read_text(), "the worker started")
+            cli(settings, *args)
+            wait_until(lambda: len(names(settings.archive_dir)) == 10, "the ERP files archived")
+            wait_until(lambda: len(names(settings.outbound_dir)) >= 5, "TracOS orders sent")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=20) == 0
+    assert {f"{n}.json" for n in range(11, 16)} <= set(names(settings.outbound_dir))
