@@ -15,4 +15,7 @@ else
     }
     UV=(.tools/bin/uv)
 fi
-"${UV[@]}" sync --frozen --quiet || exit 1
+# Bytecode at install time: many machines and containers set PYTHONDONTWRITEBYTECODE, and
+# then every command would compile the sources again (about half a second each).
+"${UV[@]}" sync --frozen --quiet --compile-bytecode || exit 1
+"${UV[@]}" run --frozen --no-sync python -m compileall -q -j0 watcher >/dev/null || exit 1
