@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -144,3 +146,12 @@ def wait_until(condition: Callable[[], bool], what: str, deadline: float = DEADL
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {deadline:.0f} s waiting for {what}")
         time.sleep(0.02)
+
+
+def reset_connections(port: int, count: int) -> None:
+    """``count`` clients that send half a request to ``port`` and reset the connection (RST)."""
+    for _ in range(count):
+        conn = socket.create_connection(("127.0.0.1", port))
+        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()

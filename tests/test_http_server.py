@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import reset_connections, wait_until
 from watcher.http_server import HttpServer, Response
 
 
@@ -47,11 +46,7 @@ def test_resetting_clients_leave_no_trace(
     server: HttpServer, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Twenty scrapes cut off by a TCP reset print nothing; the next request is answered."""
-    for _ in range(20):
-        conn = socket.create_connection(("127.0.0.1", server.port))
-        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()  # RST instead of FIN
+    reset_connections(server.port, 20)
     assert ask(server.port).endswith(b"hello /livez\n")
     captured = capfd.readouterr()
     assert captured.out == captured.err == ""

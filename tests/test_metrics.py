@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ from urllib.request import Request, urlopen
 import anyio
 import pytest
 
+from tests.conftest import reset_connections
 from watcher.metrics import MetricsServer, readiness
 from watcher.stats import Count, Snapshot, Stats, StoreState
 
@@ -145,11 +145,7 @@ def test_rude_scrapes_are_quiet_and_cost_no_threads(
     server: MetricsServer, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Scrapes reset mid-request print nothing; 200 idle connections start no thread."""
-    for _ in range(20):
-        conn = socket.create_connection(("127.0.0.1", server.port))
-        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()
+    reset_connections(server.port, 20)
     threads = threading.active_count()
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(200)]
     try:
