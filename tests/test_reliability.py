@@ -136,10 +136,10 @@ async def test_full_disk_on_outbound_gives_no_false_mark(
     real_write = folders.write_durably
     disk_full = True
 
-    def write(folder: Path, name: str, data: bytes, token: str) -> Path:
+    def write(folder: Path, name: str, data: bytes) -> Path:
         if disk_full:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(folder, name, data, token)
+        return real_write(folder, name, data)
 
     monkeypatch.setattr(folders, "write_durably", write)
     async with running(settings) as worker:

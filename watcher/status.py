@@ -14,6 +14,7 @@ from typing import Final
 import msgspec
 
 from watcher import __version__
+from watcher.erp.files import replace_with, write_temp
 from watcher.settings import Settings
 from watcher.stats import FRESH_SECONDS, Snapshot
 
@@ -72,9 +73,7 @@ def write_worker_status(settings: Settings, snapshot: Snapshot, mode: str) -> No
         ],
     )
     target = status_path(settings)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temp.write_bytes(_encode(status))
-    os.replace(temp, target)
+    replace_with(write_temp(target.parent, target.name, _encode(status)), target)
 
 
 def read_worker_status(settings: Settings) -> WorkerStatus | None:

@@ -11,8 +11,8 @@ import ctypes
 import errno
 import glob
 import os
+import secrets
 import stat
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -179,9 +179,52 @@ def write_new(folder: Path, name: str, data: bytes) -> Path:
 
     Written under a temporary name first: a crash never leaves a half-written file.
     """
-    temp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-    temp.write_bytes(data)
-    return Path(move_without_clobber(temp, folder, name))
+    temp = write_temp(folder, name, data)
+    try:
+        return Path(move_without_clobber(temp, folder, name))
+    except BaseException:
+        _discard(temp)
+        raise
+
+
+def write_temp(folder: StrPath, name: str, data: bytes, durable: bool = False) -> str:
+    """A new file ``.{name}.{random}.tmp`` in ``folder`` holding ``data``; its path.
+
+    Created with ``O_EXCL|O_NOFOLLOW`` under a name no one can predict: a link or file
+    planted in our folders is never followed or written through. Removed again if the
+    write fails (a full disk must not fill up with our leftovers).
+    """
+    temp = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temp, flags, 0o644)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as handle:
+            handle.write(data)
+        if durable:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _discard(temp)
+        raise
+    os.close(fd)
+    return temp
+
+
+def replace_with(temp: str, target: StrPath) -> None:
+    """Rename ``temp`` over ``target``; on failure (a directory there, a full disk) the
+    temp file is removed rather than left to pile up with every retry."""
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        _discard(temp)
+        raise
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # nothing more to do: ``remove_stale_temps`` clears it at the next start
 
 
 def find_identical(folder: Path, stem: str, data: bytes) -> Path | None:
@@ -204,24 +247,13 @@ def write_report(folder: Path, quarantined: StrPath, report: ErrorReport) -> Pat
     return write_new(folder, name, _encode_report(report) + b"\n")
 
 
-def write_durably(folder: Path, name: str, data: bytes, token: str) -> Path:
+def write_durably(folder: Path, name: str, data: bytes) -> Path:
     """Write ``folder/name`` atomically: temp file in the same folder, fsync, rename.
 
     The caller fsyncs the folder once per batch (``sync_folder``) before relying on it.
     """
     target = folder / name
-    temp = folder / f".{name}.{token}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    try:
-        with os.fdopen(fd, "wb", closefd=False) as handle:
-            handle.write(data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        temp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(temp, target)
+    replace_with(write_temp(folder, name, data, durable=True), target)
     return target
 
 

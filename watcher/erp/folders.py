@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final
@@ -270,11 +269,10 @@ class FolderSink:
 
     def _write_files(self, outgoing: Sequence[OutboundFile], part: range) -> list[int]:
         failed = []
-        token = uuid.uuid4().hex[:8]
         for index in part:
             file = outgoing[index]
             try:
-                files.write_durably(self.folder, file.name, file.data, token)
+                files.write_durably(self.folder, file.name, file.data)
             except OSError as exc:
                 failed.append(index)
                 self._error(file.name, exc)
