@@ -7,6 +7,7 @@ name taken from file contents is ever joined to a folder.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import glob
@@ -221,10 +222,9 @@ def replace_with(temp: str, target: StrPath) -> None:
 
 
 def _discard(path: str) -> None:
-    try:
+    # if even this fails, ``remove_stale_temps`` clears it at the next start
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass  # nothing more to do: ``remove_stale_temps`` clears it at the next start
 
 
 def find_identical(folder: Path, stem: str, data: bytes) -> Path | None:
