@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -313,13 +315,18 @@ def test_outbound_file_has_exactly_the_ten_keys_in_order() -> None:
         ),
         (
             {"number": "1", "status": "pending", "title": "x", "createdAt": T0, "updatedAt": T0},
-            "Expected `int`, got `str`",
+            "Expected `int`, got `str` at $.number",
+        ),
+        (
+            {"number": 1, "status": "pending", "title": 5, "createdAt": T0, "updatedAt": T0},
+            "Expected `str`, got `int` at $.title",
         ),
     ],
 )
 def test_unexportable_documents(doc: dict[str, Any], reason: str) -> None:
-    """Unknown status, missing fields and wrong types cannot be exported, with the reason."""
-    with pytest.raises(Unexportable, match=reason.replace("(", r"\(")):
+    """Unknown status, missing fields and wrong types cannot be exported, with the reason
+    and the field it is about."""
+    with pytest.raises(Unexportable, match=re.escape(reason)):
         CHALLENGE.render(read_tracos(doc))
 
 

@@ -98,4 +98,7 @@ def read_tracos(doc: object) -> TracosWorkOrder:
     try:
         return msgspec.convert(doc, TracosWorkOrder)
     except msgspec.ValidationError as exc:
-        raise Unexportable(reason_and_path(str(exc), "$")[0]) from exc
+        reason, path = reason_and_path(str(exc), "$")
+        if path != "$" and not reason.startswith("missing required field"):
+            reason = f"{reason} at {path}"  # which field has the wrong type
+        raise Unexportable(reason) from exc
