@@ -80,7 +80,7 @@ def start_worker(
 
 def serving(settings: Settings, worker: subprocess.Popen[str]) -> bool:
     """True once this worker runs: its pid is in the status file it rewrites every two seconds."""
-    status = read_worker_status(settings)
+    status = read_worker_status(settings, worker.pid)
     return status is not None and status.pid == worker.pid
 
 

@@ -29,7 +29,7 @@ from watcher.outbound import Outbound
 from watcher.retrying import StoreRetry
 from watcher.settings import Settings
 from watcher.stats import Count, Snapshot, Stats, StoreState
-from watcher.status import write_worker_status
+from watcher.status import prune_stopped, status_path, write_worker_status
 from watcher.store import WorkOrderStore
 from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
@@ -118,17 +118,21 @@ class Worker:
 
     async def open(self) -> None:
         """Folders and the claim lock (a bad folder raises ``ConfigError``), then the store."""
-        folders = (
-            ("DATA_OUTBOUND_DIR", self.settings.outbound_dir),
-            ("DATA_STATE_DIR", self.settings.state_dir),
-        )
-        await anyio.to_thread.run_sync(prepare, folders)
+        await anyio.to_thread.run_sync(self._prepare)
         resumed = await self.integration.source.open()
         if resumed:
             log.warning("resumed %d files left claimed by a stopped worker", resumed)
         await self.retry(self.store.open)
         where, mode, erp = self.settings.inbound_dir, self.store.mode, self.integration.name
         log.info("watching %s (store mode: %s, ERP format: %s)", where, mode, erp)
+
+    def _prepare(self) -> None:
+        folders = (
+            ("DATA_OUTBOUND_DIR", self.settings.outbound_dir),
+            ("DATA_STATE_DIR", self.settings.state_dir),
+        )
+        prepare(folders)
+        prune_stopped(self.settings, datetime.now(UTC))
 
     async def close(self) -> None:
         """Release the claim folder (a later start resumes anything left in it)."""
@@ -138,9 +142,18 @@ class Worker:
     async def serve(
         self, stop: anyio.Event, report: Reporter | None = None, every: float = 1.0
     ) -> None:
-        """Open (waiting out a store outage), run until ``stop``, close; ``stop`` ends any of it."""
+        """Open (waiting out a store outage), run until ``stop``, close; ``stop`` ends any of it.
+
+        Reporting runs from the first second: a start-up outage shows on the console, in
+        the status file and in readiness like any other.
+        """
         try:
-            if await _unless_stopped(stop, self.open):
+            await anyio.to_thread.run_sync(self._prepare)  # the state folder, for the heartbeat
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._report, report, every)
+                opened = await _unless_stopped(stop, self.open)
+                tg.cancel_scope.cancel()
+            if opened:
                 await self.run(stop, report, every)
         finally:
             await self.close()
@@ -162,6 +175,7 @@ class Worker:
             tg.start_soon(inbound)
             tg.start_soon(self.outbound.run)
             tg.start_soon(self._report, report, every)
+            tg.start_soon(self._refresh_counts)
             await stop.wait()
             with anyio.move_on_after(GRACE_SECONDS):
                 await inbound_done.wait()
@@ -179,27 +193,52 @@ class Worker:
         await self.outbound.export(await self.store.find_unsynced())
 
     async def _report(self, report: Reporter | None, every: float) -> None:
-        """Hand snapshots to the reporter; refresh counts and the status file now and then."""
+        """Hand snapshots to the reporter and rewrite the status file now and then.
+
+        Never waits on the store: a stuck store call must not freeze the console, the
+        heartbeat or the metrics (the counts come from ``_refresh_counts``).
+        """
         ticks_per_status = max(1, round(STATUS_SECONDS / every))
         for tick in itertools.count():
             if tick % ticks_per_status == 0:
-                await self._refresh_status()
+                await self._write_status()
             if report is not None:
                 await report(self.stats.snapshot(datetime.now(UTC)))
             await anyio.sleep(every)
 
-    async def _refresh_status(self) -> None:
-        try:
-            self.stats.unsynced = (await self.store.counts())[1]
-            if not self.stats.store.connected and self.stats.store.next_attempt is None:
-                self.stats.store = StoreState()
-        except StoreUnavailable as exc:  # an idle worker notices an outage here first
-            state = self.stats.store
-            self.stats.store = StoreState(False, str(exc), state.next_attempt)
+    async def _write_status(self) -> None:
+        """A side effect: a full disk or a read-only folder is shown and retried, never fatal."""
         snapshot = self.stats.snapshot(datetime.now(UTC))
-        await anyio.to_thread.run_sync(
-            write_worker_status, self.settings, snapshot, self.store.mode
-        )
+        try:
+            await anyio.to_thread.run_sync(
+                write_worker_status, self.settings, snapshot, self.store.mode
+            )
+        except OSError as exc:
+            path = status_path(self.settings)
+            reason = f"cannot write the status file {path}: {exc.strerror or exc}"
+            if self.stats.problem("status file", reason):
+                log.error("%s; tried again every %.0f s", reason, STATUS_SECONDS)
+        else:
+            if self.stats.solved("status file"):
+                log.warning("the status file is written again")
+
+    async def _refresh_counts(self) -> None:
+        """The store's counts on their own schedule; only this task waits for them."""
+        while True:
+            self.stats.asked_since = datetime.now(UTC)
+            try:
+                stored, unsynced = await self.store.counts()
+            except StoreUnavailable as exc:  # an idle worker notices an outage here first
+                state = self.stats.store
+                self.stats.store = StoreState(False, str(exc), state.next_attempt)
+            else:
+                self.stats.stored, self.stats.unsynced = stored, unsynced
+                self.stats.counts_at = datetime.now(UTC)
+                if not self.stats.store.connected and self.stats.store.next_attempt is None:
+                    self.stats.store = StoreState()
+            finally:
+                self.stats.asked_since = None
+            await anyio.sleep(STATUS_SECONDS)
 
 
 def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:

@@ -20,11 +20,12 @@ from watcher.console import Header, LiveConsole, LogSummary, is_interactive
 from watcher.environment import environment
 from watcher.erp.registry import load_format
 from watcher.errors import ConfigError, StoreUnavailable
-from watcher.operations import folder_counts, requeue
+from watcher.inspection import StoreAnswer, ask_store, status_lines, status_report
+from watcher.operations import requeue
 from watcher.printable import printable
 from watcher.seed import erp_files, tracos_documents, write_erp_files
 from watcher.settings import Settings, load_settings
-from watcher.status import read_worker_status, worker_problem
+from watcher.status import health_problem
 
 log = logging.getLogger("watcher")
 ONCE_ATTEMPTS = 5
@@ -184,39 +185,22 @@ def _plain(value: object) -> object:
     return str(value)
 
 
-def _counts_now(settings: Settings) -> tuple[tuple[int, int] | None, str | None]:
-    """The store's (stored, unsynced) from one attempt, or None and why it did not answer."""
+def _store_now(settings: Settings) -> tuple[StoreAnswer | None, str | None]:
+    """The store's answer from one attempt, or None and why it did not answer."""
+    erp_format = load_format(settings.erp_format)
     try:
-        return with_store(settings, lambda store: store.counts()), None
+        return with_store(settings, lambda store: ask_store(store, erp_format)), None
     except StoreUnavailable as exc:  # status tells what it knows, and that the store is down
         return None, str(exc)
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    counts, store_error = _counts_now(settings)
-    stored, unsynced = counts or (None, None)
-    worker = read_worker_status(settings)
-    problem = worker_problem(worker, datetime.now(UTC))
-    report = {
-        "store": settings.store_label,
-        "store_reachable": store_error is None,
-        "store_error": store_error,
-        "mode": worker.mode if worker else "unknown (no worker running)",
-        "stored": stored,
-        "unsynced": unsynced,
-        "unexportable": worker.unexportable if worker else [],
-        **folder_counts(settings),
-        "worker_running": problem is None,
-        "worker_problem": problem,
-    }
+    answer, store_error = _store_now(settings)
+    report = status_report(settings, answer, store_error, datetime.now(UTC))
     if args.json:
         print(msgspec.json.encode(report).decode())
         return 0
-    for key, value in report.items():
-        shown = len(value) if isinstance(value, list) else "unknown" if value is None else value
-        print(f"{key.replace('_', ' '):>16}: {shown}")
-    for entry in worker.unexportable if worker else []:
-        print(f"  unexportable {entry.order}: {printable(entry.reason)}")
+    print("\n".join(status_lines(report)))
     return 0
 
 
@@ -232,7 +216,7 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
-    problem = worker_problem(read_worker_status(settings), datetime.now(UTC))
+    problem = health_problem(settings, datetime.now(UTC))
     if problem:
         print(f"unhealthy: {printable(problem)}")
         return 1

@@ -25,6 +25,7 @@ from watcher.stats import ORDERS, Count, Failure, Snapshot
 
 WIDE: Final = 120  # from this width, events and failures sit side by side
 FIXED_LINES: Final = 9  # header, folders, store, counters (title + 4 rows), latency
+STALE_COUNTS_SECONDS: Final = 5.0  # from this age, the store line says how old the counts are
 RATE_WINDOW: Final = 10.0  # seconds of snapshots the live console's rates average over
 STYLES: Final = {"unchanged": "dim", "stale": "yellow", "failed": "red"}  # others: green
 # the counters grid: (label, counter) per cell; "@" marks a queue depth, which has no rate
@@ -79,7 +80,9 @@ class Dashboard:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width, budget = options.max_width, options.size.height - FIXED_LINES
+        budget -= len(self.snapshot.problems)
         yield from _top(self.snapshot, self.header, width)
+        yield from _problems(self.snapshot)
         yield _counters(self.snapshot, self.rates)
         yield _latencies(self.snapshot)
         events, failures = len(self.snapshot.events), len(_failures(self.snapshot))
@@ -109,15 +112,33 @@ def _top(snapshot: Snapshot, header: Header, width: int) -> Iterator[Text]:
 
 
 def _store_line(snapshot: Snapshot, width: int) -> Text:
-    store = snapshot.store
+    store, age = snapshot.store, _counts_age(snapshot)
     if store.connected:
-        return Text.assemble("store ", ("connected", "bold green"), no_wrap=True)
-    wait = (store.next_attempt - snapshot.now).total_seconds() if store.next_attempt else 0
-    prefix, suffix = "store RETRYING: ", f" — next attempt in {max(0, math.ceil(wait))} s"
+        return Text.assemble("store ", ("connected", "bold green"), age, no_wrap=True)
+    if store.next_attempt is None:  # a call hanging, not failing: nothing is retried yet
+        prefix, suffix = "store NOT ANSWERING: ", age
+    else:
+        wait = (store.next_attempt - snapshot.now).total_seconds()
+        prefix, suffix = "store RETRYING: ", f" — next attempt in {max(0, math.ceil(wait))} s"
     error, room = _flat(store.error) or "unavailable", width - len(prefix + suffix)
     if len(error) > room:  # shorten the error, never the time of the next attempt
         error = error[: max(0, room - 1)] + "…"
     return Text(prefix + error + suffix, style="bold red", no_wrap=True, overflow="ellipsis")
+
+
+def _counts_age(snapshot: Snapshot) -> str:
+    """How old the store's counts are, once that is worth saying (they refresh every 2 s)."""
+    if snapshot.counts_at is None:
+        return ""
+    age = (snapshot.now - snapshot.counts_at).total_seconds()
+    return f" · counts {age:.0f} s old" if age >= STALE_COUNTS_SECONDS else ""
+
+
+def _problems(snapshot: Snapshot) -> Iterator[Text]:
+    for problem in snapshot.problems:
+        yield Text(
+            f"problem: {_flat(problem)}", style="bold red", no_wrap=True, overflow="ellipsis"
+        )
 
 
 def _counters(snapshot: Snapshot, rates: Mapping[str, float]) -> Table:
@@ -156,7 +177,8 @@ def _events(snapshot: Snapshot, rows: int) -> RenderableType:
 
 def _failure_table(snapshot: Snapshot, rows: int) -> RenderableType:
     failures = _failures(snapshot)
-    stuck = f", {len(snapshot.unexportable)} unexportable" if snapshot.unexportable else ""
+    total = snapshot.unexportable_total
+    stuck = f", {total:,} unexportable" if total else ""
     if not failures:
         return Text("recent failures: none", style="dim")
     table = _listing(f"recent failures{stuck}", expand=True)
@@ -183,8 +205,8 @@ def _listing(title: str, expand: bool) -> Table:
 
 
 def _failures(snapshot: Snapshot) -> list[Failure]:
-    """Recent failures plus every still-unexportable order, newest first."""
-    merged = set(snapshot.failures) | set(snapshot.unexportable.values())
+    """Recent failures plus the most recent still-unexportable orders, newest first."""
+    merged = set(snapshot.failures) | set(snapshot.unexportable)
     return sorted(merged, key=lambda failure: failure.time, reverse=True)
 
 

@@ -80,7 +80,7 @@ def _gauges(snapshot: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "watcher_unexportable_orders",
         "Work orders that cannot be exported until they change.",
-        len(snapshot.unexportable),
+        snapshot.unexportable_total,
     )
     yield GaugeMetricFamily(
         "watcher_store_up", "1 when the store answers, 0 while retrying.", snapshot.store.connected
@@ -101,13 +101,16 @@ def _latency(name: str, documentation: str, snapshot: Snapshot) -> Metric:
 
 
 def readiness(snapshot: Snapshot | None, age: float, fresh_seconds: float = FRESH_SECONDS) -> str:
-    """Why the worker is not ready ("" when it is): no fresh snapshot, or the store is down."""
+    """Why the worker is not ready ("" when it is): no fresh snapshot, the store is down,
+    or a side effect (the status file) keeps failing."""
     if snapshot is None:
         return "no snapshot yet"
     if age > fresh_seconds:
         return f"last snapshot is {age:.0f} s old"
     if not snapshot.store.connected:
         return f"store unavailable: {' '.join(snapshot.store.error.split())}"
+    if snapshot.problems:
+        return "; ".join(" ".join(problem.split()) for problem in snapshot.problems)
     return ""
 
 

@@ -115,6 +115,7 @@ class Outbound:
         self.reported[doc.key] = doc.version
         now = datetime.now(UTC)
         subject = f"order {doc.doc.get('number', '?')}"
+        self.stats.unexportable.pop(doc.key, None)  # re-inserted: the newest come last
         self.stats.unexportable[doc.key] = Failure(now, "out", subject, reason)
         self.stats.failure(now, "out", subject, reason)
         self.stats.count(Count.UNEXPORTABLE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final, Literal, TypeVar
@@ -39,6 +40,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_max_seconds: float = 10.0
     metrics_port: int | None = None
     erp_format: str = "challenge"
+    worker_id: str = ""  # names this worker's heartbeat file; "" = host and pid
 
     @property
     def store_label(self) -> str:
@@ -70,6 +72,13 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
         return value
 
     return parse
+
+
+def _name(raw: str) -> str:
+    """A name that can be part of a file name: letters, digits, ``.``, ``_``, ``-``."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", raw):
+        raise ValueError(f"letters, digits, '.', '_' and '-' only (64 at most), got {raw!r}")
+    return raw
 
 
 def _flag(raw: str) -> bool:
@@ -145,6 +154,7 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "STORE_RETRY_MAX_SECONDS": ("retry_max_seconds", _positive(float)),
     "METRICS_PORT": ("metrics_port", _port),
     "ERP_FORMAT": ("erp_format", _text),  # the name is checked against the registry later
+    "WATCHER_ID": ("worker_id", lambda raw: _name(_text(raw))),
 }
 
 

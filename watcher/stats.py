@@ -6,6 +6,7 @@ read frozen snapshots of it. Nothing here does I/O.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,9 +17,12 @@ from typing import Final
 from watcher.core.tracos import Outcome
 
 RECENT: Final = 10
+RECENT_UNEXPORTABLE: Final = 5  # listed in snapshots and the status file; the rest counted
 SAMPLES: Final = 2000  # latency samples kept for the percentiles
 # A snapshot or heartbeat older than this means the worker is stuck (health, /readyz).
 FRESH_SECONDS: Final = 10.0
+# A store call unanswered for this long shows the store as not answering (not "connected").
+STUCK_SECONDS: Final = 5.0
 
 
 class Count(StrEnum):
@@ -79,7 +83,13 @@ class Snapshot:
     store: StoreState
     events: tuple[Event, ...]
     failures: tuple[Failure, ...]
-    unexportable: dict[str, Failure]
+    # the most recent few still-unexportable orders, newest first, and how many in all:
+    # a snapshot stays small (and cheap to take) whatever the number of problems
+    unexportable: tuple[Failure, ...]
+    unexportable_total: int = 0
+    stored: int | None = None  # the store's counts, as last answered (None: not yet)
+    counts_at: datetime | None = None  # when the store last answered them
+    problems: tuple[str, ...] = ()  # side effects that keep failing (status file, …)
 
 
 @dataclass
@@ -93,7 +103,21 @@ class Stats:
     store: StoreState = field(default_factory=StoreState)
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=RECENT))
     failures: deque[Failure] = field(default_factory=lambda: deque(maxlen=RECENT))
-    unexportable: dict[str, Failure] = field(default_factory=dict)
+    unexportable: dict[str, Failure] = field(default_factory=dict)  # by document key
+    stored: int | None = None
+    counts_at: datetime | None = None
+    problems: dict[str, str] = field(default_factory=dict)  # what → why it fails
+    asked_since: datetime | None = None  # a store call for the counts is under way since
+
+    def problem(self, what: str, reason: str) -> bool:
+        """A side effect (status file, …) failed; True when it is news."""
+        new = what not in self.problems
+        self.problems[what] = reason
+        return new
+
+    def solved(self, what: str) -> bool:
+        """It worked again; True when it had been failing."""
+        return self.problems.pop(what, None) is not None
 
     def count(self, name: Count, amount: int = 1) -> None:
         self.counters[name] += amount
@@ -114,7 +138,17 @@ class Stats:
     def failure(self, time: datetime, direction: str, subject: str, reason: str) -> None:
         self.failures.append(Failure(time, direction, subject, reason))
 
+    def store_state(self, now: datetime) -> StoreState:
+        """The store as the view should tell it: a call hanging for long is not "connected"."""
+        since = self.asked_since
+        if self.store.connected and since is not None:
+            waited = (now - since).total_seconds()
+            if waited > STUCK_SECONDS:
+                return StoreState(False, f"the store has not answered for {waited:.0f} s")
+        return self.store
+
     def snapshot(self, now: datetime) -> Snapshot:
+        recent = self.unexportable.values()
         return Snapshot(
             started=self.started,
             now=now,
@@ -123,10 +157,14 @@ class Stats:
             latency_out=percentiles(self.latency_out),
             waiting_files=self.waiting_files,
             unsynced=self.unsynced,
-            store=self.store,
+            store=self.store_state(now),
             events=tuple(self.events),
             failures=tuple(self.failures),
-            unexportable=dict(self.unexportable),
+            unexportable=tuple(itertools.islice(reversed(recent), RECENT_UNEXPORTABLE)),
+            unexportable_total=len(self.unexportable),
+            stored=self.stored,
+            counts_at=self.counts_at,
+            problems=tuple(self.problems.values()),
         )
 
 

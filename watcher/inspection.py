@@ -1,0 +1,152 @@
+"""What ``watcher status`` tells: the store's answer (one attempt), every worker's status
+file and the folders — as much of it as can be known right now.
+
+When the store does not answer, the workers' last known counts are shown with their age,
+and the store is marked unreachable: an operator looks exactly when something is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from watcher.core.tracos import read_tracos
+from watcher.erp.port import ErpFormat
+from watcher.errors import Unexportable
+from watcher.operations import folder_counts
+from watcher.printable import printable
+from watcher.settings import Settings
+from watcher.status import (
+    Found,
+    UnexportableEntry,
+    file_problem,
+    health_problem,
+    read_status_files,
+    running_problem,
+)
+from watcher.store import WorkOrderStore
+
+CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
+LISTED: Final = 20  # unexportable orders printed; the rest are counted
+
+
+@dataclass(frozen=True, slots=True)
+class StoreAnswer:
+    """The store's counts, and the unsynced orders that cannot be exported as they are."""
+
+    stored: int
+    unsynced: int
+    unexportable_total: int | None  # None: too many unsynced documents to check them all
+    unexportable: list[UnexportableEntry] = field(default_factory=list)
+
+
+async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer:
+    """Counts, and each unsynced document tried through the format (as an export would)."""
+    stored, unsynced = await store.counts()
+    if unsynced > CHECK_LIMIT:
+        return StoreAnswer(stored, unsynced, None)
+    stuck = []
+    for doc in await store.find_unsynced():
+        try:
+            erp_format.render(read_tracos(doc.doc))
+        except Unexportable as exc:
+            order = f"order {doc.doc.get('number', '?')}"
+            stuck.append(UnexportableEntry(doc.key, order, str(exc), None))
+    return StoreAnswer(stored, unsynced, len(stuck), stuck[:LISTED])
+
+
+def status_report(
+    settings: Settings, answer: StoreAnswer | None, store_error: str | None, now: datetime
+) -> dict[str, Any]:
+    """Everything ``status`` prints, as plain values (``--json`` prints it as it is)."""
+    files = read_status_files(settings)
+    workers = [_worker(found, now, settings) for found in files]
+    running = [w for w in workers if w["running"]]
+    report: dict[str, Any] = {
+        "store": settings.store_label,
+        "store_reachable": store_error is None,
+        "store_error": store_error,
+        "mode": running[0]["mode"] if running else "unknown (no worker running)",
+        **_counts(answer, files, now),
+        **folder_counts(settings),
+        "worker_running": bool(running),
+        "worker_problem": health_problem(settings, now),
+        "workers": workers,
+    }
+    return report
+
+
+def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> dict[str, Any]:
+    """From the store when it answered, else the freshest counts a worker last had."""
+    if answer is not None:
+        return {
+            "stored": answer.stored,
+            "unsynced": answer.unsynced,
+            "counts_from": "store",
+            "counts_age_seconds": 0.0,
+            "unexportable_total": answer.unexportable_total,
+            "unexportable": [_entry(e) for e in answer.unexportable],
+        }
+    known = [f.status for f in files if f.status is not None and f.status.counts_at is not None]
+    if not known:
+        return {"stored": None, "unsynced": None, "counts_from": None, "counts_age_seconds": None}
+    last = max(known, key=lambda s: s.counts_at or now)
+    assert last.counts_at is not None
+    return {
+        "stored": last.stored,
+        "unsynced": last.unsynced,
+        "counts_from": f"worker {last.id}",
+        "counts_age_seconds": round((now - last.counts_at.astimezone(UTC)).total_seconds(), 1),
+        "unexportable_total": last.unexportable_total,
+        "unexportable": [_entry(e) for e in last.unexportable],
+    }
+
+
+def _entry(entry: UnexportableEntry) -> dict[str, str]:
+    return {"order": entry.order, "reason": entry.reason}
+
+
+def _worker(found: Found, now: datetime, settings: Settings) -> dict[str, Any]:
+    status = found.status
+    if status is None:
+        return {"file": str(found.path), "running": False, "problem": found.error}
+    age = (now - status.heartbeat.astimezone(UTC)).total_seconds()
+    return {
+        "id": status.id,
+        "host": status.host,
+        "pid": status.pid,
+        "mode": status.mode,
+        "running": running_problem(status, now) is None,
+        "heartbeat_age_seconds": round(age, 1),
+        "store_connected": status.store_connected,
+        "problem": file_problem(found, now, settings),
+    }
+
+
+def status_lines(report: dict[str, Any]) -> list[str]:
+    """The report for a terminal: one ``name: value`` line each, then the lists (text
+    from outside — reasons, errors — shown escaped)."""
+    lines = []
+    for key, value in report.items():
+        if key in ("workers", "unexportable"):
+            continue
+        shown = "unknown" if value is None else value
+        lines.append(f"{key.replace('_', ' '):>18}: {printable(str(shown))}")
+    for worker in report["workers"]:
+        state = "running" if worker["running"] else "not running"
+        name = worker.get("id") or worker.get("file")
+        lines.append(printable(f"  worker {name}: {state}" + _problem_note(worker)))
+    for entry in report.get("unexportable", []):
+        lines.append(f"  unexportable {entry['order']}: {printable(entry['reason'])}")
+    more = (report.get("unexportable_total") or 0) - len(report.get("unexportable", []))
+    if more > 0:
+        lines.append(f"  … and {more} more unexportable orders")
+    return lines
+
+
+def _problem_note(worker: dict[str, Any]) -> str:
+    problem = worker.get("problem")
+    if problem is None:
+        return f" (pid {worker['pid']}, heartbeat {worker['heartbeat_age_seconds']:.0f} s ago)"
+    return f": {problem}"
