@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 import stamina
@@ -17,6 +17,7 @@ import stamina
 from watcher import __version__
 from watcher.app import build_worker, run_once, serve, with_store
 from watcher.console import Header, LiveConsole, LogSummary, is_interactive
+from watcher.core.tracos import INT64_MAX
 from watcher.environment import environment
 from watcher.erp.registry import load_format
 from watcher.errors import ConfigError, StoreUnavailable
@@ -63,8 +64,26 @@ def _unwrapped(command: Callable[[], int]) -> int:
         raise ours from None
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), as every other error of ours."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def order_number(raw: str) -> int:
+    """A work-order number as TracOS stores it: an integer 0 … 2⁶³−1."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= INT64_MAX:
+        raise argparse.ArgumentTypeError(f"not an order number (0 to {INT64_MAX}): {raw!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="watcher", description=__doc__)
+    parser = OneLineParser(prog="watcher", description=__doc__)
     parser.add_argument("--version", action="version", version=f"watcher {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="the always-on worker")
@@ -78,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=None, help="random seed for repeatable data")
     seed.set_defaults(command=cmd_seed)
     show = commands.add_parser("show", help="stored work orders as a JSON array")
-    show.add_argument("numbers", nargs="*", type=int, metavar="NUMBER")
+    show.add_argument("numbers", nargs="*", type=order_number, metavar="NUMBER")
     show.set_defaults(command=cmd_show)
     status = commands.add_parser("status", help="counts, store mode, worker alive?")
     status.add_argument("--json", action="store_true", help="machine-readable output")

@@ -154,16 +154,19 @@ def prune_stopped(settings: Settings, now: datetime) -> None:
 
 
 def read_worker_status(settings: Settings, pid: int | None = None) -> WorkerStatus | None:
-    """This worker's status (``pid``'s, or the newest of this host's), None if unreadable."""
-    mine = own_files(settings, pid)
-    return mine[0].status if mine and mine[0].status else None
+    """The status of the worker with ``pid`` (or the newest of those ``health`` checks)."""
+    if pid is not None:
+        found = (f.status for f in read_status_files(settings) if f.status and f.status.pid == pid)
+        return next(found, None)
+    mine = own_files(settings)
+    return mine[0].status if mine else None
 
 
-def own_files(settings: Settings, pid: int | None = None) -> list[Found]:
-    """The files ``health`` answers for: ``WATCHER_ID``'s (or ``pid``'s), else this host's."""
+def own_files(settings: Settings) -> list[Found]:
+    """The files ``health`` answers for: ``WATCHER_ID``'s, else this host's workers'."""
     every = read_status_files(settings)
-    if settings.worker_id or pid is not None:
-        wanted = status_path(settings, pid)
+    if settings.worker_id:
+        wanted = status_path(settings)
         return [f for f in every if f.path == wanted]
     return [f for f in every if f.status is None or f.status.host in ("", this_host())]
 

@@ -128,6 +128,10 @@ class MongoStore:
                 "MONGO_URI is not a valid MongoDB connection string"
                 f" ({type(exc).__name__}; percent-encode special characters in the password)"
             ) from None
+        except OSError as exc:  # a TLS file the URI names (tlsCAFile, tlsCertificateKeyFile, …)
+            raise ConfigError(
+                f"MONGO_URI: cannot read {exc.filename or 'a file it names'}: {exc.strerror or exc}"
+            ) from None
         return cls(client[database][collection], client)
 
     @property
