@@ -72,7 +72,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def order_number(raw: str) -> int:
-    """A work-order number as TracOS stores it: an integer 0 … 2⁶³−1."""
+    """A work-order number as TracOS stores it: an integer from 0 to 2**63 - 1."""
     try:
         value = int(raw)
     except ValueError:
