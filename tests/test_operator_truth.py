@@ -4,15 +4,8 @@ a stuck store, a start-up outage, a MongoDB outage, two workers, after ``once``.
 from __future__ import annotations
 
 import json
-import signal
-import socket
 import sqlite3
-import subprocess
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,8 +16,8 @@ from rich.console import Console
 
 from tests.builders import erp, tracos_doc
 from tests.conftest import make_settings, wait_for, wait_until
-from tests.harness import serving, start_worker
-from tests.workers import cli, drop, opened_store
+from tests.harness import serving
+from tests.workers import cli, drop, free_port, http_get, opened_store, worker
 from watcher.app import build_worker
 from watcher.console import Header, render
 from watcher.settings import Settings
@@ -32,23 +25,6 @@ from watcher.stats import Snapshot, Stats, StoreState
 from watcher.status import health_problem, read_worker_status, write_worker_status
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def http_get(port: int, path: str) -> tuple[int, str]:
-    """Status and body of a GET (0 and "" while nothing listens)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-            return int(response.status), response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
 
 
 def status_json(settings: Settings, **env: str) -> dict[str, Any]:
@@ -62,19 +38,6 @@ def shown(snapshot: Snapshot, width: int = 100) -> str:
     header = Header("1.0.0", "embedded SQLite", "embedded", *(Path(p) for p in "iofa"))
     console.print(render(snapshot, header))
     return console.export_text()
-
-
-@contextmanager
-def worker(settings: Settings, log: Path, **env: str) -> Iterator[subprocess.Popen[str]]:
-    """A real `watcher run --no-console` until the block ends (SIGTERM, then a wait)."""
-    with log.open("w") as out:
-        process = start_worker(settings, out, env)
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
 
 
 def test_a_store_call_hanging_shows_as_not_answering() -> None:

@@ -12,7 +12,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -37,6 +37,7 @@ from watcher.store.sqlite import SqliteStore
 log = logging.getLogger(__name__)
 GRACE_SECONDS: Final = 1.5  # after a stop request, how long the batch in flight may take
 STATUS_SECONDS: Final = 2.0  # store counts and the status file (health allows 10 s)
+STATUS_FILE: Final = "status file"  # the problem's key while it cannot be written
 Reporter = Callable[[Snapshot], Awaitable[None]]
 T = TypeVar("T")
 
@@ -208,7 +209,8 @@ class Worker:
 
     async def _write_status(self) -> None:
         """A side effect: a full disk or a read-only folder is shown and retried, never fatal."""
-        snapshot = self.stats.snapshot(datetime.now(UTC))
+        problems = tuple(v for k, v in self.stats.problems.items() if k != STATUS_FILE)
+        snapshot = replace(self.stats.snapshot(datetime.now(UTC)), problems=problems)
         try:
             await anyio.to_thread.run_sync(
                 write_worker_status, self.settings, snapshot, self.store.mode
@@ -216,10 +218,10 @@ class Worker:
         except OSError as exc:
             path = status_path(self.settings)
             reason = f"cannot write the status file {path}: {exc.strerror or exc}"
-            if self.stats.problem("status file", reason):
+            if self.stats.problem(STATUS_FILE, reason):
                 log.error("%s; tried again every %.0f s", reason, STATUS_SECONDS)
         else:
-            if self.stats.solved("status file"):
+            if self.stats.solved(STATUS_FILE):
                 log.warning("the status file is written again")
 
     async def _refresh_counts(self) -> None:
