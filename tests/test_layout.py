@@ -24,7 +24,9 @@ IO_LIBRARIES = frozenset(
 )  # fmt: skip
 # Settings hold the folders as ``Path`` values; nothing there touches them.
 ALLOWED = {"watcher.settings": {"pathlib"}}
-ADAPTERS = frozenset({"watcher.store.mongo", "watcher.store.sqlite", "watcher.erp.folders"})
+ADAPTERS = frozenset(
+    {"watcher.store.mongo", "watcher.store.sqlite", "watcher.erp.folders", "watcher.erp.sink"}
+)
 ROOT = "watcher.app"
 
 

@@ -104,6 +104,19 @@ async def test_mark_refused_when_document_changed(store: WorkOrderStore) -> None
     assert left.doc["title"] == "Changed meanwhile"
 
 
+async def test_unsynced_at_names_only_documents_still_at_the_version_read(
+    store: WorkOrderStore,
+) -> None:
+    """Changed since the read, or marked by someone else: not current any more."""
+    await store.put_documents([tracos_doc(n) for n in (1, 2, 3)])
+    first, second, third = sorted(await store.find_unsynced(), key=lambda d: d.doc["number"])
+    marks = [SyncMark(d.key, d.version) for d in (first, second, third)]
+    await store.put_documents([tracos_doc(1, title="Changed meanwhile")])
+    await store.mark_synced([marks[1]], NOW)
+    assert await store.unsynced_at(marks) == {third.key}
+    assert await store.unsynced_at([]) == set()
+
+
 @pytest.mark.parametrize(
     "odd", ["2099-01-01T00:00:00+00:00", 4_102_444_800_000, None], ids=["iso-string", "int", "null"]
 )

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from watcher.app import Worker, build_store, build_worker
+from watcher.erp.locks import LOCK_FILE
 from watcher.seed import erp_orders
 from watcher.settings import Settings
 from watcher.store import WorkOrderStore
@@ -39,9 +40,14 @@ async def running(settings: Settings, store: WorkOrderStore | None = None) -> As
 
 
 def names(folder: Path, suffix: str = "") -> list[str]:
+    """The files in ``folder`` (temp files too), less the outbound folder's lock file."""
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.name.endswith(suffix))
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and p.name.endswith(suffix) and p.name != LOCK_FILE
+    )
 
 
 def reports(settings: Settings) -> dict[str, dict[str, Any]]:

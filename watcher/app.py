@@ -19,9 +19,10 @@ from typing import Any, Final, TypeVar
 import anyio
 
 from watcher.erp.files import prepare
-from watcher.erp.folders import FolderSink, FolderSource
+from watcher.erp.folders import FolderSource
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
+from watcher.erp.sink import FolderSink
 from watcher.errors import ConfigError, StoreUnavailable
 from watcher.inbound import Inbound
 from watcher.metrics import MetricsServer

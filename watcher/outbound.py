@@ -1,8 +1,10 @@
 """TracOS → ERP: export unsynced work orders through the format and the sink, then mark them.
 
-Order of work per batch: render each order as a file; have the sink write them durably;
-only then mark the batch synced, conditionally, in one bulk write. A document changed in
-between keeps ``isSynced`` unset and goes out again.
+Order of work per batch: render each order as a file; claim the files' names from the
+sink (exclusive across workers); keep only the documents still unsynced at the version
+read; have the sink write them durably; only then mark them synced, conditionally, in one
+bulk write; release the claims. A document changed in between keeps ``isSynced`` unset and
+goes out again; a version older than what another worker already wrote is never written.
 """
 
 from __future__ import annotations
@@ -75,16 +77,29 @@ class Outbound:
                 await self._export_batch(newest[start : start + size])
 
     async def _export_batch(self, docs: Sequence[StoredDocument]) -> None:
+        """Claim the files' names, keep what is still unsynced at the version read, write
+        it, mark it, release: a stale read (another worker's newer export meanwhile, a
+        paused process) never overwrites a newer file, in any process."""
         ready = [item for item in map(self._render, docs) if item is not None]
         if not ready:
             return
-        failed = await self._write_all(ready)
-        written = [item for item in ready if item not in failed]
-        now = datetime.now(UTC)
-        marks = [SyncMark(item.doc.key, item.doc.version) for item in written]
-        marked = await self.retry(lambda: self.store.mark_synced(marks, now))
-        self._record(written, marked, now)
-        self.unwritten.update(item.doc.key for item in failed)
+        async with self.sink.claim([item.file for item in ready]) as held:
+            mine = [item for index, item in enumerate(ready) if index in held]
+            current = await self._still_current(mine)
+            failed = await self._write_all(current)
+            written = [item for item in current if item not in failed]
+            now = datetime.now(UTC)
+            marks = [_mark(item) for item in written]
+            marked = await self.retry(lambda: self.store.mark_synced(marks, now))
+        busy = [item for index, item in enumerate(ready) if index not in held]
+        self._record(written, marked, now, superseded=len(mine) - len(current))
+        self.unwritten.update(item.doc.key for item in [*failed, *busy])
+
+    async def _still_current(self, items: list[Export]) -> list[Export]:
+        if not items:
+            return []
+        keys = await self.retry(lambda: self.store.unsynced_at([_mark(item) for item in items]))
+        return [item for item in items if item.doc.key in keys]
 
     async def _rewrite_later(self) -> None:
         """Files that could not be written are tried again, from the document as it is now
@@ -124,6 +139,8 @@ class Outbound:
     async def _write_all(self, ready: list[Export]) -> list[Export]:
         """Write every file, retrying failures a few times; return those still not written."""
         pending = ready
+        if not pending:
+            return []
         try:
             async for attempt in stamina.retry_context(
                 on=WriteFailed,
@@ -142,7 +159,9 @@ class Outbound:
             )
         return pending
 
-    def _record(self, ready: list[Export], marked: set[str], now: datetime) -> None:
+    def _record(
+        self, ready: list[Export], marked: set[str], now: datetime, superseded: int
+    ) -> None:
         for item in ready:
             if item.doc.key not in marked:
                 continue
@@ -153,5 +172,13 @@ class Outbound:
         self.stats.count(Count.EXPORTED, len(marked))
         changed = len(ready) - len(marked)
         self.stats.count(Count.CHANGED_DURING_EXPORT, changed)
+        if not ready and not superseded:
+            return
         note = f"; {changed} changed meanwhile and were not marked" if changed else ""
+        if superseded:
+            note += f"; {superseded} not written: newer already, or exported by another worker"
         log.info("exported %d orders to %s%s", len(marked), self.where, note)
+
+
+def _mark(item: Export) -> SyncMark:
+    return SyncMark(item.doc.key, item.doc.version)

@@ -3,9 +3,8 @@
 ``FolderSource`` claims each file by atomic rename into this worker's locked claim folder,
 leaves a file that is still being written until it has been quiet for the settle time,
 archives used files, quarantines unusable ones with a ``.error.json`` report, and puts
-back what a stopped worker left claimed. ``FolderSink`` writes each file to a temporary
-name, fsyncs it, renames it into place and fsyncs the folder before it returns. Blocking
-work runs in worker threads, one hop per batch.
+back what a stopped worker left claimed (the outbound side is ``sink.FolderSink``).
+Blocking work runs in worker threads, one hop per batch.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import anyio
 from watchfiles import Change, awatch
 
 from watcher.erp import claims, files
-from watcher.erp.port import FileVerdict, Judge, OutboundFile, Taken
+from watcher.erp.port import FileVerdict, Judge, Taken
 from watcher.errors import MalformedFile, RejectedInput
 from watcher.settings import Settings
 from watcher.stats import Trouble
@@ -228,60 +227,6 @@ class FolderSource:
             report = files.ErrorReport(item.shown, reason, "$", now.isoformat(), elements)
             files.write_report(failed, target, report)
         return files.display_name(target.name)
-
-
-class FolderSink:
-    """``OutboundSink`` on the outbound folder: ``{name}`` per file, durable on return."""
-
-    def __init__(self, settings: Settings, trouble: Trouble) -> None:
-        self.folder = settings.outbound_dir
-        self.concurrency = settings.outbound_concurrency
-        self._trouble = trouble
-
-    async def recover(self) -> None:
-        await anyio.to_thread.run_sync(files.remove_stale_temps, self.folder)
-
-    async def write(self, outgoing: Sequence[OutboundFile]) -> set[int]:
-        """Write in ``concurrency`` threads, fsync the folder; the indexes not written."""
-        everything = set(range(len(outgoing)))
-        try:
-            await anyio.to_thread.run_sync(lambda: self.folder.mkdir(parents=True, exist_ok=True))
-        except OSError as exc:
-            self._error("the outbound folder", exc)
-            return everything
-        workers = max(1, min(self.concurrency, len(outgoing)))
-        failed: set[int] = set()
-        async with anyio.create_task_group() as tg:
-            for first in range(workers):
-                part = range(first, len(outgoing), workers)
-                tg.start_soon(self._write_slice, outgoing, part, failed)
-        try:
-            await anyio.to_thread.run_sync(files.sync_folder, self.folder)
-        except OSError as exc:  # not durable yet: none of them may be marked
-            self._error("the outbound folder", exc)
-            return everything
-        return failed
-
-    async def _write_slice(
-        self, outgoing: Sequence[OutboundFile], part: range, failed: set[int]
-    ) -> None:
-        failed.update(await anyio.to_thread.run_sync(self._write_files, outgoing, part))
-
-    def _write_files(self, outgoing: Sequence[OutboundFile], part: range) -> list[int]:
-        failed = []
-        for index in part:
-            file = outgoing[index]
-            try:
-                files.write_durably(self.folder, file.name, file.data)
-            except OSError as exc:
-                failed.append(index)
-                self._error(file.name, exc)
-        return failed
-
-    def _error(self, what: str, exc: OSError) -> None:
-        reason = f"cannot write {what}: {exc.strerror or exc}"
-        self._trouble(what, reason)
-        log.error("%s; not marked synced, tried again", reason)
 
 
 def _os_reason(exc: OSError) -> str:

@@ -8,6 +8,7 @@ owns where exported files go and that they are durable before it returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -127,6 +128,11 @@ class OutboundSink(Protocol):
 
     async def recover(self) -> None:
         """Clear what a crash left half-written (before the first export)."""
+
+    def claim(self, files: Sequence[OutboundFile]) -> AbstractAsyncContextManager[set[int]]:
+        """Hold the files' names exclusively for the block, against every other worker: the
+        indexes held (the others are someone else's now, and tried again later)."""
+        ...
 
     async def write(self, files: Sequence[OutboundFile]) -> set[int]:
         """Write every file durably; the indexes of those not written (each one reported)."""

@@ -69,6 +69,11 @@ class WorkOrderStore(Protocol):
         """Every document whose ``isSynced`` is not true (absent counts as unsynced)."""
         ...
 
+    async def unsynced_at(self, marks: Sequence[SyncMark]) -> set[str]:
+        """The keys whose document is still unsynced at the version given (an export checks
+        this while it holds the file's claim: an older read must never overwrite a newer file)."""
+        ...
+
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         """Set ``isSynced``/``syncedAt`` where the version still matches; the keys marked."""
         ...

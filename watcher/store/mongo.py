@@ -226,6 +226,14 @@ class MongoStore:
         """The port's view (``_id`` a string); the version keeps the raw id for the mark."""
         return StoredDocument(str(doc["_id"]), _as_port(doc), version_of(doc), changed_at)
 
+    async def unsynced_at(self, marks: Sequence[SyncMark]) -> set[str]:
+        if not marks:
+            return set()
+        wanted = {mark.key: mark.version for mark in marks}
+        ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
+        docs = await self._find({"_id": {"$in": ids}, **UNSYNCED})
+        return {str(d["_id"]) for d in docs if wanted.get(str(d["_id"])) == version_of(d)}
+
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         if not marks:
             return set()

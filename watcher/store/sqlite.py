@@ -234,6 +234,18 @@ class SqliteStore:
         ]
         return found, changed[-1][1] if changed else seen
 
+    async def unsynced_at(self, marks: Sequence[SyncMark]) -> set[str]:
+        def check() -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(marks), CHUNK):
+                chunk = [mark.version for mark in marks[start : start + CHUNK]]
+                places = ",".join("?" * len(chunk))
+                query = f"SELECT number FROM workorders WHERE synced = 0 AND seq IN ({places})"
+                found.update(str(number) for (number,) in self._db.execute(query, chunk))
+            return found
+
+        return await self._run(check)
+
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         synced_at = rows.encoded_date(now)
 

@@ -1,0 +1,83 @@
+"""Two workers, one paused mid-export: a stale export never overwrites a newer file (issue 12
+#2). Worker A reads v1 of every document and is SIGSTOPped while writing; TracOS writes v2;
+worker B exports v2; A resumes. Every document synced at v2 must have v2's bytes on disk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.builders import T0, tracos_doc
+from tests.conftest import wait_until
+from tests.harness import TRACOS_FIRST, start_worker, stored
+from tests.workers import opened_store, unsynced_count
+from watcher.core.tracos import read_tracos
+from watcher.erp.formats.challenge import FORMAT as CHALLENGE
+from watcher.settings import Settings
+
+pytestmark = [pytest.mark.anyio, pytest.mark.system]
+SLOW_EXPORT = {"INBOUND_BATCH_SIZE": "20", "OUTBOUND_CONCURRENCY": "1"}  # a wide window
+
+
+def version(number: int, v: int) -> dict[str, object]:
+    return tracos_doc(number, title=f"v{v}", updatedAt=T0 + timedelta(hours=v))
+
+
+def exported_files(settings: Settings) -> int:
+    try:
+        return sum(1 for e in os.scandir(settings.outbound_dir) if e.name.endswith(".json"))
+    except FileNotFoundError:
+        return 0
+
+
+async def test_a_paused_stale_export_never_overwrites_a_newer_file(
+    any_settings: Settings, tmp_path: Path
+) -> None:
+    settings = any_settings
+    count = 1500 if settings.mongo_uri is None else 300  # the test server scans per upsert
+    numbers = range(TRACOS_FIRST, TRACOS_FIRST + count)
+    async with opened_store(settings) as store:
+        await store.put_documents([version(n, 1) for n in numbers])
+    with (tmp_path / "a.log").open("w") as log_a, (tmp_path / "b.log").open("w") as log_b:
+        a = start_worker(settings, log_a, SLOW_EXPORT)
+        b: subprocess.Popen[str] | None = None
+        try:
+            wait_until(lambda: exported_files(settings) > 0, "A exporting", 60)
+            a.send_signal(signal.SIGSTOP)
+            assert exported_files(settings) < count, "A finished before it could be paused"
+            async with opened_store(settings) as store:
+                await store.put_documents([version(n, 2) for n in numbers])
+            b = start_worker(settings, log_b, SLOW_EXPORT)
+            await _wait_unsynced(settings, lambda left: left <= 20, "B exporting all it may")
+            a.send_signal(signal.SIGCONT)
+            await _wait_unsynced(settings, lambda left: left == 0, "everything synced")
+        finally:
+            a.send_signal(signal.SIGCONT)
+            for worker in (a, b):
+                if worker is not None:
+                    worker.send_signal(signal.SIGTERM)
+            codes = [w.wait(timeout=30) for w in (a, b) if w is not None]
+    assert codes == [0, 0]
+    docs = await stored(settings)
+    stale = [
+        number
+        for number in numbers
+        if (settings.outbound_dir / f"{number}.json").read_bytes()
+        != CHALLENGE.render(read_tracos(docs[number])).data
+    ]
+    assert all(docs[n].get("isSynced") is True and docs[n]["title"] == "v2" for n in numbers)
+    assert stale == [], f"{len(stale)} documents synced at v2 with another version on disk"
+
+
+async def _wait_unsynced(settings: Settings, done: Callable[[int], bool], what: str) -> None:
+    def check() -> bool:
+        return done(anyio.run(unsynced_count, settings))
+
+    await anyio.to_thread.run_sync(lambda: wait_until(check, what, 90))
