@@ -180,7 +180,8 @@ def test_a_killed_server_is_waited_out_and_nothing_is_lost(
                 drop(settings.inbound_dir, f"{number}.json", erp_file(number))
             wait_until(lambda: "cannot reach its store" in _health(settings)[1], "health says so")
             status = json.loads(cli(settings, "status", "--json").stdout)
-            assert status["store_reachable"] is False and status["stored"] is None
+            assert status["store_reachable"] is False  # and the worker's last counts, dated
+            assert status["counts_from"].startswith("worker ") and status["stored"] is not None
             wait_until(lambda: log_path.read_text().count("store unavailable") >= 3, "retries")
             assert len(names(settings.archive_dir)) < 80  # files waited while it was down
             own_server.start()

@@ -3,7 +3,6 @@ the ERP files in the configured format."""
 
 from __future__ import annotations
 
-import os
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Final, get_args
 import msgspec
 
 from watcher.core.tracos import TracosStatus, TracosWorkOrder
+from watcher.erp.files import replace_with, write_temp
 from watcher.erp.formats.challenge import ChallengeFormat
 from watcher.erp.formats.challenge.mapping import tracos_to_erp
 from watcher.erp.port import ErpFormat, OutboundFile
@@ -92,7 +92,5 @@ def erp_files(
 def write_erp_files(folder: Path, files: list[OutboundFile]) -> None:
     """Each file written to a temp name first, so no reader sees half a file."""
     folder.mkdir(parents=True, exist_ok=True)
-    for file in files:
-        temp = folder / f".{file.name}.tmp"
-        temp.write_bytes(file.data)
-        os.replace(temp, folder / file.name)
+    for file in files:  # random temp names, O_EXCL|O_NOFOLLOW: a planted link is not followed
+        replace_with(write_temp(folder, file.name, file.data), folder / file.name)
