@@ -108,6 +108,8 @@ async def test_a_start_up_outage_is_shown_from_the_first_second(tmp_path: Path) 
     async with anyio.create_task_group() as tg:
         tg.start_soon(running.serve, stop, report, 0.05)
         await wait_for(lambda: any(not s.store.connected for s in seen), "the outage reported")
+        drop(settings.inbound_dir, "1.json", json.dumps(erp(orderNo=1)).encode())
+        await wait_for(lambda: seen[-1].waiting_files == 1, "the file dropped meanwhile shown")
         await wait_for(lambda: _says_unreachable(settings), "the outage in the status file")
         problem = health_problem(settings, datetime.now(UTC))
         stop.set()

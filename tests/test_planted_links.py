@@ -60,5 +60,5 @@ async def test_outbound_and_status_writes_leave_planted_links_alone(
     async with running(settings) as worker:
         await worker.store.put_documents([tracos_doc(1)])
         await wait_for((settings.outbound_dir / "1.json").exists, "exported")
-        await worker._write_status()
+        await worker.reporting.write_status()
     assert victim.read_bytes() == b"precious"

@@ -6,40 +6,39 @@ and connections are taken in ``Worker.open``.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 
 from watcher.erp.files import prepare
 from watcher.erp.folders import FolderSource
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
 from watcher.erp.sink import FolderSink
-from watcher.errors import ConfigError, StoreUnavailable
+from watcher.errors import ConfigError
 from watcher.inbound import Inbound
 from watcher.metrics import MetricsServer
 from watcher.outbound import Outbound
+from watcher.reporting import Reporter, Reporting
 from watcher.retrying import StoreRetry
 from watcher.settings import Settings
-from watcher.stats import Count, Snapshot, Stats, StoreState
-from watcher.status import prune_stopped, status_path, write_worker_status
+from watcher.stats import Count, Snapshot, Stats
+from watcher.status import prune_stopped
 from watcher.store import WorkOrderStore
 from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS: Final = 1.5  # after a stop request, how long the batch in flight may take
-STATUS_SECONDS: Final = 2.0  # store counts and the status file (health allows 10 s)
-STATUS_FILE: Final = "status file"  # the problem's key while it cannot be written
-Reporter = Callable[[Snapshot], Awaitable[None]]
 T = TypeVar("T")
 
 
@@ -106,6 +105,7 @@ class Worker:
             settings.batch_size,
             settings.rescan_seconds,
         )
+        self.reporting = Reporting(settings, stats, store, integration.source)
         self.outbound = Outbound(
             integration.format,
             integration.sink,
@@ -118,12 +118,15 @@ class Worker:
             str(settings.outbound_dir),
         )
 
-    async def open(self) -> None:
-        """Folders and the claim lock (a bad folder raises ``ConfigError``), then the store."""
+    async def open(self, meanwhile: TaskGroup | None = None) -> None:
+        """Folders and the claim lock (a bad folder raises ``ConfigError``), then the store;
+        while the store is awaited, ``meanwhile`` counts the files waiting for it."""
         await anyio.to_thread.run_sync(self._prepare)
         resumed = await self.integration.source.open()
         if resumed:
             log.warning("resumed %d files left claimed by a stopped worker", resumed)
+        if meanwhile is not None:
+            meanwhile.start_soon(self.reporting.count_waiting)
         await self.retry(self.store.open)
         where, mode, erp = self.settings.inbound_dir, self.store.mode, self.integration.name
         log.info("watching %s (store mode: %s, ERP format: %s)", where, mode, erp)
@@ -152,8 +155,8 @@ class Worker:
         try:
             await anyio.to_thread.run_sync(self._prepare)  # the state folder, for the heartbeat
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._report, report, every)
-                opened = await _unless_stopped(stop, self.open)
+                tg.start_soon(self.reporting.run, report, every)
+                opened = await _unless_stopped(stop, partial(self.open, tg))
                 tg.cancel_scope.cancel()
             if opened:
                 await self.run(stop, report, every)
@@ -176,8 +179,8 @@ class Worker:
         async with anyio.create_task_group() as tg:
             tg.start_soon(inbound)
             tg.start_soon(self.outbound.run)
-            tg.start_soon(self._report, report, every)
-            tg.start_soon(self._refresh_counts)
+            tg.start_soon(self.reporting.run, report, every)
+            tg.start_soon(self.reporting.refresh_counts)
             await stop.wait()
             with anyio.move_on_after(GRACE_SECONDS):
                 await inbound_done.wait()
@@ -193,55 +196,6 @@ class Worker:
             # files not yet valid JSON: judge them once they have been quiet long enough
             await anyio.sleep(max(0.05, due - time.time()))
         await self.outbound.export(await self.store.find_unsynced())
-
-    async def _report(self, report: Reporter | None, every: float) -> None:
-        """Hand snapshots to the reporter and rewrite the status file now and then.
-
-        Never waits on the store: a stuck store call must not freeze the console, the
-        heartbeat or the metrics (the counts come from ``_refresh_counts``).
-        """
-        ticks_per_status = max(1, round(STATUS_SECONDS / every))
-        for tick in itertools.count():
-            if tick % ticks_per_status == 0:
-                await self._write_status()
-            if report is not None:
-                await report(self.stats.snapshot(datetime.now(UTC)))
-            await anyio.sleep(every)
-
-    async def _write_status(self) -> None:
-        """A side effect: a full disk or a read-only folder is shown and retried, never fatal."""
-        problems = tuple(v for k, v in self.stats.problems.items() if k != STATUS_FILE)
-        snapshot = replace(self.stats.snapshot(datetime.now(UTC)), problems=problems)
-        try:
-            await anyio.to_thread.run_sync(
-                write_worker_status, self.settings, snapshot, self.store.mode
-            )
-        except OSError as exc:
-            path = status_path(self.settings)
-            reason = f"cannot write the status file {path}: {exc.strerror or exc}"
-            if self.stats.problem(STATUS_FILE, reason):
-                log.error("%s; tried again every %.0f s", reason, STATUS_SECONDS)
-        else:
-            if self.stats.solved(STATUS_FILE):
-                log.warning("the status file is written again")
-
-    async def _refresh_counts(self) -> None:
-        """The store's counts on their own schedule; only this task waits for them."""
-        while True:
-            self.stats.asked_since = datetime.now(UTC)
-            try:
-                stored, unsynced = await self.store.counts()
-            except StoreUnavailable as exc:  # an idle worker notices an outage here first
-                state = self.stats.store
-                self.stats.store = StoreState(False, str(exc), state.next_attempt)
-            else:
-                self.stats.stored, self.stats.unsynced = stored, unsynced
-                self.stats.counts_at = datetime.now(UTC)
-                if not self.stats.store.connected and self.stats.store.next_attempt is None:
-                    self.stats.store = StoreState()
-            finally:
-                self.stats.asked_since = None
-            await anyio.sleep(STATUS_SECONDS)
 
 
 def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:
