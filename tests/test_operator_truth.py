@@ -113,6 +113,8 @@ async def test_a_start_up_outage_is_shown_from_the_first_second(tmp_path: Path) 
         await wait_for(lambda: _says_unreachable(settings), "the outage in the status file")
         problem = health_problem(settings, datetime.now(UTC))
         stop.set()
+    assert not seen[0].store.connected, "'connected' before the store ever answered"
+    assert "store connecting…" in shown(seen[0])
     assert "MongoDB unreachable" in [s for s in seen if not s.store.connected][-1].store.error
     assert problem is not None and "cannot reach its store: MongoDB unreachable" in problem
     shown_text = shown([s for s in seen if not s.store.connected][-1])

@@ -31,7 +31,7 @@ from watcher.outbound import Outbound
 from watcher.reporting import Reporter, Reporting
 from watcher.retrying import StoreRetry
 from watcher.settings import Settings
-from watcher.stats import Count, Snapshot, Stats
+from watcher.stats import Count, Snapshot, Stats, StoreState
 from watcher.status import prune_stopped
 from watcher.store import WorkOrderStore
 from watcher.store.mongo import MongoStore
@@ -74,7 +74,9 @@ def build_worker(
     settings: Settings, store: WorkOrderStore | None = None, attempts: int | None = None
 ) -> Worker:
     """``attempts`` bounds store retries (``once``); None waits out any outage (``run``)."""
-    stats = Stats(started=datetime.now(UTC))
+    # not "connected" before the store has answered once: a start-up outage must not
+    # begin with two seconds of "store connected" on the console and in health
+    stats = Stats(started=datetime.now(UTC), store=StoreState(connected=False))
     integration = build_integration(settings, stats)
     retry = StoreRetry(stats, settings.retry_max_seconds, attempts)
     return Worker(settings, store or build_store(settings), integration, stats, retry)

@@ -115,6 +115,8 @@ def _store_line(snapshot: Snapshot, width: int) -> Text:
     store, age = snapshot.store, _counts_age(snapshot)
     if store.connected:
         return Text.assemble("store ", ("connected", "bold green"), age, no_wrap=True)
+    if not store.error and store.next_attempt is None:
+        return Text("store connecting…", style="bold yellow", no_wrap=True)
     if store.next_attempt is None:  # a call hanging, not failing: nothing is retried yet
         prefix, suffix = "store NOT ANSWERING: ", age
     else:

@@ -108,7 +108,8 @@ def readiness(snapshot: Snapshot | None, age: float, fresh_seconds: float = FRES
     if age > fresh_seconds:
         return f"last snapshot is {age:.0f} s old"
     if not snapshot.store.connected:
-        return f"store unavailable: {' '.join(snapshot.store.error.split())}"
+        error = " ".join(snapshot.store.error.split()) or "not reached yet (connecting)"
+        return f"store unavailable: {error}"
     if snapshot.problems:
         return "; ".join(" ".join(problem.split()) for problem in snapshot.problems)
     return ""

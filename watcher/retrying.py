@@ -41,7 +41,8 @@ class StoreRetry:
                     self._note_outage(exc, attempt.next_wait)
                     raise
                 if not self.stats.store.connected:
-                    log.warning("store is reachable again; work resumes")
+                    if self.stats.store.error:  # not at the first answer after start-up
+                        log.warning("store is reachable again; work resumes")
                     self.stats.store = StoreState()
                 return result
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover

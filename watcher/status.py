@@ -197,6 +197,8 @@ def worker_problem(status: WorkerStatus | None, now: datetime) -> str | None:
         return "no worker has run here (no status file)"
     problem = running_problem(status, now)
     if problem is None and not status.store_connected:
+        if not status.store_error:
+            return "the worker has not reached its store yet (connecting)"
         return f"the worker cannot reach its store: {status.store_error}"
     if problem is None and status.problems:
         return f"the worker reports: {'; '.join(status.problems)}"
