@@ -79,9 +79,11 @@ def start_worker(
 
 
 def serving(settings: Settings, worker: subprocess.Popen[str]) -> bool:
-    """True once this worker runs: its pid is in the status file it rewrites every two seconds."""
+    """True once this worker runs: its status file (rewritten every two seconds) names its pid
+    and a store it has reached."""
     status = read_worker_status(settings, worker.pid)
-    return status is not None and status.pid == worker.pid
+    # the file is written from the first second; "connected" means it has opened too
+    return status is not None and status.pid == worker.pid and status.store_connected
 
 
 def landed(settings: Settings, rejected: bool = False) -> Counter[bytes]:

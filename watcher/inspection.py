@@ -61,7 +61,7 @@ def status_report(
 ) -> dict[str, Any]:
     """Everything ``status`` prints, as plain values (``--json`` prints it as it is)."""
     files = read_status_files(settings)
-    workers = [_worker(found, now, settings) for found in files]
+    workers = [_worker(found, now) for found in files]
     running = [w for w in workers if w["running"]]
     report: dict[str, Any] = {
         "store": settings.store_label,
@@ -107,7 +107,7 @@ def _entry(entry: UnexportableEntry) -> dict[str, str]:
     return {"order": entry.order, "reason": entry.reason}
 
 
-def _worker(found: Found, now: datetime, settings: Settings) -> dict[str, Any]:
+def _worker(found: Found, now: datetime) -> dict[str, Any]:
     status = found.status
     if status is None:
         return {"file": str(found.path), "running": False, "problem": found.error}
@@ -120,7 +120,7 @@ def _worker(found: Found, now: datetime, settings: Settings) -> dict[str, Any]:
         "running": running_problem(status, now) is None,
         "heartbeat_age_seconds": round(age, 1),
         "store_connected": status.store_connected,
-        "problem": file_problem(found, now, settings),
+        "problem": file_problem(found, now),
     }
 
 

@@ -178,11 +178,12 @@ def health_problem(settings: Settings, now: datetime) -> str | None:
         return "no worker has run here (no status file)"
     live = [f for f in mine if f.status is not None and alive(f.status.pid)]
     checked = live or mine[:1]
-    problems = [p for f in checked if (p := file_problem(f, now, settings)) is not None]
+    problems = [p for f in checked if (p := file_problem(f, now)) is not None]
     return "; ".join(problems) or None
 
 
-def file_problem(found: Found, now: datetime, settings: Settings) -> str | None:
+def file_problem(found: Found, now: datetime) -> str | None:
+    """Why the worker of this status file is not healthy (or the file unreadable), or None."""
     if found.status is None:
         return found.error
     problem = worker_problem(found.status, now)
