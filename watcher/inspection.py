@@ -149,4 +149,4 @@ def _problem_note(worker: dict[str, Any]) -> str:
     problem = worker.get("problem")
     if problem is None:
         return f" (pid {worker['pid']}, heartbeat {worker['heartbeat_age_seconds']:.0f} s ago)"
-    return f": {problem}"
+    return f"; {problem}"
