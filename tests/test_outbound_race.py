@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -52,7 +54,7 @@ async def test_a_paused_stale_export_never_overwrites_a_newer_file(
         b: subprocess.Popen[str] | None = None
         try:
             wait_until(lambda: exported_files(settings) > 0, "A exporting", 60)
-            a.send_signal(signal.SIGSTOP)
+            _pause_outside_a_store_transaction(settings, a)
             assert exported_files(settings) < count, "A finished before it could be paused"
             async with opened_store(settings) as store:
                 await store.put_documents([version(n, 2) for n in numbers])
@@ -79,6 +81,30 @@ async def test_a_paused_stale_export_never_overwrites_a_newer_file(
     ]
     assert all(docs[n].get("isSynced") is True and docs[n]["title"] == "v2" for n in numbers)
     assert stale == [], f"{len(stale)} documents synced at v2 with another version on disk"
+
+
+def _pause_outside_a_store_transaction(settings: Settings, worker: subprocess.Popen[str]) -> None:
+    """SIGSTOP ``worker``, but not while it holds the embedded store's write lock: a paused
+    writer holding it is a store outage for everyone (another attack), not this race."""
+    for _ in range(100):
+        worker.send_signal(signal.SIGSTOP)
+        if settings.mongo_uri or _store_writable(settings.sqlite_path):
+            return
+        worker.send_signal(signal.SIGCONT)
+        time.sleep(0.002)
+    raise AssertionError("the worker always held the store's write lock")
+
+
+def _store_writable(path: Path) -> bool:
+    db = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.close()
 
 
 async def _wait_unsynced(settings: Settings, done: Callable[[int], bool], what: str) -> None:
