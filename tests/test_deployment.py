@@ -126,11 +126,11 @@ def test_services_restart_unless_stopped(service: str) -> None:
     assert _service(service)["restart"] == "unless-stopped"
 
 
-def test_watcher_has_a_terminal_for_attach() -> None:
-    """A tty and an open stdin, so `docker compose attach watcher` shows the live console."""
+def test_the_container_log_is_a_log() -> None:
+    """No tty: the worker writes plain log lines, not console redraws, into `compose logs`."""
     watcher = _service("watcher")
-    assert watcher["tty"] is True
-    assert watcher["stdin_open"] is True
+    assert "tty" not in watcher and "stdin_open" not in watcher
+    assert "--no-console" not in str(watcher.get("command", ""))  # no need: no terminal
 
 
 def test_watcher_mounts_the_data_folder() -> None:
