@@ -80,7 +80,8 @@ def test_health_without_a_worker_fails_with_one_line(settings: Settings) -> None
     result = cli(settings, "health", check=False)
     assert result.returncode == 1
     assert result.stdout.strip().splitlines() == [
-        "unhealthy: no worker has run here (no status file)"
+        f"unhealthy: no worker has run here (no status file): there is no {settings.state_dir}"
+        " here; run this in the worker's directory, or set DATA_STATE_DIR to its state folder"
     ]
 
 

@@ -143,3 +143,41 @@ def test_a_byte_order_mark_is_tolerated(erp_format: ErpFormat) -> None:
     """A leading UTF-8 BOM is skipped."""
     data = b"\xef\xbb\xbf" + erp_format.render(tracos()).data
     assert [o.number for o in erp_format.judge(data).orders] == [7]
+
+
+def _order_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The one object definition a format's file schema is built on."""
+    [definition] = schema["$defs"].values()
+    assert isinstance(definition, dict)
+    return definition
+
+
+@each_format
+def test_the_inbound_schema_requires_what_judge_requires(erp_format: ErpFormat) -> None:
+    """Each key of a valid file: the schema requires it exactly when judge refuses its absence;
+    a batch (an array of orders) is allowed too."""
+    schema = erp_format.schema("inbound")
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert {
+        "type": "array",
+        "items": {"$ref": next(iter(schema["$defs"])).join(("#/$defs/", ""))},
+    } in schema["anyOf"]
+    order = _order_schema(schema)
+    valid = fields(erp_format, tracos())
+    assert set(order["properties"]) >= set(valid)
+    for key in valid:
+        without = msgspec.json.encode({k: v for k, v in valid.items() if k != key})
+        try:
+            erp_format.judge(without)
+            refused = False
+        except InvalidOrder:
+            refused = True
+        assert refused == (key in order["required"]), key
+
+
+@each_format
+def test_the_outbound_schema_is_the_rendered_file(erp_format: ErpFormat) -> None:
+    """The outbound schema names exactly the keys a rendered file has, in order, all required."""
+    order = _order_schema(erp_format.schema("outbound"))
+    rendered = list(fields(erp_format))
+    assert list(order["properties"]) == rendered == order["required"]

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from watcher.core.tracos import OrderNo, OrderUpsert, TracosWorkOrder
-from watcher.erp.port import FileVerdict, OutboundFile
-from watcher.erp.strict_json import JsonOrders, WireStruct, encode_file, format_date, utc
+from watcher.erp.port import Direction, FileVerdict, OutboundFile
+from watcher.erp.strict_json import (
+    JsonOrders,
+    WireStruct,
+    encode_file,
+    file_schema,
+    format_date,
+    utc,
+)
 
 
 class TinyOrder(WireStruct, frozen=True, kw_only=True):
@@ -61,6 +68,13 @@ class TinyFormat:
             done=order.status == "completed",
         )
         return OutboundFile(f"wo-{order.number}.json", encode_file(file))
+
+    def schema(self, direction: Direction) -> dict[str, Any]:
+        return (
+            file_schema(TinyFile, self.name)
+            if direction == "outbound"
+            else _orders.schema(self.name)
+        )
 
 
 FORMAT: Final = TinyFormat()

@@ -126,12 +126,14 @@ class Worker:
         await anyio.to_thread.run_sync(self._prepare)
         resumed = await self.integration.source.open()
         if resumed:
-            log.warning("resumed %d files left claimed by a stopped worker", resumed)
+            log.warning(
+                "resumed %d files left claimed by a stopped worker",
+                resumed,
+                extra={"counts": {"resumed": resumed}},
+            )
         if meanwhile is not None:
             meanwhile.start_soon(self.reporting.count_waiting)
         await self.retry(self.store.open)
-        where, mode, erp = self.settings.inbound_dir, self.store.mode, self.integration.name
-        log.info("watching %s (store mode: %s, ERP format: %s)", where, mode, erp)
 
     def _prepare(self) -> None:
         folders = (
@@ -161,6 +163,11 @@ class Worker:
                 opened = await _unless_stopped(stop, partial(self.open, tg))
                 tg.cancel_scope.cancel()
             if opened:
+                where, mode, erp = self.settings.inbound_dir, self.store.mode, self.integration.name
+                fields = {"inbound": str(where), "mode": mode, "erp_format": erp}
+                log.info(
+                    "watching %s (store mode: %s, ERP format: %s)", where, mode, erp, extra=fields
+                )
                 await self.run(stop, report, every)
         finally:
             await self.close()
@@ -248,7 +255,8 @@ async def _stop_on_signal(stop: anyio.Event) -> None:
 
 
 def run_once(worker: Worker) -> None:
-    """Process what is waiting in both directions with ``worker``, then close it."""
+    """Process what is waiting in both directions with ``worker``, then close it (what it
+    did is in ``worker.stats``)."""
 
     async def main() -> None:
         try:
@@ -260,14 +268,20 @@ def run_once(worker: Worker) -> None:
     anyio.run(main, backend="asyncio")
 
 
-def with_store(settings: Settings, work: Callable[[WorkOrderStore], Awaitable[T]]) -> T:
+def with_store(
+    settings: Settings, work: Callable[[WorkOrderStore], Awaitable[T]], create: bool = False
+) -> T:
     """Open the configured store, run ``work``, close it: one attempt, one line if it fails
-    (a command an operator typed answers at once; the worker is the one that waits)."""
+    (a command an operator typed answers at once; the worker is the one that waits).
+
+    Only commands that write (``seed``, ``put``) ``create`` a store; one that only looks,
+    run from the wrong directory, says there is none instead of making an empty one.
+    """
 
     async def main() -> T:
         store = build_store(settings)
         try:
-            await store.open()
+            await store.open(create)
             return await work(store)
         finally:
             await store.close()

@@ -4,50 +4,71 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import msgspec
 import stamina
 
 from watcher import __version__
-from watcher.app import build_worker, run_once, serve, with_store
+from watcher.app import build_worker, serve, with_store
+from watcher.commands import cmd_once, cmd_prune, cmd_put, cmd_schema, cmd_seed
 from watcher.console import Header, LiveConsole, LogSummary, is_interactive
 from watcher.core.tracos import INT64_MAX
 from watcher.environment import environment
 from watcher.erp.registry import load_format
-from watcher.errors import ConfigError, StoreUnavailable
+from watcher.errors import (
+    ConfigError,
+    InvalidDocument,
+    StoreMissing,
+    StoreUnavailable,
+    WatcherError,
+)
 from watcher.inspection import StoreAnswer, ask_store, status_lines, status_report
+from watcher.logs import fatal, log_format_of, setup_logging
 from watcher.operations import requeue
 from watcher.printable import printable
-from watcher.seed import erp_files, tracos_documents, write_erp_files
 from watcher.settings import Settings, load_settings
 from watcher.status import health_problem
 
 log = logging.getLogger("watcher")
-ONCE_ATTEMPTS = 5
 LIVE_REFRESH_SECONDS = 0.25
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     stamina.instrumentation.set_on_retry_hooks([])  # our own retry policy says it in words
+    log_format = log_format_of(os.environ)
     try:
-        settings = load_settings(*environment())
+        env, origins = environment()
+        log_format = log_format_of(env)
+        settings = load_settings(env, origins)
         return _unwrapped(lambda: int(args.command(settings, args) or 0))
-    except ConfigError as exc:
-        print(f"watcher: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except StoreUnavailable as exc:
-        hint = f"; {exc.hint}" if exc.hint else ""
-        print(f"watcher: store unavailable: {exc}{hint}", file=sys.stderr)
-        return 1
+    except WatcherError as exc:
+        message, code, kind = _fatal_line(exc)
+        fatal(message, log_format, error=kind)
+        return code
     except KeyboardInterrupt:
         return 130
+
+
+def _fatal_line(exc: WatcherError) -> tuple[str, int, str]:
+    """The one line, the exit code and the kind of error for a JSON line."""
+    if isinstance(exc, ConfigError):
+        return f"configuration error: {exc}", 2, "configuration"
+    if isinstance(exc, StoreMissing):  # its message says how to point at the right one
+        return str(exc), 1, "no store"
+    if isinstance(exc, StoreUnavailable):
+        hint = f"; {exc.hint}" if exc.hint else ""
+        return f"store unavailable: {exc}{hint}", 1, "store unavailable"
+    if isinstance(exc, InvalidDocument):
+        return f"put: {exc}; nothing written", 1, "invalid document"
+    return str(exc), 1, "command failed"  # CommandFailed, or any other of ours
 
 
 def _unwrapped(command: Callable[[], int]) -> int:
@@ -55,7 +76,7 @@ def _unwrapped(command: Callable[[], int]) -> int:
     try:
         return command()
     except BaseExceptionGroup as group:
-        matched, _ = group.split((ConfigError, StoreUnavailable))
+        matched, _ = group.split(WatcherError)
         if matched is None:
             raise
         ours: BaseException = matched
@@ -82,20 +103,49 @@ def order_number(raw: str) -> int:
     return value
 
 
+def _count(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _days(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {raw!r}") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be 0 or more days, not {raw}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="watcher", description=__doc__)
     parser.add_argument("--version", action="version", version=f"watcher {__version__}")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=OneLineParser)
     run = commands.add_parser("run", help="the always-on worker")
     run.add_argument("--no-console", action="store_true", help="plain log lines even on a terminal")
     run.set_defaults(command=cmd_run)
     once = commands.add_parser("once", help="process what is waiting in both directions, then exit")
     once.set_defaults(command=cmd_once)
     seed = commands.add_parser("seed", help="write the challenge's sample data")
-    seed.add_argument("--tracos", type=int, default=10, metavar="N", help="TracOS documents (10)")
-    seed.add_argument("--erp", type=int, default=10, metavar="N", help="ERP files (10)")
+    seed.add_argument(
+        "--tracos", type=_count, default=10, metavar="N", help="TracOS documents (10)"
+    )
+    seed.add_argument("--erp", type=_count, default=10, metavar="N", help="ERP files (10)")
     seed.add_argument("--seed", type=int, default=None, help="random seed for repeatable data")
+    seed.add_argument(
+        "--force", action="store_true", help="replace stored orders and inbound files 1..N"
+    )
     seed.set_defaults(command=cmd_seed)
+    put = commands.add_parser("put", help="write TracOS documents as TracOS would")
+    put.add_argument("file", metavar="FILE", help="a JSON array of TracOS documents, - for stdin")
+    put.add_argument("--force", action="store_true", help="replace stored ones, newer or not")
+    put.set_defaults(command=cmd_put)
     show = commands.add_parser("show", help="stored work orders as a JSON array")
     show.add_argument("numbers", nargs="*", type=order_number, metavar="NUMBER")
     show.set_defaults(command=cmd_show)
@@ -107,37 +157,16 @@ def _parser() -> argparse.ArgumentParser:
     again.set_defaults(command=cmd_requeue)
     health = commands.add_parser("health", help="exit 0 when a worker is running and healthy")
     health.set_defaults(command=cmd_health)
+    prune = commands.add_parser("prune", help="remove archived and failed files older than DAYS")
+    prune.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    prune.set_defaults(command=cmd_prune)
+    schema = commands.add_parser("schema", help="the JSON Schema of the ERP format's files")
+    schema.add_argument(
+        "--outbound", action="store_true", help="of the files written for the ERP instead"
+    )
+    schema.set_defaults(command=cmd_schema)
     return parser
-
-
-def setup_logging(
-    settings: Settings, stream: Any = None, handler: logging.Handler | None = None
-) -> None:
-    """Log lines to ``stream`` (or ``handler``), as text or JSON lines."""
-    handler = handler or logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
-    stamina.instrumentation.set_on_retry_hooks([])  # our own retry log line says more
-    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected": noise
-
-
-class TextFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return f"{when[:-4]}Z {record.levelname:<7} {printable(record.getMessage())}"
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": printable(record.getMessage()),
-        }
-        return msgspec.json.encode(entry).decode()
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -166,28 +195,6 @@ def _banner(settings: Settings) -> str:
         store += f" store at {settings.sqlite_path} (set MONGO_URI to use MongoDB)"
     folders = f"inbound {settings.inbound_dir}, outbound {settings.outbound_dir}"
     return f"watcher {__version__} on {store}; {folders}"
-
-
-def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
-    worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
-    setup_logging(settings, sys.stderr)
-    run_once(worker)
-    return 0
-
-
-def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
-    erp_format = load_format(settings.erp_format)
-    setup_logging(settings, sys.stderr)
-    rng, now = random.Random(args.seed), datetime.now(UTC)
-    docs = tracos_documents(args.tracos, now, rng)
-    if docs:
-        with_store(settings, lambda store: store.put_documents(docs))
-    write_erp_files(settings.inbound_dir, erp_files(erp_format, args.erp, now, rng))
-    print(
-        f"seeded {len(docs)} TracOS documents ({settings.store_label})"
-        f" and {args.erp} ERP files in {settings.inbound_dir}"
-    )
-    return 0
 
 
 def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -236,6 +243,11 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
     problem = health_problem(settings, datetime.now(UTC))
+    if problem and not settings.state_dir.is_dir():  # most likely the wrong directory
+        problem = (
+            f"{problem}: there is no {settings.state_dir} here; run this in the worker's"
+            " directory, or set DATA_STATE_DIR to its state folder"
+        )
     if problem:
         print(f"unhealthy: {printable(problem)}")
         return 1

@@ -300,7 +300,9 @@ class LogSummary:
         if self._due is None:
             self._due = snapshot.started + self.every
         if snapshot.now >= self._due:
-            self.log.info("%s", summary_line(snapshot))
+            counts = {str(name): value for name, value in snapshot.counters.items()}
+            fields = {"files_waiting": snapshot.waiting_files, "unsynced": snapshot.unsynced}
+            self.log.info("%s", summary_line(snapshot), extra={"counts": counts | fields})
             self._due = snapshot.now + self.every
 
 

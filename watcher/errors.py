@@ -2,13 +2,17 @@
 
 WatcherError
 ├── ConfigError            bad setting: start-up stops with a one-line message
+├── CommandFailed          a command cannot do what was asked (one line, exit 1)
 ├── RejectedInput          permanent problem with one input: quarantine and report
 │   ├── MalformedFile      not JSON at all (may still be being written: wait to settle)
-│   └── InvalidOrder       JSON, but not a valid ERP work order
+│   ├── InvalidOrder       JSON, but not a valid ERP work order
+│   └── InvalidDocument    not a TracOS document (``watcher put``): nothing is written
 ├── Unexportable           a stored document that cannot become an ERP file
 └── StoreUnavailable       transient store trouble: retry with back-off
-    └── StoreDamaged       the store's file is damaged or gone: retried, but the operator
-                           must act (the message says what to do)
+    ├── StoreDamaged       the store's file is damaged or gone: retried, but the operator
+    │                      must act (the message says what to do)
+    └── StoreMissing       no store where the settings point (an inspection command, which
+                           never creates one, run from the wrong directory)
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ class WatcherError(Exception):
 
 class ConfigError(WatcherError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+class CommandFailed(WatcherError):
+    """A command cannot do what it was asked (an unreadable input file, say); nothing done."""
 
 
 class RejectedInput(WatcherError):
@@ -44,6 +52,10 @@ class InvalidOrder(RejectedInput):
     """The JSON is well formed but breaks the ERP work-order contract."""
 
 
+class InvalidDocument(RejectedInput):
+    """A TracOS document given to ``watcher put`` breaks SPEC §2.2 (its index in the message)."""
+
+
 class Unexportable(WatcherError):
     """A TracOS document that cannot be translated to the ERP format."""
 
@@ -61,6 +73,10 @@ class StoreUnavailable(WatcherError):
 
 class StoreDamaged(StoreUnavailable):
     """The embedded store's file is damaged, deleted or replaced: nothing is acknowledged."""
+
+
+class StoreMissing(StoreUnavailable):
+    """There is no store where the settings point; the message says how to point elsewhere."""
 
 
 def reason_and_path(message: str, prefix: str) -> tuple[str, str]:

@@ -149,24 +149,33 @@ class Inbound:
             self.stats.count(ORDERS[outcome], count)
         if tally:
             shown = ", ".join(f"{n} {o}" for o, n in tally.items())
-            log.info("%d files: orders %s", len(taken), shown)
+            counts = {str(o): n for o, n in tally.items()}
+            log.info("%d files: orders %s", len(taken), shown, extra={"counts": counts})
 
     def _filed(self, item: Taken, where: str, outcomes: list[Outcome], now: datetime) -> None:
         if item.verdict is None:
             assert item.error is not None
-            self._failed(item, f"{item.error.reason} at {item.error.path}", where, now)
+            self._failed(item, where, now, item.error.reason, item.error.path)
             return
+        self.stats.count(Count.FILES_ARCHIVED)
         if item.verdict.rejected:
             first = item.verdict.rejected[0]
-            reason = f"{item.verdict.rejected_reason()}; first: {first.reason} at {first.path}"
-            self._failed(item, reason, where, now)
+            reason = f"{item.verdict.rejected_reason()}; first: {first.reason}"
+            self._failed(item, where, now, reason, first.path)
         self.stats.latency_in.append(max(0.0, time.time() - item.landed))
         if log.isEnabledFor(logging.DEBUG):
-            shown = ", ".join(f"{n} {o}" for o, n in Counter(outcomes).items()) or "no orders"
-            log.debug("%s: %s", item.shown, shown)
+            tally = Counter(outcomes)
+            shown = ", ".join(f"{n} {o}" for o, n in tally.items()) or "no orders"
+            counts = {str(o): n for o, n in tally.items()}
+            log.debug("%s: %s", item.shown, shown, extra={"file": item.shown, "counts": counts})
 
-    def _failed(self, item: Taken, reason: str, where: str, now: datetime) -> None:
+    def _failed(self, item: Taken, where: str, now: datetime, reason: str, path: str) -> None:
+        """``reason`` at JSON ``path``: counted, shown, and logged with both as fields."""
+        said = f"{reason} at {path}"
         self.stats.count(Count.FILES_FAILED)
-        self.stats.failure(now, "in", item.shown, reason)
+        self.stats.failure(now, "in", item.shown, said)
         self.stats.event(now, "in", item.shown, "failed")
-        log.warning("%s quarantined as %s: %s", item.shown, where, reason)
+        fields = {"file": item.shown, "outcome": "quarantined", "reason": reason, "path": path}
+        log.warning(
+            "%s quarantined as %s: %s", item.shown, where, said, extra=fields | {"to": where}
+        )

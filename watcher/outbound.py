@@ -134,7 +134,14 @@ class Outbound:
         self.stats.unexportable[doc.key] = Failure(now, "out", subject, reason)
         self.stats.failure(now, "out", subject, reason)
         self.stats.count(Count.UNEXPORTABLE)
-        log.warning("%s (document %s) cannot be exported: %s", subject, doc.key, reason)
+        fields = {"order": doc.doc.get("number"), "document": doc.key, "reason": reason}
+        log.warning(
+            "%s (document %s) cannot be exported: %s",
+            subject,
+            doc.key,
+            reason,
+            extra=fields | {"outcome": "unexportable"},
+        )
 
     async def _write_all(self, ready: list[Export]) -> list[Export]:
         """Write every file, retrying failures a few times; return those still not written."""
@@ -177,7 +184,12 @@ class Outbound:
         note = f"; {changed} changed meanwhile and were not marked" if changed else ""
         if superseded:
             note += f"; {superseded} not written: newer already, or exported by another worker"
-        log.info("exported %d orders to %s%s", len(marked), self.where, note)
+        counts = {"exported": len(marked), "changed_during_export": changed}
+        fields = {"outcome": "exported", "to": self.where, "counts": counts}
+        log.info("exported %d orders to %s%s", len(marked), self.where, note, extra=fields)
+        if log.isEnabledFor(logging.DEBUG):
+            numbers = [item.number for item in ready if item.doc.key in marked]
+            log.debug("exported orders %s", ", ".join(map(str, numbers)), extra={"orders": numbers})
 
 
 def _mark(item: Export) -> SyncMark:

@@ -42,7 +42,9 @@ class StoreRetry:
                     raise
                 if not self.stats.store.connected:
                     if self.stats.store.error:  # not at the first answer after start-up
-                        log.warning("store is reachable again; work resumes")
+                        log.warning(
+                            "store is reachable again; work resumes", extra={"store_up": True}
+                        )
                     self.stats.store = StoreState()
                 return result
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
@@ -51,4 +53,5 @@ class StoreRetry:
         retry_at = datetime.now(UTC) + timedelta(seconds=wait)
         self.stats.store = StoreState(connected=False, error=str(exc), next_attempt=retry_at)
         self.stats.count(Count.RETRIES)
-        log.warning("store unavailable (%s); next attempt in %.1f s", exc, wait)
+        fields = {"store_up": False, "reason": str(exc), "retry_in_seconds": round(wait, 3)}
+        log.warning("store unavailable (%s); next attempt in %.1f s", exc, wait, extra=fields)

@@ -15,7 +15,7 @@ from watcher.erp.files import replace_with, write_temp
 from watcher.erp.formats.challenge import ChallengeFormat
 from watcher.erp.formats.challenge.mapping import tracos_to_erp
 from watcher.erp.port import ErpFormat, OutboundFile
-from watcher.store import Document
+from watcher.store import Document, PutResult
 
 STATUSES: tuple[str, ...] = get_args(TracosStatus)
 CHALLENGE: Final = ChallengeFormat.name
@@ -89,8 +89,17 @@ def erp_files(
     return [erp_format.render(order) for order in sample_orders(count, now, rng)]
 
 
-def write_erp_files(folder: Path, files: list[OutboundFile]) -> None:
-    """Each file written to a temp name first, so no reader sees half a file."""
+def write_erp_files(folder: Path, files: list[OutboundFile], replace: bool) -> PutResult:
+    """Each file written to a temp name first, so no reader sees half a file; a file of
+    that name already waiting is kept unless ``replace``."""
     folder.mkdir(parents=True, exist_ok=True)
-    for file in files:  # random temp names, O_EXCL|O_NOFOLLOW: a planted link is not followed
-        replace_with(write_temp(folder, file.name, file.data), folder / file.name)
+    inserted = replaced = 0
+    for file in files:
+        target = folder / file.name
+        exists = target.exists()
+        if exists and not replace:
+            continue
+        # random temp names, O_EXCL|O_NOFOLLOW: a planted link is not followed
+        replace_with(write_temp(folder, file.name, file.data), target)
+        replaced, inserted = replaced + exists, inserted + (not exists)
+    return PutResult(inserted, replaced, len(files) - inserted - replaced)

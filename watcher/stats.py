@@ -29,6 +29,7 @@ class Count(StrEnum):
     """Every counter, named once: a typo is a type error, not a silent zero."""
 
     FILES_SEEN = "files_seen"
+    FILES_ARCHIVED = "files_archived"  # used (a batch with rejected elements too)
     FILES_FAILED = "files_failed"
     ORDERS_INSERTED = "orders_inserted"
     ORDERS_UPDATED = "orders_updated"

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from watcher.errors import Unexportable, reason_and_path
+from watcher.errors import InvalidDocument, Unexportable, reason_and_path
 
 INT64_MAX: Final = 2**63 - 1
 
@@ -102,3 +102,57 @@ def read_tracos(doc: object) -> TracosWorkOrder:
         if path != "$" and not reason.startswith("missing required field"):
             reason = f"{reason} at {path}"  # which field has the wrong type
         raise Unexportable(reason) from exc
+
+
+AwareDate = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class _PutFields(msgspec.Struct, kw_only=True):
+    """The fields of a document given to ``watcher put`` that the stores rely on; any
+    other field is written as given (TracOS documents may carry more)."""
+
+    number: OrderNo
+    createdAt: AwareDate | msgspec.UnsetType = msgspec.UNSET
+    updatedAt: AwareDate | msgspec.UnsetType = msgspec.UNSET
+    deletedAt: AwareDate | msgspec.UnsetType | None = msgspec.UNSET
+    syncedAt: AwareDate | msgspec.UnsetType = msgspec.UNSET
+    isSynced: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+DATE_FIELDS: Final = ("createdAt", "updatedAt", "deletedAt", "syncedAt")
+_decode_documents = msgspec.json.Decoder(list[Any]).decode  # each element judged on its own
+
+
+def decode_tracos(data: bytes, need_version: bool) -> list[dict[str, Any]]:
+    """A JSON array of TracOS documents, dates as RFC 3339 strings with an offset, decoded
+    strictly; ``need_version``: each must have ``updatedAt`` (newer wins compares it)."""
+    try:
+        given = _decode_documents(data)
+    except msgspec.DecodeError as exc:  # also a ValidationError: not an array
+        reason, path = reason_and_path(str(exc), "$")
+        raise InvalidDocument(f"not a JSON array of TracOS documents: {reason}", path) from None
+    first: dict[int, int] = {}
+    return [_checked(index, doc, first, need_version) for index, doc in enumerate(given)]
+
+
+def _checked(index: int, doc: Any, first: dict[int, int], need_version: bool) -> dict[str, Any]:
+    at = f"$[{index}]"
+    try:
+        fields = msgspec.convert(doc, _PutFields)
+    except msgspec.ValidationError as exc:
+        raise _refused(index, *reason_and_path(str(exc), at)) from None
+    if need_version and fields.updatedAt is msgspec.UNSET:
+        reason = "missing required field `updatedAt` (newer wins compares it; --force needs none)"
+        raise _refused(index, reason, f"{at}.updatedAt")
+    if fields.number in first:
+        reason = f"number {fields.number} is also document {first[fields.number]}"
+        raise _refused(index, reason, f"{at}.number")
+    first[fields.number] = index
+    dates = {f: getattr(fields, f) for f in DATE_FIELDS if getattr(fields, f) is not msgspec.UNSET}
+    return {**doc, **dates}  # an object, or the conversion above had refused it
+
+
+def _refused(index: int, reason: str, path: str) -> InvalidDocument:
+    """``document 2, field updatedAt: …``: the index in the array and the field, if any."""
+    field = path.removeprefix(f"$[{index}]").removeprefix(".")
+    return InvalidDocument(f"document {index}{f', field {field}' if field else ''}: {reason}", path)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -53,6 +53,9 @@ class OutboundFile(msgspec.Struct, frozen=True):
     data: bytes
 
 
+Direction = Literal["inbound", "outbound"]
+
+
 @runtime_checkable
 class ErpFormat(Protocol):
     """How one ERP spells work orders. Pure: no clock, no file, no store."""
@@ -70,6 +73,11 @@ class ErpFormat(Protocol):
 
     def render(self, order: TracosWorkOrder) -> OutboundFile:
         """The outbound file for a stored order; ``Unexportable`` when it has none."""
+        ...
+
+    def schema(self, direction: Direction) -> dict[str, Any]:
+        """The JSON Schema of the files the ERP sends (``inbound``) or is sent (``outbound``),
+        generated from the format's Structs: what to hand to the ERP's team."""
         ...
 
 

@@ -50,5 +50,7 @@ def load_format(name: str) -> ErpFormat:
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"ERP_FORMAT: format {name!r} cannot be loaded: {exc}") from None
     if not isinstance(loaded, ErpFormat):
-        raise ConfigError(f"ERP_FORMAT: {name!r} is not an ERP format (no name, judge, render)")
+        raise ConfigError(
+            f"ERP_FORMAT: {name!r} is not an ERP format (no name, judge, render, schema)"
+        )
     return loaded

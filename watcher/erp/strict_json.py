@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final, Generic, TypeVar
+from typing import Annotated, Any, Final, Generic, TypeVar, Union
 
 import msgspec
 
@@ -42,6 +42,28 @@ class WireStruct(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
 
 
 W = TypeVar("W", bound=WireStruct)
+
+
+# Dates as the schema shows them (RFC 3339 date-times); decoding is unchanged by this.
+_DATE_TIME: Final = msgspec.Meta(extra_json_schema={"format": "date-time"})
+ErpDate = Annotated[datetime, _DATE_TIME]  # without an offset it is taken as UTC
+FileDate = Annotated[str, _DATE_TIME]  # as ``format_date`` spells it
+SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema(shape: Any, title: str, description: str) -> dict[str, Any]:
+    """The JSON Schema of ``shape`` (Structs and their annotations), for the ERP's team."""
+    schema = msgspec.json.schema(shape)
+    return {"$schema": SCHEMA_DIALECT, "title": title, "description": description, **schema}
+
+
+def file_schema(wire: type[WireStruct], name: str) -> dict[str, Any]:
+    """The schema of the files the worker writes: one ``wire`` object each, every key present
+    (a file is encoded with its defaults too)."""
+    schema = json_schema(wire, f"{name} outbound file", "One work order per file.")
+    for definition in schema["$defs"].values():
+        definition["required"] = list(definition["properties"])
+    return schema
 
 
 def format_date(value: datetime) -> str:
@@ -77,12 +99,22 @@ class JsonOrders(Generic[W]):
     upsert (raising ``InvalidOrder`` with a path relative to the order, ``$.key``)."""
 
     def __init__(self, wire: type[W], translate: Callable[[W], OrderUpsert]) -> None:
+        self._wire = wire
         self._decode_one: Callable[[bytes], W] = msgspec.json.Decoder(wire).decode
         self._decode_many: Callable[[bytes], list[W]] = msgspec.json.Decoder(list[wire]).decode  # type: ignore[valid-type]
         self._translate_one = translate
         self._keys = frozenset(field.encode_name for field in msgspec.structs.fields(wire))
         self._spellings = tuple(f'"{key}"'.encode() for key in self._keys)
         self._key_token = re.compile(b"|".join(map(re.escape, self._spellings)))
+
+    def schema(self, name: str) -> dict[str, Any]:
+        """The schema of the files the ERP drops: one order, or an array of them (a batch)."""
+        shape = Union[self._wire, list[self._wire]]  # type: ignore[name-defined]  # noqa: UP007
+        about = (
+            "One work order per file, or a JSON array of them (each element judged on its own)."
+            " UTF-8; each key at most once per object; unknown keys are ignored."
+        )
+        return json_schema(shape, f"{name} inbound file", about)
 
     def judge(self, data: bytes) -> FileVerdict:
         """Decode a whole file: one order or a batch, each element judged on its own."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from watcher.core.tracos import OrderUpsert, Outcome, normalise_date
@@ -38,6 +39,23 @@ class SyncMark:
 Handler = Callable[[list[StoredDocument]], Awaitable[None]]
 
 
+class Replace(StrEnum):
+    """What ``put_documents`` does to a number that is already stored."""
+
+    ALWAYS = "always"  # TracOS's own write: the stored document is replaced
+    IF_NEWER = "if_newer"  # only by a newer ``updatedAt`` (a stored non-date counts older)
+    NEVER = "never"  # kept as it is: only numbers not stored yet are written
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """What ``put_documents`` did: new numbers, replaced documents, documents left alone."""
+
+    inserted: int = 0
+    replaced: int = 0
+    skipped: int = 0
+
+
 class WorkOrderStore(Protocol):
     """The port. Transient trouble raises ``StoreUnavailable``."""
 
@@ -46,8 +64,12 @@ class WorkOrderStore(Protocol):
         """How changes are noticed: ``embedded``, ``MongoDB change stream``, ``MongoDB polling``."""
         ...
 
-    async def open(self) -> None:
-        """Connect, check the store answers, create the schema or unique index."""
+    async def open(self, create: bool = True) -> None:
+        """Connect, check the store answers, create the schema or unique index.
+
+        ``create=False`` (inspection commands) creates nothing: a store that is not there
+        raises ``StoreMissing``, saying how to point at the right one.
+        """
 
     async def close(self) -> None: ...
 
@@ -58,8 +80,16 @@ class WorkOrderStore(Protocol):
         """Newer wins, per order, in one bulk write; outcomes in the order given."""
         ...
 
-    async def put_documents(self, docs: Sequence[Document]) -> None:
-        """Write whole TracOS documents as TracOS itself would (seed, tests): keyed by number."""
+    async def put_documents(
+        self, docs: Sequence[Document], replace: Replace = Replace.ALWAYS
+    ) -> PutResult:
+        """Write whole TracOS documents as TracOS itself would (seed, ``put``, tests), keyed
+        by number (each number once per call); a replaced document keeps its ``_id``.
+
+        ``IF_NEWER`` with a document whose ``updatedAt`` is not a date writes it only where
+        its number is not stored yet.
+        """
+        ...
 
     async def find(self, numbers: Sequence[int] = ()) -> list[Document]:
         """Stored documents (all, or these numbers), ordered by number."""
@@ -120,6 +150,16 @@ def apply_upsert(existing: Document | None, order: OrderUpsert, now: datetime) -
     doc.pop("deletedAt", None)
     doc.update(upsert_fields(order, now))
     return doc
+
+
+def replaces(replace: Replace, stored: datetime | None, incoming: object) -> bool:
+    """Whether a put replaces a stored document whose ``updatedAt`` is ``stored`` (None when
+    it is not a date: older than any) with one whose ``updatedAt`` is ``incoming``."""
+    if replace is Replace.ALWAYS:
+        return True
+    if replace is Replace.NEVER or not isinstance(incoming, datetime):
+        return False
+    return stored is None or normalise_date(incoming) > stored
 
 
 def mark_fields(now: datetime) -> Document:

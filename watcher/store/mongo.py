@@ -16,7 +16,7 @@ from typing import Any, Final, cast
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
-from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
+from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -27,14 +27,17 @@ from pymongo.errors import (
 )
 
 from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
-from watcher.errors import ConfigError, StoreUnavailable, WatcherError
+from watcher.errors import ConfigError, StoreMissing, StoreUnavailable, WatcherError
 from watcher.store import (
     Document,
     Handler,
+    PutResult,
+    Replace,
     StoredDocument,
     SyncMark,
     insert_fields,
     mark_fields,
+    replaces,
     upsert_fields,
 )
 
@@ -107,6 +110,23 @@ def upsert_op(order: OrderUpsert, now: datetime) -> UpdateOne:
     return UpdateOne({"number": order.number, "$or": newer}, update, upsert=True)
 
 
+def put_op(doc: Document, replace: Replace) -> ReplaceOne[Document] | InsertOne[Document]:
+    """A put of one whole document: replace, replace if newer, or insert only (a stored
+    number refuses it through the unique index: counted as skipped)."""
+    updated = doc.get("updatedAt")
+    if replace is Replace.ALWAYS:
+        return ReplaceOne({"number": doc["number"]}, doc, upsert=True)
+    if replace is Replace.NEVER or not isinstance(updated, datetime):
+        return InsertOne(dict(doc))  # a copy: the driver adds ``_id`` to what it is given
+    newer = [{"updatedAt": {"$lt": updated}}, {"updatedAt": {"$not": {"$type": "date"}}}]
+    return ReplaceOne({"number": doc["number"], "$or": newer}, doc, upsert=True)
+
+
+def _date(value: object) -> datetime | None:
+    """A stored ``updatedAt`` as newer-wins sees it: a date, or None (older than any)."""
+    return value if isinstance(value, datetime) else None
+
+
 class MongoStore:
     """``WorkOrderStore`` on a MongoDB collection (``AsyncCollection`` or a test facade)."""
 
@@ -142,9 +162,20 @@ class MongoStore:
     def collection(self) -> Any:
         return self._coll
 
-    async def open(self) -> None:
+    async def open(self, create: bool = True) -> None:
         await self.ping()
-        await self._create_indexes()
+        if create:
+            await self._create_indexes()
+            return
+        database = self._coll.database
+        with _translated():
+            names = await database.list_collection_names(filter={"name": self._coll.name})
+        if not names:
+            raise StoreMissing(
+                f"no collection {self._coll.name!r} in the MongoDB database {database.name!r}:"
+                " set MONGO_DATABASE and MONGO_COLLECTION (or the database in MONGO_URI) to"
+                " the worker's, or start the worker first"
+            )
 
     async def _create_indexes(self) -> None:
         """Newer wins only with the unique index; made again if the collection was dropped."""
@@ -185,21 +216,27 @@ class MongoStore:
         """Run the upserts; fill inserted/updated outcomes, return the indexes refused as stale."""
         if not ops:
             return []
-        try:
-            with _translated():
-                result = await self._coll.bulk_write(ops, ordered=False)
-            details: Document = dict(result.bulk_api_result)
-        except BulkWriteError as exc:
-            details = dict(exc.details)
-            other = [e for e in details["writeErrors"] if e["code"] != DUPLICATE_KEY]
-            if other:
-                raise StoreUnavailable(f"MongoDB refused a write: {other[0]['errmsg']}") from exc
+        details = await self._bulk_write(ops)
         upserted = {u["index"] for u in details.get("upserted", [])}
         refused = {e["index"] for e in details.get("writeErrors", [])}
         for position, index in enumerate(indexes):
             if position not in refused:
                 outcomes[index] = Outcome.INSERTED if position in upserted else Outcome.UPDATED
         return [indexes[position] for position in sorted(refused)]
+
+    async def _bulk_write(self, ops: Sequence[Any]) -> Document:
+        """One unordered bulk; its result, where a duplicate key (11000) is an answer (the
+        stored document is as new or newer, or already there), not an error."""
+        try:
+            with _translated():
+                result = await self._coll.bulk_write(ops, ordered=False)
+            return dict(result.bulk_api_result)
+        except BulkWriteError as exc:
+            details = dict(exc.details)
+            other = [e for e in details["writeErrors"] if e["code"] != DUPLICATE_KEY]
+            if other:
+                raise StoreUnavailable(f"MongoDB refused a write: {other[0]['errmsg']}") from exc
+            return details
 
     async def _updated_at(self, numbers: list[int]) -> dict[int, Any]:
         docs = await self._find({"number": {"$in": numbers}}, {"number": 1, "updatedAt": 1})
@@ -209,10 +246,44 @@ class MongoStore:
         with _translated():
             return list(await self._coll.find(query, projection).sort("number", 1).to_list(None))
 
-    async def put_documents(self, docs: Sequence[Document]) -> None:
-        ops = [ReplaceOne({"number": d["number"]}, d, upsert=True) for d in docs]
-        with _translated():
-            await self._coll.bulk_write(ops, ordered=False)
+    async def put_documents(
+        self, docs: Sequence[Document], replace: Replace = Replace.ALWAYS
+    ) -> PutResult:
+        if not docs:
+            return PutResult()
+        pending = [{k: v for k, v in doc.items() if k != "_id"} for doc in docs]
+        inserted = replaced = 0
+        for _ in range(RACE_ROUNDS):
+            result, refused = await self._put(pending, replace)
+            inserted, replaced = inserted + result.inserted, replaced + result.replaced
+            pending = await self._still_newer(refused) if replace is Replace.IF_NEWER else []
+            if not pending:
+                break
+        else:
+            raise StoreUnavailable("MongoDB: puts kept colliding with concurrent writers")
+        return PutResult(inserted, replaced, len(docs) - inserted - replaced)
+
+    async def _still_newer(self, refused: list[Document]) -> list[Document]:
+        """Refused by the unique index: as new or newer, unless another writer inserted an
+        older one meanwhile (then it is tried again)."""
+        if not refused:
+            return []
+        stored = await self._updated_at([doc["number"] for doc in refused])
+        return [
+            doc
+            for doc in refused
+            if replaces(Replace.IF_NEWER, _date(stored.get(doc["number"])), doc.get("updatedAt"))
+        ]
+
+    async def _put(
+        self, docs: list[Document], replace: Replace
+    ) -> tuple[PutResult, list[Document]]:
+        """One unordered bulk of puts; what it did, and the documents the unique index refused."""
+        details = await self._bulk_write([put_op(d, replace) for d in docs])
+        refused = [docs[e["index"]] for e in details.get("writeErrors", [])]
+        inserted = len(details.get("upserted", [])) + int(details.get("nInserted", 0))
+        done = PutResult(inserted, int(details.get("nMatched", 0)))
+        return done, refused
 
     async def find(self, numbers: Sequence[int] = ()) -> list[Document]:
         query: Document = {"number": {"$in": list(numbers)}} if numbers else {}

@@ -20,8 +20,18 @@ from typing import Any, Final, TypeVar
 import anyio
 
 from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
-from watcher.errors import StoreDamaged, StoreUnavailable
-from watcher.store import Document, Handler, StoredDocument, SyncMark, apply_upsert, rows
+from watcher.errors import StoreDamaged, StoreMissing, StoreUnavailable
+from watcher.store import (
+    Document,
+    Handler,
+    PutResult,
+    Replace,
+    StoredDocument,
+    SyncMark,
+    apply_upsert,
+    replaces,
+    rows,
+)
 
 T = TypeVar("T")
 OLDEST: Final = rows.EPOCH - timedelta(days=1)  # what a stored non-date counts as
@@ -72,20 +82,30 @@ class SqliteStore:
     def mode(self) -> str:
         return "embedded"
 
-    async def open(self) -> None:
+    async def open(self, create: bool = True) -> None:
         self._wake = anyio.Event()
-        await self._run(self._open)
+        await self._run(lambda: self._open(create))
 
-    def _open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = self._connect()
-        self._conn.executescript(SCHEMA)
-        rows.migrate(self._conn)
-        self._watch = self._connect()
+    def _open(self, create: bool) -> None:
+        if create:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self._path.is_file():
+            raise StoreMissing(
+                f"no embedded store at {self._path}: run this command in the worker's"
+                " directory, or set DATA_STATE_DIR to the worker's state folder"
+                " (or MONGO_URI, if the worker uses MongoDB)"
+            )
+        self._conn = self._connect(create)
+        if create:
+            self._conn.executescript(SCHEMA)
+        rows.migrate(self._conn)  # an existing store is brought up to date, whoever opens it
+        self._watch = self._connect(create)
         self._identity = _identity(self._path)
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+    def _connect(self, create: bool = True) -> sqlite3.Connection:
+        # mode=rw: a file removed since the check above is an error, never a new empty store
+        where = str(self._path) if create else self._path.resolve().as_uri() + "?mode=rw"
+        conn = sqlite3.connect(where, isolation_level=None, check_same_thread=False, uri=not create)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
         conn.execute("PRAGMA busy_timeout=10000")
@@ -200,16 +220,29 @@ class SqliteStore:
         )
         db.executemany("INSERT OR REPLACE INTO workorders VALUES (?, ?, ?, ?, ?, ?)", values)
 
-    async def put_documents(self, docs: Sequence[Document]) -> None:
+    async def put_documents(
+        self, docs: Sequence[Document], replace: Replace = Replace.ALWAYS
+    ) -> PutResult:
         now = datetime.now(UTC)
-        prepared = [{"_id": next(self._ids), **rows.as_bson_would(doc)} for doc in docs]
-
-        def put() -> None:
-            with self._transaction() as db:
-                self._replace(db, prepared, now)
-
-        await self._run(put)
+        prepared = [rows.as_bson_would({k: v for k, v in d.items() if k != "_id"}) for d in docs]
+        result = await self._run(lambda: self._put(prepared, replace, now))
         self._wake.set()
+        return result
+
+    def _put(self, docs: list[Document], replace: Replace, now: datetime) -> PutResult:
+        with self._transaction() as db:
+            stored = self._stored(db, [doc["number"] for doc in docs])
+            writes: list[Document] = []
+            for doc in docs:
+                millis, old = stored.get(doc["number"], (None, None))
+                when = None if millis is None else rows.from_millis(millis)
+                if old is None:
+                    writes.append({"_id": next(self._ids), **doc})
+                elif replaces(replace, when, doc.get("updatedAt")):
+                    writes.append({"_id": rows.decode(old).get("_id", next(self._ids)), **doc})
+            self._replace(db, writes, now)
+        inserted = len(docs) - len(stored)
+        return PutResult(inserted, len(writes) - inserted, len(docs) - len(writes))
 
     async def find(self, numbers: Sequence[int] = ()) -> list[Document]:
         def read() -> list[Document]:

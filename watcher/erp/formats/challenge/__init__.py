@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from watcher.core.tracos import TracosWorkOrder
 from watcher.erp.formats.challenge.mapping import erp_to_tracos, tracos_to_erp
-from watcher.erp.formats.challenge.schema import ErpWorkOrder
-from watcher.erp.port import FileVerdict, OutboundFile
-from watcher.erp.strict_json import JsonOrders, encode_file
+from watcher.erp.formats.challenge.schema import ErpFileOrder, ErpWorkOrder
+from watcher.erp.port import Direction, FileVerdict, OutboundFile
+from watcher.erp.strict_json import JsonOrders, encode_file, file_schema
 
 _orders: Final = JsonOrders(ErpWorkOrder, erp_to_tracos)
 
@@ -27,6 +27,11 @@ class ChallengeFormat:
     def render(self, order: TracosWorkOrder) -> OutboundFile:
         erp = tracos_to_erp(order)
         return OutboundFile(f"{erp.order_no}.json", encode_file(erp))
+
+    def schema(self, direction: Direction) -> dict[str, Any]:
+        if direction == "outbound":
+            return file_schema(ErpFileOrder, self.name)
+        return _orders.schema(self.name)
 
 
 FORMAT: Final = ChallengeFormat()

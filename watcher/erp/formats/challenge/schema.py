@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from watcher.core.tracos import OrderNo
-from watcher.erp.strict_json import WireStruct
+from watcher.erp.strict_json import ErpDate, FileDate, WireStruct
 
 
 class ErpWorkOrder(WireStruct, frozen=True, kw_only=True):
@@ -18,9 +16,9 @@ class ErpWorkOrder(WireStruct, frozen=True, kw_only=True):
     is_on_hold: bool
     is_pending: bool
     summary: str
-    creation_date: datetime
-    last_update_date: datetime
-    deleted_date: datetime | None = None
+    creation_date: ErpDate
+    last_update_date: ErpDate
+    deleted_date: ErpDate | None = None
     is_active: bool = False
 
 
@@ -37,6 +35,6 @@ class ErpFileOrder(WireStruct, frozen=True, kw_only=True):
     is_on_hold: bool = False
     is_pending: bool = False
     summary: str
-    creation_date: str
-    last_update_date: str
-    deleted_date: str | None
+    creation_date: FileDate
+    last_update_date: FileDate
+    deleted_date: FileDate | None

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from watcher.core.tracos import TracosWorkOrder
 from watcher.erp.formats.status.mapping import status_to_tracos, tracos_to_status
-from watcher.erp.formats.status.schema import StatusWorkOrder
-from watcher.erp.port import FileVerdict, OutboundFile
-from watcher.erp.strict_json import JsonOrders, encode_file
+from watcher.erp.formats.status.schema import StatusFileOrder, StatusWorkOrder
+from watcher.erp.port import Direction, FileVerdict, OutboundFile
+from watcher.erp.strict_json import JsonOrders, encode_file, file_schema
 
 _orders: Final = JsonOrders(StatusWorkOrder, status_to_tracos)
 
@@ -28,6 +28,11 @@ class StatusFormat:
     def render(self, order: TracosWorkOrder) -> OutboundFile:
         erp = tracos_to_status(order)
         return OutboundFile(f"{erp.order_no}.json", encode_file(erp))
+
+    def schema(self, direction: Direction) -> dict[str, Any]:
+        if direction == "outbound":
+            return file_schema(StatusFileOrder, self.name)
+        return _orders.schema(self.name)
 
 
 FORMAT: Final = StatusFormat()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from watcher.core.tracos import OrderNo
-from watcher.erp.strict_json import WireStruct
+from watcher.erp.strict_json import ErpDate, FileDate, WireStruct
 
 # Matched exactly: ``new`` or ``Pending`` is refused with its path.
 ErpStatus = Literal["NEW", "PENDING", "IN_PROGRESS", "ON_HOLD", "COMPLETED", "CANCELLED", "DELETED"]
@@ -18,9 +17,9 @@ class StatusWorkOrder(WireStruct, frozen=True, kw_only=True):
     order_no: OrderNo
     status: ErpStatus
     summary: str
-    creation_date: datetime
-    last_update_date: datetime
-    deleted_date: datetime | None = None
+    creation_date: ErpDate
+    last_update_date: ErpDate
+    deleted_date: ErpDate | None = None
 
 
 class StatusFileOrder(WireStruct, frozen=True, kw_only=True):
@@ -29,6 +28,6 @@ class StatusFileOrder(WireStruct, frozen=True, kw_only=True):
     order_no: int
     status: ErpStatus
     summary: str
-    creation_date: str
-    last_update_date: str
-    deleted_date: str | None
+    creation_date: FileDate
+    last_update_date: FileDate
+    deleted_date: FileDate | None

@@ -1,0 +1,127 @@
+"""The commands that do work on data and say what they did: ``once``, ``seed``, ``put``,
+``prune`` and ``schema`` (``cli.py`` parses their arguments and runs them)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from watcher.app import build_worker, run_once, with_store
+from watcher.core.tracos import Outcome, decode_tracos
+from watcher.erp.registry import load_format
+from watcher.errors import CommandFailed
+from watcher.logs import setup_logging
+from watcher.operations import prune
+from watcher.printable import printable
+from watcher.seed import erp_files, tracos_documents, write_erp_files
+from watcher.settings import Settings
+from watcher.stats import ORDERS, Count, Snapshot
+from watcher.store import PutResult, Replace
+
+log = logging.getLogger("watcher")
+ONCE_ATTEMPTS: Final = 5
+
+
+def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
+    worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
+    setup_logging(settings, sys.stderr)
+    run_once(worker)
+    counts = once_counts(worker.stats.snapshot(datetime.now(UTC)))
+    log.info("%s", once_summary(counts), extra={"counts": counts})
+    return 0
+
+
+def once_counts(snapshot: Snapshot) -> dict[str, int]:
+    """What one ``once`` did, by name: files archived and failed, orders by outcome, exports."""
+    counted = snapshot.counters
+    return {
+        "files_archived": counted.get(Count.FILES_ARCHIVED, 0),
+        "files_failed": counted.get(Count.FILES_FAILED, 0),
+        **{f"orders_{o}": counted.get(c, 0) for o, c in ORDERS.items()},
+        "exported": counted.get(Count.EXPORTED, 0),
+        "unexportable": counted.get(Count.UNEXPORTABLE, 0),
+    }
+
+
+def once_summary(counts: dict[str, int]) -> str:
+    orders = ", ".join(f"{counts[f'orders_{o}']} {o}" for o in Outcome)
+    files = f"files {counts['files_archived']} archived, {counts['files_failed']} failed"
+    exports = f"{counts['exported']} exported, {counts['unexportable']} unexportable"
+    done = "nothing to do; " if not any(counts.values()) else ""
+    return f"once: {done}{files}; orders {orders}; {exports}"
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    erp_format = load_format(settings.erp_format)
+    setup_logging(settings, sys.stderr)
+    rng, now = random.Random(args.seed), datetime.now(UTC)
+    docs = tracos_documents(args.tracos, now, rng)
+    replace = Replace.ALWAYS if args.force else Replace.NEVER
+    put = PutResult()
+    if docs:  # ERP files alone need no store (nor a reachable one)
+        put = with_store(settings, lambda store: store.put_documents(docs, replace), create=True)
+    files = erp_files(erp_format, args.erp, now, rng)
+    wrote = write_erp_files(settings.inbound_dir, files, replace=args.force)
+    line = (
+        f"seeded {_seeded('TracOS documents', put)} ({settings.store_label})"
+        f" and {_seeded('ERP files', wrote)} in {settings.inbound_dir}"
+    )
+    kept = [f"{put.skipped} stored orders"] * bool(put.skipped)
+    kept += [f"{wrote.skipped} waiting ERP files"] * bool(wrote.skipped)
+    if kept:
+        line += f"; kept {' and '.join(kept)} with those numbers (--force replaces them)"
+    print(line)
+    return 0
+
+
+def _seeded(what: str, result: PutResult) -> str:
+    replaced = f" ({result.replaced} replaced)" if result.replaced else ""
+    return f"{result.inserted + result.replaced} {what}{replaced}"
+
+
+def cmd_put(settings: Settings, args: argparse.Namespace) -> int:
+    docs = decode_tracos(_read_input(args.file), need_version=not args.force)
+    replace = Replace.ALWAYS if args.force else Replace.IF_NEWER
+    put = with_store(settings, lambda store: store.put_documents(docs, replace), create=True)
+    skipped = f", {put.skipped} skipped as not newer" if put.skipped else ""
+    print(
+        f"put {put.inserted + put.replaced} TracOS documents ({settings.store_label}):"
+        f" {put.inserted} inserted, {put.replaced} replaced{skipped}"
+    )
+    return 0
+
+
+def _read_input(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise CommandFailed(f"put: cannot read {name}: {exc.strerror or exc}") from None
+
+
+def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
+    schema = load_format(settings.erp_format).schema("outbound" if args.outbound else "inbound")
+    sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n")
+    return 0
+
+
+def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
+    pruned = prune(settings, time.time() - args.older_than * 86400, args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    if args.dry_run:
+        for path in (p for paths in pruned.removed.values() for p in paths):
+            print(f"would remove {printable(str(path))}")
+    where = ", ".join(f"{len(paths)} from {folder}" for folder, paths in pruned.removed.items())
+    print(f"{verb} {pruned.count} files older than {args.older_than:g} days ({where})")
+    for error in pruned.errors:
+        print(f"watcher: {printable(error)}", file=sys.stderr)
+    return 1 if pruned.errors else 0
