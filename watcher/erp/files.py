@@ -44,7 +44,8 @@ class ErrorReport(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str
     path: str
     time: str  # ISO 8601 with its offset, as ``datetime.isoformat`` spells it
-    rejected: list[RejectedElement] | None = None  # a batch's refused elements
+    rejected: list[RejectedElement] | None = None  # a batch's refused elements (the first)
+    unlisted: int = 0  # refused elements not listed in ``rejected``
 
 
 _encode_report = msgspec.json.Encoder().encode

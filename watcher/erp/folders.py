@@ -214,19 +214,21 @@ class FolderSource:
 
     def _quarantine_elements(self, item: Taken, now: datetime) -> str:
         """A batch's bad elements go to the failed folder as a file of their own (once)."""
-        assert item.verdict is not None
+        verdict = item.verdict
+        assert verdict is not None
         failed = self.settings.failed_dir
-        data = item.verdict.rejected_bytes()
+        data = b"".join(verdict.rejected_chunks())
         stem = item.name.rpartition(".")[0] + ".rejected"
         # after a crash between this step and the archive, the file is already there
         target = files.find_identical(failed, stem, data)
         target = target or files.write_new(failed, stem + ".json", data)
         if not files.report_path(target).exists():
-            elements = [
-                files.RejectedElement(r.index, r.path, r.reason) for r in item.verdict.rejected
-            ]
-            reason = item.verdict.rejected_reason()
-            report = files.ErrorReport(item.shown, reason, "$", now.isoformat(), elements)
+            elements = [files.RejectedElement(r.index, r.path, r.reason) for r in verdict.rejected]
+            reason = verdict.rejected_reason()
+            if verdict.unlisted:
+                reason += f" (the first {len(elements)} are listed)"
+            at = now.isoformat()
+            report = files.ErrorReport(item.shown, reason, "$", at, elements, verdict.unlisted)
             files.write_report(failed, target, report)
         return files.display_name(target.name)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import msgspec
 
@@ -21,28 +21,46 @@ if TYPE_CHECKING:  # a type only: the formats that import this module stay free 
     import anyio
 
 
+LISTED: Final = 100  # refused elements of a batch listed one by one; the rest are counted
+
+
 class Rejection(msgspec.Struct, frozen=True):
     """Why one order (``index`` in a batch file, ``None`` for a single-order file) was refused."""
 
     index: int | None
     path: str
     reason: str
-    raw: msgspec.Raw | None = None
 
 
 class FileVerdict(msgspec.Struct, frozen=True):
-    """What a whole ERP file amounts to: the usable orders and the refused elements."""
+    """What a whole ERP file amounts to: the usable orders and the refused elements.
+
+    Bounded whatever the file: ``rejected`` lists at most ``LISTED`` refusals (``unlisted``
+    counts the others); ``rejected_data`` holds every refused element's original bytes, in
+    order, as runs to be joined by commas into one JSON array.
+    """
 
     orders: list[OrderUpsert]
     rejected: list[Rejection]
     is_batch: bool
+    unlisted: int = 0
+    rejected_data: list[bytes] = []
+
+    @property
+    def rejected_count(self) -> int:
+        return len(self.rejected) + self.unlisted
 
     def rejected_reason(self) -> str:
-        return f"{len(self.rejected)} of {len(self.rejected) + len(self.orders)} orders rejected"
+        refused = self.rejected_count
+        return f"{refused} of {refused + len(self.orders)} orders rejected"
 
-    def rejected_bytes(self) -> bytes:
-        """The refused elements of a batch as a JSON array of their original bytes."""
-        return b"[\n" + b",\n".join(bytes(r.raw or b"null") for r in self.rejected) + b"\n]\n"
+    def rejected_chunks(self) -> list[bytes]:
+        """The refused elements as one JSON array, in pieces to be written one after another."""
+        chunks = [b"[\n"]
+        for index, run in enumerate(self.rejected_data):
+            chunks += (b",\n", run) if index else (run,)
+        chunks.append(b"\n]\n")
+        return chunks
 
 
 class OutboundFile(msgspec.Struct, frozen=True):
