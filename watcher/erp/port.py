@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import msgspec
@@ -102,11 +103,19 @@ class Taken:
     landed: float  # when it arrived (epoch seconds), for the latency figures
     verdict: FileVerdict | None = None
     error: RejectedInput | None = None
+    version: object = None  # the source's mark of what was read, checked before filing away
 
     @property
     def shown(self) -> str:
         """The name, safe to print or encode: bytes that are not UTF-8 become U+FFFD."""
         return self.name.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+
+
+class NotFiled(Enum):
+    """Why ``file_away`` did not file a document away."""
+
+    LATER = "it stays claimed: filed away at a later try (or resumed at the next start)"
+    RETAKE = "it changed since it was read: it is back among the waiting, to be read again"
 
 
 class InboundSource(Protocol):
@@ -117,7 +126,10 @@ class InboundSource(Protocol):
         worker left claimed. The number of documents put back."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> int:
+        """Give up the claims; the number of documents left claimed (resumed at the next
+        start)."""
+        ...
 
     async def watch(self, wake: Callable[[], None], stop: anyio.Event) -> None:
         """Call ``wake`` when new documents may be waiting, until ``stop``."""
@@ -134,9 +146,9 @@ class InboundSource(Protocol):
         """Read, judge and claim each named document (gone or still settling: skipped)."""
         ...
 
-    async def file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | None]:
+    async def file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | NotFiled]:
         """Archive the used, quarantine the unusable; per document, where it went (the
-        failed copy's name for a quarantine), or None when it stays claimed for a resume."""
+        failed copy's name for a quarantine), or why it did not go."""
         ...
 
 
