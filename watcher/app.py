@@ -35,7 +35,6 @@ from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
-GRACE_SECONDS: Final = 1.5  # after a stop request, how long the batch in flight may take
 STATUS_SECONDS: Final = 2.0  # store counts and the status file (health allows 10 s)
 Reporter = Callable[[Snapshot], Awaitable[None]]
 T = TypeVar("T")
@@ -95,6 +94,9 @@ class Worker:
         self.integration = integration
         self.stats = stats
         self.retry = retry
+        self.opened = False  # the store was reached: files may have been claimed
+        self.graced_out = False  # a stop did not wait for the batch in flight to finish
+        self.left_claimed = 0  # files claimed when it closed: resumed at the next start
         self.inbound = Inbound(
             integration.source,
             integration.format,
@@ -127,13 +129,23 @@ class Worker:
         if resumed:
             log.warning("resumed %d files left claimed by a stopped worker", resumed)
         await self.retry(self.store.open)
+        self.opened = True
         where, mode, erp = self.settings.inbound_dir, self.store.mode, self.integration.name
         log.info("watching %s (store mode: %s, ERP format: %s)", where, mode, erp)
 
     async def close(self) -> None:
         """Release the claim folder (a later start resumes anything left in it)."""
-        await self.integration.source.close()
+        self.left_claimed = await self.integration.source.close()
         await self.store.close()
+
+    def stop_summary(self) -> str:
+        """What a stop really did, for the last line of ``run``."""
+        if not self.opened:
+            return "stopped during start-up, before the store was reached: no file was claimed"
+        if self.left_claimed:
+            grace = f" after the {self.settings.stop_grace_seconds:g} s grace"
+            return f"stopped{grace if self.graced_out else ''}; {_left_claimed(self.left_claimed)}"
+        return "stopped: every file taken was stored and filed away"
 
     async def serve(
         self, stop: anyio.Event, report: Reporter | None = None, every: float = 1.0
@@ -163,8 +175,9 @@ class Worker:
             tg.start_soon(self.outbound.run)
             tg.start_soon(self._report, report, every)
             await stop.wait()
-            with anyio.move_on_after(GRACE_SECONDS):
+            with anyio.move_on_after(self.settings.stop_grace_seconds) as grace:
                 await inbound_done.wait()
+            self.graced_out = grace.cancelled_caught
             tg.cancel_scope.cancel()
 
     async def once(self) -> None:
@@ -213,7 +226,7 @@ def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:
 async def _serve(worker: Worker, report: Reporter, every: float) -> None:
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_stop_on_signal, stop)
+        tg.start_soon(_stop_on_signal, stop, worker.settings.stop_grace_seconds)
         await worker.serve(stop, report, every)
         tg.cancel_scope.cancel()
 
@@ -241,10 +254,19 @@ def _metrics(port: int) -> Iterator[MetricsServer]:
         server.stop()
 
 
-async def _stop_on_signal(stop: anyio.Event) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+def _left_claimed(count: int) -> str:
+    files = "1 claimed file" if count == 1 else f"{count} claimed files"
+    return f"{files} will be resumed at the next start"
+
+
+async def _stop_on_signal(stop: anyio.Event, grace: float) -> None:
+    stops = [signal.SIGINT, signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # under nohup, a hangup is no stop
+        stops.append(signal.SIGHUP)
+    with anyio.open_signal_receiver(*stops) as signals:
         async for received in signals:
-            log.warning("%s received: finishing the batch in flight", signal.Signals(received).name)
+            name = signal.Signals(received).name
+            log.warning("%s received: finishing the batch in flight (for up to %g s)", name, grace)
             stop.set()
             return
 
@@ -258,6 +280,8 @@ def run_once(worker: Worker) -> None:
             await worker.once()
         finally:
             await worker.close()
+            if worker.left_claimed:
+                log.warning("%s", _left_claimed(worker.left_claimed))
 
     anyio.run(main, backend="asyncio")
 

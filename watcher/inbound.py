@@ -99,7 +99,8 @@ class Inbound:
                     if stop is not None and stop.is_set():
                         return
                     batch = names[start : start + self.batch_size]
-                    await send.send(await self.source.take(batch, self._judge))
+                    stopping = stop.is_set if stop is not None else _never
+                    await send.send(await self.source.take(batch, self._judge, stopping))
                     self.stats.waiting_files = max(0, len(names) - start - len(batch))
 
     async def _waiting(self) -> list[str]:
@@ -195,3 +196,7 @@ class Inbound:
         self.stats.failure(now, "in", item.shown, reason)
         self.stats.event(now, "in", item.shown, "failed")
         log.warning("%s quarantined as %s: %s", item.shown, where, reason)
+
+
+def _never() -> bool:
+    return False

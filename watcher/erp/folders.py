@@ -122,14 +122,20 @@ class FolderSource:
         log.error("%s; the file waits and is tried again", message)
         self._trouble(str(inbound), message)
 
-    async def take(self, names: Sequence[str], judge: Judge) -> list[Taken]:
-        return await anyio.to_thread.run_sync(self._take, names, judge)
+    async def take(
+        self, names: Sequence[str], judge: Judge, stopping: Callable[[], bool]
+    ) -> list[Taken]:
+        return await anyio.to_thread.run_sync(self._take, names, judge, stopping)
 
-    def _take(self, names: Sequence[str], judge: Judge) -> list[Taken]:
+    def _take(
+        self, names: Sequence[str], judge: Judge, stopping: Callable[[], bool]
+    ) -> list[Taken]:
         """Read, judge and claim each file (blocking: runs in a worker thread)."""
         now = time.time()
         taken = []
         for name in names:
+            if stopping():
+                break
             item = self._take_one(name, now, judge)
             if item is not None:
                 taken.append(item)

@@ -142,8 +142,11 @@ class InboundSource(Protocol):
         """When a document left out as still being written is due again (epoch s), if any."""
         ...
 
-    async def take(self, names: Sequence[str], judge: Judge) -> list[Taken]:
-        """Read, judge and claim each named document (gone or still settling: skipped)."""
+    async def take(
+        self, names: Sequence[str], judge: Judge, stopping: Callable[[], bool]
+    ) -> list[Taken]:
+        """Read, judge and claim each named document (gone or still settling: skipped);
+        once ``stopping()`` is true, no more are claimed (those taken so far are returned)."""
         ...
 
     async def file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | NotFiled]:
