@@ -303,6 +303,7 @@ async def test_filing_that_fails_is_tried_again_within_the_run(
         "scalar.json",
         "scalar.json.error.json",
     ]
+    assert reports(settings)["batch.json"]["reason"] == "1 of 2 orders rejected"
 
 
 # --- #9 a clock ahead -----------------------------------------------------------------------

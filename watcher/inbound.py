@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import anyio
@@ -144,8 +144,9 @@ class Inbound:
         self, item: Taken, where: str | NotFiled, outcomes: list[Outcome], now: datetime
     ) -> bool:
         """Record where ``item`` went; True when it was filed away."""
-        if where is NotFiled.LATER:
-            self._unfiled.append((item, outcomes))
+        if where is NotFiled.LATER:  # kept without its orders: they are stored
+            verdict = item.verdict and item.verdict.stored()
+            self._unfiled.append((replace(item, verdict=verdict), outcomes))
             self._refile_at = time.time() + self.rescan_seconds
         if isinstance(where, NotFiled):
             return False  # still claimed, or back among the waiting to be read again

@@ -38,7 +38,8 @@ class FileVerdict(msgspec.Struct, frozen=True):
 
     Bounded whatever the file: ``rejected`` lists at most ``LISTED`` refusals (``unlisted``
     counts the others); ``rejected_data`` holds every refused element's original bytes, in
-    order, as runs to be joined by commas into one JSON array.
+    order, as runs to be joined by commas into one JSON array. ``elements``: how many the
+    batch had (kept when the orders are let go, once stored).
     """
 
     orders: list[OrderUpsert]
@@ -46,14 +47,21 @@ class FileVerdict(msgspec.Struct, frozen=True):
     is_batch: bool
     unlisted: int = 0
     rejected_data: list[bytes] = []
+    elements: int | None = None
 
     @property
     def rejected_count(self) -> int:
         return len(self.rejected) + self.unlisted
 
     def rejected_reason(self) -> str:
-        refused = self.rejected_count
-        return f"{refused} of {refused + len(self.orders)} orders rejected"
+        return f"{self.rejected_count} of {self._total()} orders rejected"
+
+    def stored(self) -> FileVerdict:
+        """This verdict without its orders (they are in the store): what filing needs."""
+        return msgspec.structs.replace(self, orders=[], elements=self._total())
+
+    def _total(self) -> int:
+        return self.rejected_count + len(self.orders) if self.elements is None else self.elements
 
     def rejected_chunks(self) -> list[bytes]:
         """The refused elements as one JSON array, in pieces to be written one after another."""
