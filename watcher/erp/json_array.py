@@ -19,7 +19,7 @@ import msgspec
 PIECE_BYTES: Final = 2**18
 _skip = msgspec.json.Decoder(msgspec.Raw).decode  # checks the syntax, builds nothing
 _WHITESPACE: Final = b" \t\r\n"
-_OBJECT_CUT: Final = re.compile(rb"\}[ \t\r\n]*,")  # between two objects, nearly always
+_AFTER_VALUE: Final = re.compile(rb"[}\]][ \t\r\n]*,")  # after an object or array: mostly
 _STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _TOKEN: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 _SCALAR: Final = re.compile(rb'[^,\[\]{}" \t\r\n]*')
@@ -58,9 +58,9 @@ def pieces(data: bytes, start: int, size: int = PIECE_BYTES) -> Iterator[Piece]:
 def _quick_cut(data: bytes, pos: int, size: int) -> tuple[Piece, int] | None:
     """A proven cut between ``pos + size`` and ``pos + 2 * size``, when a first guess holds."""
     target = pos + size
-    after_object = _OBJECT_CUT.search(data, target, target + size)
+    after_value = _AFTER_VALUE.search(data, target, target + size)
     guesses = (
-        after_object.end() - 1 if after_object else -1,
+        after_value.end() - 1 if after_value else -1,
         data.find(b",", target, target + size),
     )
     for cut in guesses:
