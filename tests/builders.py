@@ -5,7 +5,8 @@ Test modules import builders from here, never from each other.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, get_args
 
 import msgspec
@@ -133,3 +134,80 @@ def stored_orders(draw: st.DrawFn) -> TracosWorkOrder:
         deleted=deleted,
         deletedAt=draw(ms_dates) if deleted and draw(st.booleans()) else None,
     )
+
+
+FIELDS = (
+    "orderNo",
+    "isCanceled",
+    "isDeleted",
+    "isDone",
+    "isOnHold",
+    "isPending",
+    "isActive",
+    "summary",
+    "creationDate",
+    "lastUpdateDate",
+    "deletedDate",
+)
+# The whole range: an offset at either end leaves it once converted to UTC (refused).
+aware_datetimes = st.datetimes(
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-12)), timezone(timedelta(hours=14))]),
+)
+date_texts = st.one_of(
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat() + "Z"),
+    aware_datetimes.map(lambda d: d.isoformat()),
+    st.sampled_from(["", "2025-10-01", "2025-02-30T00:00:00Z", "2025/11/01", "T", "Z"]),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | date_texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+@st.composite
+def mutated_order(draw: st.DrawFn) -> object:
+    """A valid ERP order as builtins, with up to three fields changed, dropped or renamed."""
+    order: dict[str, Any] = msgspec.to_builtins(draw(valid_erp_orders()))
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from(FIELDS))
+        action = draw(st.sampled_from(["set", "drop", "rename"]))
+        if action == "set":
+            order[key] = draw(json_values)
+        elif key in order:
+            value = order.pop(key)
+            if action == "rename":
+                order[key.upper()] = value
+    return order if draw(st.integers(0, 9)) else draw(json_values)
+
+
+@st.composite
+def mutated_documents(draw: st.DrawFn, batch_size: int = 3) -> bytes:
+    """One order or a batch, spelled as JSON in one of several ways."""
+    orders = draw(st.lists(mutated_order(), min_size=1, max_size=batch_size))
+    document = orders if draw(st.booleans()) else orders[0]
+    indent = draw(st.sampled_from([None, 2]))
+    return json.dumps(document, indent=indent, ensure_ascii=draw(st.booleans())).encode()
+
+
+@st.composite
+def mutated_files(draw: st.DrawFn, batch_size: int = 3) -> bytes:
+    """Valid-looking JSON with byte-level damage: flips, cuts, insertions, deletions, copies."""
+    data = bytearray(draw(mutated_documents(batch_size)))
+    for _ in range(draw(st.integers(0, 3))):
+        end = len(data)
+        start = draw(st.integers(0, end))
+        stop = draw(st.integers(start, end))
+        action = draw(st.sampled_from(["flip", "cut", "insert", "delete", "duplicate"]))
+        if action == "flip" and start < end:
+            data[start] ^= 1 << draw(st.integers(0, 7))
+        elif action == "cut":
+            del data[start:]
+        elif action == "insert":
+            data[start:start] = draw(st.binary(min_size=1, max_size=8))
+        elif action == "delete":
+            del data[start:stop]
+        elif action == "duplicate":
+            data[stop:stop] = data[start:stop]
+    return bytes(data)

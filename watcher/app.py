@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -38,7 +38,6 @@ from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
-GRACE_SECONDS: Final = 1.5  # after a stop request, how long the batch in flight may take
 T = TypeVar("T")
 
 
@@ -98,6 +97,9 @@ class Worker:
         self.integration = integration
         self.stats = stats
         self.retry = retry
+        self.opened = False  # the store was reached: files may have been claimed
+        self.graced_out = False  # a stop did not wait for the batch in flight to finish
+        self.left_claimed = 0  # files claimed when it closed: resumed at the next start
         self.inbound = Inbound(
             integration.source,
             integration.format,
@@ -134,6 +136,7 @@ class Worker:
         if meanwhile is not None:
             meanwhile.start_soon(self.reporting.count_waiting)
         await self.retry(self.store.open)
+        self.opened = True
 
     def _prepare(self) -> None:
         folders = (
@@ -145,8 +148,17 @@ class Worker:
 
     async def close(self) -> None:
         """Release the claim folder (a later start resumes anything left in it)."""
-        await self.integration.source.close()
+        self.left_claimed = await self.integration.source.close()
         await self.store.close()
+
+    def stop_summary(self) -> str:
+        """What a stop really did, for the last line of ``run``."""
+        if not self.opened:
+            return "stopped during start-up, before the store was reached: no file was claimed"
+        if self.left_claimed:
+            grace = f" after the {self.settings.stop_grace_seconds:g} s grace"
+            return f"stopped{grace if self.graced_out else ''}; {_left_claimed(self.left_claimed)}"
+        return "stopped: every file taken was stored and filed away"
 
     async def serve(
         self, stop: anyio.Event, report: Reporter | None = None, every: float = 1.0
@@ -191,8 +203,9 @@ class Worker:
             tg.start_soon(self.reporting.run, report, every)
             tg.start_soon(self.reporting.refresh_counts)
             await stop.wait()
-            with anyio.move_on_after(GRACE_SECONDS):
+            with anyio.move_on_after(self.settings.stop_grace_seconds) as grace:
                 await inbound_done.wait()
+            self.graced_out = grace.cancelled_caught
             tg.cancel_scope.cancel()
 
     async def once(self) -> None:
@@ -218,7 +231,7 @@ def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:
 async def _serve(worker: Worker, report: Reporter, every: float) -> None:
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_stop_on_signal, stop)
+        tg.start_soon(_stop_on_signal, stop, worker.settings.stop_grace_seconds)
         await worker.serve(stop, report, every)
         tg.cancel_scope.cancel()
 
@@ -246,10 +259,19 @@ def _metrics(port: int) -> Iterator[MetricsServer]:
         server.stop()
 
 
-async def _stop_on_signal(stop: anyio.Event) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+def _left_claimed(count: int) -> str:
+    files = "1 claimed file" if count == 1 else f"{count} claimed files"
+    return f"{files} will be resumed at the next start"
+
+
+async def _stop_on_signal(stop: anyio.Event, grace: float) -> None:
+    stops = [signal.SIGINT, signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # under nohup, a hangup is no stop
+        stops.append(signal.SIGHUP)
+    with anyio.open_signal_receiver(*stops) as signals:
         async for received in signals:
-            log.warning("%s received: finishing the batch in flight", signal.Signals(received).name)
+            name = signal.Signals(received).name
+            log.warning("%s received: finishing the batch in flight (for up to %g s)", name, grace)
             stop.set()
             return
 
@@ -264,6 +286,8 @@ def run_once(worker: Worker) -> None:
             await worker.once()
         finally:
             await worker.close()
+            if worker.left_claimed:
+                log.warning("%s", _left_claimed(worker.left_claimed))
 
     anyio.run(main, backend="asyncio")
 

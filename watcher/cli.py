@@ -183,9 +183,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         if live:
             stack.enter_context(live)
         serve(worker, [live or LogSummary()], LIVE_REFRESH_SECONDS if live else 1.0)
+    summary = worker.stop_summary()
     if live:
-        live.console.print("stopped: the batch in flight was finished", highlight=False)
-    log.info("stopped")
+        live.console.print(summary, highlight=False)
+    log.info("%s", summary)
     return 0
 
 

@@ -21,6 +21,7 @@ import re
 from typing import Final
 
 _MISSING_FIELD: Final = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+MAX_REASON_CHARS: Final = 300  # a reason may quote the input (a bad enum value): kept short
 
 
 class WatcherError(Exception):
@@ -81,9 +82,15 @@ class StoreMissing(StoreUnavailable):
 
 def reason_and_path(message: str, prefix: str) -> tuple[str, str]:
     """Split msgspec's ``reason - at `$.path``` and name the field a missing-field error omits."""
-    reason, _, at = message.partition(" - at `")
-    path = prefix + at.rstrip("`").removeprefix("$") if at else prefix
+    head, found, at = message.rpartition(" - at `")  # the last: a quoted value may hold one
+    reason = head if found else message
+    path = prefix + at.rstrip("`").removeprefix("$") if found else prefix
     missing = _MISSING_FIELD.fullmatch(reason)
     if missing:
         return f"missing required field `{missing['field']}`", f"{path}.{missing['field']}"
-    return reason, path
+    return capped(reason), capped(path)
+
+
+def capped(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

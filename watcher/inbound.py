@@ -2,8 +2,9 @@
 orders into the store, then have the source archive or quarantine them.
 
 One batch at a time: take (read, judge, claim) up to ``batch_size`` documents, one bulk
-upsert (retried through outages while the documents stay claimed), then file them away.
-Wake-ups from the source are only hints; its listing is the truth.
+upsert (retried through outages while the documents stay claimed), then file them away;
+a document that could not be filed away (a full disk) stays claimed and is tried again
+every ``rescan_seconds``. Wake-ups from the source are only hints; its listing is the truth.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from watcher.core.tracos import OrderUpsert, Outcome
-from watcher.erp.port import ErpFormat, FileVerdict, InboundSource, Taken
+from watcher.erp.port import ErpFormat, FileVerdict, InboundSource, NotFiled, Taken
 from watcher.errors import RejectedInput
 from watcher.retrying import StoreRetry
 from watcher.stats import ORDERS, RECENT, Count, Stats
@@ -38,6 +39,8 @@ class Inbound:
     batch_size: int
     rescan_seconds: float
     _wake: anyio.Event = field(init=False)
+    _unfiled: list[tuple[Taken, list[Outcome]]] = field(init=False, default_factory=list)
+    _refile_at: float = field(init=False, default=0.0)
 
     async def run(self, stop: anyio.Event) -> None:
         """Take whatever is waiting, then whatever arrives until ``stop``; finish the batch."""
@@ -63,7 +66,8 @@ class Inbound:
         self._wake.set()
 
     def _next_look(self) -> float:
-        soonest = self.source.next_look()
+        due = [self.source.next_look(), self._refile_at if self._unfiled else None]
+        soonest = min((when for when in due if when is not None), default=None)
         if soonest is None:
             return self.rescan_seconds
         return max(0.0, min(soonest - time.time(), self.rescan_seconds))
@@ -75,6 +79,7 @@ class Inbound:
         flows through without a pause; it ends when a listing shows nothing new. The stream
         between the stages holds one batch: at most three batches are claimed at a time.
         """
+        await self._file_unfiled()
         send, receive = anyio.create_memory_object_stream[list[Taken]](1)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._take_all, send, stop)
@@ -94,7 +99,8 @@ class Inbound:
                     if stop is not None and stop.is_set():
                         return
                     batch = names[start : start + self.batch_size]
-                    await send.send(await self.source.take(batch, self._judge))
+                    stopping = stop.is_set if stop is not None else _never
+                    await send.send(await self.source.take(batch, self._judge, stopping))
                     self.stats.waiting_files = max(0, len(names) - start - len(batch))
 
     async def _waiting(self) -> list[str]:
@@ -119,14 +125,38 @@ class Inbound:
         if orders:
             now = datetime.now(UTC)
             outcomes = await self.retry(lambda: self.store.upsert(orders, now))
-        now = datetime.now(UTC)
-        filed = await self.source.file_away(taken, now)
+        with anyio.CancelScope(shield=True):  # stored: filing away is quick, and never cut
+            now = datetime.now(UTC)
+            filed = await self.source.file_away(taken, now)
         self._record(taken, filed, outcomes, now)
+
+    async def _file_unfiled(self) -> None:
+        """Try again to file away what could not be (a full disk, a read-only folder)."""
+        if not self._unfiled or time.time() < self._refile_at:
+            return
+        waiting, self._unfiled = self._unfiled, []
+        now = datetime.now(UTC)
+        filed = await self.source.file_away([item for item, _ in waiting], now)
+        for (item, outcomes), where in zip(waiting, filed, strict=True):
+            self._account(item, where, outcomes, now)
+
+    def _account(
+        self, item: Taken, where: str | NotFiled, outcomes: list[Outcome], now: datetime
+    ) -> bool:
+        """Record where ``item`` went; True when it was filed away."""
+        if where is NotFiled.LATER:  # kept without its orders: they are stored
+            verdict = item.verdict and item.verdict.stored()
+            self._unfiled.append((replace(item, verdict=verdict), outcomes))
+            self._refile_at = time.time() + self.rescan_seconds
+        if isinstance(where, NotFiled):
+            return False  # still claimed, or back among the waiting to be read again
+        self._filed(item, where, outcomes, now)
+        return True
 
     def _record(
         self,
         taken: Sequence[Taken],
-        filed: Sequence[str | None],
+        filed: Sequence[str | NotFiled],
         outcomes: list[Outcome],
         now: datetime,
     ) -> None:
@@ -136,10 +166,7 @@ class Inbound:
         for item, where in zip(taken, filed, strict=True):
             mine = outcomes[position : position + len(item.verdict.orders)] if item.verdict else []
             position += len(mine)
-            if where is None:
-                continue  # stays claimed: resumed at the next start
-            self._filed(item, where, mine, now)
-            if item.verdict:
+            if self._account(item, where, mine, now) and item.verdict:
                 recent.extend(zip(item.verdict.orders[-RECENT:], mine[-RECENT:], strict=True))
         for order, outcome in recent:
             self.stats.event(now, "in", str(order.number), str(outcome))
@@ -179,3 +206,7 @@ class Inbound:
         log.warning(
             "%s quarantined as %s: %s", item.shown, where, said, extra=fields | {"to": where}
         )
+
+
+def _never() -> bool:
+    return False

@@ -38,6 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     poll_seconds: float = 2.0
     outbound_concurrency: int = 4
     retry_max_seconds: float = 10.0
+    stop_grace_seconds: float = 8.0
     metrics_port: int | None = None
     erp_format: str = "challenge"
     worker_id: str = ""  # names this worker's heartbeat file; "" = host and pid
@@ -152,6 +153,7 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "OUTBOUND_POLL_SECONDS": ("poll_seconds", _positive(float)),
     "OUTBOUND_CONCURRENCY": ("outbound_concurrency", _positive(int)),
     "STORE_RETRY_MAX_SECONDS": ("retry_max_seconds", _positive(float)),
+    "STOP_GRACE_SECONDS": ("stop_grace_seconds", _positive(float)),
     "METRICS_PORT": ("metrics_port", _port),
     "ERP_FORMAT": ("erp_format", _text),  # the name is checked against the registry later
     "WATCHER_ID": ("worker_id", lambda raw: _name(_text(raw))),

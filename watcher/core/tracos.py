@@ -24,7 +24,7 @@ TracosStatus = Literal["pending", "in_progress", "completed", "on_hold", "cancel
 Status = Literal[TracosStatus, "created"]
 
 
-class OrderUpsert(msgspec.Struct, kw_only=True, frozen=True):
+class OrderUpsert(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """What an ERP order asks of the store: set these TracOS fields if newer (SPEC §2.3).
 
     ``status`` None leaves the stored status as it is (``created`` on insert): a format

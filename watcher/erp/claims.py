@@ -2,20 +2,25 @@
 
 A file is claimed by atomic rename into ``<inbound>/.processing/<pid>-<random>/``, whose
 lock is held for as long as the worker lives: a folder whose lock is free belonged to a
-worker that is gone, and its files go back into the inbound folder at the next start.
+worker that is gone, and its files go back into the inbound folder at the next start (or
+on to the archive or failed folder, when it had begun filing them away).
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from watcher.erp import files, filing
 from watcher.erp.files import move_without_clobber
+from watcher.errors import ConfigError
 
+log = logging.getLogger(__name__)
 CLAIMED_DIR: Final = ".processing"
 LOCK_FILE: Final = ".lock"
 
@@ -29,8 +34,17 @@ class ClaimDir:
 
     @classmethod
     def create(cls, inbound: Path) -> ClaimDir:
-        path = inbound / CLAIMED_DIR / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        return cls(path, _locked_folder(path))
+        """A new claim folder; one that cannot be made stops start-up with one line."""
+        root = inbound / CLAIMED_DIR
+        path = root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            return cls(path, _locked_folder(path))
+        except OSError as exc:
+            if root.exists() and not root.is_dir():
+                problem = f"{root} is a file, not the claim folder: move it away"
+            else:
+                problem = f"cannot create the claim folder {path}: {exc.strerror or exc}"
+            raise ConfigError(f"DATA_INBOUND_DIR ({inbound}): {problem}") from None
 
     def claim(self, source: str) -> str | None:
         """Move ``source`` in by atomic rename; None if another worker took it first."""
@@ -47,6 +61,14 @@ class ClaimDir:
         os.close(self.lock_fd)
         self.lock_fd = _locked_folder(self.path)
 
+    def held(self) -> int:
+        """How many files are claimed here now."""
+        try:
+            names = os.listdir(self.path)
+        except OSError:
+            return 0
+        return sum(not name.startswith(".") for name in names)
+
     def release(self) -> None:
         """Give the folder up; an empty one is removed, one with files waits for a resume."""
         os.close(self.lock_fd)
@@ -61,56 +83,86 @@ class ClaimDir:
 def _locked_folder(path: Path) -> int:
     """Create ``path`` and hold its lock for as long as this process lives."""
     path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / LOCK_FILE, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fd = os.open(path / LOCK_FILE, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return fd
 
 
 def orphaned_claims(inbound: Path) -> list[Path]:
-    """Claim folders whose worker is gone (their lock is free)."""
+    """Claim folders whose worker is gone (their lock is free); anything else is left alone."""
     root = inbound / CLAIMED_DIR
     if not root.is_dir():
         return []
     orphans = []
-    for folder in root.iterdir():
-        try:
-            fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.is_symlink():
+            log.warning("%s: not a claim folder (%s is ours): left alone", folder, root)
+        elif _unlocked(folder):
             orphans.append(folder)
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            orphans.append(folder)
-        except BlockingIOError:
-            pass
-        finally:
-            os.close(fd)
     return orphans
 
 
-def resume(orphan: Path, inbound: Path, done: list[Path]) -> list[str]:
-    """Put a dead worker's claimed files back into the inbound folder; names put back.
+def _unlocked(folder: Path) -> bool:
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return True  # its worker stopped before it took the lock, or it is half removed
+    except OSError as exc:
+        log.warning("claim folder %s: %s: left alone", folder, exc.strerror or exc)
+        return False  # another user's worker: its claims are its own
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
-    A claimed file with a second link was already archived or quarantined before the
-    crash (``done`` folders hold the other link): only the claimed link is dropped.
-    """
+
+def resume(orphan: Path, inbound: Path, archive: Path, failed: Path) -> list[str]:
+    """Put a dead worker's claimed files back into the inbound folder (or finish filing
+    them away, when it had begun); the names put back."""
     returned = []
-    for path in sorted(orphan.iterdir()):
-        if path.name == LOCK_FILE:
+    linked_twice_is_ours = not _renames_atomically(orphan)
+    for name in sorted(os.listdir(orphan)):
+        path = orphan / name
+        if name.startswith("."):
+            continue  # ours: the lock, what was staged for a file, a probe (inputs never are)
+        if filing.finish(str(path), failed, archive) is not None:
             continue
-        if path.lstat().st_nlink > 1 and _linked_in(path, done):
-            path.unlink()
+        if (
+            linked_twice_is_ours
+            and path.lstat().st_nlink > 1
+            and _linked_in(path, [archive, failed])
+        ):
+            path.unlink()  # a crash between link and unlink, filing it away: already filed
             continue
-        returned.append(os.path.basename(move_without_clobber(path, inbound, path.name)))
-    (orphan / LOCK_FILE).unlink(missing_ok=True)
+        returned.append(os.path.basename(move_without_clobber(path, inbound, name)))
+    for name in os.listdir(orphan):  # only ours are left
+        (orphan / name).unlink()
     orphan.rmdir()
     return returned
 
 
 def _linked_in(path: Path, folders: list[Path]) -> bool:
     inode = path.lstat().st_ino
-    for folder in folders:
-        with os.scandir(folder) as entries:
-            if any(entry.inode() == inode for entry in entries):
-                return True
-    return False
+    return any(filing.name_of_inode(folder, inode) is not None for folder in folders)
+
+
+_atomic: dict[int, bool] = {}
+
+
+def _renames_atomically(folder: Path) -> bool:
+    """Whether ``rename_no_replace`` is one atomic rename on ``folder``'s file system (else
+    it links and unlinks: a crash in between leaves two links)."""
+    device = os.stat(folder).st_dev
+    if device not in _atomic:
+        probe = folder / f".rename-probe-{uuid.uuid4().hex[:8]}"
+        files.write_new(probe, [])
+        moved = probe.with_name(probe.name + "-moved")
+        try:
+            _atomic[device] = files.renamed_exclusively(probe, moved)
+        finally:
+            probe.unlink(missing_ok=True)
+            moved.unlink(missing_ok=True)
+    return _atomic[device]

@@ -10,11 +10,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import glob
 import os
 import secrets
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Final
@@ -27,6 +26,7 @@ IGNORED_SUFFIXES: Final = (".tmp", ".part", ".swp", "~")
 AT_FDCWD: Final = -100
 _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
 REPORT_SUFFIX: Final = ".error.json"
+NAME_MAX: Final = 255  # bytes in one file name (ext4, xfs, btrfs, tmpfs)
 StrPath = str | os.PathLike[str]
 
 
@@ -45,7 +45,8 @@ class ErrorReport(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str
     path: str
     time: str  # ISO 8601 with its offset, as ``datetime.isoformat`` spells it
-    rejected: list[RejectedElement] | None = None  # a batch's refused elements
+    rejected: list[RejectedElement] | None = None  # a batch's refused elements (the first)
+    unlisted: int = 0  # refused elements not listed in ``rejected``
 
 
 _encode_report = msgspec.json.Encoder().encode
@@ -129,33 +130,56 @@ def _kind(mode: int) -> str:
     return "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
 
 
-def unique_name(folder: StrPath, name: str) -> str:
-    """``folder/name``, or a suffixed name when that exists (the rename rechecks atomically)."""
-    target = os.path.join(folder, name)
-    if not os.path.lexists(target):
-        return target
-    stem, dot, suffix = name.rpartition(".")
+def fitted(base: str, tail: str = "", room: int = 0) -> str:
+    """``base + tail`` in at most ``NAME_MAX - room`` bytes: ``base`` is cut short (between
+    two characters) when it must be, ``tail`` is kept whole. ``room``: for what is added to
+    the name later (a report's ``.error.json``)."""
+    limit = NAME_MAX - room - len(os.fsencode(tail))
+    raw = os.fsencode(base)
+    if len(raw) <= limit:
+        return base + tail
+    while limit > 0 and raw[limit] & 0xC0 == 0x80:  # a UTF-8 continuation byte
+        limit -= 1
+    return os.fsdecode(raw[:limit]) + tail
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``a.b.json`` → (``a.b``, ``.json``): the part a derived name may shorten, and its tail."""
+    base, dot, extension = name.rpartition(".")
+    return (base, dot + extension) if base else (name, "")
+
+
+def candidate_names(base: str, tail: str, room: int = 0) -> Iterator[str]:
+    """``base + tail`` fitted, then the same with a unique suffix before the tail."""
+    yield fitted(base, tail, room)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
     for counter in range(1, 1_000_000):
-        free = f"{stem or suffix}.{stamp}-{counter}{dot}{suffix if stem else ''}"
-        candidate = os.path.join(folder, free)
-        if not os.path.lexists(candidate):
-            return candidate
-    raise FileExistsError(errno.EEXIST, "no free name", target)
+        yield fitted(base, f".{stamp}-{counter}{tail}", room)
+    raise FileExistsError(errno.EEXIST, "no free name", base + tail)
 
 
-def move_without_clobber(source: StrPath, folder: StrPath, name: str) -> str:
+def unique_name(folder: StrPath, name: str, room: int = 0) -> str:
+    """``folder/name``, or a suffixed name when that exists (the rename rechecks atomically);
+    always short enough for the file system, with ``room`` bytes to spare."""
+    for candidate in candidate_names(*split_name(name), room):
+        target = os.path.join(folder, candidate)
+        if not os.path.lexists(target):
+            return target
+    raise AssertionError("unreachable: candidate_names raises when it runs out")
+
+
+def move_without_clobber(source: StrPath, folder: StrPath, name: str, room: int = 0) -> str:
     """Move ``source`` to ``folder/name``, or to a suffixed name if taken; never overwrite.
 
     Paths are plain strings here: this runs twice per file on the hot path.
     """
-    target = os.path.join(folder, name)
+    target = os.path.join(folder, fitted(*split_name(name), room))
     while True:
         try:
             rename_no_replace(source, target)
             return target
         except FileExistsError:
-            target = unique_name(folder, name)
+            target = unique_name(folder, name, room)
 
 
 def rename_no_replace(source: StrPath, target: StrPath) -> None:
@@ -165,27 +189,9 @@ def rename_no_replace(source: StrPath, target: StrPath) -> None:
     not support it, link then unlink (a crash in between leaves two links, which
     ``resume`` recognises).
     """
-    if _renameat2 is not None:
-        if _renameat2(AT_FDCWD, os.fsencode(source), AT_FDCWD, os.fsencode(target), 1) == 0:
-            return
-        code = ctypes.get_errno()
-        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
-            raise OSError(code, os.strerror(code), str(source), None, str(target))
-    os.link(source, target, follow_symlinks=False)
-    os.unlink(source)
-
-
-def write_new(folder: Path, name: str, data: bytes) -> Path:
-    """Create ``folder/name`` (or a free suffixed name) holding ``data``, all or nothing.
-
-    Written under a temporary name first: a crash never leaves a half-written file.
-    """
-    temp = write_temp(folder, name, data)
-    try:
-        return Path(move_without_clobber(temp, folder, name))
-    except BaseException:
-        _discard(temp)
-        raise
+    if not renamed_exclusively(source, target):
+        os.link(source, target, follow_symlinks=False)
+        os.unlink(source)
 
 
 def write_temp(folder: StrPath, name: str, data: bytes, durable: bool = False) -> str:
@@ -227,24 +233,36 @@ def _discard(path: str) -> None:
         os.unlink(path)
 
 
-def find_identical(folder: Path, stem: str, data: bytes) -> Path | None:
-    """A file ``stem*.json`` in ``folder`` holding exactly ``data``, if there is one."""
-    for path in folder.glob(f"{glob.escape(stem)}*.json"):
-        if path.name.endswith(REPORT_SUFFIX) or path.stat().st_size != len(data):
-            continue
-        if path.read_bytes() == data:
-            return path
-    return None
+def renamed_exclusively(source: StrPath, target: StrPath) -> bool:
+    """renameat2(RENAME_NOREPLACE); False where this file system (or libc) has no such call."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(AT_FDCWD, os.fsencode(source), AT_FDCWD, os.fsencode(target), 1) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(source), None, str(target))
 
 
-def report_path(quarantined: Path) -> Path:
-    return quarantined.with_name(quarantined.name + REPORT_SUFFIX)
+def write_new(path: StrPath, chunks: Sequence[bytes]) -> None:
+    """Create ``path`` (it must not exist, and is never a link followed) holding ``chunks``;
+    on failure (a full disk) nothing is left behind."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o644)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
 
 
-def write_report(folder: Path, quarantined: StrPath, report: ErrorReport) -> Path:
-    """``<name>.error.json`` beside a quarantined file."""
-    name = os.path.basename(quarantined) + REPORT_SUFFIX
-    return write_new(folder, name, _encode_report(report) + b"\n")
+def report_bytes(report: ErrorReport) -> bytes:
+    return _encode_report(report) + b"\n"
 
 
 def write_durably(folder: Path, name: str, data: bytes) -> Path:

@@ -9,18 +9,19 @@ Blocking work runs in worker threads, one hop per batch.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, NamedTuple
 
 import anyio
 from watchfiles import Change, awatch
 
-from watcher.erp import claims, files
-from watcher.erp.port import FileVerdict, Judge, Taken
+from watcher.erp import claims, files, filing
+from watcher.erp.port import Judge, NotFiled, Taken
 from watcher.errors import MalformedFile, RejectedInput
 from watcher.settings import Settings
 from watcher.stats import Trouble
@@ -39,7 +40,7 @@ class FolderSource:
         self.settings = settings
         self._trouble = trouble
         self._claims: claims.ClaimDir | None = None
-        self.deferred: dict[str, float] = {}  # name → look again at (epoch s)
+        self.deferred: dict[str, _Settling] = {}  # files that do not decode yet
 
     async def open(self) -> int:
         return await anyio.to_thread.run_sync(self._open)
@@ -51,17 +52,26 @@ class FolderSource:
         files.prepare((inbound, *others))
         files.same_file_system(inbound, others)
         self._claims = claims.ClaimDir.create(s.inbound_dir)
-        files.remove_stale_temps(s.failed_dir)  # reports cut short by a crash
+        try:
+            files.remove_stale_temps(s.failed_dir)  # reports cut short by an older version
+        except OSError as exc:
+            log.warning("cannot clear temporary files in %s: %s", s.failed_dir, exc)
         resumed = 0
         for orphan in claims.orphaned_claims(s.inbound_dir):
-            resumed += len(claims.resume(orphan, s.inbound_dir, [s.archive_dir, s.failed_dir]))
+            try:
+                resumed += len(claims.resume(orphan, s.inbound_dir, s.archive_dir, s.failed_dir))
+            except OSError as exc:  # what is left there waits for the next start
+                log.warning("cannot resume the claims in %s: %s", orphan, exc)
         return resumed
 
-    async def close(self) -> None:
+    async def close(self) -> int:
         """Release the claim folder (a later start resumes anything left in it)."""
-        if self._claims is not None:
-            self._claims.release()
-            self._claims = None
+        if self._claims is None:
+            return 0
+        held = self._claims.held()
+        self._claims.release()
+        self._claims = None
+        return held
 
     @property
     def _claim_dir(self) -> claims.ClaimDir:
@@ -90,7 +100,7 @@ class FolderSource:
                 await stop.wait()
 
     def next_look(self) -> float | None:
-        return min(self.deferred.values(), default=None)
+        return min((s.due for s in self.deferred.values()), default=None)
 
     async def waiting(self) -> list[str]:
         """Names to take now: the listing less files still settling."""
@@ -101,8 +111,8 @@ class FolderSource:
             return []
         now = time.time()
         present = set(names)
-        self.deferred = {n: at for n, at in self.deferred.items() if n in present}
-        return [n for n in names if self.deferred.get(n, 0.0) <= now]
+        self.deferred = {n: s for n, s in self.deferred.items() if n in present}
+        return [n for n in names if n not in self.deferred or self.deferred[n].due <= now]
 
     def _folder_trouble(self, exc: OSError) -> None:
         inbound = self.settings.inbound_dir
@@ -110,14 +120,20 @@ class FolderSource:
         log.error("%s; the file waits and is tried again", message)
         self._trouble(str(inbound), message)
 
-    async def take(self, names: Sequence[str], judge: Judge) -> list[Taken]:
-        return await anyio.to_thread.run_sync(self._take, names, judge)
+    async def take(
+        self, names: Sequence[str], judge: Judge, stopping: Callable[[], bool]
+    ) -> list[Taken]:
+        return await anyio.to_thread.run_sync(self._take, names, judge, stopping)
 
-    def _take(self, names: Sequence[str], judge: Judge) -> list[Taken]:
+    def _take(
+        self, names: Sequence[str], judge: Judge, stopping: Callable[[], bool]
+    ) -> list[Taken]:
         """Read, judge and claim each file (blocking: runs in a worker thread)."""
         now = time.time()
         taken = []
         for name in names:
+            if stopping():
+                break
             item = self._take_one(name, now, judge)
             if item is not None:
                 taken.append(item)
@@ -126,107 +142,94 @@ class FolderSource:
     def _take_one(self, name: str, now: float, judge: Judge) -> Taken | None:
         source = os.path.join(self.settings.inbound_dir, name)
         try:
-            data, info = files.read_regular(source, self.settings.max_file_bytes)
+            item, info = self._judged(source, name, judge, None)
         except FileNotFoundError:
             return None  # gone: another worker claimed it, or the ERP took it back
-        except OSError as exc:
-            return self._claimed(source, now, judge, error=RejectedInput(_os_reason(exc)))
-        try:
-            verdict = judge(data)
-        except MalformedFile as exc:
-            if now - info.st_mtime < self.settings.settle_seconds:
-                self.deferred[name] = info.st_mtime + self.settings.settle_seconds
-                return None  # maybe still being written: judge it once it has been quiet
-            return self._claimed(source, info.st_ctime, judge, error=exc)
-        except RejectedInput as exc:
-            return self._claimed(source, info.st_ctime, judge, error=exc)
-        return self._claimed(source, info.st_ctime, judge, verdict=verdict, inode=info.st_ino)
+        if self._settling(item, info, now):
+            return None  # maybe still being written: judged once it has been quiet
+        return self._claimed(item, judge)
 
-    def _claimed(
-        self,
-        source: str,
-        landed: float,
-        judge: Judge,
-        *,
-        verdict: FileVerdict | None = None,
-        error: RejectedInput | None = None,
-        inode: int | None = None,
-    ) -> Taken | None:
-        name = os.path.basename(source)
-        self.deferred.pop(name, None)
+    def _judged(
+        self, path: str, name: str, judge: Judge, landed: float | None
+    ) -> tuple[Taken, os.stat_result | None]:
+        """What the file at ``path`` amounts to (``FileNotFoundError``: it is gone)."""
         try:
-            path = self._claim_dir.claim(source)
+            data, info = files.read_regular(path, self.settings.max_file_bytes)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            error = RejectedInput(_os_reason(exc))
+            return Taken(name, path, landed or time.time(), error=error), None
+        version, landed = filing.version(info), landed or info.st_ctime
+        try:
+            return Taken(name, path, landed, verdict=judge(data), version=version), info
+        except RejectedInput as exc:
+            return Taken(name, path, landed, error=exc, version=version), info
+
+    def _settling(self, item: Taken, info: os.stat_result | None, now: float) -> bool:
+        """Whether a file that does not decode may still be being written: not yet quiet
+        for the settle time since it last changed (by its mtime, or by when we saw it
+        change when its mtime is ahead of our clock)."""
+        if info is None or not isinstance(item.error, MalformedFile):
+            return False
+        seen = self.deferred.get(item.name)
+        since = seen.since if seen is not None and seen.version == item.version else now
+        quiet = min(info.st_mtime, since)
+        if now - quiet >= self.settings.settle_seconds:
+            return False
+        self.deferred[item.name] = _Settling(
+            quiet + self.settings.settle_seconds, item.version, since
+        )
+        return True
+
+    def _claimed(self, item: Taken, judge: Judge) -> Taken | None:
+        """``item``, read in the inbound folder, claimed (and judged again if it changed)."""
+        self.deferred.pop(item.name, None)
+        try:
+            path = self._claim_dir.claim(item.ref)
         except OSError as exc:  # e.g. the folder made read-only: the file waits where it is
             self._folder_trouble(exc)
             return None
         if path is None:
             return None
-        if inode is not None and os.lstat(path).st_ino != inode:
-            # replaced between our read and the claim: judge what we actually hold
-            return self._retake(path, name, landed, judge)
-        return Taken(name, path, landed, verdict, error)
-
-    def _retake(self, path: str, name: str, landed: float, judge: Judge) -> Taken:
         try:
-            data = files.read_regular(path, self.settings.max_file_bytes)[0]
-            return Taken(name, path, landed, verdict=judge(data))
-        except RejectedInput as exc:
-            return Taken(name, path, landed, error=exc)
-        except OSError as exc:
-            return Taken(name, path, landed, error=RejectedInput(_os_reason(exc)))
+            if item.version in (None, filing.version(os.lstat(path))):
+                return dataclasses.replace(item, ref=path)
+            return self._judged(path, item.name, judge, item.landed)[0]  # what we now hold
+        except FileNotFoundError:
+            return None  # removed from our claim folder behind our back: nothing to file
 
-    async def file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | None]:
+    async def file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | NotFiled]:
         return await anyio.to_thread.run_sync(self._file_away, taken, now)
 
-    def _file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | None]:
+    def _file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | NotFiled]:
         """Archive used files, quarantine unusable ones (blocking: runs in a worker thread)."""
-        self._recreate_folders()
-        return [self._file_one(item, now) for item in taken]
-
-    def _recreate_folders(self) -> None:
-        """Someone may have removed them while we run: put them back (one call each)."""
         for folder in (self.settings.archive_dir, self.settings.failed_dir):
-            try:
+            try:  # someone may have removed it while we run: put it back (one call each)
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 self._folder_trouble(exc)
+        return [self._file_one(item, now) for item in taken]
 
-    def _file_one(self, item: Taken, now: datetime) -> str | None:
+    def _file_one(self, item: Taken, now: datetime) -> str | NotFiled:
+        s = self.settings
         try:
-            if item.verdict is None:
-                return self._quarantine(item, now)
-            failed = self._quarantine_elements(item, now) if item.verdict.rejected else None
-            archived = files.move_without_clobber(item.ref, self.settings.archive_dir, item.name)
-            return failed or files.display_name(os.path.basename(archived))
-        except OSError as exc:  # stays claimed: resumed at the next start, never lost
-            self._folder_trouble(exc)
-            return None
+            if filing.changed(item, s.inbound_dir):
+                return NotFiled.RETAKE
+            return filing.file_away(item, s.archive_dir, s.failed_dir, now)
+        except OSError as exc:  # stays claimed: tried again, or resumed at the next start
+            reason = f"cannot file {item.shown} away: {exc.strerror or exc}"
+            log.error("%s; it stays claimed and is tried again", reason)
+            self._trouble(item.shown, reason)
+            return NotFiled.LATER
 
-    def _quarantine(self, item: Taken, now: datetime) -> str:
-        assert item.error is not None
-        failed = self.settings.failed_dir
-        target = files.move_without_clobber(item.ref, failed, item.name)
-        report = files.ErrorReport(item.shown, item.error.reason, item.error.path, now.isoformat())
-        files.write_report(failed, target, report)
-        return files.display_name(os.path.basename(target))
 
-    def _quarantine_elements(self, item: Taken, now: datetime) -> str:
-        """A batch's bad elements go to the failed folder as a file of their own (once)."""
-        assert item.verdict is not None
-        failed = self.settings.failed_dir
-        data = item.verdict.rejected_bytes()
-        stem = item.name.rpartition(".")[0] + ".rejected"
-        # after a crash between this step and the archive, the file is already there
-        target = files.find_identical(failed, stem, data)
-        target = target or files.write_new(failed, stem + ".json", data)
-        if not files.report_path(target).exists():
-            elements = [
-                files.RejectedElement(r.index, r.path, r.reason) for r in item.verdict.rejected
-            ]
-            reason = item.verdict.rejected_reason()
-            report = files.ErrorReport(item.shown, reason, "$", now.isoformat(), elements)
-            files.write_report(failed, target, report)
-        return files.display_name(target.name)
+class _Settling(NamedTuple):
+    """A file that does not decode yet: when to look again, and since when it is unchanged."""
+
+    due: float
+    version: object
+    since: float
 
 
 def _os_reason(exc: OSError) -> str:

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -22,28 +23,54 @@ if TYPE_CHECKING:  # a type only: the formats that import this module stay free 
     import anyio
 
 
+LISTED: Final = 100  # refused elements of a batch listed one by one; the rest are counted
+
+
 class Rejection(msgspec.Struct, frozen=True):
     """Why one order (``index`` in a batch file, ``None`` for a single-order file) was refused."""
 
     index: int | None
     path: str
     reason: str
-    raw: msgspec.Raw | None = None
 
 
 class FileVerdict(msgspec.Struct, frozen=True):
-    """What a whole ERP file amounts to: the usable orders and the refused elements."""
+    """What a whole ERP file amounts to: the usable orders and the refused elements.
+
+    Bounded whatever the file: ``rejected`` lists at most ``LISTED`` refusals (``unlisted``
+    counts the others); ``rejected_data`` holds every refused element's original bytes, in
+    order, as runs to be joined by commas into one JSON array. ``elements``: how many the
+    batch had (kept when the orders are let go, once stored).
+    """
 
     orders: list[OrderUpsert]
     rejected: list[Rejection]
     is_batch: bool
+    unlisted: int = 0
+    rejected_data: list[bytes] = []
+    elements: int | None = None
+
+    @property
+    def rejected_count(self) -> int:
+        return len(self.rejected) + self.unlisted
 
     def rejected_reason(self) -> str:
-        return f"{len(self.rejected)} of {len(self.rejected) + len(self.orders)} orders rejected"
+        return f"{self.rejected_count} of {self._total()} orders rejected"
 
-    def rejected_bytes(self) -> bytes:
-        """The refused elements of a batch as a JSON array of their original bytes."""
-        return b"[\n" + b",\n".join(bytes(r.raw or b"null") for r in self.rejected) + b"\n]\n"
+    def stored(self) -> FileVerdict:
+        """This verdict without its orders (they are in the store): what filing needs."""
+        return msgspec.structs.replace(self, orders=[], elements=self._total())
+
+    def _total(self) -> int:
+        return self.rejected_count + len(self.orders) if self.elements is None else self.elements
+
+    def rejected_chunks(self) -> list[bytes]:
+        """The refused elements as one JSON array, in pieces to be written one after another."""
+        chunks = [b"[\n"]
+        for index, run in enumerate(self.rejected_data):
+            chunks += (b",\n", run) if index else (run,)
+        chunks.append(b"\n]\n")
+        return chunks
 
 
 class OutboundFile(msgspec.Struct, frozen=True):
@@ -93,11 +120,19 @@ class Taken:
     landed: float  # when it arrived (epoch seconds), for the latency figures
     verdict: FileVerdict | None = None
     error: RejectedInput | None = None
+    version: object = None  # the source's mark of what was read, checked before filing away
 
     @property
     def shown(self) -> str:
         """The name, safe to print or encode: bytes that are not UTF-8 become U+FFFD."""
         return self.name.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+
+
+class NotFiled(Enum):
+    """Why ``file_away`` did not file a document away."""
+
+    LATER = "it stays claimed: filed away at a later try (or resumed at the next start)"
+    RETAKE = "it changed since it was read: it is back among the waiting, to be read again"
 
 
 class InboundSource(Protocol):
@@ -108,7 +143,10 @@ class InboundSource(Protocol):
         worker left claimed. The number of documents put back."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> int:
+        """Give up the claims; the number of documents left claimed (resumed at the next
+        start)."""
+        ...
 
     async def watch(self, wake: Callable[[], None], stop: anyio.Event) -> None:
         """Call ``wake`` when new documents may be waiting, until ``stop``."""
@@ -121,13 +159,16 @@ class InboundSource(Protocol):
         """When a document left out as still being written is due again (epoch s), if any."""
         ...
 
-    async def take(self, names: Sequence[str], judge: Judge) -> list[Taken]:
-        """Read, judge and claim each named document (gone or still settling: skipped)."""
+    async def take(
+        self, names: Sequence[str], judge: Judge, stopping: Callable[[], bool]
+    ) -> list[Taken]:
+        """Read, judge and claim each named document (gone or still settling: skipped);
+        once ``stopping()`` is true, no more are claimed (those taken so far are returned)."""
         ...
 
-    async def file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | None]:
+    async def file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | NotFiled]:
         """Archive the used, quarantine the unusable; per document, where it went (the
-        failed copy's name for a quarantine), or None when it stays claimed for a resume."""
+        failed copy's name for a quarantine), or why it did not go."""
         ...
 
 

@@ -9,27 +9,31 @@ Pure: bytes in, a verdict out.
 from __future__ import annotations
 
 import codecs
-import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Final, Generic, TypeVar, Union
 
 import msgspec
 
 from watcher.core.tracos import OrderUpsert, normalise_date
-from watcher.erp.port import FileVerdict, Rejection
-from watcher.errors import InvalidOrder, MalformedFile, reason_and_path
+from watcher.erp import json_array
+from watcher.erp.json_keys import Buffer, DuplicateKeys
+from watcher.erp.port import LISTED, FileVerdict, Rejection
+from watcher.errors import InvalidOrder, MalformedFile, capped, reason_and_path
 
 BOM: Final = b"\xef\xbb\xbf"
 MAX_SUMMARY_BYTES: Final = 4 * 2**20
 UTF8_STEP: Final = 2**20
 UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")  # also the start of the UTF-32 marks
 _FIRST_SIGN: Final = re.compile(rb"[^ \t\r\n]")  # JSON's whitespace is these four
+_WHITESPACE: Final = b" \t\r\n"
+_BYTE: Final = re.compile(r"\(byte (\d+)\)")  # where msgspec says a syntax error is
 _JSON_KIND: Final = {str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 _JSON_KIND[type(None)] = "null"
 _decode_elements = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_any = msgspec.json.Decoder().decode
+_skip = msgspec.json.Decoder(msgspec.Raw).decode
 T = TypeVar("T")
 
 
@@ -96,16 +100,25 @@ def check_summary(summary: str) -> None:
 
 class JsonOrders(Generic[W]):
     """Judge files of one ``wire`` object or an array of them; ``translate`` makes each an
-    upsert (raising ``InvalidOrder`` with a path relative to the order, ``$.key``)."""
+    upsert (raising ``InvalidOrder`` with a path relative to the order, ``$.key``).
 
-    def __init__(self, wire: type[W], translate: Callable[[W], OrderUpsert]) -> None:
+    A batch is judged a piece of about ``piece_bytes`` at a time (``json_array``), so the
+    decoded wire objects of a huge file never coexist: what is kept is its upserts, the
+    first ``LISTED`` refusals and the refused elements' bytes.
+    """
+
+    def __init__(
+        self,
+        wire: type[W],
+        translate: Callable[[W], OrderUpsert],
+        piece_bytes: int = json_array.PIECE_BYTES,
+    ) -> None:
         self._wire = wire
-        self._decode_one: Callable[[bytes], W] = msgspec.json.Decoder(wire).decode
-        self._decode_many: Callable[[bytes], list[W]] = msgspec.json.Decoder(list[wire]).decode  # type: ignore[valid-type]
+        self._decode_one: Callable[[Buffer], W] = msgspec.json.Decoder(wire).decode
+        self._decode_many: Callable[[Buffer], list[W]] = msgspec.json.Decoder(list[wire]).decode  # type: ignore[valid-type]
         self._translate_one = translate
-        self._keys = frozenset(field.encode_name for field in msgspec.structs.fields(wire))
-        self._spellings = tuple(f'"{key}"'.encode() for key in self._keys)
-        self._key_token = re.compile(b"|".join(map(re.escape, self._spellings)))
+        self._piece_bytes = piece_bytes
+        self._keys = DuplicateKeys(wire)
 
     def schema(self, name: str) -> dict[str, Any]:
         """The schema of the files the ERP drops: one order, or an array of them (a batch)."""
@@ -127,63 +140,19 @@ class JsonOrders(Generic[W]):
             raise MalformedFile("empty file")
         first = found.group()
         if first == b"[":
-            return self._judge_batch(data)
+            return _Batch(self, data).judge(found.start())
         if first != b"{":
             value = _decode(_decode_any, data, "$")
             kind = _JSON_KIND.get(type(value), type(value).__name__)
             raise InvalidOrder(f"expected a JSON object or array, got {kind}")
         order = _decode(self._decode_one, data, "$")
-        self._refuse_duplicate_keys(data, 1, "$")
+        self._keys.refuse_in_one(data, "$")
         return FileVerdict(orders=[self._translate(order, "$")], rejected=[], is_batch=False)
 
-    def _judge_batch(self, data: bytes) -> FileVerdict:
-        try:
-            orders = _decode(self._decode_many, data, "$")
-            self._refuse_duplicate_keys(data, len(orders), "$")
-            upserts = [self._translate(o, f"$[{i}]") for i, o in enumerate(orders)]
-            return FileVerdict(upserts, [], True)
-        except InvalidOrder:
-            pass  # at least one element is bad: judge them one by one
-        elements = _decode(_decode_elements, data, "$")
-        good: list[OrderUpsert] = []
-        bad: list[Rejection] = []
-        for index, raw in enumerate(elements):
-            try:
-                good.append(self._judge_element(bytes(raw), f"$[{index}]"))
-            except InvalidOrder as exc:
-                bad.append(Rejection(index, exc.path, exc.reason, raw))
-        return FileVerdict(good, bad, is_batch=True)
-
-    def _judge_element(self, data: bytes, prefix: str) -> OrderUpsert:
+    def _judge_element(self, data: Buffer, prefix: str) -> OrderUpsert:
         order = _decode(self._decode_one, data, prefix)
-        self._refuse_duplicate_keys(data, 1, prefix)
+        self._keys.refuse_in_one(data, prefix)
         return self._translate(order, prefix)
-
-    def _refuse_duplicate_keys(self, data: bytes, objects: int, prefix: str) -> None:
-        """Two values for one contract key would leave us guessing: refuse the order.
-
-        A cheap count of each key's spelling rules out almost every file; only a suspicious
-        one is parsed again, keeping pairs, to find a real duplicate within one object.
-        """
-        if objects == 1:  # one object, a small file: one pass over it
-            keys = self._key_token.findall(data)
-            if len(keys) == len(set(keys)):
-                return
-        elif all(data.count(key) <= objects for key in self._spellings):  # no allocation
-            return
-        duplicates: list[str] = []
-
-        def check(pairs: list[tuple[str, object]]) -> None:
-            keys = [key for key, _ in pairs if key in self._keys]
-            duplicates.extend(key for key in set(keys) if keys.count(key) > 1)
-
-        try:
-            json.loads(data, object_pairs_hook=check)
-        except ValueError as exc:
-            raise MalformedFile(f"not valid JSON: {exc}") from None
-        if duplicates:
-            key = sorted(duplicates)[0]
-            raise InvalidOrder(f"duplicate key `{key}`", f"{prefix}.{key}")
 
     def _translate(self, order: W, prefix: str) -> OrderUpsert:
         try:
@@ -192,7 +161,110 @@ class JsonOrders(Generic[W]):
             raise InvalidOrder(exc.reason, prefix + exc.path.removeprefix("$")) from exc
 
 
-def _decode(decode: Callable[[bytes], T], data: bytes, prefix: str) -> T:
+class _Batch(Generic[W]):
+    """One batch file being judged, piece by piece: what its verdict will hold."""
+
+    def __init__(self, orders: JsonOrders[W], data: bytes) -> None:
+        self.orders = orders
+        self.data = data
+        self.good: list[OrderUpsert] = []
+        self.listed: list[Rejection] = []
+        self.refused = 0
+        self.refused_bytes: list[bytes] = []
+        self.typed = True  # every element so far decoded as the wire type (for error messages)
+        self.index = 0  # the next element's
+        self.malformed: MalformedFile | None = None  # an element's: raised if the file is fine
+
+    def judge(self, start: int) -> FileVerdict:
+        for piece in json_array.pieces(self.data, start, self.orders._piece_bytes):
+            if isinstance(piece, json_array.Single):
+                self._judge_single(piece.element)
+            elif not self._judge_together(piece):
+                self._judge_alone(piece, self._elements(piece))
+        if self.malformed is not None:
+            raise self.malformed
+        unlisted = self.refused - len(self.listed)
+        return FileVerdict(self.good, self.listed, True, unlisted, self.refused_bytes)
+
+    def _judge_together(self, piece: Buffer) -> bool:
+        """The whole piece at once; False when its elements must be judged one by one."""
+        try:
+            wires = self.orders._decode_many(piece)
+        except msgspec.ValidationError:
+            self.typed = False
+            return False
+        except msgspec.DecodeError as exc:
+            if not self.typed:
+                return False  # judged one by one, the error is worded as then
+            raise self._error(piece, exc) from None
+        except RecursionError:
+            raise MalformedFile("not valid JSON: nested too deeply") from None
+        self._check_not_empty(len(wires))
+        try:
+            self.orders._keys.refuse_in_many(piece, len(wires))
+            first = self.index
+            upserts = [self.orders._translate(w, f"$[{first + i}]") for i, w in enumerate(wires)]
+        except InvalidOrder:
+            return False
+        self.good.extend(upserts)
+        self.index += len(wires)
+        return True
+
+    def _elements(self, piece: Buffer) -> list[msgspec.Raw]:
+        try:
+            elements = _decode_elements(piece)
+        except msgspec.DecodeError as exc:
+            raise self._error(piece, exc) from None
+        except RecursionError:
+            raise MalformedFile("not valid JSON: nested too deeply") from None
+        self._check_not_empty(len(elements))
+        return elements
+
+    def _judge_single(self, element: memoryview) -> None:
+        try:
+            self.orders._decode_one(element)
+        except msgspec.ValidationError:
+            self.typed = False
+        self._judge_alone(None, [element])
+
+    def _judge_alone(self, piece: Buffer | None, elements: Sequence[Buffer]) -> None:
+        """Each element on its own: the good kept, the bad listed and kept as bytes."""
+        bad: list[Buffer] = []
+        for element in elements:
+            try:
+                self.good.append(self.orders._judge_element(element, f"$[{self.index}]"))
+            except InvalidOrder as exc:
+                self._refuse(exc)
+                bad.append(element)
+            except MalformedFile as exc:  # a syntax error further on comes first
+                self.malformed = self.malformed or exc
+            self.index += 1
+        if piece is not None and bad and len(bad) == len(elements):
+            self.refused_bytes.append(bytes(piece).rstrip(_WHITESPACE)[1:-1].strip(_WHITESPACE))
+        elif bad:
+            self.refused_bytes.append(b",\n".join(map(bytes, bad)))
+
+    def _refuse(self, exc: InvalidOrder) -> None:
+        self.refused += 1
+        if len(self.listed) < LISTED:
+            self.listed.append(Rejection(self.index, capped(exc.path), capped(exc.reason)))
+
+    def _check_not_empty(self, count: int) -> None:
+        """Only ``[]`` has no element: a piece after a cut holds one (``[1,]`` is malformed)."""
+        if count == 0 and self.index > 0:
+            raise MalformedFile(f"not valid JSON: {_syntax_error(self.data)}")
+
+    def _error(self, piece: Buffer, exc: msgspec.DecodeError) -> MalformedFile:
+        """The file's error as decoding it whole words it: ``piece`` is the rest of the file."""
+        after_cut = _FIRST_SIGN.search(piece, 1) if self.index > 0 else None
+        if after_cut and after_cut[0] == b"]":  # ``,]``: decoded alone, ``[]`` looks fine
+            return MalformedFile(f"not valid JSON: {_syntax_error(self.data)}")
+        shift = len(self.data) - len(piece)
+        message = _BYTE.sub(lambda m: f"(byte {int(m[1]) + shift})", str(exc))
+        return MalformedFile(f"not valid JSON: {message}")
+
+
+def _decode(decode: Callable[[Buffer], T], data: Buffer, prefix: str) -> T:
     try:
         return decode(data)
     except msgspec.ValidationError as exc:
@@ -222,3 +294,14 @@ def _check_utf8(data: bytes) -> None:
         except UnicodeDecodeError as exc:
             where = start + exc.start - len(decoder.getstate()[0])
             raise MalformedFile(f"not valid UTF-8: byte {where} ({exc.reason})") from None
+
+
+def _syntax_error(data: bytes) -> str:
+    """msgspec's words for the syntax error in ``data`` (checked without building anything)."""
+    try:
+        _skip(data)
+    except msgspec.DecodeError as exc:
+        return str(exc)
+    except RecursionError:
+        return "nested too deeply"
+    return "unexpected end of the array"
