@@ -20,6 +20,15 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 FLAGS = ("isCanceled", "isDeleted", "isDone", "isOnHold", "isPending")
 
 
+# the fields both ERP formats share, in the challenge's key order
+_DESCRIBED: dict[str, Any] = {
+    "summary": "Example workorder #1",
+    "creationDate": "2025-09-30T23:04:29.045089+00:00",
+    "lastUpdateDate": "2025-10-01T00:04:29.045089+00:00",
+    "deletedDate": None,
+}
+
+
 def erp(**changes: Any) -> dict[str, Any]:
     """A valid challenge-format order as JSON builtins, with ``changes`` applied."""
     order: dict[str, Any] = {
@@ -29,10 +38,7 @@ def erp(**changes: Any) -> dict[str, Any]:
         "isDone": False,
         "isOnHold": False,
         "isPending": False,
-        "summary": "Example workorder #1",
-        "creationDate": "2025-09-30T23:04:29.045089+00:00",
-        "lastUpdateDate": "2025-10-01T00:04:29.045089+00:00",
-        "deletedDate": None,
+        **_DESCRIBED,
     }
     order.update(changes)
     return order
@@ -43,10 +49,7 @@ def status_erp(**changes: Any) -> dict[str, Any]:
     order: dict[str, Any] = {
         "orderNo": 1,
         "status": "PENDING",
-        "summary": "Example workorder #1",
-        "creationDate": "2025-09-30T23:04:29.045089+00:00",
-        "lastUpdateDate": "2025-10-01T00:04:29.045089+00:00",
-        "deletedDate": None,
+        **_DESCRIBED,
     }
     order.update(changes)
     return order
