@@ -26,16 +26,20 @@ from watcher.erp.registry import load_format
 from watcher.erp.sink import FolderSink
 from watcher.errors import ConfigError
 from watcher.inbound import Inbound
+from watcher.journaling import Recorder
 from watcher.metrics import MetricsServer
 from watcher.outbound import Outbound
 from watcher.reporting import Reporter, Reporting
 from watcher.retrying import StoreRetry
 from watcher.settings import Settings
 from watcher.stats import Count, Snapshot, Stats, StoreState
-from watcher.status import prune_stopped
+from watcher.status import prune_stopped, worker_id
 from watcher.store import WorkOrderStore
+from watcher.store.journal import Journal
 from watcher.store.mongo import MongoStore
+from watcher.store.mongo_journal import MongoJournal, journal_name
 from watcher.store.sqlite import SqliteStore
+from watcher.store.sqlite_journal import SqliteJournal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,6 +61,24 @@ def build_store(settings: Settings) -> WorkOrderStore:
             settings.mongo_uri, settings.mongo_database, settings.mongo_collection
         )
     return SqliteStore(settings.sqlite_path)
+
+
+def build_journal(settings: Settings, store: WorkOrderStore) -> Journal | None:
+    """The sync journal beside ``store``; None when ``HISTORY_DAYS`` is 0."""
+    if settings.history_days == 0:
+        return None
+    if isinstance(store, MongoStore):
+        collection = store.collection.database[journal_name(store.collection.name)]
+        return MongoJournal(collection, round(settings.history_days * 86400))
+    if isinstance(store, SqliteStore):
+        return SqliteJournal(store.path)
+    return None  # a test's own store
+
+
+def recorder(settings: Settings, store: WorkOrderStore) -> Recorder:
+    journal = build_journal(settings, store)
+    days, keep = settings.history_days, settings.history_max_entries
+    return Recorder(journal, worker_id(settings), days, keep)
 
 
 def build_integration(settings: Settings, stats: Stats) -> Integration:
@@ -100,6 +122,7 @@ class Worker:
         self.opened = False  # the store was reached: files may have been claimed
         self.graced_out = False  # a stop did not wait for the batch in flight to finish
         self.left_claimed = 0  # files claimed when it closed: resumed at the next start
+        self.journal = recorder(settings, store)
         self.inbound = Inbound(
             integration.source,
             integration.format,
@@ -108,6 +131,7 @@ class Worker:
             retry,
             settings.batch_size,
             settings.rescan_seconds,
+            self.journal,
         )
         self.reporting = Reporting(settings, stats, store, integration.source)
         self.outbound = Outbound(
@@ -120,6 +144,7 @@ class Worker:
             settings.poll_seconds,
             settings.retry_max_seconds,
             str(settings.outbound_dir),
+            self.journal,
         )
 
     async def open(self, meanwhile: TaskGroup | None = None) -> None:
@@ -137,6 +162,7 @@ class Worker:
             meanwhile.start_soon(self.reporting.count_waiting)
         await self.retry(self.store.open)
         self.opened = True
+        await self.journal.open()
 
     def _prepare(self) -> None:
         folders = (
@@ -149,6 +175,8 @@ class Worker:
     async def close(self) -> None:
         """Release the claim folder (a later start resumes anything left in it)."""
         self.left_claimed = await self.integration.source.close()
+        if self.opened:
+            await self.journal.close()
         await self.store.close()
 
     def stop_summary(self) -> str:
@@ -202,6 +230,7 @@ class Worker:
             tg.start_soon(self.outbound.run)
             tg.start_soon(self.reporting.run, report, every)
             tg.start_soon(self.reporting.refresh_counts)
+            tg.start_soon(self.journal.forget_old)
             await stop.wait()
             with anyio.move_on_after(self.settings.stop_grace_seconds) as grace:
                 await inbound_done.wait()
@@ -218,6 +247,7 @@ class Worker:
             # files not yet valid JSON: judge them once they have been quiet long enough
             await anyio.sleep(max(0.05, due - time.time()))
         await self.outbound.export(await self.store.find_unsynced())
+        await self.journal.forget()
 
 
 def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:

@@ -22,9 +22,11 @@ from anyio.streams.memory import MemoryObjectSendStream
 from watcher.core.tracos import OrderUpsert, Outcome
 from watcher.erp.port import ErpFormat, FileVerdict, InboundSource, NotFiled, Taken
 from watcher.errors import RejectedInput
+from watcher.journaling import Recorder
 from watcher.retrying import StoreRetry
 from watcher.stats import ORDERS, RECENT, Count, Stats
 from watcher.store import WorkOrderStore
+from watcher.store.journal import Entry
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class Inbound:
     retry: StoreRetry
     batch_size: int
     rescan_seconds: float
+    journal: Recorder
     _wake: anyio.Event = field(init=False)
     _unfiled: list[tuple[Taken, list[Outcome]]] = field(init=False, default_factory=list)
     _refile_at: float = field(init=False, default=0.0)
@@ -122,13 +125,13 @@ class Inbound:
         """Second stage: one bulk upsert (waiting out outages), then archive/quarantine."""
         orders = [o for t in taken if t.verdict for o in t.verdict.orders]
         outcomes: list[Outcome] = []
+        stored_at = datetime.now(UTC)
         if orders:
-            now = datetime.now(UTC)
-            outcomes = await self.retry(lambda: self.store.upsert(orders, now))
+            outcomes = await self.retry(lambda: self.store.upsert(orders, stored_at))
         with anyio.CancelScope(shield=True):  # stored: filing away is quick, and never cut
             now = datetime.now(UTC)
             filed = await self.source.file_away(taken, now)
-        self._record(taken, filed, outcomes, now)
+        await self.journal.write(self._record(taken, filed, outcomes, stored_at, now))
 
     async def _file_unfiled(self) -> None:
         """Try again to file away what could not be (a full disk, a read-only folder)."""
@@ -137,36 +140,43 @@ class Inbound:
         waiting, self._unfiled = self._unfiled, []
         now = datetime.now(UTC)
         filed = await self.source.file_away([item for item, _ in waiting], now)
+        entries: list[Entry] = []
         for (item, outcomes), where in zip(waiting, filed, strict=True):
-            self._account(item, where, outcomes, now)
+            entries += self._account(item, where, outcomes, now)
+        await self.journal.write(entries)
 
     def _account(
         self, item: Taken, where: str | NotFiled, outcomes: list[Outcome], now: datetime
-    ) -> bool:
-        """Record where ``item`` went; True when it was filed away."""
+    ) -> list[Entry]:
+        """Record where ``item`` went; its journal entry."""
         if where is NotFiled.LATER:  # kept without its orders: they are stored
             verdict = item.verdict and item.verdict.stored()
             self._unfiled.append((replace(item, verdict=verdict), outcomes))
             self._refile_at = time.time() + self.rescan_seconds
-        if isinstance(where, NotFiled):
-            return False  # still claimed, or back among the waiting to be read again
-        self._filed(item, where, outcomes, now)
-        return True
+        if not isinstance(where, NotFiled):
+            self._filed(item, where, outcomes, now)
+        return [self._file_entry(item, where, outcomes, now)] if self.journal.on else []
 
     def _record(
         self,
         taken: Sequence[Taken],
         filed: Sequence[str | NotFiled],
         outcomes: list[Outcome],
+        stored_at: datetime,
         now: datetime,
-    ) -> None:
-        """Counters, failures and the console's recent events once per batch; one log line."""
+    ) -> list[Entry]:
+        """Counters, failures and the console's recent events once per batch; one log line;
+        the batch's journal entries."""
         position = 0
         recent: deque[tuple[OrderUpsert, Outcome]] = deque(maxlen=RECENT)
+        entries: list[Entry] = []
         for item, where in zip(taken, filed, strict=True):
             mine = outcomes[position : position + len(item.verdict.orders)] if item.verdict else []
             position += len(mine)
-            if self._account(item, where, mine, now) and item.verdict:
+            if self.journal.on and item.verdict:
+                entries += self._order_entries(item, mine, stored_at)
+            entries += self._account(item, where, mine, now)
+            if not isinstance(where, NotFiled) and item.verdict:
                 recent.extend(zip(item.verdict.orders[-RECENT:], mine[-RECENT:], strict=True))
         for order, outcome in recent:
             self.stats.event(now, "in", str(order.number), str(outcome))
@@ -178,6 +188,41 @@ class Inbound:
             shown = ", ".join(f"{n} {o}" for o, n in tally.items())
             counts = {str(o): n for o, n in tally.items()}
             log.info("%d files: orders %s", len(taken), shown, extra={"counts": counts})
+        return entries
+
+    def _order_entries(self, item: Taken, outcomes: list[Outcome], at: datetime) -> list[Entry]:
+        """What became of each order of ``item``, and which version it was."""
+        assert item.verdict is not None
+        worker = self.journal.worker
+        return [
+            Entry(
+                at=at,
+                direction="in",
+                event=str(outcome),
+                number=order.number,
+                file=item.shown,
+                version=order.updatedAt,
+                worker=worker,
+            )
+            for order, outcome in zip(item.verdict.orders, outcomes, strict=True)
+        ]
+
+    def _file_entry(
+        self, item: Taken, where: str | NotFiled, outcomes: list[Outcome], now: datetime
+    ) -> Entry:
+        """Where ``item`` went (or why it did not), with its orders counted by outcome."""
+        counts = {str(o): n for o, n in Counter(outcomes).items()} or None
+        event, to, reason = _filing(item, where)
+        return Entry(
+            at=now,
+            direction="in",
+            event=event,
+            file=item.shown,
+            to=to,
+            reason=reason,
+            counts=counts,
+            worker=self.journal.worker,
+        )
 
     def _filed(self, item: Taken, where: str, outcomes: list[Outcome], now: datetime) -> None:
         if item.verdict is None:
@@ -206,6 +251,20 @@ class Inbound:
         log.warning(
             "%s quarantined as %s: %s", item.shown, where, said, extra=fields | {"to": where}
         )
+
+
+def _filing(item: Taken, where: str | NotFiled) -> tuple[str, str | None, str | None]:
+    """The journal's event, destination and reason for ``item`` filed to ``where``."""
+    if isinstance(where, NotFiled):
+        return ("claimed" if where is NotFiled.LATER else "retaken"), None, where.value
+    if item.verdict is None:
+        assert item.error is not None
+        return "quarantined", where, f"{item.error.reason} at {item.error.path}"
+    if item.verdict.rejected:
+        first = item.verdict.rejected[0]
+        reason = f"{item.verdict.rejected_reason()}; first: {first.reason} at {first.path}"
+        return "partly_rejected", where, reason
+    return "archived", where, None
 
 
 def _never() -> bool:

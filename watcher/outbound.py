@@ -18,12 +18,14 @@ from typing import Final
 import anyio
 import stamina
 
-from watcher.core.tracos import read_tracos
+from watcher.core.tracos import INT64_MAX, read_tracos
 from watcher.erp.port import ErpFormat, OutboundFile, OutboundSink
 from watcher.errors import StoreUnavailable, Unexportable
+from watcher.journaling import Recorder
 from watcher.retrying import StoreRetry
 from watcher.stats import Count, Failure, Stats
 from watcher.store import StoredDocument, SyncMark, WorkOrderStore
+from watcher.store.journal import Entry
 
 log = logging.getLogger(__name__)
 WRITE_ATTEMPTS: Final = 5  # per batch; files still failing are tried again later
@@ -53,9 +55,11 @@ class Outbound:
     poll_seconds: float
     retry_max_seconds: float
     where: str  # for the log line: where the files went
+    journal: Recorder
     reported: dict[str, Hashable] = field(default_factory=dict)  # key → version reported
     unwritten: set[str] = field(default_factory=set)  # keys whose file could not be written
     _lock: anyio.Lock = field(default_factory=anyio.Lock)  # one export at a time
+    _entries: list[Entry] = field(default_factory=list)  # the batch's, for the journal
 
     async def run(self) -> None:
         """Follow the store's unsynced documents for as long as the worker runs."""
@@ -81,8 +85,12 @@ class Outbound:
         it, mark it, release: a stale read (another worker's newer export meanwhile, a
         paused process) never overwrites a newer file, in any process."""
         ready = [item for item in map(self._render, docs) if item is not None]
-        if not ready:
-            return
+        if ready:
+            await self._export_ready(ready)
+        entries, self._entries = self._entries, []
+        await self.journal.write(entries)
+
+    async def _export_ready(self, ready: list[Export]) -> None:
         async with self.sink.claim([item.file for item in ready]) as held:
             mine = [item for index, item in enumerate(ready) if index in held]
             current = await self._still_current(mine)
@@ -94,6 +102,8 @@ class Outbound:
         busy = [item for index, item in enumerate(ready) if index not in held]
         self._record(written, marked, now, superseded=len(mine) - len(current))
         self.unwritten.update(item.doc.key for item in [*failed, *busy])
+        self._journal(written, marked, now)
+        self._journal_unsent(mine, current, failed, now)
 
     async def _still_current(self, items: list[Export]) -> list[Export]:
         if not items:
@@ -135,6 +145,7 @@ class Outbound:
         self.stats.failure(now, "out", subject, reason)
         self.stats.count(Count.UNEXPORTABLE)
         fields = {"order": doc.doc.get("number"), "document": doc.key, "reason": reason}
+        self._note(now, "unexportable", doc, reason=reason)
         log.warning(
             "%s (document %s) cannot be exported: %s",
             subject,
@@ -190,6 +201,56 @@ class Outbound:
         if log.isEnabledFor(logging.DEBUG):
             numbers = [item.number for item in ready if item.doc.key in marked]
             log.debug("exported orders %s", ", ".join(map(str, numbers)), extra={"orders": numbers})
+
+    def _journal(self, written: list[Export], marked: set[str], now: datetime) -> None:
+        for item in written:
+            event = "exported" if item.doc.key in marked else "changed_during_export"
+            self._note(now, event, item.doc, file=item.file.name)
+
+    def _journal_unsent(
+        self, mine: list[Export], current: list[Export], failed: list[Export], now: datetime
+    ) -> None:
+        """Exports not written: newer already (or another worker's), or the write failed."""
+        kept = {item.doc.key for item in current}
+        for item in mine:
+            if item.doc.key not in kept:
+                reason = "not written: a newer version went out, or another worker exported it"
+                self._note(now, "superseded", item.doc, file=item.file.name, reason=reason)
+        for item in failed:
+            reason = "the file could not be written: it stays unsynced and is tried again"
+            self._note(now, "not_written", item.doc, file=item.file.name, reason=reason)
+
+    def _note(
+        self,
+        now: datetime,
+        event: str,
+        doc: StoredDocument,
+        file: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """One journal entry about ``doc``, written with the batch's."""
+        if not self.journal.on:
+            return
+        updated = doc.doc.get("updatedAt")
+        self._entries.append(
+            Entry(
+                at=now,
+                direction="out",
+                event=event,
+                number=_number(doc.doc.get("number")),
+                file=file,
+                version=updated if isinstance(updated, datetime) else None,
+                reason=reason,
+                worker=self.journal.worker,
+            )
+        )
+
+
+def _number(value: object) -> int | None:
+    """A stored document's number as the journal keys it (none when it is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if -INT64_MAX <= value <= INT64_MAX else None
 
 
 def _mark(item: Export) -> SyncMark:

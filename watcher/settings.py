@@ -42,6 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_port: int | None = None
     erp_format: str = "challenge"
     worker_id: str = ""  # names this worker's heartbeat file; "" = host and pid
+    history_days: float = 30.0  # how long the sync journal keeps entries; 0 = no journal
+    history_max_entries: int = 1_000_000
 
     @property
     def store_label(self) -> str:
@@ -73,6 +75,13 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
         return value
 
     return parse
+
+
+def _not_negative(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value < math.inf:
+        raise ValueError(f"must be 0 or a finite positive number, got {raw!r}")
+    return value
 
 
 def _name(raw: str) -> str:
@@ -157,6 +166,8 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "METRICS_PORT": ("metrics_port", _port),
     "ERP_FORMAT": ("erp_format", _text),  # the name is checked against the registry later
     "WATCHER_ID": ("worker_id", lambda raw: _name(_text(raw))),
+    "HISTORY_DAYS": ("history_days", _not_negative),
+    "HISTORY_MAX_ENTRIES": ("history_max_entries", _positive(int)),
 }
 
 

@@ -64,6 +64,32 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+def connect(path: Path, create: bool = True) -> sqlite3.Connection:
+    """A connection in WAL mode whose acknowledged writes survive a power loss."""
+    # mode=rw: a file removed since it was checked is an error, never a new empty store
+    where = str(path) if create else path.resolve().as_uri() + "?mode=rw"
+    conn = sqlite3.connect(where, isolation_level=None, check_same_thread=False, uri=not create)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+@contextmanager
+def translated(path: Path) -> Iterator[None]:
+    """SQLite's errors as ours: busy or I/O trouble is an outage, a damaged file worse."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable(f"embedded store: {exc}") from exc
+    except sqlite3.DatabaseError as exc:  # not a database, malformed pages
+        raise StoreDamaged(
+            f"embedded store {path} is damaged ({exc}): stop the worker, move the"
+            " file aside and restore a backup (or remove it to start an empty store);"
+            " files wait in the inbound folder meanwhile"
+        ) from exc
+
+
 class SqliteStore:
     """``WorkOrderStore`` on a SQLite file; safe for other processes to read and write."""
 
@@ -82,6 +108,10 @@ class SqliteStore:
     def mode(self) -> str:
         return "embedded"
 
+    @property
+    def path(self) -> Path:
+        return self._path
+
     async def open(self, create: bool = True) -> None:
         self._wake = anyio.Event()
         await self._run(lambda: self._open(create))
@@ -95,21 +125,12 @@ class SqliteStore:
                 " directory, or set DATA_STATE_DIR to the worker's state folder"
                 " (or MONGO_URI, if the worker uses MongoDB)"
             )
-        self._conn = self._connect(create)
+        self._conn = connect(self._path, create)
         if create:
             self._conn.executescript(SCHEMA)
         rows.migrate(self._conn)  # an existing store is brought up to date, whoever opens it
-        self._watch = self._connect(create)
+        self._watch = connect(self._path, create)
         self._identity = _identity(self._path)
-
-    def _connect(self, create: bool = True) -> sqlite3.Connection:
-        # mode=rw: a file removed since the check above is an error, never a new empty store
-        where = str(self._path) if create else self._path.resolve().as_uri() + "?mode=rw"
-        conn = sqlite3.connect(where, isolation_level=None, check_same_thread=False, uri=not create)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
-        conn.execute("PRAGMA busy_timeout=10000")
-        return conn
 
     async def close(self) -> None:
         for conn in (self._conn, self._watch):
@@ -130,23 +151,9 @@ class SqliteStore:
         return await anyio.to_thread.run_sync(self._locked, work)
 
     def _locked(self, work: Callable[[], T]) -> T:
-        with self._lock, self._translated():
+        with self._lock, translated(self._path):
             self._check_same_file()
             return work()
-
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        """SQLite's errors as ours: busy or I/O trouble is an outage, a damaged file worse."""
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"embedded store: {exc}") from exc
-        except sqlite3.DatabaseError as exc:  # not a database, malformed pages
-            raise StoreDamaged(
-                f"embedded store {self._path} is damaged ({exc}): stop the worker, move the"
-                " file aside and restore a backup (or remove it to start an empty store);"
-                " files wait in the inbound folder meanwhile"
-            ) from exc
 
     def _check_same_file(self) -> None:
         """Never acknowledge a write into a file that no longer has the store's name."""
@@ -331,6 +338,6 @@ class SqliteStore:
         """Changes whenever another connection (or process) commits; nearly free to read."""
         if self._watch is None:
             raise StoreUnavailable("the embedded store is not open")
-        with self._translated():
+        with translated(self._path):
             self._check_same_file()
             return int(self._watch.execute("PRAGMA data_version").fetchone()[0])

@@ -1,0 +1,85 @@
+"""The sync journal in MongoDB: a collection beside the work orders, never inside it.
+
+``<collection>_journal`` holds one document per entry, indexed by number and by file;
+a TTL index on ``at`` lets the server expire old entries, and ``forget`` deletes them
+too (servers without a TTL monitor, and the count limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+from pymongo.errors import OperationFailure
+
+from watcher.store import Document
+from watcher.store.journal import Entry, HistoryQuery
+from watcher.store.mongo import _translated
+
+INDEX_OPTIONS_CONFLICT: Final = frozenset({85, 86})  # the TTL changed since it was made
+TTL_INDEX: Final = "at_ttl"
+
+
+def journal_name(collection: str) -> str:
+    return f"{collection}_journal"
+
+
+class MongoJournal:
+    """``Journal`` on a MongoDB collection; ``retention_seconds`` sets its TTL index."""
+
+    def __init__(self, collection: Any, retention_seconds: int) -> None:
+        self._coll = collection
+        self._retention = retention_seconds
+
+    async def open(self, create: bool = True) -> None:
+        if create:
+            with _translated():
+                await self._create_indexes()
+
+    async def _create_indexes(self) -> None:
+        await self._coll.create_index([("number", 1), ("at", 1)])
+        await self._coll.create_index([("file", 1), ("at", 1)])
+        try:
+            await self._ttl_index()
+        except OperationFailure as exc:
+            if exc.code not in INDEX_OPTIONS_CONFLICT:
+                raise
+            await self._coll.drop_index(TTL_INDEX)
+            await self._ttl_index()
+
+    async def _ttl_index(self) -> None:
+        await self._coll.create_index("at", name=TTL_INDEX, expireAfterSeconds=self._retention)
+
+    async def close(self) -> None:
+        """The store's client is closed by the store."""
+
+    async def record(self, entries: Sequence[Entry]) -> None:
+        if entries:
+            docs = [msgspec.to_builtins(e, builtin_types=(datetime,)) for e in entries]
+            with _translated():
+                await self._coll.insert_many(docs, ordered=False)
+
+    async def history(self, query: HistoryQuery) -> list[Entry]:
+        match: Document = {"number": query.number} if query.file is None else {"file": query.file}
+        if query.since is not None:
+            match["at"] = {"$gte": query.since}
+        with _translated():
+            cursor = self._coll.find(match, {"_id": 0}).sort([("at", -1), ("_id", -1)])
+            found = await cursor.limit(query.limit).to_list(None)
+        return [msgspec.convert(doc, Entry) for doc in reversed(found)]
+
+    async def forget(self, before: datetime, keep: int) -> int:
+        with _translated():
+            deleted = (await self._coll.delete_many({"at": {"$lt": before}})).deleted_count
+            excess = await self._coll.estimated_document_count() - keep
+            if excess <= 0:
+                return int(deleted)
+            oldest_kept = (
+                await self._coll.find({}, {"at": 1}).sort("at", 1).skip(excess).limit(1).to_list(1)
+            )
+            if oldest_kept:
+                cut = {"at": {"$lt": oldest_kept[0]["at"]}}
+                deleted += (await self._coll.delete_many(cut)).deleted_count
+        return int(deleted)

@@ -1,0 +1,131 @@
+"""The sync journal in the embedded store: a ``journal`` table in the store's own file.
+
+It has its own connection, so a journal write never waits behind the store's lock in this
+process (SQLite still takes one writer at a time). Each row keeps the entry as JSON plus
+the columns its queries need; deletes go in small transactions so that pruning a large
+journal never holds up the worker's writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Final, TypeVar
+
+import anyio
+
+from watcher.store import journal, rows
+from watcher.store.journal import Entry, HistoryQuery
+from watcher.store.sqlite import connect, translated
+
+T = TypeVar("T")
+DELETE_CHUNK: Final = 10_000  # rows per pruning transaction
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS journal (
+    id     INTEGER PRIMARY KEY,
+    at     INTEGER NOT NULL,
+    number INTEGER,
+    file   TEXT,
+    entry  BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_number ON journal (number, at) WHERE number IS NOT NULL;
+CREATE INDEX IF NOT EXISTS journal_file ON journal (file, at) WHERE file IS NOT NULL;
+CREATE INDEX IF NOT EXISTS journal_at ON journal (at);
+"""
+
+
+class SqliteJournal:
+    """``Journal`` on the embedded store's file."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self, create: bool = True) -> None:
+        await self._run(lambda: self._open(create))
+
+    def _open(self, create: bool) -> None:
+        self._conn = connect(self._path, create)
+        if create:
+            self._conn.executescript(SCHEMA)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(self._locked, work)
+
+    def _locked(self, work: Callable[[], T]) -> T:
+        with self._lock, translated(self._path):
+            return work()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.OperationalError("the journal is not open")
+        return self._conn
+
+    async def record(self, entries: Sequence[Entry]) -> None:
+        values = [(rows.to_millis(e.at), e.number, e.file, journal.encode(e)) for e in entries]
+        sql = "INSERT INTO journal (at, number, file, entry) VALUES (?, ?, ?, ?)"
+        await self._run(lambda: self._write(lambda db: db.executemany(sql, values)))
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            done = work(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return done
+
+    async def history(self, query: HistoryQuery) -> list[Entry]:
+        column, value = ("number", query.number) if query.file is None else ("file", query.file)
+        since = rows.to_millis(query.since) if query.since else -(2**62)
+        sql = (
+            f"SELECT entry FROM journal WHERE {column} = ? AND at >= ?"
+            " ORDER BY at DESC, id DESC LIMIT ?"
+        )
+
+        def read() -> list[Entry]:
+            if not self._has_table():
+                return []
+            found = self._db.execute(sql, (value, since, query.limit)).fetchall()
+            return [journal.decode(data) for (data,) in reversed(found)]
+
+        return await self._run(read)
+
+    def _has_table(self) -> bool:
+        """A store made before the journal existed, opened by an inspection command."""
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'journal'"
+        return self._db.execute(sql).fetchone() is not None
+
+    async def forget(self, before: datetime, keep: int) -> int:
+        cutoff = rows.to_millis(before)
+        old = "SELECT id FROM journal WHERE at < ? LIMIT ?"
+        beyond = "SELECT id FROM journal WHERE id <= (SELECT max(id) FROM journal) - ? LIMIT ?"
+        deleted = await self._delete_all(old, cutoff)
+        return deleted + await self._delete_all(beyond, keep)
+
+    async def _delete_all(self, select: str, bound: int) -> int:
+        """Delete what ``select`` picks, ``DELETE_CHUNK`` rows per transaction."""
+        sql = f"DELETE FROM journal WHERE id IN ({select})"
+        deleted = 0
+        while True:
+            count = await self._run(partial(self._delete_chunk, sql, bound))
+            deleted += count
+            if count < DELETE_CHUNK:
+                return deleted
+
+    def _delete_chunk(self, sql: str, bound: int) -> int:
+        return self._write(lambda db: db.execute(sql, (bound, DELETE_CHUNK)).rowcount)
