@@ -24,7 +24,7 @@ from watcher.erp.folders import FolderSource
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
 from watcher.erp.sink import FolderSink
-from watcher.errors import ConfigError
+from watcher.errors import CommandFailed, ConfigError
 from watcher.inbound import Inbound
 from watcher.journaling import Recorder
 from watcher.metrics import MetricsServer
@@ -35,7 +35,7 @@ from watcher.settings import Settings
 from watcher.stats import Count, Snapshot, Stats, StoreState
 from watcher.status import prune_stopped, worker_id
 from watcher.store import WorkOrderStore
-from watcher.store.journal import Journal
+from watcher.store.journal import Entry, HistoryQuery, Journal
 from watcher.store.mongo import MongoStore
 from watcher.store.mongo_journal import MongoJournal, journal_name
 from watcher.store.sqlite import SqliteStore
@@ -320,6 +320,22 @@ def run_once(worker: Worker) -> None:
                 log.warning("%s", _left_claimed(worker.left_claimed))
 
     anyio.run(main, backend="asyncio")
+
+
+def read_history(settings: Settings, query: HistoryQuery) -> list[Entry]:
+    """What the sync journal holds for ``query`` (one attempt, as ``with_store``)."""
+
+    async def read(store: WorkOrderStore) -> list[Entry]:
+        journal = build_journal(settings, store)
+        if journal is None:
+            raise CommandFailed("the sync journal is off (HISTORY_DAYS=0): nothing is recorded")
+        await journal.open(create=False)
+        try:
+            return await journal.history(query)
+        finally:
+            await journal.close()
+
+    return with_store(settings, read)
 
 
 def with_store(

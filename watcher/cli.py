@@ -15,8 +15,8 @@ from typing import NoReturn
 import msgspec
 import stamina
 
-from watcher import __version__
-from watcher.app import build_worker, serve, with_store
+from watcher import __version__, history
+from watcher.app import build_worker, read_history, serve, with_store
 from watcher.commands import cmd_once, cmd_prune, cmd_put, cmd_schema, cmd_seed
 from watcher.console import Header, LiveConsole, LogSummary, is_interactive
 from watcher.core.tracos import INT64_MAX
@@ -35,6 +35,7 @@ from watcher.operations import requeue
 from watcher.printable import printable
 from watcher.settings import Settings, load_settings
 from watcher.status import health_problem
+from watcher.store.journal import HistoryQuery
 
 log = logging.getLogger("watcher")
 LIVE_REFRESH_SECONDS = 0.25
@@ -113,6 +114,20 @@ def _count(raw: str) -> int:
     return value
 
 
+def _positive_count(raw: str) -> int:
+    value = _count(raw)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _since(raw: str) -> datetime:
+    try:
+        return history.since(raw, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _days(raw: str) -> float:
     try:
         value = float(raw)
@@ -152,6 +167,18 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="counts, store mode, worker alive?")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(command=cmd_status)
+    story = commands.add_parser("history", help="what happened to an order, or to a file")
+    whose = story.add_mutually_exclusive_group(required=True)
+    whose.add_argument("number", nargs="?", type=order_number, metavar="NUMBER")
+    whose.add_argument("--file", metavar="NAME", help="an inbound or outbound file's story")
+    story.add_argument(
+        "--since", type=_since, metavar="WHEN", help="from this time (ISO 8601) or age (2h, 7d)"
+    )
+    story.add_argument(
+        "--limit", type=_positive_count, default=1000, metavar="N", help="the newest N (1000)"
+    )
+    story.add_argument("--json", action="store_true", help="machine-readable output")
+    story.set_defaults(command=cmd_history)
     again = commands.add_parser("requeue", help="move failed files back into the inbound folder")
     again.add_argument("names", nargs="*", metavar="NAME")
     again.set_defaults(command=cmd_requeue)
@@ -228,6 +255,21 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         print(msgspec.json.encode(report).decode())
         return 0
     print("\n".join(status_lines(report)))
+    return 0
+
+
+def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    query = HistoryQuery(args.number, args.file, args.since, args.limit)
+    entries = read_history(settings, query)
+    if args.json:
+        sys.stdout.buffer.write(history.as_json(entries) + b"\n")
+    elif entries:
+        print("\n".join(history.lines(entries)))
+    if not entries:
+        print(f"watcher: nothing recorded for {history.subject(query)}", file=sys.stderr)
+        return 1
+    if len(entries) == query.limit:
+        print(f"watcher: the newest {query.limit} shown; --limit for more", file=sys.stderr)
     return 0
 
 

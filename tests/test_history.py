@@ -1,0 +1,137 @@
+"""The sync journal end to end, on both stores: what a worker records and `watcher history`
+tells, for an order's whole life and for a batch file with rejected elements."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import pytest
+
+from tests.builders import T0, erp, tracos_doc
+from tests.conftest import make_settings, wait_for
+from tests.workers import cli, drop, names, running
+from watcher.app import Worker
+from watcher.erp.port import OutboundFile, OutboundSink
+from watcher.settings import Settings
+from watcher.stats import Count
+
+pytestmark = pytest.mark.anyio
+
+
+def iso(when: Any) -> str:
+    return str(when.isoformat())
+
+
+class ChangeAfterWrite:
+    """The worker's sink, with a TracOS write of order 42 slipped in after its first write:
+    the export is then stale, and must not be marked."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.sink: OutboundSink = worker.outbound.sink
+        self.store = worker.store
+        self.armed = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sink, name)
+
+    async def write(self, files: Sequence[OutboundFile]) -> set[int]:
+        failed = await self.sink.write(files)
+        if self.armed:
+            self.armed = False
+            later = T0 + timedelta(days=3)
+            await self.store.put_documents([tracos_doc(42, title="Changed", updatedAt=later)])
+        return failed
+
+
+def archived(settings: Settings, name: str) -> bool:
+    return name in names(settings.archive_dir)
+
+
+def history(settings: Settings, *args: str) -> list[dict[str, Any]]:
+    done = cli(settings, "history", *args, "--json")
+    found: list[dict[str, Any]] = json.loads(done.stdout)
+    return found
+
+
+async def test_the_whole_story_of_an_order(any_settings: Settings) -> None:
+    """Insert, a stale file, an update, an export that a change made stale, the export
+    of the change: each one line, oldest first, with its file and version."""
+    settings = any_settings
+    versions = [T0, T0 - timedelta(days=1), T0 + timedelta(hours=1)]
+    async with running(settings) as worker:
+        for name, version in zip("abc", versions, strict=True):
+            order = erp(orderNo=42, lastUpdateDate=iso(version))
+            drop(settings.inbound_dir, f"{name}.json", json.dumps(order).encode())
+            await wait_for(partial(archived, settings, f"{name}.json"), "archived")
+        worker.outbound.sink = ChangeAfterWrite(worker)
+        await worker.store.put_documents([tracos_doc(42, updatedAt=T0 + timedelta(days=2))])
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "exported")
+    story = history(settings, "42")
+    told = [(e["direction"], e["event"], e.get("file")) for e in story]
+    assert told == [
+        ("in", "inserted", "a.json"),
+        ("in", "stale", "b.json"),
+        ("in", "updated", "c.json"),
+        ("out", "changed_during_export", "42.json"),
+        ("out", "exported", "42.json"),
+    ]
+    assert [e["version"][:10] for e in story] == [
+        "2025-10-01",
+        "2025-09-30",
+        "2025-10-01",
+        "2025-10-03",
+        "2025-10-04",
+    ]
+    text = cli(settings, "history", "42").stdout.splitlines()
+    assert len(text) == 5
+    assert "order 42 from b.json, version 2025-09-30T00:04:29.045Z" in text[1]
+    assert text[4].endswith("order 42 to 42.json, marked synced, version 2025-10-04T00:04:29.045Z")
+
+
+async def test_a_batch_file_with_rejected_elements(any_settings: Settings) -> None:
+    """The file's story: its valid orders, then where it went and why some were refused."""
+    settings = any_settings
+    batch = [erp(orderNo=1), erp(orderNo="two"), erp(orderNo=3)]
+    async with running(settings):
+        drop(settings.inbound_dir, "batch.json", json.dumps(batch).encode())
+        await wait_for(lambda: names(settings.archive_dir) == ["batch.json"], "archived")
+    story = history(settings, "--file", "batch.json")
+    assert [(e["event"], e.get("number")) for e in story] == [
+        ("inserted", 1),
+        ("inserted", 3),
+        ("partly_rejected", None),
+    ]
+    filed = story[-1]
+    assert filed["to"] == "batch.rejected.json"
+    assert filed["counts"] == {"inserted": 2}
+    assert filed["reason"].startswith("1 of 3 orders rejected; first: ")
+    assert filed["reason"].endswith("at $[1].orderNo")
+
+
+async def test_a_quarantined_file_and_a_name_never_recorded(settings: Settings) -> None:
+    async with running(settings):
+        drop(settings.inbound_dir, "bad.json", b"{not json")
+        await wait_for(lambda: bool(names(settings.failed_dir)), "quarantined")
+    [filed] = history(settings, "--file", "bad.json")
+    assert (filed["event"], filed["to"]) == ("quarantined", "bad.json")
+    missing = cli(settings, "history", "--file", "never.json", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr == "watcher: nothing recorded for file never.json\n"
+
+
+async def test_no_journal_when_history_days_is_zero(settings: Settings) -> None:
+    """A worker told HISTORY_DAYS=0 records nothing; `history` told so says the journal is off."""
+    off = make_settings(settings.state_dir.parent, history_days=0.0)
+    async with running(off):
+        drop(settings.inbound_dir, "1.json", json.dumps(erp()).encode())
+        await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "archived")
+    assert cli(settings, "history", "1", check=False).returncode == 1
+    done = cli(settings, "history", "1", check=False, env={"HISTORY_DAYS": "0"})
+    assert (done.returncode, done.stderr) == (
+        1,
+        "watcher: the sync journal is off (HISTORY_DAYS=0): nothing is recorded\n",
+    )
