@@ -79,7 +79,7 @@ class Recorder:
         self._waiting = []
         if self._failing:
             self._failing = False
-            log.info("sync journal written again; the entries that waited are in it")
+            log.warning("sync journal written again; the entries that waited are in it")
 
     def _not_written(self, batch: list[Entry], reason: str) -> None:
         dropped = max(0, len(batch) - MAX_WAITING)

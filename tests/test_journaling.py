@@ -1,0 +1,121 @@
+"""The journal's writer: a failing journal never holds up, nor loses, the work it describes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.builders import NOW, erp
+from tests.conftest import wait_for
+from tests.workers import drop, names, running
+from watcher import journaling
+from watcher.errors import StoreUnavailable
+from watcher.journaling import Recorder
+from watcher.settings import Settings
+from watcher.store.journal import Entry, HistoryQuery
+
+pytestmark = pytest.mark.anyio
+
+
+class FlakyJournal:
+    """A journal that refuses ``failures`` writes (as an outage), then takes them."""
+
+    def __init__(self, failures: int = 0, error: Exception | None = None) -> None:
+        self.failures = failures
+        self.error = error or StoreUnavailable("journal down")
+        self.written: list[Entry] = []
+        self.forgotten: list[tuple[datetime, int]] = []
+
+    async def open(self, create: bool = True) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def record(self, entries: Sequence[Entry]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+        self.written += entries
+
+    async def history(self, query: HistoryQuery) -> list[Entry]:
+        return []
+
+    async def forget(self, before: datetime, keep: int) -> int:
+        self.forgotten.append((before, keep))
+        return 0
+
+
+def entries(count: int, event: str = "inserted") -> list[Entry]:
+    return [Entry(at=NOW, direction="in", event=event, number=n) for n in range(count)]
+
+
+async def test_entries_wait_through_an_outage_and_go_with_the_next_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    journal = FlakyJournal(failures=2)
+    recorder = Recorder(journal, "w", 30, 100)
+    first, second, third = entries(2, "a"), entries(3, "b"), entries(1, "c")
+    await recorder.write(first)
+    await recorder.write(second)
+    assert journal.written == []
+    await recorder.write(third)
+    assert journal.written == [*first, *second, *third]
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("sync journal not written (journal down)" in m for m in said) == 1  # not per batch
+    assert any("sync journal written again" in m for m in said)
+
+
+async def test_beyond_the_bound_the_oldest_are_dropped_and_said(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(journaling, "MAX_WAITING", 4)
+    journal = FlakyJournal(failures=2)
+    recorder = Recorder(journal, "w", 30, 100)
+    await recorder.write(entries(3, "old"))
+    await recorder.write(entries(3, "new"))
+    await recorder.write([])  # what waits is written even without new entries
+    assert [e.event for e in journal.written] == ["old", "new", "new", "new"]
+    assert any("2 entries dropped" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_bug_costs_the_batch_of_entries_never_the_next(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An entry the journal cannot take (not an outage) is not tried again and again."""
+    journal = FlakyJournal(failures=1, error=OverflowError("too big"))
+    recorder = Recorder(journal, "w", 30, 100)
+    await recorder.write(entries(2, "poisoned"))
+    await recorder.write(entries(1, "next"))
+    assert [e.event for e in journal.written] == ["next"]
+    assert caplog.records[0].levelno == logging.ERROR
+
+
+async def test_forget_asks_for_the_retention() -> None:
+    journal = FlakyJournal()
+    before = datetime.now(NOW.tzinfo)
+    await Recorder(journal, "w", 2.5, 77).forget()
+    [(cut, keep)] = journal.forgotten
+    assert keep == 77
+    assert abs(before - timedelta(days=2.5) - cut) < timedelta(seconds=5)
+
+
+async def test_a_worker_whose_journal_breaks_keeps_working(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The journal table dropped under a running worker: files are stored and archived all
+    the same, and the trouble is said once."""
+    async with running(settings) as worker:
+        drop(settings.inbound_dir, "1.json", json.dumps(erp(orderNo=1)).encode())
+        await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "first archived")
+        with sqlite3.connect(settings.sqlite_path) as db:
+            db.execute("DROP TABLE journal")
+        for number in range(2, 5):
+            drop(settings.inbound_dir, f"{number}.json", json.dumps(erp(orderNo=number)).encode())
+        await wait_for(lambda: len(names(settings.archive_dir)) == 4, "all archived")
+        assert {d["number"] for d in await worker.store.find()} == {1, 2, 3, 4}
+    said = [r.getMessage() for r in caplog.records if "sync journal not written" in r.getMessage()]
+    assert len(said) == 1 and "no such table: journal" in said[0]
