@@ -22,10 +22,13 @@ from tests.harness import (
     waiting_files,
 )
 from tests.workers import opened_store, unsynced_count
+from watcher.app import build_journal
 from watcher.settings import Settings
+from watcher.store.journal import HistoryQuery
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 EXPORTED = re.compile(r"exported (\d+) orders")
+FILED = {"archived", "quarantined", "partly_rejected"}
 
 
 async def test_each_file_once_each_order_marked_once(
@@ -61,6 +64,23 @@ async def test_each_file_once_each_order_marked_once(
     assert codes == [0, 0]
     assert _marks(logs) == 350  # one mark per version, never two (the logs are complete now)
     check_invariants(settings, inputs, await stored(settings), "two workers")
+    await _journal_agrees(settings, inputs, edited)
+
+
+async def _journal_agrees(settings: Settings, inputs: Inputs, edited: list[int]) -> None:
+    """One journal for both workers: each file filed away once, each version exported once."""
+    async with opened_store(settings) as store:
+        journal = build_journal(settings, store)
+        assert journal is not None
+        await journal.open(create=False)
+        for index in range(1, inputs.files + 1):
+            story = await journal.history(HistoryQuery(file=f"f{index:06d}.json"))
+            filed = [e.event for e in story if e.number is None]
+            assert len(filed) == 1 and filed[0] in FILED, (index, story)
+        for number in range(TRACOS_FIRST, TRACOS_FIRST + 300):
+            story = await journal.history(HistoryQuery(number=number))
+            exported = [e for e in story if e.event == "exported"]
+            assert len(exported) == 1 + (number in edited), (number, story)
 
 
 def _marks(logs: list[Path]) -> int:
