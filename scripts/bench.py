@@ -38,7 +38,7 @@ from watcher.erp.formats.challenge import FORMAT as CHALLENGE
 from watcher.erp.formats.challenge.schema import ErpWorkOrder
 from watcher.seed import erp_orders, tracos_documents
 from watcher.settings import Settings
-from watcher.status import STATUS_FILE
+from watcher.status import PREFIX
 from watcher.store import Document
 from watcher.store.sqlite import SqliteStore
 
@@ -175,6 +175,7 @@ class WorkerProcess:
 
     root: Path
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # more variables for the worker
 
     def dir(self, name: str) -> Path:
         return self.root / name
@@ -186,7 +187,7 @@ class WorkerProcess:
     def start(self, settle: float) -> None:
         env = {**os.environ, "MONGO_URI": "", "INBOUND_SETTLE_SECONDS": str(settle)}
         env.update({f"DATA_{name.upper()}_DIR": str(self.dir(name)) for name in FOLDERS})
-        env.update(LOG_LEVEL="INFO", LOG_FORMAT="text", METRICS_PORT="")
+        env.update(LOG_LEVEL="INFO", LOG_FORMAT="text", METRICS_PORT="", **self.env)
         command = [sys.executable, "-m", "watcher", "run", "--no-console"]
         self.root.mkdir(parents=True)
         with open(self.root / "worker.log", "wb") as log:
@@ -198,7 +199,7 @@ class WorkerProcess:
     def _ready(self) -> bool:
         if self._proc.poll() is not None:
             raise BenchError(f"the worker exited at start-up:\n{self.log_tail()}")
-        return (self.dir("state") / STATUS_FILE).exists()
+        return any(self.dir("state").glob(f"{PREFIX}*.json"))
 
     @property
     def _proc(self) -> subprocess.Popen[bytes]:
@@ -243,9 +244,11 @@ class WorkerProcess:
 
 
 @contextmanager
-def running_worker(root: Path, settle: float = 1.0) -> Iterator[WorkerProcess]:
+def running_worker(
+    root: Path, settle: float = 1.0, env: dict[str, str] | None = None
+) -> Iterator[WorkerProcess]:
     """A started worker, stopped by SIGTERM at the end (killed if the benchmark fails)."""
-    worker = WorkerProcess(root)
+    worker = WorkerProcess(root, env=env or {})
     try:
         worker.start(settle)
         yield worker
@@ -434,6 +437,86 @@ def bench_batch(sizes: Sizes, root: Path) -> list[Row]:
     memory = Row("batch", "peak memory", peak / MB, "MB", f"<= {limit / MB:.0f} MB", peak <= limit)
     memory.note = f"worker VmHWM; {baseline / MB:.0f} MB before the file; limit 2.5 x file + 100 MB"
     return [rate, memory]
+
+
+JOURNAL_OFF: Final = {"HISTORY_DAYS": "0"}
+OFF_ON: Final = (("off", JOURNAL_OFF), ("on", {}))
+JOURNAL_COST: Final = 0.15  # the most burst throughput the journal may cost
+JOURNAL_TABLES: Final = ("journal", "journal_number", "journal_file", "journal_at")
+STEADY_LIMITS: Final = ((0.5, 50.0), (0.99, 250.0))
+
+
+def bench_journal(sizes: Sizes, root: Path) -> list[Row]:
+    """What the sync journal costs: burst, batch and steady with it off, then on."""
+    (off_s, _), (on_s, store) = (
+        journal_burst(sizes, root / f"burst-{name}", env) for name, env in OFF_ON
+    )
+    count = sizes.burst_files
+    burst = Row("journal", "burst throughput", count / on_s, "files/s", "", None)
+    burst.floor, burst.ratio = count / off_s, on_s / off_s
+    burst.target = f">= {1 - JOURNAL_COST:.0%} of off"
+    burst.passed = on_s * (1 - JOURNAL_COST) <= off_s
+    burst.note = "each figure with the journal on; the floor column: the same with it off"
+    (off_b, _, _), (on_b, peak, size) = (
+        journal_batch(sizes, root / f"batch-{name}", env) for name, env in OFF_ON
+    )
+    orders = sizes.batch_orders
+    batch = Row("journal", "batch throughput", orders / on_b, "orders/s", "", None)
+    batch.floor, batch.ratio = orders / off_b, on_b / off_b
+    limit = 2.5 * size + 100 * MB
+    memory = Row("journal", "batch peak memory", peak / MB, "MB", f"<= {limit / MB:.0f} MB", None)
+    memory.passed = peak <= limit
+    off_l, on_l = (journal_steady(sizes, root / f"steady-{name}", env) for name, env in OFF_ON)
+    steady = []
+    for q, most in STEADY_LIMITS:
+        value = percentile(on_l, q) * 1000
+        row = Row("journal", f"steady p{q * 100:.0f}", value, "ms", f"<= {most:.0f} ms", None)
+        row.floor, row.passed = percentile(off_l, q) * 1000, value <= most
+        steady.append(row)
+    return [burst, journal_size(store, count), batch, memory, *steady]
+
+
+def journal_size(store: Path, files: int) -> Row:
+    """How big the journal is after a burst: its table and indexes, from SQLite's dbstat."""
+    with sqlite3.connect(store) as db:
+        entries = db.execute("SELECT count(*) FROM journal").fetchone()[0]
+        places = ",".join("?" * len(JOURNAL_TABLES))
+        query = f"SELECT sum(pgsize) FROM dbstat WHERE name IN ({places})"
+        size = db.execute(query, JOURNAL_TABLES).fetchone()[0]
+    row = Row("journal", "size after burst", size / MB, "MB", "", None)
+    row.note = f"{entries:,} entries for {files:,} files ({size / entries:.0f} bytes each)"
+    return row
+
+
+def journal_burst(sizes: Sizes, root: Path, env: dict[str, str]) -> tuple[float, Path]:
+    """Seconds to archive the burst, and the store it went to."""
+    count = sizes.burst_files
+    paths = stage(root / "staging", erp_payloads(count))
+    with running_worker(root / "worker", env=env) as worker:
+        time.sleep(sizes.warmup_seconds)
+        start = drop(paths, worker.dir("inbound"))
+        done = wait_until(lambda: archived(worker) >= count, "the burst to be archived", 0.02)
+    return done - start, worker.sqlite_path
+
+
+def journal_batch(sizes: Sizes, root: Path, env: dict[str, str]) -> tuple[float, int, int]:
+    """Seconds to archive one batch file, the worker's peak memory, and the file's size."""
+    payload = batch_payload(sizes.batch_orders)
+    (path,) = stage(root / "staging", [payload])
+    with running_worker(root / "worker", env=env) as worker:
+        time.sleep(sizes.warmup_seconds)
+        start = drop([path], worker.dir("inbound"))
+        done = wait_until(lambda: archived(worker) >= 1, "the batch to be archived", 0.02)
+        peak = worker.peak_memory()
+    return done - start, peak, len(payload)
+
+
+def journal_steady(sizes: Sizes, root: Path, env: dict[str, str]) -> list[float]:
+    count = int(sizes.steady_seconds * sizes.steady_rate)
+    paths = stage(root / "staging", erp_payloads(count))
+    with running_worker(root / "worker", env=env) as worker:
+        time.sleep(sizes.warmup_seconds)
+        return steady_latencies(paths, worker, sizes.steady_rate)
 
 
 def bench_steady(sizes: Sizes, root: Path) -> list[Row]:
@@ -658,6 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("batch", bench_batch),
                 ("steady", bench_steady),
                 ("outbound", bench_outbound),
+                ("journal", bench_journal),
             ):
                 print(f"running {name} ...", file=sys.stderr, flush=True)
                 rows.extend(scenario(sizes, Path(temp) / name))

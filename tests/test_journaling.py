@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import anyio
 import pytest
 
 from tests.builders import NOW, erp
@@ -29,6 +30,9 @@ class FlakyJournal:
         self.failures = failures
         self.error = error or StoreUnavailable("journal down")
         self.written: list[Entry] = []
+        self.writes = 0
+        self.gate = anyio.Event()
+        self.gate.set()
         self.forgotten: list[tuple[datetime, int]] = []
 
     async def open(self, create: bool = True) -> None: ...
@@ -36,6 +40,8 @@ class FlakyJournal:
     async def close(self) -> None: ...
 
     async def record(self, entries: Sequence[Entry]) -> None:
+        self.writes += 1
+        await self.gate.wait()
         if self.failures:
             self.failures -= 1
             raise self.error
@@ -59,14 +65,38 @@ async def test_entries_wait_through_an_outage_and_go_with_the_next_batch(
     journal = FlakyJournal(failures=2)
     recorder = Recorder(journal, "w", 30, 100)
     first, second, third = entries(2, "a"), entries(3, "b"), entries(1, "c")
-    await recorder.write(first)
-    await recorder.write(second)
+    await recorder.record(first)
+    await recorder.record(second)
     assert journal.written == []
-    await recorder.write(third)
+    await recorder.record(third)
     assert journal.written == [*first, *second, *third]
     said = [r.getMessage() for r in caplog.records]
     assert sum("sync journal not written (journal down)" in m for m in said) == 1  # not per batch
     assert any("sync journal written again" in m for m in said)
+
+
+async def test_the_writer_task_takes_batches_together_and_close_writes_the_rest() -> None:
+    """Handed over while a write is under way, batches go in one write; what the writer
+    had not written when it stopped is written by ``close``."""
+    journal = FlakyJournal()
+    journal.gate = anyio.Event()  # the first write waits
+    recorder = Recorder(journal, "w", 30, 100)
+    batches = [entries(1, str(n)) for n in range(5)]
+    async with anyio.create_task_group() as tg:
+        await tg.start(recorder.run)
+        for batch in batches[:4]:
+            await recorder.record(batch)  # returns at once: the writer has it
+        await wait_for(lambda: journal.writes == 1, "the first write under way")
+        journal.gate.set()
+        await wait_for(lambda: len(journal.written) == 4, "the other three in one more write")
+        assert journal.writes == 2
+        journal.gate = anyio.Event()
+        await recorder.record(batches[4])
+        await wait_for(lambda: journal.writes == 3, "the last write under way")
+        tg.cancel_scope.cancel()  # shielded: the write under way is finished, never repeated
+        journal.gate.set()
+    await recorder.close()
+    assert [e.event for e in journal.written] == [str(n) for n in range(5)]
 
 
 async def test_beyond_the_bound_the_oldest_are_dropped_and_said(
@@ -75,9 +105,9 @@ async def test_beyond_the_bound_the_oldest_are_dropped_and_said(
     monkeypatch.setattr(journaling, "MAX_WAITING", 4)
     journal = FlakyJournal(failures=2)
     recorder = Recorder(journal, "w", 30, 100)
-    await recorder.write(entries(3, "old"))
-    await recorder.write(entries(3, "new"))
-    await recorder.write([])  # what waits is written even without new entries
+    await recorder.record(entries(3, "old"))
+    await recorder.record(entries(3, "new"))
+    await recorder.close()  # what waits is written at the end, without new entries
     assert [e.event for e in journal.written] == ["old", "new", "new", "new"]
     assert any("2 entries dropped" in r.getMessage() for r in caplog.records)
 
@@ -88,8 +118,8 @@ async def test_a_bug_costs_the_batch_of_entries_never_the_next(
     """An entry the journal cannot take (not an outage) is not tried again and again."""
     journal = FlakyJournal(failures=1, error=OverflowError("too big"))
     recorder = Recorder(journal, "w", 30, 100)
-    await recorder.write(entries(2, "poisoned"))
-    await recorder.write(entries(1, "next"))
+    await recorder.record(entries(2, "poisoned"))
+    await recorder.record(entries(1, "next"))
     assert [e.event for e in journal.written] == ["next"]
     assert caplog.records[0].levelno == logging.ERROR
 

@@ -131,7 +131,7 @@ class Inbound:
         with anyio.CancelScope(shield=True):  # stored: filing away is quick, and never cut
             now = datetime.now(UTC)
             filed = await self.source.file_away(taken, now)
-        await self.journal.write(self._record(taken, filed, outcomes, stored_at, now))
+        await self.journal.record(self._record(taken, filed, outcomes, stored_at, now))
 
     async def _file_unfiled(self) -> None:
         """Try again to file away what could not be (a full disk, a read-only folder)."""
@@ -143,7 +143,7 @@ class Inbound:
         entries: list[Entry] = []
         for (item, outcomes), where in zip(waiting, filed, strict=True):
             entries += self._account(item, where, outcomes, now)
-        await self.journal.write(entries)
+        await self.journal.record(entries)
 
     def _account(
         self, item: Taken, where: str | NotFiled, outcomes: list[Outcome], now: datetime

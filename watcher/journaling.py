@@ -1,9 +1,12 @@
 """Writing the sync journal beside the work: one write per batch, never in the work's way.
 
-A failed write is tried once per batch, with the entries of the next one; while it fails
-the entries wait here (at most ``MAX_WAITING``, the oldest dropped beyond that, and said
-so). The work they describe is already done: the journal never holds it up, never retries
-in its place. Old entries are forgotten in the background, at start and every hour.
+The pipelines hand each batch's entries over (``record``) and go on; a writer task
+(``run``) writes what has been handed over, several batches in one write when it falls
+behind, and when it falls far behind, ``record`` waits for it (never an unbounded queue).
+A failed write is tried again with the next batch; while the journal fails the entries
+wait here (at most ``MAX_WAITING``, the oldest dropped beyond that, and said so). The work
+they describe is already done: the journal never holds it up, never retries in its place.
+Old entries are forgotten in the background, at start and every hour.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from watcher.errors import StoreUnavailable
 from watcher.store.journal import Entry, Journal
 
 log = logging.getLogger(__name__)
 MAX_WAITING: Final = 200_000  # entries kept while the journal cannot be written
+HANDED_OVER: Final = 8  # batches handed over and not yet written before ``record`` waits
 FORGET_EVERY_SECONDS: Final = 3600.0
-WRITE_SECONDS: Final = 10.0  # a stop waits this long at most for the last journal write
+WRITE_SECONDS: Final = 10.0  # the last write, at a stop, waits this long at most
 
 
 @dataclass
@@ -35,6 +41,7 @@ class Recorder:
     keep: int
     _waiting: list[Entry] = field(default_factory=list)
     _failing: bool = False
+    _send: MemoryObjectSendStream[Sequence[Entry]] | None = None  # while ``run`` runs
 
     @property
     def on(self) -> bool:
@@ -51,39 +58,74 @@ class Recorder:
             self.journal = None
 
     async def close(self) -> None:
-        """Write what still waits (once), then close."""
-        await self.write()
+        """Write what still waits (one last try), then close."""
+        await self._write_waiting()
         if self.journal is not None:
             await self.journal.close()
 
-    async def write(self, entries: Sequence[Entry] = ()) -> None:
-        """Write these entries and any still waiting; shielded, and bounded in time."""
-        if self.journal is None or not (entries or self._waiting):
+    async def record(self, entries: Sequence[Entry]) -> None:
+        """Hand a batch's entries to the writer task (written here when none runs)."""
+        if self.journal is None or not entries:
             return
-        batch = [*self._waiting, *entries]
+        if self._send is not None:
+            try:
+                await self._send.send(entries)
+                return
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the writer stopped meanwhile: written here
+        self._waiting += entries
+        await self._write_waiting()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """The writer task: what has been handed over, coalesced, until cancelled (what is
+        left then waits for ``close``)."""
+        send, receive = anyio.create_memory_object_stream[Sequence[Entry]](HANDED_OVER)
+        self._send = send
+        task_status.started()
+        with send, receive:
+            try:
+                while True:
+                    self._waiting += await receive.receive()
+                    self._take_handed_over(receive)
+                    await self._write_waiting()
+            finally:
+                self._send = None
+                self._take_handed_over(receive)
+
+    def _take_handed_over(self, receive: MemoryObjectReceiveStream[Sequence[Entry]]) -> None:
+        while True:
+            try:
+                self._waiting += receive.receive_nowait()
+            except anyio.WouldBlock:
+                return
+
+    async def _write_waiting(self) -> None:
+        """One write of everything waiting: shielded (never cut halfway, never written
+        twice) and bounded in time."""
+        if self.journal is None or not self._waiting:
+            return
+        batch, self._waiting = self._waiting, []
         with anyio.move_on_after(WRITE_SECONDS, shield=True) as scope:
             try:
                 await self.journal.record(batch)
-                self._written()
-                return
             except StoreUnavailable as exc:
                 self._not_written(batch, str(exc))
-            except Exception as exc:
+            except Exception as exc:  # a bug: these entries are lost, never the next ones
                 log.exception("sync journal: %d entries dropped: %r", len(batch), exc)
-                self._waiting = []
-                return
+            else:
+                self._written()
+            return
         if scope.cancelled_caught:
             self._not_written(batch, f"no answer within {WRITE_SECONDS:.0f} s")
 
     def _written(self) -> None:
-        self._waiting = []
         if self._failing:
             self._failing = False
             log.warning("sync journal written again; the entries that waited are in it")
 
     def _not_written(self, batch: list[Entry], reason: str) -> None:
         dropped = max(0, len(batch) - MAX_WAITING)
-        self._waiting = batch[dropped:]
+        self._waiting = batch[dropped:] + self._waiting
         if not self._failing:
             self._failing = True
             log.warning(

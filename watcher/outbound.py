@@ -88,7 +88,7 @@ class Outbound:
         if ready:
             await self._export_ready(ready)
         entries, self._entries = self._entries, []
-        await self.journal.write(entries)
+        await self.journal.record(entries)
 
     async def _export_ready(self, ready: list[Export]) -> None:
         async with self.sink.claim([item.file for item in ready]) as held:
