@@ -442,7 +442,7 @@ def bench_batch(sizes: Sizes, root: Path) -> list[Row]:
 JOURNAL_OFF: Final = {"HISTORY_DAYS": "0"}
 OFF_ON: Final = (("off", JOURNAL_OFF), ("on", {}))
 JOURNAL_COST: Final = 0.15  # the most burst throughput the journal may cost
-JOURNAL_TABLES: Final = ("journal", "journal_number", "journal_file", "journal_at")
+JOURNAL_TABLES: Final = ("journal", "journal_number", "journal_file")
 STEADY_LIMITS: Final = ((0.5, 50.0), (0.99, 250.0))
 
 

@@ -193,14 +193,14 @@ class Inbound:
     def _order_entries(self, item: Taken, outcomes: list[Outcome], at: datetime) -> list[Entry]:
         """What became of each order of ``item``, and which version it was."""
         assert item.verdict is not None
-        worker = self.journal.worker
+        worker, file = self.journal.worker, item.shown
         return [
             Entry(
                 at=at,
                 direction="in",
                 event=str(outcome),
                 number=order.number,
-                file=item.shown,
+                file=file,
                 version=order.updatedAt,
                 worker=worker,
             )

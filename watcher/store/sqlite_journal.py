@@ -35,8 +35,14 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE INDEX IF NOT EXISTS journal_number ON journal (number, at) WHERE number IS NOT NULL;
 CREATE INDEX IF NOT EXISTS journal_file ON journal (file, at) WHERE file IS NOT NULL;
-CREATE INDEX IF NOT EXISTS journal_at ON journal (at);
 """
+
+
+def _insert(entries: Sequence[Entry], db: sqlite3.Connection) -> None:
+    sql = "INSERT INTO journal (at, number, file, entry) VALUES (?, ?, ?, ?)"
+    db.executemany(
+        sql, ((rows.to_millis(e.at), e.number, e.file, journal.encode(e)) for e in entries)
+    )
 
 
 class SqliteJournal:
@@ -74,9 +80,7 @@ class SqliteJournal:
         return self._conn
 
     async def record(self, entries: Sequence[Entry]) -> None:
-        values = [(rows.to_millis(e.at), e.number, e.file, journal.encode(e)) for e in entries]
-        sql = "INSERT INTO journal (at, number, file, entry) VALUES (?, ?, ?, ?)"
-        await self._run(lambda: self._write(lambda db: db.executemany(sql, values)))
+        await self._run(lambda: self._write(partial(_insert, entries)))
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db
@@ -112,7 +116,8 @@ class SqliteJournal:
 
     async def forget(self, before: datetime, keep: int) -> int:
         cutoff = rows.to_millis(before)
-        old = "SELECT id FROM journal WHERE at < ? LIMIT ?"
+        # ids grow with time: the oldest are found first, in id order, without an index on ``at``
+        old = "SELECT id FROM journal WHERE at < ? ORDER BY id LIMIT ?"
         beyond = "SELECT id FROM journal WHERE id <= (SELECT max(id) FROM journal) - ? LIMIT ?"
         deleted = await self._delete_all(old, cutoff)
         return deleted + await self._delete_all(beyond, keep)
