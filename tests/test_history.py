@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -14,10 +14,12 @@ import pytest
 from tests.builders import T0, erp, tracos_doc
 from tests.conftest import make_settings, wait_for
 from tests.workers import cli, drop, names, running
+from watcher import history as history_text
 from watcher.app import Worker
 from watcher.erp.port import OutboundFile, OutboundSink
 from watcher.settings import Settings
 from watcher.stats import Count
+from watcher.store.journal import Entry
 
 pytestmark = pytest.mark.anyio
 
@@ -135,3 +137,27 @@ async def test_no_journal_when_history_days_is_zero(settings: Settings) -> None:
         1,
         "watcher: the sync journal is off (HISTORY_DAYS=0): nothing is recorded\n",
     )
+
+
+def test_a_hostile_name_or_reason_cannot_steer_the_terminal() -> None:
+    hostile = Entry(
+        at=T0,
+        direction="in",
+        event="quarantined",
+        file="\x1b[2J\x1b[31mevil\r.json",
+        to="evil\n.json",
+        reason="bad \x07 bell",
+    )
+    shown = history_text.line(hostile)
+    assert not any(ord(c) < 32 for c in shown), shown
+    assert "evil" in shown and "bell" in shown
+
+
+def test_since_takes_a_time_or_an_age() -> None:
+    now = T0
+    assert history_text.since("2h", now) == now - timedelta(hours=2)
+    assert history_text.since("7d", now) == now - timedelta(days=7)
+    assert history_text.since("2025-09-01", now) == datetime(2025, 9, 1, tzinfo=UTC)
+    assert history_text.since("2025-09-01T10:00:00+02:00", now).hour == 10
+    with pytest.raises(ValueError, match="not a time: 'yesterday'"):
+        history_text.since("yesterday", now)
