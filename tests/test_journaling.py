@@ -6,15 +6,16 @@ import json
 import logging
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
 
 from tests.builders import NOW, erp
-from tests.conftest import wait_for
-from tests.workers import drop, names, running
+from tests.conftest import DEADLINE, wait_for
+from tests.workers import drop, names, opened_store, running
 from watcher import journaling
+from watcher.app import build_journal
 from watcher.errors import StoreUnavailable
 from watcher.journaling import Recorder
 from watcher.settings import Settings
@@ -149,3 +150,19 @@ async def test_a_worker_whose_journal_breaks_keeps_working(
         assert {d["number"] for d in await worker.store.find()} == {1, 2, 3, 4}
     said = [r.getMessage() for r in caplog.records if "sync journal not written" in r.getMessage()]
     assert len(said) == 1 and "no such table: journal" in said[0]
+
+
+async def test_a_starting_worker_forgets_what_retention_lets_go(any_settings: Settings) -> None:
+    """Entries older than HISTORY_DAYS are deleted by the worker itself, on both stores."""
+    old = datetime.now(UTC) - timedelta(days=31)
+    async with opened_store(any_settings) as store:
+        journal = build_journal(any_settings, store)
+        assert journal is not None
+        await journal.open()
+        await journal.record([Entry(at=old, direction="in", event="inserted", number=9)])
+        assert await journal.history(HistoryQuery(number=9))
+        async with running(any_settings):
+            with anyio.fail_after(DEADLINE):  # the worker forgets at start: wait for it
+                while await journal.history(HistoryQuery(number=9)):
+                    await anyio.sleep(0.05)
+        await journal.close()
