@@ -116,7 +116,7 @@ async def test_outage_is_reported_as_store_unavailable() -> None:
 
 
 class RefusingFacade(FacadeCollection):
-    async def create_index(self, key: str, unique: bool = False) -> str:
+    async def create_index(self, key: str | list[tuple[str, int]], unique: bool = False) -> str:
         raise OperationFailure("Authentication failed.", 18)
 
 
