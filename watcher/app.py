@@ -160,6 +160,7 @@ class Worker:
             )
         if meanwhile is not None:
             meanwhile.start_soon(self.reporting.count_waiting)
+            meanwhile.start_soon(self.reporting.refresh_backlog)
         await self.retry(self.store.open)
         self.opened = True
         await self.journal.open()
@@ -230,6 +231,7 @@ class Worker:
             tg.start_soon(self.outbound.run)
             tg.start_soon(self.reporting.run, report, every)
             tg.start_soon(self.reporting.refresh_counts)
+            tg.start_soon(self.reporting.refresh_backlog)
             tg.start_soon(self.journal.forget_old)
             tg.start_soon(self.journal.run)
             await stop.wait()

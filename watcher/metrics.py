@@ -17,7 +17,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from watcher.http_server import HttpServer, Response
-from watcher.stats import FRESH_SECONDS, ORDERS, Count, Snapshot
+from watcher.stats import FRESH_SECONDS, ORDERS, Count, Snapshot, age
 
 # counter name (without _total) → (snapshot counter, help text)
 COUNTERS: Final = {
@@ -77,6 +77,7 @@ def _gauges(snapshot: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "watcher_unsynced_orders", "Work orders not yet exported.", snapshot.unsynced
     )
+    yield from _lag(snapshot)
     yield GaugeMetricFamily(
         "watcher_unexportable_orders",
         "Work orders that cannot be exported until they change.",
@@ -87,6 +88,24 @@ def _gauges(snapshot: Snapshot) -> Iterator[Metric]:
     )
     yield GaugeMetricFamily(
         "watcher_start_time_seconds", "Worker start, Unix time.", snapshot.started.timestamp()
+    )
+
+
+def _lag(snapshot: Snapshot) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "watcher_files_in_flight",
+        "Inbound files claimed and not yet archived or quarantined.",
+        snapshot.in_flight,
+    )
+    yield GaugeMetricFamily(
+        "watcher_oldest_file_waiting_seconds",
+        "Age of the oldest file waiting in the inbound folder, since it landed (0: none).",
+        age(snapshot.oldest_waiting, snapshot.now) or 0.0,
+    )
+    yield GaugeMetricFamily(
+        "watcher_oldest_unsynced_seconds",
+        "Age of the oldest unsynced work order, since its updatedAt (0: none).",
+        age(snapshot.oldest_unsynced, snapshot.now) or 0.0,
     )
 
 

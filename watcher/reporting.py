@@ -72,6 +72,18 @@ class Reporting:
             self.stats.waiting_files = len(await self.source.waiting())
             await anyio.sleep(STATUS_SECONDS)
 
+    async def refresh_backlog(self) -> None:
+        """The oldest file waiting and the files in flight (the source's listing, not the
+        store: this goes on through a store outage)."""
+        while True:
+            backlog = await self.source.backlog()
+            landed = backlog.oldest_landed
+            self.stats.oldest_waiting = (
+                None if landed is None else datetime.fromtimestamp(landed, UTC)
+            )
+            self.stats.in_flight = backlog.in_flight
+            await anyio.sleep(STATUS_SECONDS)
+
     async def refresh_counts(self) -> None:
         """The store's counts on their own schedule; only this task waits for them."""
         stats = self.stats
@@ -79,6 +91,7 @@ class Reporting:
             stats.asked_since = datetime.now(UTC)
             try:
                 stored, unsynced = await self.store.counts()
+                stats.oldest_unsynced = await self.store.oldest_unsynced()
             except StoreUnavailable as exc:  # an idle worker notices an outage here first
                 stats.store = StoreState(False, str(exc), stats.store.next_attempt)
             else:
