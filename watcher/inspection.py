@@ -107,6 +107,8 @@ def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> di
             "oldest_unsynced_seconds": None,
             "counts_from": None,
             "counts_age_seconds": None,
+            "unexportable_total": None,
+            "unexportable": [],
         }
     last = max(known, key=lambda s: s.counts_at or now)
     assert last.counts_at is not None
