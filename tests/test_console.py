@@ -53,8 +53,7 @@ def busy_stats() -> Stats:
         stats.event(at(3720 + i), "out", str(900 + i), "exported")
     stats.latency_in.extend([0.012, 0.020, 0.040])
     stats.latency_out.extend([0.008, 0.022])
-    stats.oldest_waiting, stats.in_flight = at(3733 - 12.4), 1000
-    stats.oldest_unsynced = at(3733 - 30 * 3600)
+    stats.waiting_age, stats.in_flight, stats.unsynced_age = 12.4, 1000, 30 * 3600.0
     return stats
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -86,9 +87,12 @@ async def test_a_running_worker_knows_how_far_behind_it_is(any_settings: Setting
     waits: the worker's snapshot has both ages, on either store."""
     settings = msgspec.structs.replace(any_settings, settle_seconds=60.0)
     drop(settings.inbound_dir, "half.json", b'{"orderNo": ')
-    landed = datetime.fromtimestamp(os.stat(settings.inbound_dir / "half.json").st_ctime, UTC)
+    landed = os.stat(settings.inbound_dir / "half.json").st_ctime
     async with running(settings) as worker:
         await worker.store.put_documents([tracos_doc(1, status="weird", updatedAt=T0)])
-        await wait_for(lambda: worker.stats.oldest_unsynced == T0, "the oldest unsynced order")
-        await wait_for(lambda: worker.stats.oldest_waiting == landed, "the oldest file waiting")
+        await wait_for(lambda: worker.stats.unsynced_age is not None, "the oldest unsynced age")
+        since = (worker.stats.counts_at or T0) - T0
+        assert worker.stats.unsynced_age == since.total_seconds()
+        await wait_for(lambda: worker.stats.waiting_age is not None, "the oldest file's age")
+        assert 0 <= (worker.stats.waiting_age or 0) <= time.time() - landed
         assert worker.stats.in_flight == 0

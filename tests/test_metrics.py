@@ -36,8 +36,7 @@ def snapshot(connected: bool = True) -> Snapshot:
     stats.count(Count.EXPORTED, 2)
     stats.waiting_files, stats.unsynced = 4, 5
     stats.latency_in.extend([0.01, 0.03])
-    stats.oldest_waiting, stats.in_flight = T0 + timedelta(seconds=18), 7
-    stats.oldest_unsynced = T0 - timedelta(hours=1)
+    stats.waiting_age, stats.in_flight, stats.unsynced_age = 12.0, 7, 3630.0
     if not connected:
         stats.count(Count.RETRIES, 2)
         stats.store = StoreState(connected=False, error="connection\nrefused")

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from watcher.printable import printable
 from watcher.settings import Settings
-from watcher.stats import ORDERS, Count, Failure, RecentRates, Snapshot, age
+from watcher.stats import ORDERS, Count, Failure, RecentRates, Snapshot
 
 WIDE: Final = 120  # from this width, events and failures sit side by side
 FIXED_LINES: Final = 10  # header, folders, store, counters (title + 4 rows), latency, lag
@@ -166,8 +166,7 @@ def _latencies(snapshot: Snapshot) -> Text:
 def _lag(snapshot: Snapshot) -> Text:
     """How far behind: the oldest file waiting (since it landed), the oldest unsynced
     order (since its ``updatedAt``), and the files claimed but not yet filed away."""
-    waiting = _age(age(snapshot.oldest_waiting, snapshot.now))
-    unsynced = _age(age(snapshot.oldest_unsynced, snapshot.now))
+    waiting, unsynced = _age(snapshot.waiting_age), _age(snapshot.unsynced_age)
     line = (
         f"lag  oldest file waiting {waiting} · oldest unsynced {unsynced}"
         f" · in flight {snapshot.in_flight:,}"

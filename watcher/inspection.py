@@ -115,7 +115,7 @@ def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> di
     return {
         "stored": last.stored,
         "unsynced": last.unsynced,
-        "oldest_unsynced_seconds": _seconds(age(last.oldest_unsynced, now)),
+        "oldest_unsynced_seconds": _seconds(last.oldest_unsynced_seconds),
         "counts_from": f"worker {last.id}",
         "counts_age_seconds": round((now - last.counts_at.astimezone(UTC)).total_seconds(), 1),
         "unexportable_total": last.unexportable_total,

@@ -19,7 +19,7 @@ from prometheus_client.registry import CollectorRegistry
 from watcher import api
 from watcher.http_server import TEXT, HttpServer, Response
 from watcher.printable import printable
-from watcher.stats import FRESH_SECONDS, ORDERS, Count, Snapshot, age
+from watcher.stats import FRESH_SECONDS, ORDERS, Count, Snapshot
 
 # counter name (without _total) → (snapshot counter, help text)
 COUNTERS: Final = {
@@ -102,12 +102,12 @@ def _lag(snapshot: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "watcher_oldest_file_waiting_seconds",
         "Age of the oldest file waiting in the inbound folder, since it landed (0: none).",
-        age(snapshot.oldest_waiting, snapshot.now) or 0.0,
+        snapshot.waiting_age or 0.0,
     )
     yield GaugeMetricFamily(
         "watcher_oldest_unsynced_seconds",
         "Age of the oldest unsynced work order, since its updatedAt (0: none).",
-        age(snapshot.oldest_unsynced, snapshot.now) or 0.0,
+        snapshot.unsynced_age or 0.0,
     )
 
 

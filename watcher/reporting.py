@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,12 +22,13 @@ import anyio
 from watcher.erp.port import InboundSource
 from watcher.errors import StoreUnavailable
 from watcher.settings import Settings
-from watcher.stats import Snapshot, Stats, StoreState
+from watcher.stats import Snapshot, Stats, StoreState, age
 from watcher.status import status_path, write_worker_status
 from watcher.store import WorkOrderStore
 
 log = logging.getLogger(__name__)
 STATUS_SECONDS: Final = 2.0  # store counts and the status file (health allows 10 s)
+BACKLOG_SECONDS: Final = 1.0  # the inbound folder's oldest file (a stat per file waiting)
 STATUS_FILE: Final = "status file"  # the problem's key while it cannot be written
 Reporter = Callable[[Snapshot], Awaitable[None]]
 
@@ -78,11 +80,9 @@ class Reporting:
         while True:
             backlog = await self.source.backlog()
             landed = backlog.oldest_landed
-            self.stats.oldest_waiting = (
-                None if landed is None else datetime.fromtimestamp(landed, UTC)
-            )
+            self.stats.waiting_age = None if landed is None else max(0.0, time.time() - landed)
             self.stats.in_flight = backlog.in_flight
-            await anyio.sleep(STATUS_SECONDS)
+            await anyio.sleep(BACKLOG_SECONDS)
 
     async def refresh_counts(self) -> None:
         """The store's counts on their own schedule; only this task waits for them."""
@@ -91,12 +91,13 @@ class Reporting:
             stats.asked_since = datetime.now(UTC)
             try:
                 stored, unsynced = await self.store.counts()
-                stats.oldest_unsynced = await self.store.oldest_unsynced()
+                oldest = await self.store.oldest_unsynced()
             except StoreUnavailable as exc:  # an idle worker notices an outage here first
                 stats.store = StoreState(False, str(exc), stats.store.next_attempt)
             else:
                 stats.stored, stats.unsynced = stored, unsynced
                 stats.counts_at = datetime.now(UTC)
+                stats.unsynced_age = age(oldest, stats.counts_at)
                 if not stats.store.connected and stats.store.next_attempt is None:
                     stats.store = StoreState()
             finally:

@@ -93,9 +93,12 @@ class Snapshot:
     stored: int | None = None  # the store's counts, as last answered (None: not yet)
     counts_at: datetime | None = None  # when the store last answered them
     problems: tuple[str, ...] = ()  # side effects that keep failing (status file, …)
-    oldest_waiting: datetime | None = None  # when the longest-waiting inbound file landed
+    # how far behind, as last measured (never extrapolated: a file taken since must not
+    # seem to wait on): seconds the oldest inbound file had waited since it landed, and
+    # since the oldest unsynced order's ``updatedAt``; None when none waits
+    waiting_age: float | None = None
     in_flight: int = 0  # files claimed and not yet filed away
-    oldest_unsynced: datetime | None = None  # the oldest unsynced ``updatedAt``, as answered
+    unsynced_age: float | None = None
 
 
 @dataclass
@@ -114,9 +117,9 @@ class Stats:
     counts_at: datetime | None = None
     problems: dict[str, str] = field(default_factory=dict)  # what → why it fails
     asked_since: datetime | None = None  # a store call for the counts is under way since
-    oldest_waiting: datetime | None = None
+    waiting_age: float | None = None
     in_flight: int = 0
-    oldest_unsynced: datetime | None = None
+    unsynced_age: float | None = None
 
     def problem(self, what: str, reason: str) -> bool:
         """A side effect (status file, …) failed; True when it is news."""
@@ -174,9 +177,9 @@ class Stats:
             stored=self.stored,
             counts_at=self.counts_at,
             problems=tuple(self.problems.values()),
-            oldest_waiting=self.oldest_waiting,
+            waiting_age=self.waiting_age,
             in_flight=self.in_flight,
-            oldest_unsynced=self.oldest_unsynced,
+            unsynced_age=self.unsynced_age,
         )
 
 
