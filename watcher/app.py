@@ -7,6 +7,7 @@ and connections are taken in ``Worker.open``.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -290,10 +291,10 @@ def _metrics(settings: Settings) -> Iterator[MetricsServer]:
     server = MetricsServer(port, host, routes=lambda served: api.routes(settings, served.latest))
     try:
         server.start()
-    except OSError as exc:
+    except OSError as exc:  # asyncio's bind error repeats the address: its errno says it
+        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror
         raise ConfigError(
-            f"METRICS_HOST/METRICS_PORT: cannot listen on {_url_host(host)}:{port}:"
-            f" {exc.strerror or exc}"
+            f"METRICS_HOST/METRICS_PORT: cannot listen on {_url_host(host)}:{port}: {reason or exc}"
         ) from None
     paths = ", ".join(["/livez", "/readyz", *server.routes])
     url = f"http://{_url_host(server.host)}:{server.port}"
