@@ -215,6 +215,20 @@ def test_the_status_api_of_a_running_worker(settings: Settings, tmp_path: Path) 
     assert f"metrics on http://127.0.0.2:{port}/metrics" in (tmp_path / "worker.log").read_text()
 
 
+def test_a_metrics_address_that_cannot_be_taken_is_one_line(settings: Settings) -> None:
+    """A port in use: exit 2, one line naming both settings and the system's reason."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = cli(settings, "run", check=False, env={"METRICS_PORT": str(port)})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "watcher: configuration error: METRICS_HOST/METRICS_PORT: cannot listen on"
+        f" 127.0.0.1:{port}: Address already in use\n"
+    )
+
+
 def _get(port: int, path: str, host: str = "127.0.0.1") -> str:
     try:
         with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=2) as response:
