@@ -29,9 +29,12 @@ RUN groupadd --gid 1000 watcher \
     && useradd --uid 1000 --gid watcher --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin watcher
 COPY --from=build /app/.venv /app/.venv
+# METRICS_HOST: inside its own network namespace the worker must listen on every
+# interface for a published METRICS_PORT to reach it (loopback would be the container's).
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    METRICS_HOST=0.0.0.0
 # The default folders (data/inbound, data/outbound, data/archive, data/failed, data/state)
 # are relative to the working directory, so they all land on the volume.
 WORKDIR /app

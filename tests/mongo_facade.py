@@ -83,6 +83,10 @@ class FakeCursor:
         self._cursor = self._cursor.sort(key, direction)
         return self
 
+    def limit(self, count: int) -> FakeCursor:
+        self._cursor = self._cursor.limit(count)
+        return self
+
     async def to_list(self, length: int | None) -> list[Document]:
         self._facade.check()
         return list(self._cursor)
@@ -103,7 +107,7 @@ class FacadeCollection:
         if self.down:
             raise AutoReconnect("connection refused (facade is down)")
 
-    async def create_index(self, key: str, unique: bool = False) -> str:
+    async def create_index(self, key: str | list[tuple[str, int]], unique: bool = False) -> str:
         self.check()
         return str(self.raw.create_index(key, unique=unique))
 

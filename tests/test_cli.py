@@ -190,9 +190,48 @@ def test_metrics_of_a_running_worker(settings: Settings, tmp_path: Path) -> None
             assert process.wait(timeout=20) == 0
 
 
-def _get(port: int, path: str) -> str:
+def test_the_status_api_of_a_running_worker(settings: Settings, tmp_path: Path) -> None:
+    """METRICS_HOST is where it listens (and only there); /status is what status --json says."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.2", 0))
+        port = probe.getsockname()[1]
+    env = {**env_for(settings), "METRICS_PORT": str(port), "METRICS_HOST": "127.0.0.2"}
+    with (tmp_path / "worker.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run"], env=env, stdout=log, stderr=log, text=True
+        )
+        try:
+            drop(settings.inbound_dir, "bad.json", b"12")
+            wait_until(lambda: '"files_failed":1' in _get(port, "/status", "127.0.0.2"), "/status")
+            wait_until(lambda: '"stored":0' in _get(port, "/status", "127.0.0.2"), "the counts")
+            served = json.loads(_get(port, "/status", "127.0.0.2"))
+            asked = json.loads(cli(settings, "status", "--json").stdout)
+            assert served.keys() == asked.keys()
+            assert served["workers"][0]["id"] == asked["workers"][0]["id"]
+            assert _get(port, "/status") == ""  # nothing listens on 127.0.0.1
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+    assert f"metrics on http://127.0.0.2:{port}/metrics" in (tmp_path / "worker.log").read_text()
+
+
+def test_a_metrics_address_that_cannot_be_taken_is_one_line(settings: Settings) -> None:
+    """A port in use: exit 2, one line naming both settings and the system's reason."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = cli(settings, "run", check=False, env={"METRICS_PORT": str(port)})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "watcher: configuration error: METRICS_HOST/METRICS_PORT: cannot listen on"
+        f" 127.0.0.1:{port}: Address already in use\n"
+    )
+
+
+def _get(port: int, path: str, host: str = "127.0.0.1") -> str:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=2) as response:
             return str(response.read().decode())
     except OSError:
         return ""  # not listening yet

@@ -16,12 +16,11 @@ from watcher.console import (
     LiveConsole,
     LogSummary,
     is_interactive,
-    rates,
     render,
     summary_line,
 )
 from watcher.settings import load_settings
-from watcher.stats import Count, Failure, Snapshot, Stats, StoreState
+from watcher.stats import Count, Failure, RecentRates, Snapshot, Stats, StoreState, rates
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 URI = "mongodb://user:s3cret@host/?replicaSet=rs0"
@@ -54,6 +53,7 @@ def busy_stats() -> Stats:
         stats.event(at(3720 + i), "out", str(900 + i), "exported")
     stats.latency_in.extend([0.012, 0.020, 0.040])
     stats.latency_out.extend([0.008, 0.022])
+    stats.waiting_age, stats.in_flight, stats.unsynced_age = 12.4, 1000, 30 * 3600.0
     return stats
 
 
@@ -247,12 +247,39 @@ def test_live_console_draws_the_snapshot_and_logs_above_it() -> None:
     assert "1,234" in shown
 
 
-def test_live_console_rates_average_over_the_last_ten_seconds() -> None:
-    """Rates come from the oldest snapshot of the last ten seconds; repeats are skipped."""
+def test_rates_are_of_the_last_few_seconds() -> None:
+    """After ten seconds at 500/s, the rate is the new 2,500/s within the window, and 0
+    once the flow stops for as long: no ten-second average in between."""
+    stats, recent = Stats(started=T0), RecentRates(window=3.0)
+    shown = []
+    for tick in range(4 * 20):  # four snapshots a second, by their own clock
+        seconds = tick / 4
+        flow = 500 if seconds <= 10 else 2500 if seconds <= 15 else 0
+        stats.count(Count.FILES_SEEN, int(flow / 4) if tick else 0)
+        shown.append(recent.add(stats.snapshot(at(seconds))).get(Count.FILES_SEEN))
+    assert shown[0] is None
+    assert shown[4 * 10] == 500
+    assert shown[4 * 13] == 2500  # three seconds into the faster flow
+    assert shown[4 * 18] == 0
+
+
+def test_live_console_shows_the_recent_rate() -> None:
+    """The live console's rates come from the last few seconds; repeats are skipped."""
     stats = Stats(started=T0)
     console = Console(record=True, width=80, height=24, file=io.StringIO(), color_system=None)
     with LiveConsole(HEADER, console) as live:
-        for seconds, files in [(0, 0), (5, 50), (12, 14050), (12, 14050)]:
+        for seconds, files in [(0, 0), (5, 5000), (9, 7000), (12, 14500), (12, 14500)]:
             stats.count(Count.FILES_SEEN, files - stats.counters[Count.FILES_SEEN])
             anyio.run(live, stats.snapshot(at(seconds)))
-    assert "files   14,050 2.0k" in console.export_text()
+    assert "files   14,500 2.5k" in console.export_text()  # not 1.4k: since 5 s
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_lag_line_says_how_far_behind(width: int) -> None:
+    """The oldest file waiting, the oldest unsynced order and the files in flight."""
+    assert "lag  oldest file waiting 12 s · oldest unsynced 1d 6:00:00 · in flight 1,000" in (
+        text(render(busy(), HEADER), width)
+    )
+    assert "lag  oldest file waiting none · oldest unsynced none · in flight 0" in text(
+        render(idle(), HEADER), width
+    )

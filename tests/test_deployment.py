@@ -145,6 +145,14 @@ def test_watcher_mongo_uri_is_valid_for_the_settings() -> None:
     assert load_settings({"MONGO_URI": uri}).mongo_uri == uri
 
 
+def test_a_published_metrics_port_reaches_the_worker() -> None:
+    """Inside a container loopback is the container's own: the image and compose listen on
+    every interface (compose's setting wins over a .env copied from .env.example)."""
+    assert _service("watcher")["environment"]["METRICS_HOST"] == "0.0.0.0"
+    assert any("METRICS_HOST=0.0.0.0" in line for line in _final("ENV"))
+    assert load_settings({"METRICS_HOST": "0.0.0.0"}).metrics_host == "0.0.0.0"
+
+
 def test_env_file_is_optional() -> None:
     """compose reads .env when present and starts without one."""
     assert {"path": ".env", "required": False} in _service("watcher")["env_file"]

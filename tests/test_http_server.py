@@ -54,6 +54,7 @@ def test_resetting_clients_leave_no_trace(
 
 def test_idle_connections_cost_no_threads_and_time_out(server: HttpServer) -> None:
     """300 idle connections: no new thread, requests still answered, the idle ones closed."""
+    assert ask(server.port).endswith(b"hello /livez\n")  # the responder's thread is made
     threads = threading.active_count()
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(300)]
     try:

@@ -36,6 +36,7 @@ def snapshot(connected: bool = True) -> Snapshot:
     stats.count(Count.EXPORTED, 2)
     stats.waiting_files, stats.unsynced = 4, 5
     stats.latency_in.extend([0.01, 0.03])
+    stats.waiting_age, stats.in_flight, stats.unsynced_age = 12.0, 7, 3630.0
     if not connected:
         stats.count(Count.RETRIES, 2)
         stats.store = StoreState(connected=False, error="connection\nrefused")
@@ -80,11 +81,22 @@ def test_metrics_expose_the_snapshot_counters(server: MetricsServer) -> None:
         "watcher_files_waiting 4.0",
         "watcher_unsynced_orders 5.0",
         "watcher_store_up 1.0",
+        "watcher_files_in_flight 7.0",
+        "watcher_oldest_file_waiting_seconds 12.0",
+        "watcher_oldest_unsynced_seconds 3630.0",
         'watcher_inbound_latency_seconds{quantile="0.5"} 0.03',
         'watcher_inbound_latency_seconds{quantile="0.95"} 0.03',
     ]:
         assert line in body.splitlines()
     assert "watcher_outbound_latency_seconds{" not in body
+
+
+def test_nothing_behind_is_an_age_of_zero(server: MetricsServer) -> None:
+    """No file waiting and no unsynced order: the lag gauges are 0, not missing."""
+    server.update(Stats(started=T0).snapshot(T0))
+    body = get(server, "/metrics")[1].splitlines()
+    assert "watcher_oldest_file_waiting_seconds 0.0" in body
+    assert "watcher_oldest_unsynced_seconds 0.0" in body
 
 
 def test_metrics_speak_openmetrics_when_asked(server: MetricsServer) -> None:

@@ -116,7 +116,7 @@ async def test_outage_is_reported_as_store_unavailable() -> None:
 
 
 class RefusingFacade(FacadeCollection):
-    async def create_index(self, key: str, unique: bool = False) -> str:
+    async def create_index(self, key: str | list[tuple[str, int]], unique: bool = False) -> str:
         raise OperationFailure("Authentication failed.", 18)
 
 
@@ -181,3 +181,10 @@ async def test_an_outage_in_the_stream_is_raised_for_the_shell_to_wait_out(
         tg.start_soon(store.follow_unsynced, seen, 0.05)
         await until(lambda: seen.seen(8))  # the next call starts with a sweep
         tg.cancel_scope.cancel()
+
+
+async def test_the_oldest_unsynced_has_an_index_to_walk() -> None:
+    """Opening makes {isSynced, updatedAt}: the unsynced read in updatedAt order, no scan."""
+    facade, _ = await opened(FacadeCollection())
+    keys = [info["key"] for info in facade.raw.index_information().values()]
+    assert [("isSynced", 1), ("updatedAt", 1)] in keys

@@ -138,12 +138,14 @@ def test_status_during_a_mongo_outage_tells_what_it_knows(tmp_path: Path) -> Non
         7,
         datetime.now(UTC) - timedelta(seconds=30),
     )
+    stats.unsynced_age = 3600.0
     stats.store = StoreState(False, "MongoDB unreachable: connection refused")
     write_worker_status(settings, stats.snapshot(datetime.now(UTC)), "MongoDB change stream")
     result = cli(settings, "status", "--json")
     report = json.loads(result.stdout)
     assert report["store_reachable"] is False and "unreachable" in report["store_error"]
     assert (report["stored"], report["unsynced"]) == (120, 7)
+    assert report["oldest_unsynced_seconds"] == 3600.0  # measured with those counts
     assert report["counts_age_seconds"] >= 30 and report["counts_from"].startswith("worker ")
     assert [w["running"] for w in report["workers"]] == [True]  # this test's own pid
     assert "stamina" not in result.stderr and "retry" not in result.stderr

@@ -36,6 +36,20 @@ def test_values_are_read_and_typed() -> None:
     assert settings.metrics_port == 9100
 
 
+@pytest.mark.parametrize(
+    ("value", "host"),
+    [
+        ("", "127.0.0.1"),
+        ("0.0.0.0", "0.0.0.0"),
+        ("[::1]", "::1"),
+        ("metrics.local", "metrics.local"),
+    ],
+)
+def test_the_metrics_listen_on_loopback_unless_told(value: str, host: str) -> None:
+    """METRICS_HOST: loopback by default; an IP address (IPv6 in brackets too) or a name."""
+    assert load_settings({"METRICS_HOST": value}).metrics_host == host
+
+
 def test_empty_values_keep_defaults() -> None:
     """An empty variable (as in a copied .env) means 'not set'."""
     assert load_settings({"MONGO_URI": "", "INBOUND_BATCH_SIZE": " "}) == load_settings({})
@@ -51,6 +65,8 @@ def test_empty_values_keep_defaults() -> None:
         ("LOG_FORMAT", "xml", "LOG_FORMAT: must be one of text, json"),
         ("MONGO_URI", "localhost:27017", "MONGO_URI: must start with mongodb://"),
         ("METRICS_PORT", "70000", "METRICS_PORT: must be a TCP port"),
+        ("METRICS_HOST", "every interface", "METRICS_HOST: not an IP address or host name"),
+        ("METRICS_HOST", "-bad.example", "METRICS_HOST: not an IP address or host name"),
         ("WATCHFILES_FORCE_POLLING", "maybe", "WATCHFILES_FORCE_POLLING: must be true or false"),
         ("INBOUND_SETTLE_SECONDS", "inf", "INBOUND_SETTLE_SECONDS: must be a finite number"),
         ("INBOUND_SETTLE_SECONDS", "nan", "INBOUND_SETTLE_SECONDS: must be greater than 0"),

@@ -12,7 +12,7 @@ import pytest
 from tests.builders import T0, order
 from watcher.core.tracos import Outcome
 from watcher.store import rows
-from watcher.store.sqlite import SCHEMA, SqliteStore
+from watcher.store.sqlite import OLDEST_UNSYNCED, SCHEMA, SqliteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -59,3 +59,13 @@ async def test_a_store_from_before_the_tags_is_migrated_at_open(tmp_path: Path) 
         await store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == rows.ROW_FORMAT
+
+
+async def test_the_oldest_unsynced_is_read_from_an_index(tmp_path: Path) -> None:
+    """Asked every two seconds: SQLite answers it from the partial index, not a scan."""
+    store = SqliteStore(tmp_path / "state" / "tracos.sqlite3")
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "state" / "tracos.sqlite3") as db:
+        plan = db.execute(f"EXPLAIN QUERY PLAN {OLDEST_UNSYNCED}").fetchall()
+    assert "USING INDEX workorders_unsynced_age" in plan[0][-1]

@@ -84,6 +84,27 @@ async def test_unsynced_query_sees_documents_without_is_synced(store: WorkOrderS
     assert await store.counts() == (3, 2)
 
 
+async def test_oldest_unsynced_is_the_oldest_dated_update_waiting(store: WorkOrderStore) -> None:
+    """The oldest ``updatedAt`` among unsynced documents, whatever says "not synced";
+    synced ones and an ``updatedAt`` that is no date do not count."""
+    assert await store.oldest_unsynced() is None
+    hour = timedelta(hours=1)
+    await store.put_documents(
+        [
+            tracos_doc(1, updatedAt=T0 + hour),
+            tracos_doc(2, updatedAt=T0, isSynced=False),
+            tracos_doc(3, updatedAt=T0 - 3 * hour, isSynced=True),
+            tracos_doc(4, updatedAt="2020-01-01T00:00:00+00:00"),
+            tracos_doc(5, updatedAt=T0 - hour, isSynced="no"),
+        ]
+    )
+    assert await store.oldest_unsynced() == T0 - hour
+    unsynced = {d.doc["number"]: d for d in await store.find_unsynced()}
+    marks = [SyncMark(unsynced[n].key, unsynced[n].version) for n in (2, 5)]
+    await store.mark_synced(marks, NOW)
+    assert await store.oldest_unsynced() == T0 + hour
+
+
 async def test_mark_synced_when_unchanged(store: WorkOrderStore) -> None:
     """The conditional mark succeeds on an unchanged document."""
     await store.put_documents([tracos_doc(1)])

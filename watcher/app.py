@@ -7,6 +7,7 @@ and connections are taken in ``Worker.open``.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
+from watcher import api
 from watcher.erp.files import prepare
 from watcher.erp.folders import FolderSource
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
@@ -160,6 +162,7 @@ class Worker:
             )
         if meanwhile is not None:
             meanwhile.start_soon(self.reporting.count_waiting)
+            meanwhile.start_soon(self.reporting.refresh_backlog)
         await self.retry(self.store.open)
         self.opened = True
         await self.journal.open()
@@ -230,6 +233,7 @@ class Worker:
             tg.start_soon(self.outbound.run)
             tg.start_soon(self.reporting.run, report, every)
             tg.start_soon(self.reporting.refresh_counts)
+            tg.start_soon(self.reporting.refresh_backlog)
             tg.start_soon(self.journal.forget_old)
             tg.start_soon(self.journal.run)
             await stop.wait()
@@ -259,7 +263,7 @@ def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:
     """Run ``worker`` until SIGINT/SIGTERM, with the metrics server if a port is set."""
     with ExitStack() as stack:
         if worker.settings.metrics_port:
-            reporters = [*reporters, stack.enter_context(_metrics(worker.settings.metrics_port))]
+            reporters = [*reporters, stack.enter_context(_metrics(worker.settings))]
         anyio.run(_serve, worker, _fan_out(reporters), every, backend="asyncio")
 
 
@@ -280,18 +284,29 @@ def _fan_out(reporters: list[Reporter]) -> Reporter:
 
 
 @contextmanager
-def _metrics(port: int) -> Iterator[MetricsServer]:
-    """The metrics server for as long as the worker runs; a busy port is a setting error."""
-    server = MetricsServer(port)
+def _metrics(settings: Settings) -> Iterator[MetricsServer]:
+    """The metrics server for as long as the worker runs; a busy port or an address that is
+    not this host's is a setting error."""
+    host, port = settings.metrics_host, settings.metrics_port or 0
+    server = MetricsServer(port, host, routes=lambda served: api.routes(settings, served.latest))
     try:
         server.start()
-    except OSError as exc:
-        raise ConfigError(f"METRICS_PORT: cannot listen on port {port}: {exc.strerror}") from None
-    log.info("metrics on http://0.0.0.0:%d/metrics (also /livez, /readyz)", server.port)
+    except OSError as exc:  # asyncio's bind error repeats the address: its errno says it
+        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror
+        raise ConfigError(
+            f"METRICS_HOST/METRICS_PORT: cannot listen on {_url_host(host)}:{port}: {reason or exc}"
+        ) from None
+    paths = ", ".join(["/livez", "/readyz", *server.routes])
+    url = f"http://{_url_host(server.host)}:{server.port}"
+    log.info("metrics on %s/metrics (also %s)", url, paths, extra={"url": url})
     try:
         yield server
     finally:
         server.stop()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _left_claimed(count: int) -> str:

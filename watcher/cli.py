@@ -29,6 +29,7 @@ from watcher.errors import (
     StoreUnavailable,
     WatcherError,
 )
+from watcher.failures import failed_lines, read_failed
 from watcher.inspection import StoreAnswer, ask_store, status_lines, status_report
 from watcher.logs import fatal, log_format_of, setup_logging
 from watcher.operations import requeue
@@ -182,6 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     again = commands.add_parser("requeue", help="move failed files back into the inbound folder")
     again.add_argument("names", nargs="*", metavar="NAME")
     again.set_defaults(command=cmd_requeue)
+    failed = commands.add_parser("failed", help="failed files with their reasons, newest first")
+    failed.add_argument("--json", action="store_true", help="machine-readable output")
+    failed.set_defaults(command=cmd_failed)
     health = commands.add_parser("health", help="exit 0 when a worker is running and healthy")
     health.set_defaults(command=cmd_health)
     prune = commands.add_parser("prune", help="remove archived and failed files older than DAYS")
@@ -282,6 +286,17 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
     if not moved and not missing:
         print("nothing to requeue")
     return 1 if missing else 0
+
+
+def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
+    entries = read_failed(settings.failed_dir)
+    if args.json:
+        print(msgspec.json.encode(entries).decode())
+    elif entries:
+        print("\n".join(failed_lines(entries, settings.inbound_dir)))
+    else:
+        print(f"no failed files in {printable(str(settings.failed_dir))}")
+    return 0
 
 
 def cmd_health(settings: Settings, args: argparse.Namespace) -> int:

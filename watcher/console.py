@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -21,12 +20,11 @@ from rich.text import Text
 
 from watcher.printable import printable
 from watcher.settings import Settings
-from watcher.stats import ORDERS, Count, Failure, Snapshot
+from watcher.stats import ORDERS, Count, Failure, RecentRates, Snapshot
 
 WIDE: Final = 120  # from this width, events and failures sit side by side
-FIXED_LINES: Final = 9  # header, folders, store, counters (title + 4 rows), latency
+FIXED_LINES: Final = 10  # header, folders, store, counters (title + 4 rows), latency, lag
 STALE_COUNTS_SECONDS: Final = 5.0  # from this age, the store line says how old the counts are
-RATE_WINDOW: Final = 10.0  # seconds of snapshots the live console's rates average over
 STYLES: Final = {"unchanged": "dim", "stale": "yellow", "failed": "red"}  # others: green
 # the counters grid: (label, counter) per cell; "@" marks a queue depth, which has no rate
 COUNTERS: Final = (
@@ -85,6 +83,7 @@ class Dashboard:
         yield from _problems(self.snapshot)
         yield _counters(self.snapshot, self.rates)
         yield _latencies(self.snapshot)
+        yield _lag(self.snapshot)
         events, failures = len(self.snapshot.events), len(_failures(self.snapshot))
         if width >= WIDE:
             rows = max(0, budget - 1)
@@ -164,6 +163,17 @@ def _latencies(snapshot: Snapshot) -> Text:
     return Text(line, no_wrap=True, overflow="ellipsis")
 
 
+def _lag(snapshot: Snapshot) -> Text:
+    """How far behind: the oldest file waiting (since it landed), the oldest unsynced
+    order (since its ``updatedAt``), and the files claimed but not yet filed away."""
+    waiting, unsynced = _age(snapshot.waiting_age), _age(snapshot.unsynced_age)
+    line = (
+        f"lag  oldest file waiting {waiting} · oldest unsynced {unsynced}"
+        f" · in flight {snapshot.in_flight:,}"
+    )
+    return Text(line, no_wrap=True, overflow="ellipsis")
+
+
 def _events(snapshot: Snapshot, rows: int) -> RenderableType:
     if not snapshot.events:
         return Text("recent events: none yet", style="dim")
@@ -212,17 +222,6 @@ def _failures(snapshot: Snapshot) -> list[Failure]:
     return sorted(merged, key=lambda failure: failure.time, reverse=True)
 
 
-def rates(previous: Snapshot | None, current: Snapshot) -> dict[str, float]:
-    """Per-second rate of each counter between two snapshots (empty without a previous)."""
-    if previous is None:
-        return {}
-    seconds = (current.now - previous.now).total_seconds()
-    if seconds <= 0:
-        return {}
-    before = previous.counters
-    return {k: max(0, v - before.get(k, 0)) / seconds for k, v in current.counters.items()}
-
-
 def summary_line(snapshot: Snapshot) -> str:
     """One plain line for the log: counts since start, queues and the store's state."""
     c = snapshot.counters
@@ -256,7 +255,7 @@ class LiveConsole:
         """``header`` may be a callable, so a store mode that changes shows up."""
         self.console = console or Console()
         self._header = header
-        self._window: deque[Snapshot] = deque()
+        self._rates = RecentRates()
         self._shown: object = None
         # no refresh thread: we redraw on each snapshot; screen, transient stay off
         self._live = Live(Text("starting…", style="dim"), console=self.console, auto_refresh=False)
@@ -264,16 +263,13 @@ class LiveConsole:
     async def __call__(self, snapshot: Snapshot) -> None:
         """Redraw when something visible changed (at most once a second while idle)."""
         header = self._header() if callable(self._header) else self._header
-        self._window.append(snapshot)
-        while snapshot.now - self._window[0].now > timedelta(seconds=RATE_WINDOW):
-            self._window.popleft()
+        rates = self._rates.add(snapshot)
         visible = replace(snapshot, now=snapshot.started)  # all but the clock
         key = (header, int((snapshot.now - snapshot.started).total_seconds()), visible)
         if key == self._shown:
             return
         self._shown = key
-        previous = self._window[0] if len(self._window) > 1 else None
-        self._live.update(render(snapshot, header, rates(previous, snapshot)), refresh=True)
+        self._live.update(render(snapshot, header, rates), refresh=True)
 
     def log_handler(self, level: int = logging.WARNING) -> logging.Handler:
         """A handler printing formatted records above the live console (not over it)."""
@@ -314,6 +310,14 @@ def _rate(value: float | None) -> str:
     if value >= 1000:
         return f"{value / 1000:.1f}k"
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "none"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    return f"{seconds:.0f} s" if seconds < 60 else _duration(timedelta(seconds=seconds))
 
 
 def _pair(pair: tuple[float, float] | None) -> str:

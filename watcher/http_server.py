@@ -3,7 +3,9 @@
 One thread runs an asyncio loop, so an idle connection costs a socket and a coroutine, not
 a thread; each connection gets one request (``Connection: close``) within a deadline; past
 ``max_clients`` open connections new ones are closed at once; a client that resets or
-stalls is dropped without a word in the worker's log.
+stalls is dropped without a word in the worker's log. The responder runs in a worker
+thread: one that reads folders (``/status``) never holds up ``/livez`` on the loop.
+Only GET and HEAD are served.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
+
+from watcher.printable import printable
 
 Response = tuple[int, str, bytes]  # status, content type, body
 Responder = Callable[[str, str], Response]  # (path with query, Accept header) → response
@@ -21,6 +25,7 @@ REQUEST_SECONDS: Final = 5.0  # to send a whole request; then the connection is 
 MAX_REQUEST_BYTES: Final = 16 * 1024
 REASONS: Final = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 REASONS[503] = "Service Unavailable"
+TEXT: Final = "text/plain; charset=utf-8"
 
 
 class HttpServer:
@@ -50,9 +55,16 @@ class HttpServer:
 
     @property
     def port(self) -> int:
+        return int(self._bound()[1])
+
+    @property
+    def host(self) -> str:
+        return str(self._bound()[0])
+
+    def _bound(self) -> tuple[Any, ...]:
         if self._server is None:
             raise RuntimeError("the HTTP server is not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return tuple(self._server.sockets[0].getsockname())
 
     def start(self) -> None:
         """Bind (``OSError`` when the port is taken), then serve in a daemon thread."""
@@ -93,7 +105,7 @@ class HttpServer:
         try:
             async with asyncio.timeout(self._request_seconds):
                 head = await reader.readuntil(b"\r\n\r\n")
-                writer.write(self._answer(head))
+                writer.write(await asyncio.to_thread(self._answer, head))
                 await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # a client that went away, stalled or sent too much: nothing to say
@@ -104,14 +116,21 @@ class HttpServer:
     def _answer(self, head: bytes) -> bytes:
         method, _, rest = head.decode("latin-1").partition(" ")
         target = rest.partition(" ")[0]
-        if method not in {"GET", "HEAD"} or not target.startswith("/"):
-            status, content_type, body = 405, "text/plain; charset=utf-8", b"only GET\n"
+        extra = []
+        if method not in {"GET", "HEAD"}:
+            shown = printable(method[:20])
+            status, content_type = 405, TEXT
+            body = f"method {shown} not allowed: this API is read-only (GET, HEAD)\n".encode()
+            extra.append("Allow: GET, HEAD")
+        elif not target.startswith("/"):
+            status, content_type, body = 400, TEXT, b"bad request: the target must be a path\n"
         else:
             status, content_type, body = self._respond(target, _header(head, "accept"))
         lines = [
             f"HTTP/1.1 {status} {REASONS.get(status, '')}",
             f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
+            *extra,
             "Connection: close",
         ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if method == "HEAD" else body)

@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from watcher.core.tracos import read_tracos
+from watcher.erp.files import oldest_landed
 from watcher.erp.port import ErpFormat
 from watcher.errors import Unexportable
 from watcher.operations import folder_counts
 from watcher.printable import printable
 from watcher.settings import Settings
+from watcher.stats import age
 from watcher.status import (
     Found,
     UnexportableEntry,
@@ -29,6 +31,11 @@ from watcher.store import WorkOrderStore
 
 CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
 LISTED: Final = 20  # unexportable orders printed; the rest are counted
+# each lag figure, and the count that says whether anything is behind at all
+LAG_OF: Final = {
+    "oldest_unsynced_seconds": "unsynced",
+    "oldest_file_waiting_seconds": "files_waiting",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +46,15 @@ class StoreAnswer:
     unsynced: int
     unexportable_total: int | None  # None: too many unsynced documents to check them all
     unexportable: list[UnexportableEntry] = field(default_factory=list)
+    oldest_unsynced: datetime | None = None  # the oldest unsynced ``updatedAt``
 
 
 async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer:
     """Counts, and each unsynced document tried through the format (as an export would)."""
     stored, unsynced = await store.counts()
+    oldest = await store.oldest_unsynced()
     if unsynced > CHECK_LIMIT:
-        return StoreAnswer(stored, unsynced, None)
+        return StoreAnswer(stored, unsynced, None, oldest_unsynced=oldest)
     stuck = []
     for doc in await store.find_unsynced():
         try:
@@ -53,7 +62,7 @@ async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer
         except Unexportable as exc:
             order = f"order {doc.doc.get('number', '?')}"
             stuck.append(UnexportableEntry(doc.key, order, str(exc), None))
-    return StoreAnswer(stored, unsynced, len(stuck), stuck[:LISTED])
+    return StoreAnswer(stored, unsynced, len(stuck), stuck[:LISTED], oldest)
 
 
 def status_report(
@@ -70,6 +79,7 @@ def status_report(
         "mode": running[0]["mode"] if running else "unknown (no worker running)",
         **_counts(answer, files, now),
         **folder_counts(settings),
+        "oldest_file_waiting_seconds": _oldest_waiting(settings, now),
         "worker_running": bool(running),
         "worker_problem": health_problem(settings, now),
         "workers": workers,
@@ -83,6 +93,7 @@ def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> di
         return {
             "stored": answer.stored,
             "unsynced": answer.unsynced,
+            "oldest_unsynced_seconds": _seconds(age(answer.oldest_unsynced, now)),
             "counts_from": "store",
             "counts_age_seconds": 0.0,
             "unexportable_total": answer.unexportable_total,
@@ -90,17 +101,38 @@ def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> di
         }
     known = [f.status for f in files if f.status is not None and f.status.counts_at is not None]
     if not known:
-        return {"stored": None, "unsynced": None, "counts_from": None, "counts_age_seconds": None}
+        return {
+            "stored": None,
+            "unsynced": None,
+            "oldest_unsynced_seconds": None,
+            "counts_from": None,
+            "counts_age_seconds": None,
+            "unexportable_total": None,
+            "unexportable": [],
+        }
     last = max(known, key=lambda s: s.counts_at or now)
     assert last.counts_at is not None
     return {
         "stored": last.stored,
         "unsynced": last.unsynced,
+        "oldest_unsynced_seconds": _seconds(last.oldest_unsynced_seconds),
         "counts_from": f"worker {last.id}",
         "counts_age_seconds": round((now - last.counts_at.astimezone(UTC)).total_seconds(), 1),
         "unexportable_total": last.unexportable_total,
         "unexportable": [_entry(e) for e in last.unexportable],
     }
+
+
+def _oldest_waiting(settings: Settings, now: datetime) -> float | None:
+    try:
+        landed = oldest_landed(settings.inbound_dir)
+    except OSError:  # no inbound folder here: nothing waits in it
+        return None
+    return None if landed is None else _seconds(age(datetime.fromtimestamp(landed, UTC), now))
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _entry(entry: UnexportableEntry) -> dict[str, str]:
@@ -131,8 +163,8 @@ def status_lines(report: dict[str, Any]) -> list[str]:
     for key, value in report.items():
         if key in ("workers", "unexportable"):
             continue
-        shown = "unknown" if value is None else value
-        lines.append(f"{key.replace('_', ' '):>18}: {printable(str(shown))}")
+        shown = _shown(key, value, report)
+        lines.append(f"{key.replace('_', ' '):>27}: {printable(str(shown))}")
     for worker in report["workers"]:
         state = "running" if worker["running"] else "not running"
         name = worker.get("id") or worker.get("file")
@@ -143,6 +175,13 @@ def status_lines(report: dict[str, Any]) -> list[str]:
     if more > 0:
         lines.append(f"  … and {more} more unexportable orders")
     return lines
+
+
+def _shown(key: str, value: object, report: dict[str, Any]) -> object:
+    """A value for a terminal; an age is "none" when nothing is behind."""
+    if value is None:
+        return "none" if key in LAG_OF and report.get(LAG_OF[key]) == 0 else "unknown"
+    return value
 
 
 def _problem_note(worker: dict[str, Any]) -> str:

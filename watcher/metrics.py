@@ -2,13 +2,13 @@
 
 A collector turns the newest ``Snapshot`` into metric families on each scrape (its own
 registry, never the global one); a small HTTP server serves ``/metrics``, ``/livez`` and
-``/readyz`` next to the worker.
+``/readyz`` next to the worker, and the JSON routes of ``watcher.api`` beside them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final, Self
 from urllib.parse import urlsplit
 
@@ -16,7 +16,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from watcher.http_server import HttpServer, Response
+from watcher import api
+from watcher.http_server import TEXT, HttpServer, Response
+from watcher.printable import printable
 from watcher.stats import FRESH_SECONDS, ORDERS, Count, Snapshot
 
 # counter name (without _total) → (snapshot counter, help text)
@@ -77,6 +79,7 @@ def _gauges(snapshot: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "watcher_unsynced_orders", "Work orders not yet exported.", snapshot.unsynced
     )
+    yield from _lag(snapshot)
     yield GaugeMetricFamily(
         "watcher_unexportable_orders",
         "Work orders that cannot be exported until they change.",
@@ -87,6 +90,24 @@ def _gauges(snapshot: Snapshot) -> Iterator[Metric]:
     )
     yield GaugeMetricFamily(
         "watcher_start_time_seconds", "Worker start, Unix time.", snapshot.started.timestamp()
+    )
+
+
+def _lag(snapshot: Snapshot) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "watcher_files_in_flight",
+        "Inbound files claimed and not yet archived or quarantined.",
+        snapshot.in_flight,
+    )
+    yield GaugeMetricFamily(
+        "watcher_oldest_file_waiting_seconds",
+        "Age of the oldest file waiting in the inbound folder, since it landed (0: none).",
+        snapshot.waiting_age or 0.0,
+    )
+    yield GaugeMetricFamily(
+        "watcher_oldest_unsynced_seconds",
+        "Age of the oldest unsynced work order, since its updatedAt (0: none).",
+        snapshot.unsynced_age or 0.0,
     )
 
 
@@ -115,16 +136,22 @@ def readiness(snapshot: Snapshot | None, age: float, fresh_seconds: float = FRES
     return ""
 
 
+PATHS: Final = ("/metrics", "/livez", "/readyz")
+
+
 class MetricsServer:
-    """``/metrics``, ``/livez`` and ``/readyz`` on ``host:port`` (port 0 picks a free one)."""
+    """``/metrics``, ``/livez``, ``/readyz`` and the JSON ``routes`` on ``host:port`` (port 0
+    picks a free one); only this host can ask unless ``host`` says otherwise."""
 
     def __init__(
         self,
         port: int,
-        host: str = "0.0.0.0",
+        host: str = "127.0.0.1",
         fresh_seconds: float = FRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        routes: Callable[[MetricsServer], Mapping[str, api.Route]] | None = None,
     ) -> None:
+        """``routes``: the JSON routes, made for this server (they may ask ``latest``)."""
         self.collector = SnapshotCollector()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
@@ -132,6 +159,7 @@ class MetricsServer:
         self._clock = clock
         self._received: float | None = None
         self._http = HttpServer(self.respond, host, port)
+        self.routes = dict(routes(self)) if routes else {}
 
     async def __call__(self, snapshot: Snapshot) -> None:
         self.update(snapshot)
@@ -140,10 +168,19 @@ class MetricsServer:
         self.collector.update(snapshot)
         self._received = self._clock()
 
+    def latest(self) -> Snapshot | None:
+        """The newest snapshot served (None before the first)."""
+        return self.collector.latest
+
     @property
     def port(self) -> int:
         """The bound port (after ``start``), useful when it was 0."""
         return self._http.port
+
+    @property
+    def host(self) -> str:
+        """The bound address (after ``start``)."""
+        return self._http.host
 
     def start(self) -> None:
         """Bind and serve in a daemon thread; raises ``OSError`` when the port is taken."""
@@ -161,19 +198,22 @@ class MetricsServer:
 
     def respond(self, path: str, accept: str) -> Response:
         """The answer to a GET of ``path`` (called from the server threads)."""
-        route = urlsplit(path).path
-        if route == "/metrics":
+        target = urlsplit(path)
+        if (route := self.routes.get(target.path)) is not None:
+            return api.answer(route, target.query)
+        if target.path == "/metrics":
             encode, content_type = choose_encoder(accept)
             return 200, content_type, encode(self.registry)
-        if route == "/livez":
-            return 200, "text/plain; charset=utf-8", b"ok\n"
-        if route == "/readyz":
+        if target.path == "/livez":
+            return 200, TEXT, b"ok\n"
+        if target.path == "/readyz":
             return self._ready()
-        return 404, "text/plain; charset=utf-8", b"not found: try /metrics, /livez, /readyz\n"
+        known = ", ".join((*PATHS, *self.routes))
+        return 404, TEXT, f"not found: {printable(target.path[:200])} (try {known})\n".encode()
 
     def _ready(self) -> Response:
         age = 0.0 if self._received is None else self._clock() - self._received
         reason = readiness(self.collector.latest, age, self.fresh_seconds)
         if reason:
-            return 503, "text/plain; charset=utf-8", f"not ready: {reason}\n".encode()
-        return 200, "text/plain; charset=utf-8", b"ready\n"
+            return 503, TEXT, f"not ready: {reason}\n".encode()
+        return 200, TEXT, b"ready\n"

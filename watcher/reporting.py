@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ import anyio
 from watcher.erp.port import InboundSource
 from watcher.errors import StoreUnavailable
 from watcher.settings import Settings
-from watcher.stats import Snapshot, Stats, StoreState
+from watcher.stats import Snapshot, Stats, StoreState, age
 from watcher.status import status_path, write_worker_status
 from watcher.store import WorkOrderStore
 
@@ -72,6 +73,16 @@ class Reporting:
             self.stats.waiting_files = len(await self.source.waiting())
             await anyio.sleep(STATUS_SECONDS)
 
+    async def refresh_backlog(self) -> None:
+        """The oldest file waiting and the files in flight (the source's listing, not the
+        store: this goes on through a store outage)."""
+        while True:
+            backlog = await self.source.backlog()
+            landed = backlog.oldest_landed
+            self.stats.waiting_age = None if landed is None else max(0.0, time.time() - landed)
+            self.stats.in_flight = backlog.in_flight
+            await anyio.sleep(STATUS_SECONDS)  # a stat per file waiting: ~60 ms for 10,000
+
     async def refresh_counts(self) -> None:
         """The store's counts on their own schedule; only this task waits for them."""
         stats = self.stats
@@ -79,11 +90,13 @@ class Reporting:
             stats.asked_since = datetime.now(UTC)
             try:
                 stored, unsynced = await self.store.counts()
+                oldest = await self.store.oldest_unsynced()
             except StoreUnavailable as exc:  # an idle worker notices an outage here first
                 stats.store = StoreState(False, str(exc), stats.store.next_attempt)
             else:
                 stats.stored, stats.unsynced = stored, unsynced
                 stats.counts_at = datetime.now(UTC)
+                stats.unsynced_age = age(oldest, stats.counts_at)
                 if not stats.store.connected and stats.store.next_attempt is None:
                     stats.store = StoreState()
             finally:

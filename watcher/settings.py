@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -40,6 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_max_seconds: float = 10.0
     stop_grace_seconds: float = 8.0
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"  # loopback: only this host may ask, unless chosen
     erp_format: str = "challenge"
     worker_id: str = ""  # names this worker's heartbeat file; "" = host and pid
     history_days: float = 30.0  # how long the sync journal keeps entries; 0 = no journal
@@ -117,6 +119,24 @@ def _port(raw: str) -> int:
     return value
 
 
+HOST_NAME: Final = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+
+
+def _host(raw: str) -> str:
+    """An address to listen on: an IP address (``[...]`` around IPv6 allowed) or a host name."""
+    text = raw.strip()
+    try:
+        return str(ipaddress.ip_address(text.removeprefix("[").removesuffix("]")))
+    except ValueError:
+        pass
+    if len(text) <= 253 and HOST_NAME.fullmatch(text):
+        return text
+    raise ValueError(
+        f"not an IP address or host name: {raw!r} (127.0.0.1, the default, serves this host"
+        " only; 0.0.0.0 serves every interface)"
+    )
+
+
 def _mongo_uri(raw: str) -> str:
     if not raw.startswith(("mongodb://", "mongodb+srv://")):
         raise ValueError("must start with mongodb:// or mongodb+srv://")
@@ -164,6 +184,7 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "STORE_RETRY_MAX_SECONDS": ("retry_max_seconds", _positive(float)),
     "STOP_GRACE_SECONDS": ("stop_grace_seconds", _positive(float)),
     "METRICS_PORT": ("metrics_port", _port),
+    "METRICS_HOST": ("metrics_host", _host),
     "ERP_FORMAT": ("erp_format", _text),  # the name is checked against the registry later
     "WATCHER_ID": ("worker_id", lambda raw: _name(_text(raw))),
     "HISTORY_DAYS": ("history_days", _not_negative),

@@ -23,6 +23,8 @@ SAMPLES: Final = 2000  # latency samples kept for the percentiles
 FRESH_SECONDS: Final = 10.0
 # A store call unanswered for this long shows the store as not answering (not "connected").
 STUCK_SECONDS: Final = 5.0
+# The console's rates are of the last few seconds: a burst shows at its own speed at once.
+RATE_WINDOW: Final = 3.0
 
 
 class Count(StrEnum):
@@ -91,6 +93,12 @@ class Snapshot:
     stored: int | None = None  # the store's counts, as last answered (None: not yet)
     counts_at: datetime | None = None  # when the store last answered them
     problems: tuple[str, ...] = ()  # side effects that keep failing (status file, …)
+    # how far behind, as last measured (never extrapolated: a file taken since must not
+    # seem to wait on): seconds the oldest inbound file had waited since it landed, and
+    # since the oldest unsynced order's ``updatedAt``; None when none waits
+    waiting_age: float | None = None
+    in_flight: int = 0  # files claimed and not yet filed away
+    unsynced_age: float | None = None
 
 
 @dataclass
@@ -109,6 +117,9 @@ class Stats:
     counts_at: datetime | None = None
     problems: dict[str, str] = field(default_factory=dict)  # what → why it fails
     asked_since: datetime | None = None  # a store call for the counts is under way since
+    waiting_age: float | None = None
+    in_flight: int = 0
+    unsynced_age: float | None = None
 
     def problem(self, what: str, reason: str) -> bool:
         """A side effect (status file, …) failed; True when it is news."""
@@ -166,7 +177,43 @@ class Stats:
             stored=self.stored,
             counts_at=self.counts_at,
             problems=tuple(self.problems.values()),
+            waiting_age=self.waiting_age,
+            in_flight=self.in_flight,
+            unsynced_age=self.unsynced_age,
         )
+
+
+def age(moment: datetime | None, now: datetime) -> float | None:
+    """Seconds from ``moment`` to ``now`` (0 for a moment ahead of the clock), None for None."""
+    return None if moment is None else max(0.0, (now - moment).total_seconds())
+
+
+def rates(previous: Snapshot | None, current: Snapshot) -> dict[str, float]:
+    """Per-second rate of each counter between two snapshots (empty without a previous)."""
+    if previous is None:
+        return {}
+    seconds = (current.now - previous.now).total_seconds()
+    if seconds <= 0:
+        return {}
+    before = previous.counters
+    return {k: max(0, v - before.get(k, 0)) / seconds for k, v in current.counters.items()}
+
+
+@dataclass
+class RecentRates:
+    """The counters' rates over the last ``window`` seconds of snapshots, by the snapshots'
+    own clock: from the newest snapshot at least that old (or the oldest there is)."""
+
+    window: float = RATE_WINDOW
+    _kept: deque[Snapshot] = field(default_factory=deque)
+
+    def add(self, snapshot: Snapshot) -> dict[str, float]:
+        """Keep ``snapshot``; the rates up to it."""
+        kept = self._kept
+        kept.append(snapshot)
+        while len(kept) > 2 and (snapshot.now - kept[1].now).total_seconds() >= self.window:
+            kept.popleft()
+        return rates(kept[0], snapshot) if len(kept) > 1 else {}
 
 
 def percentiles(samples: deque[float] | list[float]) -> tuple[float, float] | None:

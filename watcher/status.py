@@ -60,6 +60,7 @@ class WorkerStatus(msgspec.Struct, frozen=True, kw_only=True):
     unexportable_total: int = 0
     unexportable: list[UnexportableEntry] = []  # the most recent few
     problems: list[str] = []  # side effects that keep failing
+    oldest_unsynced_seconds: float | None = None  # as last measured, with the counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,7 @@ def write_worker_status(settings: Settings, snapshot: Snapshot, mode: str) -> No
             UnexportableEntry("", f.subject, f.reason, f.time) for f in snapshot.unexportable
         ],
         problems=list(snapshot.problems),
+        oldest_unsynced_seconds=snapshot.unsynced_age,
     )
     target = status_path(settings)
     replace_with(write_temp(target.parent, target.name, _encode(status)), target)

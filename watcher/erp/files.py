@@ -77,6 +77,23 @@ def scan(folder: Path) -> list[str]:
         )
 
 
+def oldest_landed(folder: Path) -> float | None:
+    """When the longest-waiting candidate in ``folder`` landed there (epoch seconds), or
+    None when none waits: its ``ctime``, which writing it there or moving it in sets (a
+    copy keeping an old ``mtime`` still lands now) — the clock of the inbound latency."""
+    oldest = None
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not is_candidate(entry.name) or entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                landed = entry.stat(follow_symlinks=False).st_ctime
+            except FileNotFoundError:
+                continue  # taken meanwhile
+            oldest = landed if oldest is None else min(oldest, landed)
+    return oldest
+
+
 class RefusedFile(OSError):
     """A file not to be read: its message says why."""
 

@@ -21,7 +21,7 @@ import anyio
 from watchfiles import Change, awatch
 
 from watcher.erp import claims, files, filing
-from watcher.erp.port import Judge, NotFiled, Taken
+from watcher.erp.port import Backlog, Judge, NotFiled, Taken
 from watcher.errors import MalformedFile, RejectedInput
 from watcher.settings import Settings
 from watcher.stats import Trouble
@@ -113,6 +113,16 @@ class FolderSource:
         present = set(names)
         self.deferred = {n: s for n, s in self.deferred.items() if n in present}
         return [n for n in names if n not in self.deferred or self.deferred[n].due <= now]
+
+    async def backlog(self) -> Backlog:
+        return await anyio.to_thread.run_sync(self._backlog)
+
+    def _backlog(self) -> Backlog:
+        in_flight = self._claims.held() if self._claims is not None else 0
+        try:
+            return Backlog(files.oldest_landed(self.settings.inbound_dir), in_flight)
+        except OSError:  # the folder is gone: the inbound side reports that, with its fix
+            return Backlog(None, in_flight)
 
     def _folder_trouble(self, exc: OSError) -> None:
         inbound = self.settings.inbound_dir

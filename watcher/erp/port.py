@@ -128,6 +128,15 @@ class Taken:
         return self.name.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """How far behind a source is: when its longest-waiting document arrived (epoch
+    seconds; None when none waits), and how many are claimed but not yet filed away."""
+
+    oldest_landed: float | None
+    in_flight: int
+
+
 class NotFiled(Enum):
     """Why ``file_away`` did not file a document away."""
 
@@ -157,6 +166,10 @@ class InboundSource(Protocol):
 
     def next_look(self) -> float | None:
         """When a document left out as still being written is due again (epoch s), if any."""
+        ...
+
+    async def backlog(self) -> Backlog:
+        """What waits (also documents still being written) and what is in flight, now."""
         ...
 
     async def take(

@@ -112,6 +112,12 @@ class WorkOrderStore(Protocol):
         """(stored, unsynced)."""
         ...
 
+    async def oldest_unsynced(self) -> datetime | None:
+        """The oldest ``updatedAt`` of the unsynced documents whose ``updatedAt`` is a date
+        (None when there is none): how long the oldest waiting change has waited. Asked
+        every two seconds, so an index answers it, never a scan."""
+        ...
+
     async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
         """Call ``handle`` with a sweep of all unsynced documents, then with each new batch.
 

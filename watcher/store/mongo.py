@@ -61,6 +61,13 @@ EXPORTED_FIELDS: Final = (
     "deletedAt",
 )
 UNSYNCED: Final[Document] = {"isSynced": {"$ne": True}}
+# The unsynced in two parts, so that the index {isSynced, updatedAt} hands out each in
+# updatedAt order: the usual values (absent, null, false) as points of the index, then
+# anything else TracOS may have stored there (rare) as ranges that are mostly empty.
+UNSYNCED_PARTS: Final[tuple[Document, ...]] = (
+    {"isSynced": {"$in": [None, False], "$ne": True}},
+    {"isSynced": {"$nin": [True, False, None]}},
+)
 CHANGE_PIPELINE: Final = [
     {
         "$match": {
@@ -181,7 +188,8 @@ class MongoStore:
         """Newer wins only with the unique index; made again if the collection was dropped."""
         with _translated():
             await self._coll.create_index("number", unique=True)
-            await self._coll.create_index("isSynced")  # the sweep and the unsynced count
+            # the sweep, the unsynced count and the oldest unsynced (in updatedAt order)
+            await self._coll.create_index([("isSynced", 1), ("updatedAt", 1)])
 
     async def close(self) -> None:
         if self._client is not None:
@@ -325,6 +333,15 @@ class MongoStore:
                 await self._coll.estimated_document_count(),
                 await self._coll.count_documents(UNSYNCED),
             )
+
+    async def oldest_unsynced(self) -> datetime | None:
+        oldest = []
+        for part in UNSYNCED_PARTS:
+            query = {**part, "updatedAt": {"$type": "date"}}
+            with _translated():
+                cursor = self._coll.find(query, {"_id": 0, "updatedAt": 1})
+                oldest += await cursor.sort("updatedAt", 1).limit(1).to_list(1)
+        return min((doc["updatedAt"] for doc in oldest), default=None)
 
     async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
         """Stream (or poll, where the server has no streams) until cancelled.

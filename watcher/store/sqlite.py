@@ -49,7 +49,10 @@ CREATE TABLE IF NOT EXISTS workorders (
 );
 CREATE INDEX IF NOT EXISTS workorders_seq ON workorders (seq);
 CREATE INDEX IF NOT EXISTS workorders_unsynced ON workorders (seq) WHERE synced = 0;
+CREATE INDEX IF NOT EXISTS workorders_unsynced_age ON workorders (updated_at) WHERE synced = 0;
 """
+# min() skips NULLs (an updatedAt that is no date) and reads the partial index above
+OLDEST_UNSYNCED: Final = "SELECT min(updated_at) FROM workorders WHERE synced = 0"
 
 
 def _stored_version(millis: int | None) -> datetime:
@@ -319,6 +322,10 @@ class SqliteStore:
             stored, unsynced = self._db.execute(query).fetchone()
             self._counted = (key, (int(stored), int(unsynced)))
         return self._counted[1]
+
+    async def oldest_unsynced(self) -> datetime | None:
+        oldest = (await self._run(lambda: self._db.execute(OLDEST_UNSYNCED).fetchone()))[0]
+        return None if oldest is None else rows.from_millis(oldest)
 
     async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
         """Sweep, then wake on our own writes at once and on other processes' within ~0.2 s."""
