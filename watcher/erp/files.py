@@ -134,6 +134,8 @@ def fitted(base: str, tail: str = "", room: int = 0) -> str:
     """``base + tail`` in at most ``NAME_MAX - room`` bytes: ``base`` is cut short (between
     two characters) when it must be, ``tail`` is kept whole. ``room``: for what is added to
     the name later (a report's ``.error.json``)."""
+    if (len(base) + len(tail)) * 4 <= NAME_MAX - room:
+        return base + tail  # fits however it encodes (at most 4 bytes a character)
     limit = NAME_MAX - room - len(os.fsencode(tail))
     raw = os.fsencode(base)
     if len(raw) <= limit:
