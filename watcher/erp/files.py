@@ -177,7 +177,8 @@ def move_without_clobber(source: StrPath, folder: StrPath, name: str, room: int 
 
     Paths are plain strings here: this runs twice per file on the hot path.
     """
-    target = os.path.join(folder, fitted(*split_name(name), room))
+    fits = len(name) * 4 <= NAME_MAX - room  # however it encodes: no need to split it
+    target = os.path.join(folder, name if fits else fitted(*split_name(name), room))
     while True:
         try:
             rename_no_replace(source, target)
