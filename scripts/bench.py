@@ -291,13 +291,21 @@ def running_worker(
 # --- floors: the bare work (floor.py), timed here ----------------------------------------
 
 
-def floor_inbound(payloads: Sequence[bytes], root: Path) -> float:
-    """List, read, decode, claim by rename, archive by rename; one bulk upsert (in this
-    process: the running worker's floor)."""
-    stage(root / "inbound", payloads)
-    start = time.perf_counter()
-    floor.inbound(root)
-    return time.perf_counter() - start
+def floor_inbound(paths: Sequence[Path], root: Path) -> float:
+    """List, read, decode, claim by rename, archive by rename; one bulk upsert: a process
+    already started, taking the files as ``paths`` are renamed into its folder (the running
+    worker's floor: the same drop, into the same kind of folder)."""
+    command = [sys.executable, str(Path(floor.__file__)), "follow", str(root), str(len(paths))]
+    process = subprocess.Popen(command)
+    try:
+        wait_until(lambda: (root / "ready").exists() or process.poll() is not None, "floor", 0.01)
+        start = drop(paths, root / "inbound")
+        if process.wait(timeout=DEADLINE) != 0:
+            raise BenchError(f"the floor script exited with {process.returncode}")
+        return time.perf_counter() - start
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 def floor_inbound_process(payloads: Sequence[bytes], root: Path) -> float:
@@ -366,7 +374,7 @@ def bench_burst(sizes: Sizes, root: Path) -> list[Row]:
         done = wait_until(lambda: archived(worker) >= count, "the burst to be archived", 0.02)
         check_stored(worker.sqlite_path, count)
         idle = measure_idle(worker, sizes)
-    seconds = floor_inbound(erp_payloads(count), root / "floor")
+    seconds = floor_inbound(stage(root / "floor-staging", erp_payloads(count)), root / "floor")
     row = throughput_row(
         "burst", count, "files", seconds=done - start, floor=seconds, target=5_000, ratio_limit=1.3
     )

@@ -1,9 +1,11 @@
 """The benchmark's floors: the bare work of each scenario, as a plain script would do it.
 
-Imported by ``bench.py`` for the floors timed in its own process, and run on its own
-(``python scripts/floor.py inbound ROOT``) for the floor of a whole ``watcher once``
-process: that one pays for its own interpreter start, as ``watcher once`` does. Imports
-only what the bare work needs (msgspec, sqlite3 and the ERP order's Struct).
+Imported by ``bench.py`` for the floors timed in its own process, and run on its own:
+``floor.py inbound ROOT`` for the floor of a whole ``watcher once`` process (it pays for
+its own interpreter start, as ``watcher once`` does), ``floor.py follow ROOT COUNT`` for
+the floor of a running worker (already started, it takes the files as the benchmark
+renames them in, in the same folder). Imports only what the bare work needs (msgspec,
+sqlite3 and the ERP order's Struct).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import ctypes
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -54,20 +57,35 @@ class FloorDb:
         self.write(self.UPSERT, rows)
 
 
-def inbound(root: Path) -> None:
+def inbound(root: Path, count: int = 0) -> None:
     """List ``root/inbound``, read and decode each file, claim it by rename, archive it by
-    rename; one bulk upsert."""
+    rename; one bulk upsert. With a ``count``: list again until that many were taken."""
     folder, claim, archive = root / "inbound", root / "claim", root / "archive"
     claim.mkdir(exist_ok=True)
     archive.mkdir(exist_ok=True)
     db = FloorDb(root / "floor.sqlite3")
-    orders = []
-    for name in os.listdir(folder):
-        with open(folder / name, "rb") as handle:
-            orders.append(_decode_one(handle.read()))
-        os.rename(folder / name, claim / name)
-        os.rename(claim / name, archive / name)
+    orders: list[ErpWorkOrder] = []
+    while True:
+        names = os.listdir(folder)
+        for name in names:
+            with open(folder / name, "rb") as handle:
+                orders.append(_decode_one(handle.read()))
+            os.rename(folder / name, claim / name)
+            os.rename(claim / name, archive / name)
+        if len(orders) >= count:
+            break
+        if not names:
+            time.sleep(0.001)  # nothing landed yet: leave the core to the one renaming in
     db.upsert(orders)
+
+
+def follow(root: Path, count: int) -> None:
+    """Say it is ready (``root/ready``), then take ``count`` files as they land."""
+    (root / "inbound").mkdir(parents=True, exist_ok=True)
+    db = FloorDb(root / "floor.sqlite3")  # opened before, as a running worker's store is
+    db.db.close()
+    (root / "ready").touch()
+    inbound(root, count)
 
 
 def batch(path: Path, db: FloorDb) -> None:
@@ -103,6 +121,10 @@ def outbound(files: Sequence[tuple[str, bytes]], folder: Path, db: FloorDb) -> N
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["inbound"] or len(sys.argv) != 3:
-        raise SystemExit("usage: floor.py inbound ROOT")
-    inbound(Path(sys.argv[2]))
+    match sys.argv[1:]:
+        case ["inbound", root]:
+            inbound(Path(root))
+        case ["follow", root, count]:
+            follow(Path(root), int(count))
+        case _:
+            raise SystemExit("usage: floor.py inbound ROOT | floor.py follow ROOT COUNT")
