@@ -120,6 +120,15 @@ def archived(worker: WorkerProcess) -> int:
     return count_files(worker.dir("archive"))
 
 
+def archived_at(worker: WorkerProcess, count: int, what: str) -> float:
+    """When the ``count``-th file reached the archive (epoch s): its rename's ctime, so the
+    figure does not depend on how often it is looked for, and the looks can be rare (a
+    listing of 10,000 names costs ~10 ms, which would be taken from the worker)."""
+    wait_until(lambda: archived(worker) >= count, what, 0.25)
+    with os.scandir(worker.dir("archive")) as entries:
+        return max(entry.stat(follow_symlinks=False).st_ctime for entry in entries)
+
+
 def wait_until(condition: Callable[[], bool], what: str, interval: float) -> float:
     """Poll ``condition`` every ``interval`` s; the perf_counter time it first held."""
     end = time.perf_counter() + DEADLINE
@@ -150,8 +159,8 @@ def stage(folder: Path, payloads: Sequence[bytes]) -> list[Path]:
 
 
 def drop(paths: Sequence[Path], folder: Path) -> float:
-    """Rename every staged file into ``folder`` as fast as possible; the start time."""
-    start = time.perf_counter()
+    """Rename every staged file into ``folder`` as fast as possible; the start (epoch s)."""
+    start = time.time()
     for path in paths:
         os.rename(path, folder / path.name)
     return start
@@ -302,7 +311,7 @@ def floor_inbound(paths: Sequence[Path], root: Path) -> float:
         start = drop(paths, root / "inbound")
         if process.wait(timeout=DEADLINE) != 0:
             raise BenchError(f"the floor script exited with {process.returncode}")
-        return time.perf_counter() - start
+        return time.time() - start
     finally:
         if process.poll() is None:
             process.kill()
@@ -344,24 +353,13 @@ def floor_outbound(docs: Sequence[Document], root: Path) -> float:
 
 
 def throughput_row(
-    scenario: str,
-    count: int,
-    unit: str,
-    *,
-    seconds: float,
-    floor: float,
-    target: float | None,
-    ratio_limit: float,
+    scenario: str, count: int, unit: str, *, seconds: float, floor: float, ratio_limit: float
 ) -> Row:
-    """``count`` in ``seconds`` beside the floor's; passes at ``target``/s (if any) and a
-    ratio to the floor of at most ``ratio_limit``."""
+    """``count`` in ``seconds`` beside the floor's; a ratio to the floor of at most
+    ``ratio_limit`` passes (a ratio decides, never an absolute time: issue 15)."""
     rate, ratio = count / seconds, seconds / floor
-    targets = [] if target is None else [f">= {target:,.0f}"]
-    targets.append(f"ratio <= {ratio_limit:g}")
-    passed = (target is None or rate >= target) and ratio <= ratio_limit
-    return Row(
-        scenario, "throughput", rate, f"{unit}/s", ", ".join(targets), passed, count / floor, ratio
-    )
+    target, passed = f"ratio <= {ratio_limit:g}", ratio <= ratio_limit
+    return Row(scenario, "throughput", rate, f"{unit}/s", target, passed, count / floor, ratio)
 
 
 def bench_burst(sizes: Sizes, root: Path) -> list[Row]:
@@ -371,14 +369,15 @@ def bench_burst(sizes: Sizes, root: Path) -> list[Row]:
     with running_worker(root / "worker") as worker:
         time.sleep(sizes.warmup_seconds)  # let the file watch start
         start = drop(paths, worker.dir("inbound"))
-        done = wait_until(lambda: archived(worker) >= count, "the burst to be archived", 0.02)
+        done = archived_at(worker, count, "the burst to be archived")
         check_stored(worker.sqlite_path, count)
         idle = measure_idle(worker, sizes)
     seconds = floor_inbound(stage(root / "floor-staging", erp_payloads(count)), root / "floor")
     row = throughput_row(
-        "burst", count, "files", seconds=done - start, floor=seconds, target=5_000, ratio_limit=1.3
+        "burst", count, "files", seconds=done - start, floor=seconds, ratio_limit=1.3
     )
-    row.note = f"{count:,} one-order files renamed in at once; until all archived"
+    row.note = f"{count:,} one-order files renamed in at once; until all archived (SPEC: >= 5,000"
+    row.note += " files/s on a quiet machine; the ratio decides)"
     return [row, idle]
 
 
@@ -393,7 +392,7 @@ def bench_once(sizes: Sizes, root: Path) -> list[Row]:
     check_stored(worker.sqlite_path, count)
     floor = floor_inbound_process(erp_payloads(count), root / "floor")
     row = throughput_row(
-        "burst (once)", count, "files", seconds=seconds, floor=floor, target=None, ratio_limit=1.5
+        "burst (once)", count, "files", seconds=seconds, floor=floor, ratio_limit=1.5
     )
     row.note = f"{count:,} one-order files waiting; watcher once, start to exit, beside"
     row.note += " floor.py inbound started the same way"
@@ -433,7 +432,7 @@ def bench_batch(sizes: Sizes, root: Path) -> list[Row]:
         time.sleep(sizes.warmup_seconds)
         baseline = worker.peak_memory()
         start = drop([path], worker.dir("inbound"))
-        done = wait_until(lambda: archived(worker) >= 1, "the batch to be archived", 0.02)
+        done = archived_at(worker, 1, "the batch to be archived")
         peak = worker.peak_memory()
         check_stored(worker.sqlite_path, count)
     floor = floor_batch(payload, root / "floor")
@@ -443,7 +442,6 @@ def bench_batch(sizes: Sizes, root: Path) -> list[Row]:
         "orders",
         seconds=done - start,
         floor=floor,
-        target=50_000,
         ratio_limit=2.0,
     )
     rate.note = f"one file of {count:,} orders ({len(payload) / MB:.1f} MB); until archived"
@@ -634,7 +632,9 @@ async def outbound_burst(path: Path, docs: Sequence[Document], outbound: Path) -
     try:
         await store.put_documents(docs)
         start = time.perf_counter()
-        while count_files(outbound) < expected or (await store.counts())[1]:
+        # the count first: the worker marks only once the files are durable, and a listing
+        # of 10,000 names (~10 ms) every 20 ms would take a third of a core from it
+        while (await store.counts())[1] or count_files(outbound) < expected:
             if time.perf_counter() > start + DEADLINE:
                 raise BenchError("the outbound burst did not finish")
             await anyio.sleep(0.02)
@@ -671,7 +671,6 @@ def bench_outbound(sizes: Sizes, root: Path) -> list[Row]:
         "orders",
         seconds=seconds,
         floor=floor,
-        target=None,
         ratio_limit=1.5,
     )
     row.note = f"{len(burst):,} unsynced documents in one put; until all files exist and 0 unsynced"
