@@ -507,7 +507,7 @@ def journal_burst(sizes: Sizes, root: Path, env: dict[str, str]) -> tuple[float,
     with running_worker(root / "worker", env=env) as worker:
         time.sleep(sizes.warmup_seconds)
         start = drop(paths, worker.dir("inbound"))
-        done = wait_until(lambda: archived(worker) >= count, "the burst to be archived", 0.02)
+        done = archived_at(worker, count, "the burst to be archived")
     return done - start, worker.sqlite_path
 
 
@@ -518,7 +518,7 @@ def journal_batch(sizes: Sizes, root: Path, env: dict[str, str]) -> tuple[float,
     with running_worker(root / "worker", env=env) as worker:
         time.sleep(sizes.warmup_seconds)
         start = drop([path], worker.dir("inbound"))
-        done = wait_until(lambda: archived(worker) >= 1, "the batch to be archived", 0.02)
+        done = archived_at(worker, 1, "the batch to be archived")
         peak = worker.peak_memory()
     return done - start, peak, len(payload)
 
