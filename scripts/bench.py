@@ -4,7 +4,8 @@ Run ``./scripts/bench`` (full, a few minutes on 2 cores), ``./scripts/bench --qu
 (reduced sizes, under ~30 s), ``--json PATH`` to keep the results. The worker runs as
 ``python -m watcher run --no-console`` on the embedded store in temporary folders, so its
 peak memory and CPU are its own; it is timed from outside, by watching its folders.
-Scenarios: burst of one-order files, one big batch file, a steady trickle (latency),
+Scenarios: burst of one-order files (through ``watcher once``, then a running worker), one
+big batch file, a steady trickle (latency),
 TracOS writes → outbound files (latency, then a burst), idle CPU. Exit status: 0 all
 targets met, 1 a target failed, 2 the benchmark itself could not run.
 """
@@ -30,15 +31,15 @@ from pathlib import Path
 from typing import Any, Final
 
 import anyio
+import floor  # scripts/floor.py, beside this file
 import msgspec
 
 from watcher.app import build_worker
 from watcher.core.tracos import read_tracos
 from watcher.erp.formats.challenge import FORMAT as CHALLENGE
-from watcher.erp.formats.challenge.schema import ErpWorkOrder
 from watcher.seed import erp_orders, tracos_documents
 from watcher.settings import Settings
-from watcher.status import PREFIX
+from watcher.status import read_worker_status
 from watcher.store import Document
 from watcher.store.sqlite import SqliteStore
 
@@ -46,8 +47,6 @@ MB: Final = 1024 * 1024
 FOLDERS: Final = ("inbound", "outbound", "archive", "failed", "state")
 DEADLINE: Final = 300.0  # no scenario may take longer than this
 TICKS: Final = os.sysconf("SC_CLK_TCK")
-_decode_one = msgspec.json.Decoder(ErpWorkOrder).decode
-_decode_many = msgspec.json.Decoder(list[ErpWorkOrder]).decode
 
 
 class BenchError(Exception):
@@ -121,6 +120,15 @@ def archived(worker: WorkerProcess) -> int:
     return count_files(worker.dir("archive"))
 
 
+def archived_at(worker: WorkerProcess, count: int, what: str) -> float:
+    """When the ``count``-th file reached the archive (epoch s): its rename's ctime, so the
+    figure does not depend on how often it is looked for, and the looks can be rare (a
+    listing of 10,000 names costs ~10 ms, which would be taken from the worker)."""
+    wait_until(lambda: archived(worker) >= count, what, 0.25)
+    with os.scandir(worker.dir("archive")) as entries:
+        return max(entry.stat(follow_symlinks=False).st_ctime for entry in entries)
+
+
 def wait_until(condition: Callable[[], bool], what: str, interval: float) -> float:
     """Poll ``condition`` every ``interval`` s; the perf_counter time it first held."""
     end = time.perf_counter() + DEADLINE
@@ -151,8 +159,8 @@ def stage(folder: Path, payloads: Sequence[bytes]) -> list[Path]:
 
 
 def drop(paths: Sequence[Path], folder: Path) -> float:
-    """Rename every staged file into ``folder`` as fast as possible; the start time."""
-    start = time.perf_counter()
+    """Rename every staged file into ``folder`` as fast as possible; the start (epoch s)."""
+    start = time.time()
     for path in paths:
         os.rename(path, folder / path.name)
     return start
@@ -181,25 +189,56 @@ class WorkerProcess:
         return self.root / name
 
     @property
+    def settings(self) -> Settings:
+        return Settings(state_dir=self.dir("state"))
+
+    @property
     def sqlite_path(self) -> Path:
         return self.dir("state") / "tracos.sqlite3"
 
-    def start(self, settle: float) -> None:
+    def environment(self, settle: float) -> dict[str, str]:
         env = {**os.environ, "MONGO_URI": "", "INBOUND_SETTLE_SECONDS": str(settle)}
         env.update({f"DATA_{name.upper()}_DIR": str(self.dir(name)) for name in FOLDERS})
         env.update(LOG_LEVEL="INFO", LOG_FORMAT="text", METRICS_PORT="", **self.env)
+        return env
+
+    def start(self, settle: float) -> None:
         command = [sys.executable, "-m", "watcher", "run", "--no-console"]
-        self.root.mkdir(parents=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "worker.log", "wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=self.root,
+                env=self.environment(settle),
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_until(self._ready, "the worker to start", 0.02)
 
+    def once(self) -> float:
+        """``watcher once`` in a process of its own, on the files already waiting; its time."""
+        command = [sys.executable, "-m", "watcher", "once"]
+        with open(self.root / "worker.log", "wb") as log:
+            start = time.perf_counter()
+            code = subprocess.run(
+                command,
+                check=False,
+                cwd=self.root,
+                env=self.environment(1.0),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            ).returncode
+            seconds = time.perf_counter() - start
+        if code != 0:
+            raise BenchError(f"watcher once exited with {code}:\n{self.log_tail()}")
+        return seconds
+
     def _ready(self) -> bool:
+        """Serving once its status file says it has reached its store."""
         if self._proc.poll() is not None:
             raise BenchError(f"the worker exited at start-up:\n{self.log_tail()}")
-        return any(self.dir("state").glob(f"{PREFIX}*.json"))
+        status = read_worker_status(self.settings, self.pid)
+        return status is not None and status.store_connected
 
     @property
     def _proc(self) -> subprocess.Popen[bytes]:
@@ -258,120 +297,69 @@ def running_worker(
     worker.stop()
 
 
-# --- floors: the bare work, in this process ------------------------------------------------
+# --- floors: the bare work (floor.py), timed here ----------------------------------------
 
 
-class FloorDb:
-    """A fresh SQLite file in WAL mode (synchronous=FULL, like the store) for the floors."""
-
-    UPSERT: Final = (
-        "INSERT INTO workorders VALUES (?, ?, 1, ?) ON CONFLICT(number) DO UPDATE SET"
-        " updated_at = excluded.updated_at, doc = excluded.doc"
-        " WHERE excluded.updated_at > updated_at"
-    )
-
-    def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute(
-            "CREATE TABLE workorders (number INTEGER PRIMARY KEY, updated_at INTEGER,"
-            " synced INTEGER NOT NULL, doc TEXT NOT NULL)"
-        )
-
-    def write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        self.db.executemany(sql, rows)
-        self.db.execute("COMMIT")
-
-    def upsert(self, orders: Sequence[ErpWorkOrder]) -> None:
-        encode = msgspec.json.encode
-        rows = [(o.order_no, int(o.last_update_date.timestamp() * 1000), encode(o)) for o in orders]
-        self.write(self.UPSERT, rows)
+def floor_inbound(paths: Sequence[Path], root: Path) -> float:
+    """List, read, decode, claim by rename, archive by rename; one bulk upsert: a process
+    already started, taking the files as ``paths`` are renamed into its folder (the running
+    worker's floor: the same drop, into the same kind of folder)."""
+    command = [sys.executable, str(Path(floor.__file__)), "follow", str(root), str(len(paths))]
+    process = subprocess.Popen(command)
+    try:
+        wait_until(lambda: (root / "ready").exists() or process.poll() is not None, "floor", 0.01)
+        start = drop(paths, root / "inbound")
+        if process.wait(timeout=DEADLINE) != 0:
+            raise BenchError(f"the floor script exited with {process.returncode}")
+        return time.time() - start
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
-def floor_inbound(payloads: Sequence[bytes], root: Path) -> float:
-    """List, read, decode, claim by rename, archive by rename; one bulk upsert."""
-    inbound, claim, archive = root / "inbound", root / "claim", root / "archive"
-    stage(inbound, payloads)
-    claim.mkdir()
-    archive.mkdir()
-    db = FloorDb(root / "floor.sqlite3")
+def floor_inbound_process(payloads: Sequence[bytes], root: Path) -> float:
+    """The same in a process of its own, interpreter start included (``watcher once``'s)."""
+    stage(root / "inbound", payloads)
+    command = [sys.executable, str(Path(floor.__file__)), "inbound", str(root)]
     start = time.perf_counter()
-    orders = []
-    for name in os.listdir(inbound):
-        with open(inbound / name, "rb") as handle:
-            orders.append(_decode_one(handle.read()))
-        os.rename(inbound / name, claim / name)
-        os.rename(claim / name, archive / name)
-    db.upsert(orders)
+    subprocess.run(command, check=True)
     return time.perf_counter() - start
 
 
 def floor_batch(payload: bytes, root: Path) -> float:
     """Read and decode the batch file; one bulk upsert."""
-    root.mkdir()
-    path = root / "batch.json"
-    path.write_bytes(payload)
-    db = FloorDb(root / "floor.sqlite3")
+    (path,) = stage(root, [payload])
+    db = floor.FloorDb(root / "floor.sqlite3")
     start = time.perf_counter()
-    db.upsert(_decode_many(path.read_bytes()))
+    floor.batch(path, db)
     return time.perf_counter() - start
 
 
 def floor_outbound(docs: Sequence[Document], root: Path) -> float:
-    """Translate, write temp + fsync + rename each; fsync the folder once; one bulk mark."""
+    """Translate; write each to a temp file, one sync of the data, rename each, fsync the
+    folder once; one bulk mark."""
     folder = root / "outbound"
     folder.mkdir(parents=True)
     stored = msgspec.json.decode(msgspec.json.encode(docs))  # dates as strings, as stored
-    db = FloorDb(root / "floor.sqlite3")
+    db = floor.FloorDb(root / "floor.sqlite3")
     db.write("INSERT INTO workorders VALUES (?, 0, 0, '{}')", [(d["number"],) for d in docs])
     start = time.perf_counter()
-    for doc in stored:
-        file = CHALLENGE.render(read_tracos(doc))
-        write_durably(folder, file.name, file.data)
-    fsync_folder(folder)
-    marks = [(doc["number"],) for doc in stored]
-    db.write("UPDATE workorders SET synced = 1 WHERE number = ? AND synced = 0", marks)
+    files = [CHALLENGE.render(read_tracos(doc)) for doc in stored]
+    floor.outbound([(file.name, file.data) for file in files], folder, db)
     return time.perf_counter() - start
-
-
-def write_durably(folder: Path, name: str, data: bytes) -> None:
-    temp = folder / f".{name}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(temp, folder / name)
-
-
-def fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- scenarios ------------------------------------------------------------------------------
 
 
 def throughput_row(
-    scenario: str, count: int, unit: str, *, seconds: float, floor: float, target: float
+    scenario: str, count: int, unit: str, *, seconds: float, floor: float, ratio_limit: float
 ) -> Row:
+    """``count`` in ``seconds`` beside the floor's; a ratio to the floor of at most
+    ``ratio_limit`` passes (a ratio decides, never an absolute time: issue 15)."""
     rate, ratio = count / seconds, seconds / floor
-    return Row(
-        scenario,
-        "throughput",
-        rate,
-        f"{unit}/s",
-        f">= {target:,.0f}",
-        rate >= target,
-        count / floor,
-        ratio,
-    )
+    target, passed = f"ratio <= {ratio_limit:g}", ratio <= ratio_limit
+    return Row(scenario, "throughput", rate, f"{unit}/s", target, passed, count / floor, ratio)
 
 
 def bench_burst(sizes: Sizes, root: Path) -> list[Row]:
@@ -381,15 +369,34 @@ def bench_burst(sizes: Sizes, root: Path) -> list[Row]:
     with running_worker(root / "worker") as worker:
         time.sleep(sizes.warmup_seconds)  # let the file watch start
         start = drop(paths, worker.dir("inbound"))
-        done = wait_until(lambda: archived(worker) >= count, "the burst to be archived", 0.02)
+        done = archived_at(worker, count, "the burst to be archived")
         check_stored(worker.sqlite_path, count)
         idle = measure_idle(worker, sizes)
-    floor = floor_inbound(erp_payloads(count), root / "floor")
-    row = throughput_row("burst", count, "files", seconds=done - start, floor=floor, target=5_000)
-    row.target += ", ratio <= 2.0"
-    row.passed = bool(row.passed and row.ratio is not None and row.ratio <= 2.0)
-    row.note = f"{count:,} one-order files renamed in at once; until all archived"
+    seconds = floor_inbound(stage(root / "floor-staging", erp_payloads(count)), root / "floor")
+    row = throughput_row(
+        "burst", count, "files", seconds=done - start, floor=seconds, ratio_limit=1.3
+    )
+    row.note = f"{count:,} one-order files renamed in at once; until all archived (SPEC: >= 5,000"
+    row.note += " files/s on a quiet machine; the ratio decides)"
     return [row, idle]
+
+
+def bench_once(sizes: Sizes, root: Path) -> list[Row]:
+    """Scenario 1 through ``watcher once``: whole processes, interpreter start included."""
+    count = sizes.burst_files
+    worker = WorkerProcess(root / "worker")
+    stage(worker.dir("inbound"), erp_payloads(count))
+    seconds = worker.once()
+    if archived(worker) != count:
+        raise BenchError(f"watcher once archived {archived(worker)} of {count} files")
+    check_stored(worker.sqlite_path, count)
+    floor = floor_inbound_process(erp_payloads(count), root / "floor")
+    row = throughput_row(
+        "burst (once)", count, "files", seconds=seconds, floor=floor, ratio_limit=1.5
+    )
+    row.note = f"{count:,} one-order files waiting; watcher once, start to exit, beside"
+    row.note += " floor.py inbound started the same way"
+    return [row]
 
 
 def check_stored(path: Path, expected: int) -> None:
@@ -425,12 +432,17 @@ def bench_batch(sizes: Sizes, root: Path) -> list[Row]:
         time.sleep(sizes.warmup_seconds)
         baseline = worker.peak_memory()
         start = drop([path], worker.dir("inbound"))
-        done = wait_until(lambda: archived(worker) >= 1, "the batch to be archived", 0.02)
+        done = archived_at(worker, 1, "the batch to be archived")
         peak = worker.peak_memory()
         check_stored(worker.sqlite_path, count)
     floor = floor_batch(payload, root / "floor")
     rate = throughput_row(
-        "batch", count, "orders", seconds=done - start, floor=floor, target=50_000
+        "batch",
+        count,
+        "orders",
+        seconds=done - start,
+        floor=floor,
+        ratio_limit=2.0,
     )
     rate.note = f"one file of {count:,} orders ({len(payload) / MB:.1f} MB); until archived"
     limit = 2.5 * len(payload) + 100 * MB
@@ -495,7 +507,7 @@ def journal_burst(sizes: Sizes, root: Path, env: dict[str, str]) -> tuple[float,
     with running_worker(root / "worker", env=env) as worker:
         time.sleep(sizes.warmup_seconds)
         start = drop(paths, worker.dir("inbound"))
-        done = wait_until(lambda: archived(worker) >= count, "the burst to be archived", 0.02)
+        done = archived_at(worker, count, "the burst to be archived")
     return done - start, worker.sqlite_path
 
 
@@ -506,7 +518,7 @@ def journal_batch(sizes: Sizes, root: Path, env: dict[str, str]) -> tuple[float,
     with running_worker(root / "worker", env=env) as worker:
         time.sleep(sizes.warmup_seconds)
         start = drop([path], worker.dir("inbound"))
-        done = wait_until(lambda: archived(worker) >= 1, "the batch to be archived", 0.02)
+        done = archived_at(worker, 1, "the batch to be archived")
         peak = worker.peak_memory()
     return done - start, peak, len(payload)
 
@@ -620,7 +632,9 @@ async def outbound_burst(path: Path, docs: Sequence[Document], outbound: Path) -
     try:
         await store.put_documents(docs)
         start = time.perf_counter()
-        while count_files(outbound) < expected or (await store.counts())[1]:
+        # the count first: the worker marks only once the files are durable, and a listing
+        # of 10,000 names (~10 ms) every 20 ms would take a third of a core from it
+        while (await store.counts())[1] or count_files(outbound) < expected:
             if time.perf_counter() > start + DEADLINE:
                 raise BenchError("the outbound burst did not finish")
             await anyio.sleep(0.02)
@@ -652,9 +666,13 @@ def bench_outbound(sizes: Sizes, root: Path) -> list[Row]:
     rows.append(latency_row("outbound (in-process)", inside, 0.95, None, note))
     floor = floor_outbound(burst, root / "floor")
     row = throughput_row(
-        "outbound burst", len(burst), "orders", seconds=seconds, floor=floor, target=0
+        "outbound burst",
+        len(burst),
+        "orders",
+        seconds=seconds,
+        floor=floor,
+        ratio_limit=1.5,
     )
-    row.target, row.passed = "", None
     row.note = f"{len(burst):,} unsynced documents in one put; until all files exist and 0 unsynced"
     return [*rows, row]
 
@@ -717,7 +735,8 @@ def print_report(info: dict[str, Any], rows: Sequence[Row], quick: bool) -> None
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         )
     print(
-        "\nfloor: the bare work, in one process, on the same data; ratio: worker time / floor time"
+        "\nfloor: the bare work on the same data (scripts/floor.py), in this process (for once:"
+        " in a process\nof its own, started the same way); ratio: worker time / floor time"
     )
     notes = dict.fromkeys(f"  {row.scenario}: {row.note}" for row in rows if row.note)
     print("\n".join(notes), flush=True)
@@ -737,6 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="watcher-bench-") as temp:
             for name, scenario in (
+                ("burst (once)", bench_once),
                 ("burst", bench_burst),
                 ("batch", bench_batch),
                 ("steady", bench_steady),

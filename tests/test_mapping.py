@@ -9,9 +9,10 @@ from typing import Any
 import msgspec
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.builders import FLAGS, T0, erp, tracos, valid_erp_orders
-from watcher.core.tracos import OrderUpsert, TracosWorkOrder, read_tracos
+from watcher.core.tracos import OrderUpsert, TracosWorkOrder, normalise_date, read_tracos
 from watcher.erp.formats.challenge import FORMAT as CHALLENGE
 from watcher.erp.formats.challenge.mapping import erp_to_tracos, tracos_to_erp
 from watcher.erp.formats.challenge.schema import ErpWorkOrder
@@ -131,6 +132,24 @@ def test_order_number_zero_is_accepted() -> None:
 def test_dates_become_utc_milliseconds(text: str, expected: datetime) -> None:
     """Any offset is converted to UTC, no offset means UTC, microseconds are cut to ms."""
     assert judge_one(erp(lastUpdateDate=text)).updatedAt == expected
+
+
+offsets = st.builds(timezone, st.timedeltas(timedelta(hours=-23), timedelta(hours=23)))
+
+
+@given(st.datetimes(timezones=st.none() | st.just(UTC) | offsets))
+def test_normalised_date_is_utc_cut_to_milliseconds(value: datetime) -> None:
+    """The fast path gives what converting and replacing would: UTC itself, whole ms."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    try:
+        expected = aware.astimezone(UTC)
+    except OverflowError:
+        with pytest.raises(OverflowError):
+            normalise_date(value)
+        return
+    result = normalise_date(value)
+    assert result == expected.replace(microsecond=expected.microsecond // 1000 * 1000)
+    assert result.tzinfo is UTC
 
 
 @pytest.mark.parametrize(

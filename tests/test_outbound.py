@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import stat
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -15,6 +18,7 @@ from tests.builders import erp, tracos_doc
 from tests.conftest import wait_for
 from tests.workers import cli, drop, names, running
 from watcher.app import Worker, build_worker
+from watcher.erp import files
 from watcher.settings import Settings
 from watcher.stats import Count
 from watcher.store import StoredDocument, SyncMark
@@ -208,6 +212,55 @@ async def test_two_versions_in_one_batch_never_leave_the_older_on_disk(
     if doc.get("isSynced"):
         assert outbound_file(settings, 1)["summary"] == doc["title"]
     await store.close()
+
+
+async def test_a_failed_sync_renames_and_marks_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's one sync fails (a write-back error): no file takes its name, none is
+    marked, no temp file stays; once the sync succeeds, all go out."""
+    real_sync = files.make_durable
+    failing = True
+
+    def sync(folder_fd: int) -> None:
+        if failing:
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync(folder_fd)
+
+    monkeypatch.setattr(files, "make_durable", sync)
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    await store.put_documents([tracos_doc(1), tracos_doc(2)])
+    outbound = build_worker(settings, store).outbound
+    await outbound.export(await store.find_unsynced())
+    assert len(await store.find_unsynced()) == 2
+    assert list(settings.outbound_dir.iterdir()) == [settings.outbound_dir / ".tracos-sync.lock"]
+    failing = False
+    await outbound.export(await store.find_unsynced())
+    assert await store.find_unsynced() == []
+    assert names(settings.outbound_dir) == ["1.json", "2.json"]
+    await store.close()
+
+
+async def test_without_syncfs_each_file_is_fsynced_and_exported(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the system has no syncfs, each staged file is fsynced instead; export works."""
+    monkeypatch.setattr(files, "_syncfs", None)
+    files_synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            files_synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    async with running(settings) as worker:
+        await worker.store.put_documents([tracos_doc(1), tracos_doc(2)])
+        await wait_for(exported(worker, 2), "both exported")
+    assert names(settings.outbound_dir) == ["1.json", "2.json"]
+    assert len(files_synced) == 2
 
 
 async def test_an_unwritable_file_does_not_hold_up_the_others(settings: Settings) -> None:

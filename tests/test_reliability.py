@@ -133,15 +133,15 @@ async def test_full_disk_on_outbound_gives_no_false_mark(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ENOSPC: clear errors, documents stay unsynced, and go out once space returns."""
-    real_write = folders.write_durably
+    real_write = folders.stage_file
     disk_full = True
 
-    def write(folder: Path, name: str, data: bytes) -> Path:
+    def write(folder: Path, name: str, data: bytes) -> str:
         if disk_full:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(folder, name, data)
 
-    monkeypatch.setattr(folders, "write_durably", write)
+    monkeypatch.setattr(folders, "stage_file", write)
     async with running(settings) as worker:
         await worker.store.put_documents([tracos_doc(1), tracos_doc(2)])
         await wait_for(

@@ -8,10 +8,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tests.builders import T0, order
-from watcher.core.tracos import Outcome
-from watcher.store import rows
+from tests.builders import T0, ms_dates, order
+from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.store import apply_upsert, rows
 from watcher.store.sqlite import OLDEST_UNSYNCED, SCHEMA, SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -21,6 +23,31 @@ def test_a_date_and_a_string_come_back_as_they_went_in() -> None:
     """Encoding tags dates only; decoding gives aware datetimes back and leaves strings."""
     doc = {"number": 1, "updatedAt": T0, "note": "2025-10-01T00:04:29.045000Z"}
     assert rows.decode(rows.encode(doc)) == doc
+
+
+stored_values = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8)
+stored_docs = st.dictionaries(
+    st.sampled_from(["createdAt", "updatedAt", "deletedAt", "syncedAt", "note", "_id", "status"]),
+    stored_values | ms_dates,
+)
+upserts = st.builds(
+    order,
+    number=st.integers(0, 2**63 - 1),
+    updated=ms_dates,
+    status=st.sampled_from([None, "pending", "completed"]),
+    deletedAt=st.none() | ms_dates,
+)
+
+
+@given(st.none() | stored_docs, upserts, ms_dates)
+def test_an_upserted_row_is_the_whole_document_encoded(
+    stored: dict[str, object] | None, upsert: OrderUpsert, now: datetime
+) -> None:
+    """Tagging only what the write sets gives the bytes that re-encoding the document would."""
+    before = rows.encode(stored) if stored is not None else None
+    whole = rows.encode(apply_upsert(rows.decode(before) if before else None, upsert, now))
+    fast = apply_upsert(rows.decode_untagged(before) if before else None, upsert, now)
+    assert rows.encode_set(fast) == whole
 
 
 def _legacy_store(path: Path) -> None:

@@ -13,10 +13,11 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import anyio
+import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
 from watcher.core.tracos import OrderUpsert, Outcome
@@ -151,7 +152,7 @@ class Inbound:
         """Record where ``item`` went; its journal entry."""
         if where is NotFiled.LATER:  # kept without its orders: they are stored
             verdict = item.verdict and item.verdict.stored()
-            self._unfiled.append((replace(item, verdict=verdict), outcomes))
+            self._unfiled.append((msgspec.structs.replace(item, verdict=verdict), outcomes))
             self._refile_at = time.time() + self.rescan_seconds
         if not isinstance(where, NotFiled):
             self._filed(item, where, outcomes, now)

@@ -7,7 +7,7 @@ every ERP format build on these types, so what "newer" means is decided in one p
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
@@ -16,6 +16,7 @@ import msgspec
 from watcher.errors import InvalidDocument, Unexportable, reason_and_path
 
 INT64_MAX: Final = 2**63 - 1
+MICROSECOND: Final = timedelta(microseconds=1)
 
 OrderNo = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 # The statuses TracOS itself sets (SPEC §2.2), in the order the sample data draws them.
@@ -64,9 +65,15 @@ class Outcome(StrEnum):
 
 
 def normalise_date(value: datetime) -> datetime:
-    """UTC, millisecond precision (what a BSON date keeps); naive means UTC."""
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
+    """UTC, millisecond precision (what a BSON date keeps); naive means UTC.
+
+    Runs for every date of every order: ``datetime.replace`` costs ~3 µs a call, so a date
+    already in UTC is kept and the microseconds are cut by subtraction (~0.5 µs).
+    """
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    extra = value.microsecond % 1000
+    return value - MICROSECOND * extra if extra else value
 
 
 def decide(stored: datetime | None, incoming: datetime) -> Outcome:

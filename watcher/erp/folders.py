@@ -9,7 +9,6 @@ Blocking work runs in worker threads, one hop per batch.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -18,6 +17,7 @@ from datetime import datetime
 from typing import Final, NamedTuple
 
 import anyio
+import msgspec
 from watchfiles import Change, awatch
 
 from watcher.erp import claims, files, filing
@@ -204,7 +204,7 @@ class FolderSource:
             return None
         try:
             if item.version in (None, filing.version(os.lstat(path))):
-                return dataclasses.replace(item, ref=path)
+                return msgspec.structs.replace(item, ref=path)
             return self._judged(path, item.name, judge, item.landed)[0]  # what we now hold
         except FileNotFoundError:
             return None  # removed from our claim folder behind our back: nothing to file

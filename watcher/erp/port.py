@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
@@ -111,9 +110,12 @@ class ErpFormat(Protocol):
 Judge = Callable[[bytes], FileVerdict]
 
 
-@dataclass(frozen=True, slots=True)
-class Taken:
-    """A claimed document and what it amounts to: a verdict, or a reason to quarantine it."""
+class Taken(msgspec.Struct, frozen=True):
+    """A claimed document and what it amounts to: a verdict, or a reason to quarantine it.
+
+    A Struct rather than a frozen dataclass: one is made per file, and copied once when
+    claimed, at a tenth of the cost.
+    """
 
     name: str  # as the source names it (a file name may hold bytes that are not UTF-8)
     ref: str  # the source's own handle on the claimed document

@@ -1,7 +1,8 @@
 """The outbound folder: exported ERP files, each durable before ``write`` returns.
 
-Each file is written to a temporary name, fsynced and renamed into place; the folder is
-fsynced once per batch. ``claim`` holds the files' names exclusively (``locks.Claims``)
+Each file of a batch is written to a temporary name; then the data of all of them is made
+durable at once (``syncfs``; an fsync each where there is none), each is renamed into
+place, and the folder is fsynced. ``claim`` holds the files' names exclusively (``locks.Claims``)
 while an export checks the documents are still current, writes and marks them, so two
 workers (or ``once`` beside ``run``) never let an older version overwrite a newer file.
 """
@@ -9,6 +10,7 @@ workers (or ``once`` beside ``run``) never let an older version overwrite a newe
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -54,41 +56,78 @@ class FolderSink:
         return claims, claims.take(names)
 
     async def write(self, outgoing: Sequence[OutboundFile]) -> set[int]:
-        """Write in ``concurrency`` threads, fsync the folder; the indexes not written."""
+        """Stage in ``concurrency`` threads, make durable, rename, fsync the folder; the
+        indexes not written (none of them renamed unless all the data is durable)."""
         everything = set(range(len(outgoing)))
         try:
-            await anyio.to_thread.run_sync(lambda: self.folder.mkdir(parents=True, exist_ok=True))
+            # opened first: the sync reports write-back errors from this point on
+            folder_fd = await anyio.to_thread.run_sync(files.open_folder, self.folder)
         except OSError as exc:
             self._error("the outbound folder", exc)
             return everything
-        workers = max(1, min(self.concurrency, len(outgoing)))
+        staged: dict[int, str] = {}
         failed: set[int] = set()
-        async with anyio.create_task_group() as tg:
-            for first in range(workers):
-                part = range(first, len(outgoing), workers)
-                tg.start_soon(self._write_slice, outgoing, part, failed)
         try:
-            await anyio.to_thread.run_sync(files.sync_folder, self.folder)
-        except OSError as exc:  # not durable yet: none of them may be marked
+            workers = max(1, min(self.concurrency, len(outgoing)))
+            async with anyio.create_task_group() as tg:
+                for first in range(workers):
+                    part = range(first, len(outgoing), workers)
+                    tg.start_soon(self._stage_slice, outgoing, part, staged, failed)
+            failed |= await anyio.to_thread.run_sync(self._install, folder_fd, outgoing, staged)
+        except OSError as exc:  # not durable: none of them may be marked
             self._error("the outbound folder", exc)
             return everything
+        finally:
+            with anyio.CancelScope(shield=True):  # a stop must not leak the descriptor
+                await anyio.to_thread.run_sync(self._close, folder_fd, staged)
         return failed
 
-    async def _write_slice(
-        self, outgoing: Sequence[OutboundFile], part: range, failed: set[int]
+    async def _stage_slice(
+        self,
+        outgoing: Sequence[OutboundFile],
+        part: range,
+        staged: dict[int, str],
+        failed: set[int],
     ) -> None:
-        failed.update(await anyio.to_thread.run_sync(self._write_files, outgoing, part))
+        await anyio.to_thread.run_sync(self._stage_files, outgoing, part, staged, failed)
 
-    def _write_files(self, outgoing: Sequence[OutboundFile], part: range) -> list[int]:
-        failed = []
+    def _stage_files(
+        self,
+        outgoing: Sequence[OutboundFile],
+        part: range,
+        staged: dict[int, str],
+        failed: set[int],
+    ) -> None:
         for index in part:
             file = outgoing[index]
             try:
-                files.write_durably(self.folder, file.name, file.data)
+                staged[index] = files.stage_file(self.folder, file.name, file.data)
             except OSError as exc:
-                failed.append(index)
+                failed.add(index)
                 self._error(file.name, exc)
+
+    def _install(
+        self, folder_fd: int, outgoing: Sequence[OutboundFile], staged: dict[int, str]
+    ) -> set[int]:
+        """Make the staged files durable, rename each into place, fsync the folder."""
+        files.make_durable(folder_fd)
+        failed = set()
+        for index in sorted(staged):
+            name = outgoing[index].name
+            try:
+                files.replace_with(staged.pop(index), os.path.join(self.folder, name))
+            except OSError as exc:
+                failed.add(index)
+                self._error(name, exc)
+        os.fsync(folder_fd)
         return failed
+
+    @staticmethod
+    def _close(folder_fd: int, staged: dict[int, str]) -> None:
+        """Close the folder; remove what is still staged (a batch that failed as a whole)."""
+        os.close(folder_fd)
+        for temp in staged.values():
+            files.remove_temp(temp)
 
     def _error(self, what: str, exc: OSError) -> None:
         reason = f"cannot write {what}: {exc.strerror or exc}"

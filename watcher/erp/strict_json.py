@@ -202,9 +202,8 @@ class _Batch(Generic[W]):
         self._check_not_empty(len(wires))
         try:
             self.orders._keys.refuse_in_many(piece, len(wires))
-            first = self.index
-            upserts = [self.orders._translate(w, f"$[{first + i}]") for i, w in enumerate(wires)]
-        except InvalidOrder:
+            upserts = list(map(self.orders._translate_one, wires))
+        except InvalidOrder:  # judged one by one, each refusal gets its element's path
             return False
         self.good.extend(upserts)
         self.index += len(wires)

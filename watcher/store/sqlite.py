@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -19,7 +19,7 @@ from typing import Any, Final, TypeVar
 
 import anyio
 
-from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
+from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number, normalise_date
 from watcher.errors import StoreDamaged, StoreMissing, StoreUnavailable
 from watcher.store import (
     Document,
@@ -184,24 +184,27 @@ class SqliteStore:
         return await self._run(lambda: self._upsert(orders, now))
 
     def _upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+        now = normalise_date(now)  # once, not once an order
         winner, outcomes = newest_per_number(orders)
         with self._transaction() as db:
             stored = self._stored(db, list(winner))
-            writes: list[tuple[OrderUpsert, str | None]] = []
+            writes: list[rows.Row] = []
             for number, index in winner.items():
                 millis, doc = stored.get(number, (None, None))
                 when = None if doc is None else _stored_version(millis)
                 outcomes[index] = outcome = decide(when, orders[index].updatedAt)
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
-                    writes.append((orders[index], doc))
-            docs = (self._upserted(order, doc, now) for order, doc in writes)
-            self._replace(db, docs, now)
+                    writes.append(self._upserted(orders[index], doc, now))
+            self._replace(db, writes, now)
         return [o for o in outcomes if o is not None]
 
-    def _upserted(self, order: OrderUpsert, stored: str | None, now: datetime) -> Document:
-        doc = apply_upsert(rows.decode(stored) if stored else None, order, now)
+    def _upserted(self, order: OrderUpsert, stored: str | None, now: datetime) -> rows.Row:
+        """The row after an inbound write. The stored document's own dates stay in their
+        row form: only the fields the write sets are tagged (a whole-document pass costs
+        more than the rest of the row)."""
+        doc = apply_upsert(rows.decode_untagged(stored) if stored else None, order, now)
         doc.setdefault("_id", next(self._ids))
-        return doc
+        return order.number, rows.to_millis(order.updatedAt), 1, rows.encode_set(doc)
 
     def _stored(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, tuple[Any, str]]:
         """``updated_at`` and the document's JSON per stored number, in one query per chunk."""
@@ -213,20 +216,13 @@ class SqliteStore:
             found.update((n, (millis, doc)) for n, millis, doc in db.execute(query, chunk))
         return found
 
-    def _replace(self, db: sqlite3.Connection, docs: Iterable[Document], now: datetime) -> None:
-        """Write whole documents, each with the next sequence number (rows made as consumed)."""
+    def _replace(self, db: sqlite3.Connection, written: Sequence[rows.Row], now: datetime) -> None:
+        """Write whole rows, each with the next sequence number."""
         seq = db.execute("SELECT coalesce(max(seq), 0) FROM workorders").fetchone()[0]
         changed = rows.to_millis(now)
         values = (
-            (
-                doc["number"],
-                rows.version_of(doc),
-                int(doc.get("isSynced") is True),
-                seq + offset,
-                changed,
-                rows.encode(doc),
-            )
-            for offset, doc in enumerate(docs, start=1)
+            (number, version, synced, seq + offset, changed, doc)
+            for offset, (number, version, synced, doc) in enumerate(written, start=1)
         )
         db.executemany("INSERT OR REPLACE INTO workorders VALUES (?, ?, ?, ?, ?, ?)", values)
 
@@ -250,7 +246,7 @@ class SqliteStore:
                     writes.append({"_id": next(self._ids), **doc})
                 elif replaces(replace, when, doc.get("updatedAt")):
                     writes.append({"_id": rows.decode(old).get("_id", next(self._ids)), **doc})
-            self._replace(db, writes, now)
+            self._replace(db, [rows.row_of(doc) for doc in writes], now)
         inserted = len(docs) - len(stored)
         return PutResult(inserted, len(writes) - inserted, len(docs) - len(writes))
 
