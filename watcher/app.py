@@ -1,7 +1,9 @@
 """The composition root: settings → store, ERP integration, pipelines and reporting.
 
-Only this module picks adapters. Constructors here and below do no I/O: folders, locks
-and connections are taken in ``Worker.open``.
+Only this module and ``watcher.store.configured`` (the store) pick adapters, and each
+adapter (the MongoDB driver, the file watcher, the metrics server) is imported only once
+it is picked. Constructors here and below do no I/O: folders, locks and connections are
+taken in ``Worker.open``.
 """
 
 from __future__ import annotations
@@ -14,19 +16,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
 
 from watcher.erp.files import prepare
-from watcher.erp.folders import FolderSource
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
-from watcher.erp.sink import FolderSink
 from watcher.errors import ConfigError
 from watcher.inbound import Inbound
-from watcher.metrics import MetricsServer
 from watcher.outbound import Outbound
 from watcher.reporting import Reporter, Reporting
 from watcher.retrying import StoreRetry
@@ -34,11 +33,12 @@ from watcher.settings import Settings
 from watcher.stats import Count, Snapshot, Stats, StoreState
 from watcher.status import prune_stopped
 from watcher.store import WorkOrderStore
-from watcher.store.mongo import MongoStore
-from watcher.store.sqlite import SqliteStore
+from watcher.store.configured import build_store
+
+if TYPE_CHECKING:
+    from watcher.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +51,11 @@ class Integration:
     sink: OutboundSink
 
 
-def build_store(settings: Settings) -> WorkOrderStore:
-    if settings.mongo_uri:
-        return MongoStore.connect(
-            settings.mongo_uri, settings.mongo_database, settings.mongo_collection
-        )
-    return SqliteStore(settings.sqlite_path)
-
-
 def build_integration(settings: Settings, stats: Stats) -> Integration:
     """The ERP named by ``ERP_FORMAT``, exchanging files through the configured folders."""
+    from watcher.erp.folders import FolderSource
+    from watcher.erp.sink import FolderSink
+
     return Integration(
         name=settings.erp_format,
         format=load_format(settings.erp_format),
@@ -247,6 +242,8 @@ def _fan_out(reporters: list[Reporter]) -> Reporter:
 @contextmanager
 def _metrics(port: int) -> Iterator[MetricsServer]:
     """The metrics server for as long as the worker runs; a busy port is a setting error."""
+    from watcher.metrics import MetricsServer
+
     server = MetricsServer(port)
     try:
         server.start()
@@ -290,28 +287,6 @@ def run_once(worker: Worker) -> None:
                 log.warning("%s", _left_claimed(worker.left_claimed))
 
     anyio.run(main, backend="asyncio")
-
-
-def with_store(
-    settings: Settings, work: Callable[[WorkOrderStore], Awaitable[T]], create: bool = False
-) -> T:
-    """Open the configured store, run ``work``, close it: one attempt, one line if it fails
-    (a command an operator typed answers at once; the worker is the one that waits).
-
-    Only commands that write (``seed``, ``put``) ``create`` a store; one that only looks,
-    run from the wrong directory, says there is none instead of making an empty one.
-    """
-
-    async def main() -> T:
-        store = build_store(settings)
-        try:
-            await store.open(create)
-            return await work(store)
-        finally:
-            await store.close()
-
-    result: Any = anyio.run(main, backend="asyncio")
-    return result  # type: ignore[no-any-return]
 
 
 async def _unless_stopped(stop: anyio.Event, work: Callable[[], Awaitable[None]]) -> bool:

@@ -1,5 +1,7 @@
-"""The commands that do work on data and say what they did: ``once``, ``seed``, ``put``,
-``prune`` and ``schema`` (``cli.py`` parses their arguments and runs them)."""
+"""The commands that run the worker, use the store or load an ERP format: ``run``,
+``once``, ``seed``, ``put``, ``show``, ``status``, ``prune`` and ``schema`` (``cli.py``
+parses their arguments, and imports this module only to run one of them). Only ``run``
+and ``once`` import the worker."""
 
 from __future__ import annotations
 
@@ -8,16 +10,18 @@ import logging
 import random
 import sys
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
-from watcher.app import build_worker, run_once, with_store
+from watcher import __version__
 from watcher.core.tracos import Outcome, decode_tracos
 from watcher.erp.registry import load_format
-from watcher.errors import CommandFailed
+from watcher.errors import CommandFailed, StoreUnavailable
+from watcher.inspection import StoreAnswer, ask_store, status_lines, status_report
 from watcher.logs import setup_logging
 from watcher.operations import prune
 from watcher.printable import printable
@@ -25,12 +29,82 @@ from watcher.seed import erp_files, tracos_documents, write_erp_files
 from watcher.settings import Settings
 from watcher.stats import ORDERS, Count, Snapshot
 from watcher.store import PutResult, Replace
+from watcher.store.configured import with_store
 
 log = logging.getLogger("watcher")
 ONCE_ATTEMPTS: Final = 5
+LIVE_REFRESH_SECONDS: Final = 0.25
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    # The worker (and the live console, with rich) only for the commands that run one.
+    from watcher.app import build_worker, serve
+    from watcher.console import Header, LiveConsole, LogSummary, is_interactive
+
+    worker = build_worker(settings)
+    live = None
+    if is_interactive(sys.stdout) and not args.no_console:
+        live = LiveConsole(lambda: Header.from_settings(settings, __version__, worker.store.mode))
+        setup_logging(settings, handler=live.log_handler())
+        live.console.print(_banner(settings), highlight=False)
+    else:
+        setup_logging(settings, sys.stdout)
+        log.info(_banner(settings))
+    with ExitStack() as stack:
+        if live:
+            stack.enter_context(live)
+        serve(worker, [live or LogSummary()], LIVE_REFRESH_SECONDS if live else 1.0)
+    summary = worker.stop_summary()
+    if live:
+        live.console.print(summary, highlight=False)
+    log.info("%s", summary)
+    return 0
+
+
+def _banner(settings: Settings) -> str:
+    store = settings.store_label
+    if not settings.mongo_uri:
+        store += f" store at {settings.sqlite_path} (set MONGO_URI to use MongoDB)"
+    folders = f"inbound {settings.inbound_dir}, outbound {settings.outbound_dir}"
+    return f"watcher {__version__} on {store}; {folders}"
+
+
+def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
+    docs = with_store(settings, lambda store: store.find(args.numbers))
+    sys.stdout.buffer.write(
+        msgspec.json.format(msgspec.json.encode(docs, enc_hook=_plain), indent=2)
+    )
+    sys.stdout.write("\n")
+    return 0
+
+
+def _plain(value: object) -> object:
+    """ObjectId and the like as strings; dates in ``show`` keep their offset."""
+    return str(value)
+
+
+def _store_now(settings: Settings) -> tuple[StoreAnswer | None, str | None]:
+    """The store's answer from one attempt, or None and why it did not answer."""
+    erp_format = load_format(settings.erp_format)
+    try:
+        return with_store(settings, lambda store: ask_store(store, erp_format)), None
+    except StoreUnavailable as exc:  # status tells what it knows, and that the store is down
+        return None, str(exc)
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    answer, store_error = _store_now(settings)
+    report = status_report(settings, answer, store_error, datetime.now(UTC))
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+        return 0
+    print("\n".join(status_lines(report)))
+    return 0
 
 
 def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
+    from watcher.app import build_worker, run_once
+
     worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
     setup_logging(settings, sys.stderr)
     run_once(worker)
