@@ -212,7 +212,7 @@ class Worker:
                 break
             # files not yet valid JSON: judge them once they have been quiet long enough
             await anyio.sleep(max(0.05, due - time.time()))
-        await self.outbound.export(await self.store.find_unsynced())
+        await self.outbound.sweep()
 
 
 def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:

@@ -10,10 +10,11 @@ import logging
 import random
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Sequence
+from contextlib import ExitStack, aclosing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import msgspec
 
@@ -28,12 +29,13 @@ from watcher.printable import printable
 from watcher.seed import erp_files, tracos_documents, write_erp_files
 from watcher.settings import Settings
 from watcher.stats import ORDERS, Count, Snapshot
-from watcher.store import PutResult, Replace
+from watcher.store import Document, PutResult, Replace, WorkOrderStore
 from watcher.store.configured import with_store
 
 log = logging.getLogger("watcher")
 ONCE_ATTEMPTS: Final = 5
 LIVE_REFRESH_SECONDS: Final = 0.25
+SHOW_BATCH: Final = 1000  # documents read and written at a time by ``show``
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -70,12 +72,38 @@ def _banner(settings: Settings) -> str:
 
 
 def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
-    docs = with_store(settings, lambda store: store.find(args.numbers))
-    sys.stdout.buffer.write(
-        msgspec.json.format(msgspec.json.encode(docs, enc_hook=_plain), indent=2)
-    )
-    sys.stdout.write("\n")
+    async def show(store: WorkOrderStore) -> None:
+        array = JsonArray(sys.stdout.buffer)
+        if args.numbers:
+            array.write(await store.find(args.numbers))
+        else:
+            async with aclosing(store.iter_documents(SHOW_BATCH)) as batches:
+                async for batch in batches:
+                    array.write(batch)
+        array.close()
+
+    with_store(settings, show)
     return 0
+
+
+class JsonArray:
+    """Documents written to ``out`` as one indented JSON array, batch by batch: the very
+    bytes ``msgspec.json.format`` gives for the whole list, without ever holding it."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.empty = True
+
+    def write(self, docs: Sequence[Document]) -> None:
+        if not docs:
+            return
+        formatted = msgspec.json.format(msgspec.json.encode(docs, enc_hook=_plain), indent=2)
+        self.out.write(b"[\n" if self.empty else b",\n")
+        self.out.write(formatted[2:-2])  # the elements, already indented as in the array
+        self.empty = False
+
+    def close(self) -> None:
+        self.out.write(b"[]\n" if self.empty else b"\n]\n")
 
 
 def _plain(value: object) -> object:

@@ -7,6 +7,7 @@ and the store is marked unreachable: an operator looks exactly when something is
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -29,6 +30,7 @@ from watcher.store import WorkOrderStore
 
 CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
 LISTED: Final = 20  # unexportable orders printed; the rest are counted
+CHECK_BATCH: Final = 1000  # unsynced documents read (and tried) at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +44,24 @@ class StoreAnswer:
 
 
 async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer:
-    """Counts, and each unsynced document tried through the format (as an export would)."""
+    """Counts, and each unsynced document tried through the format (as an export would),
+    batch by batch: the first few that cannot be exported are kept, the rest counted."""
     stored, unsynced = await store.counts()
     if unsynced > CHECK_LIMIT:
         return StoreAnswer(stored, unsynced, None)
-    stuck = []
-    for doc in await store.find_unsynced():
-        try:
-            erp_format.render(read_tracos(doc.doc))
-        except Unexportable as exc:
-            order = f"order {doc.doc.get('number', '?')}"
-            stuck.append(UnexportableEntry(doc.key, order, str(exc), None))
-    return StoreAnswer(stored, unsynced, len(stuck), stuck[:LISTED])
+    stuck: list[UnexportableEntry] = []
+    total = 0
+    async with aclosing(store.iter_unsynced(CHECK_BATCH)) as batches:
+        async for batch in batches:
+            for doc in batch:
+                try:
+                    erp_format.render(read_tracos(doc.doc))
+                except Unexportable as exc:
+                    total += 1
+                    if len(stuck) < LISTED:
+                        order = f"order {doc.doc.get('number', '?')}"
+                        stuck.append(UnexportableEntry(doc.key, order, str(exc), None))
+    return StoreAnswer(stored, unsynced, total, stuck)
 
 
 def status_report(
