@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from importlib import import_module
 from typing import NoReturn
 
 from watcher import __version__
@@ -113,15 +114,14 @@ def _days(raw: str) -> float:
     return value
 
 
-def _in_commands(name: str) -> Command:
-    """The command ``name`` of ``watcher.commands``, imported only once it runs: those load
-    the store, the worker and an ERP format, which ``health``, ``requeue`` and a usage
-    error never touch (the container runs ``health`` every 15 s)."""
+def _in(module: str, name: str) -> Command:
+    """The command ``name`` of ``module``, imported only once it runs: ``watcher.commands``
+    loads the store and an ERP format, ``watcher.worker_commands`` the worker too, and
+    ``health``, ``requeue`` or a usage error need neither (the container runs ``health``
+    every 15 s)."""
 
     def command(settings: Settings, args: argparse.Namespace) -> int | None:
-        from watcher import commands
-
-        chosen: Command = getattr(commands, name)
+        chosen: Command = getattr(import_module(module), name)
         return chosen(settings, args)
 
     return command
@@ -133,9 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=OneLineParser)
     run = commands.add_parser("run", help="the always-on worker")
     run.add_argument("--no-console", action="store_true", help="plain log lines even on a terminal")
-    run.set_defaults(command=_in_commands("cmd_run"))
+    run.set_defaults(command=_in("watcher.worker_commands", "cmd_run"))
     once = commands.add_parser("once", help="process what is waiting in both directions, then exit")
-    once.set_defaults(command=_in_commands("cmd_once"))
+    once.set_defaults(command=_in("watcher.worker_commands", "cmd_once"))
     seed = commands.add_parser("seed", help="write the challenge's sample data")
     seed.add_argument(
         "--tracos", type=_count, default=10, metavar="N", help="TracOS documents (10)"
@@ -145,17 +145,17 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument(
         "--force", action="store_true", help="replace stored orders and inbound files 1..N"
     )
-    seed.set_defaults(command=_in_commands("cmd_seed"))
+    seed.set_defaults(command=_in("watcher.commands", "cmd_seed"))
     put = commands.add_parser("put", help="write TracOS documents as TracOS would")
     put.add_argument("file", metavar="FILE", help="a JSON array of TracOS documents, - for stdin")
     put.add_argument("--force", action="store_true", help="replace stored ones, newer or not")
-    put.set_defaults(command=_in_commands("cmd_put"))
+    put.set_defaults(command=_in("watcher.commands", "cmd_put"))
     show = commands.add_parser("show", help="stored work orders as a JSON array")
     show.add_argument("numbers", nargs="*", type=order_number, metavar="NUMBER")
-    show.set_defaults(command=_in_commands("cmd_show"))
+    show.set_defaults(command=_in("watcher.commands", "cmd_show"))
     status = commands.add_parser("status", help="counts, store mode, worker alive?")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(command=_in_commands("cmd_status"))
+    status.set_defaults(command=_in("watcher.commands", "cmd_status"))
     again = commands.add_parser("requeue", help="move failed files back into the inbound folder")
     again.add_argument("names", nargs="*", metavar="NAME")
     again.set_defaults(command=cmd_requeue)
@@ -164,12 +164,12 @@ def _parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="remove archived and failed files older than DAYS")
     prune.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
-    prune.set_defaults(command=_in_commands("cmd_prune"))
+    prune.set_defaults(command=_in("watcher.commands", "cmd_prune"))
     schema = commands.add_parser("schema", help="the JSON Schema of the ERP format's files")
     schema.add_argument(
         "--outbound", action="store_true", help="of the files written for the ERP instead"
     )
-    schema.set_defaults(command=_in_commands("cmd_schema"))
+    schema.set_defaults(command=_in("watcher.commands", "cmd_schema"))
     return parser
 
 

@@ -1,7 +1,7 @@
-"""The commands that run the worker, use the store or load an ERP format: ``run``,
-``once``, ``seed``, ``put``, ``show``, ``status``, ``prune`` and ``schema`` (``cli.py``
-parses their arguments, and imports this module only to run one of them). Only ``run``
-and ``once`` import the worker."""
+"""The commands that use the store or an ERP format, not the worker: ``seed``, ``put``,
+``show``, ``status``, ``prune`` and ``schema`` (``cli.py`` parses their arguments, and
+imports this module only to run one of them; ``run`` and ``once`` are in
+``watcher.worker_commands``)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,14 @@ import random
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack, aclosing
+from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Final
 
 import msgspec
 
-from watcher import __version__
-from watcher.core.tracos import Outcome, decode_tracos
+from watcher.core.tracos import decode_tracos
 from watcher.erp.registry import load_format
 from watcher.errors import CommandFailed, StoreUnavailable
 from watcher.inspection import StoreAnswer, ask_store, status_lines, status_report
@@ -28,47 +27,11 @@ from watcher.operations import prune
 from watcher.printable import printable
 from watcher.seed import erp_files, tracos_documents, write_erp_files
 from watcher.settings import Settings
-from watcher.stats import ORDERS, Count, Snapshot
 from watcher.store import Document, PutResult, Replace, WorkOrderStore
 from watcher.store.configured import with_store
 
 log = logging.getLogger("watcher")
-ONCE_ATTEMPTS: Final = 5
-LIVE_REFRESH_SECONDS: Final = 0.25
 SHOW_BATCH: Final = 1000  # documents read and written at a time by ``show``
-
-
-def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    # The worker (and the live console, with rich) only for the commands that run one.
-    from watcher.app import build_worker, serve
-    from watcher.console import Header, LiveConsole, LogSummary, is_interactive
-
-    worker = build_worker(settings)
-    live = None
-    if is_interactive(sys.stdout) and not args.no_console:
-        live = LiveConsole(lambda: Header.from_settings(settings, __version__, worker.store.mode))
-        setup_logging(settings, handler=live.log_handler())
-        live.console.print(_banner(settings), highlight=False)
-    else:
-        setup_logging(settings, sys.stdout)
-        log.info(_banner(settings))
-    with ExitStack() as stack:
-        if live:
-            stack.enter_context(live)
-        serve(worker, [live or LogSummary()], LIVE_REFRESH_SECONDS if live else 1.0)
-    summary = worker.stop_summary()
-    if live:
-        live.console.print(summary, highlight=False)
-    log.info("%s", summary)
-    return 0
-
-
-def _banner(settings: Settings) -> str:
-    store = settings.store_label
-    if not settings.mongo_uri:
-        store += f" store at {settings.sqlite_path} (set MONGO_URI to use MongoDB)"
-    folders = f"inbound {settings.inbound_dir}, outbound {settings.outbound_dir}"
-    return f"watcher {__version__} on {store}; {folders}"
 
 
 def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -128,37 +91,6 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     print("\n".join(status_lines(report)))
     return 0
-
-
-def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
-    from watcher.app import build_worker, run_once
-
-    worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
-    setup_logging(settings, sys.stderr)
-    run_once(worker)
-    counts = once_counts(worker.stats.snapshot(datetime.now(UTC)))
-    log.info("%s", once_summary(counts), extra={"counts": counts})
-    return 0
-
-
-def once_counts(snapshot: Snapshot) -> dict[str, int]:
-    """What one ``once`` did, by name: files archived and failed, orders by outcome, exports."""
-    counted = snapshot.counters
-    return {
-        "files_archived": counted.get(Count.FILES_ARCHIVED, 0),
-        "files_failed": counted.get(Count.FILES_FAILED, 0),
-        **{f"orders_{o}": counted.get(c, 0) for o, c in ORDERS.items()},
-        "exported": counted.get(Count.EXPORTED, 0),
-        "unexportable": counted.get(Count.UNEXPORTABLE, 0),
-    }
-
-
-def once_summary(counts: dict[str, int]) -> str:
-    orders = ", ".join(f"{counts[f'orders_{o}']} {o}" for o in Outcome)
-    files = f"files {counts['files_archived']} archived, {counts['files_failed']} failed"
-    exports = f"{counts['exported']} exported, {counts['unexportable']} unexportable"
-    done = "nothing to do; " if not any(counts.values()) else ""
-    return f"once: {done}{files}; orders {orders}; {exports}"
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:

@@ -8,9 +8,10 @@ and the store is marked unreachable: an operator looks exactly when something is
 from __future__ import annotations
 
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
+
+import msgspec
 
 from watcher.core.tracos import read_tracos
 from watcher.erp.port import ErpFormat
@@ -33,14 +34,13 @@ LISTED: Final = 20  # unexportable orders printed; the rest are counted
 CHECK_BATCH: Final = 1000  # unsynced documents read (and tried) at a time
 
 
-@dataclass(frozen=True, slots=True)
-class StoreAnswer:
+class StoreAnswer(msgspec.Struct, frozen=True):
     """The store's counts, and the unsynced orders that cannot be exported as they are."""
 
     stored: int
     unsynced: int
     unexportable_total: int | None  # None: too many unsynced documents to check them all
-    unexportable: list[UnexportableEntry] = field(default_factory=list)
+    unexportable: list[UnexportableEntry] = []
 
 
 async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer:

@@ -17,7 +17,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from watcher.http_server import HttpServer, Response
-from watcher.stats import FRESH_SECONDS, ORDERS, Count, Snapshot
+from watcher.stats import ORDERS, Count, Snapshot
+from watcher.status import FRESH_SECONDS
 
 # counter name (without _total) → (snapshot counter, help text)
 COUNTERS: Final = {
