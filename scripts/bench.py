@@ -13,10 +13,12 @@ targets met, 1 a target failed, 2 the benchmark itself could not run.
 from __future__ import annotations
 
 import argparse
+import compileall
 import math
 import os
 import platform
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -34,6 +36,7 @@ import anyio
 import floor  # scripts/floor.py, beside this file
 import msgspec
 
+import watcher
 from watcher.app import build_worker
 from watcher.core.tracos import read_tracos
 from watcher.erp.formats.challenge import FORMAT as CHALLENGE
@@ -64,9 +67,12 @@ class Sizes:
     out_burst: int = 10_000
     idle_seconds: float = 10.0
     warmup_seconds: float = 3.0
+    startup_runs: int = 20
+    sweep_small: int = 100_000
+    sweep_large: int = 1_000_000
 
 
-QUICK: Final = Sizes(1_000, 10_000, 5.0, 100.0, 3.0, 10.0, 1_000, 3.0, 1.0)
+QUICK: Final = Sizes(1_000, 10_000, 5.0, 100.0, 3.0, 10.0, 1_000, 3.0, 1.0, 7, 5_000, 50_000)
 
 
 @dataclass
@@ -703,6 +709,160 @@ async def outbound_in_process(
     return found, percentile(list(worker.stats.latency_out), 0.5)
 
 
+# --- start-up and the sweep: whole processes, as an operator (or the container) starts them ---
+
+STARTUP_TARGET: Final = 3.0  # x the floor
+FLOOR_COMMAND: Final = ("-c", "import msgspec, sqlite3")
+SWEEP_MEMORY_MB: Final = 300
+SWEEP_DEADLINE: Final = 3600.0  # a million files, each fsynced, on a slow disk
+# Started by the benchmark, it starts the command and reports the command's own peak RSS
+# (wait4): a process forked from this one would count the benchmark's memory too.
+LAUNCHER: Final = """
+import os, subprocess, sys
+with open(sys.argv[1], "wb") as log:
+    child = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(child.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)
+"""
+
+
+def folder_env(root: Path) -> dict[str, str]:
+    """The environment of a ``watcher`` command on the embedded store in ``root``."""
+    env = {**os.environ, "MONGO_URI": "", "LOG_LEVEL": "INFO", "LOG_FORMAT": "text"}
+    env.update({f"DATA_{name.upper()}_DIR": str(root / name) for name in FOLDERS})
+    env["METRICS_PORT"] = ""
+    return env
+
+
+def started(args: Sequence[str], env: dict[str, str], cwd: Path) -> float:
+    """Wall time of one process, from spawn to exit; it must exit 0."""
+    begin = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *args], check=False, env=env, cwd=cwd, capture_output=True
+    )
+    seconds = time.perf_counter() - begin
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr).decode(errors="replace")
+        raise BenchError(f"{' '.join(args)} exited {done.returncode}:\n{output[-2000:]}")
+    return seconds
+
+
+def bench_startup(sizes: Sizes, root: Path) -> list[Row]:
+    """Scenario 1: ``watcher status`` and ``watcher health`` on the embedded store (beside a
+    running worker, so health reads a live status file and status a real store) against
+    ``python -c "import msgspec, sqlite3"``, started the same way: same interpreter, folder
+    and environment, interleaved, best of N; with PYTHONDONTWRITEBYTECODE=1 and without."""
+    # As the install does (scripts/_uv.sh): a source edited since would be compiled again
+    # by every run made with PYTHONDONTWRITEBYTECODE=1, and measured as start-up.
+    compileall.compile_dir(Path(watcher.__file__).parent, quiet=1)
+    with running_worker(root / "worker") as worker:
+        anyio.run(seed_unsynced, worker.sqlite_path, 1_000)
+        wait_until(lambda: count_files(worker.dir("outbound")) >= 1_000, "the seed exported", 0.05)
+        rows = []
+        for no_bytecode in (True, False):
+            env = folder_env(worker.root)
+            if no_bytecode:
+                env["PYTHONDONTWRITEBYTECODE"] = "1"
+            else:
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+            rows += startup_rows(env, worker.root, sizes.startup_runs, no_bytecode)
+    return rows
+
+
+def startup_rows(env: dict[str, str], cwd: Path, runs: int, no_bytecode: bool) -> list[Row]:
+    commands = {"floor": FLOOR_COMMAND, "status": ("-m", "watcher", "status")}
+    commands["health"] = ("-m", "watcher", "health")
+    best = dict.fromkeys(commands, math.inf)
+    for _ in range(runs):
+        for name, args in commands.items():
+            best[name] = min(best[name], started(args, env, cwd))
+    floor, rows = best["floor"], []
+    writes = "PYTHONDONTWRITEBYTECODE=1" if no_bytecode else "bytecode writes allowed"
+    for name in ("status", "health"):
+        ratio = best[name] / floor
+        row = Row("start-up", f"watcher {name}", best[name] * 1000, "ms", "", None)
+        row.floor, row.ratio = floor * 1000, ratio
+        row.target, row.passed = f"ratio <= {STARTUP_TARGET:.1f}", ratio <= STARTUP_TARGET
+        row.scenario = f"start-up ({writes})"
+        row.note = (
+            f'best of {runs}, interleaved with the floor `python -c "import msgspec, sqlite3"`'
+            " (ms), same interpreter and environment; the embedded store, beside a running"
+            " worker (1,000 documents; health reads its live status file)"
+        )
+        rows.append(row)
+    return rows
+
+
+async def seed_unsynced(path: Path, count: int) -> None:
+    """``count`` unsynced TracOS documents, put in chunks as TracOS would write them."""
+    chunk = 20_000
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        for first in range(1, count + 1, chunk):
+            await store.put_documents(tracos_docs(min(chunk, count + 1 - first), first))
+    finally:
+        await store.close()
+
+
+def launched(args: Sequence[str], env: dict[str, str], cwd: Path, log: Path) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of one ``python ARGS`` process; it must exit 0."""
+    command = [sys.executable, "-c", LAUNCHER, str(log), sys.executable, *args]
+    begin = time.perf_counter()
+    done = subprocess.run(
+        command, check=False, env=env, cwd=cwd, capture_output=True, timeout=SWEEP_DEADLINE
+    )
+    seconds = time.perf_counter() - begin
+    code, peak = map(int, done.stdout.split())
+    if code != 0:
+        raise BenchError(f"{' '.join(args)} exited {code}:\n{log.read_text()[-2000:]}")
+    return seconds, peak
+
+
+def sweep_once(count: int, root: Path) -> tuple[float, int]:
+    """``watcher once`` over ``count`` unsynced documents: every one exported and marked."""
+    root.mkdir(parents=True)
+    anyio.run(seed_unsynced, root / "state" / "tracos.sqlite3", count)
+    env = folder_env(root)
+    seconds, peak = launched(("-m", "watcher", "once"), env, root, root / "once.log")
+    exported = count_files(root / "outbound")
+    unsynced = anyio.run(store_counts, root / "state" / "tracos.sqlite3")[1]
+    if exported != count or unsynced:
+        raise BenchError(f"sweep of {count:,}: {exported:,} files, {unsynced:,} still unsynced")
+    return seconds, peak
+
+
+def bench_sweep(sizes: Sizes, root: Path) -> list[Row]:
+    """Scenario 5: a first start beside many unsynced documents: ``watcher once`` exports
+    them all, streamed from the store in batches; its peak memory, and how time grows."""
+    small, large = sizes.sweep_small, sizes.sweep_large
+    timed = {}
+    rows = []
+    for count in (small, large):
+        seconds, peak = sweep_once(count, root / f"sweep-{count}")
+        shutil.rmtree(root / f"sweep-{count}")  # a million files: not kept for the next run
+        timed[count] = seconds
+        rate = Row(f"sweep {count:,}", "throughput", count / seconds, "orders/s", "", None)
+        rate.note = (
+            f"`watcher once` over {count:,} unsynced documents; until all exported and marked"
+        )
+        memory = Row(f"sweep {count:,}", "peak memory", peak / MB, "MB", "", None)
+        memory.target, memory.passed = f"<= {SWEEP_MEMORY_MB} MB", peak <= SWEEP_MEMORY_MB * MB
+        memory.note = rate.note
+        rows += [rate, memory]
+    growth = (timed[large] / timed[small]) / (large / small)
+    row = Row(
+        "sweep growth",
+        f"time x{timed[large] / timed[small]:.1f} for size x{large / small:.0f}",
+        growth,
+        "x linear",
+        "<= 1.3",
+        growth <= 1.3,
+    )
+    row.note = f"{small:,} → {large:,} documents: time ratio / size ratio (1.0 is linear)"
+    return [*rows, row]
+
+
 # --- report ---------------------------------------------------------------------------------
 
 
@@ -742,10 +902,25 @@ def print_report(info: dict[str, Any], rows: Sequence[Row], quick: bool) -> None
     print("\n".join(notes), flush=True)
 
 
+SCENARIOS: Final = {
+    "start-up": bench_startup,
+    "burst (once)": bench_once,
+    "burst": bench_burst,
+    "batch": bench_batch,
+    "steady": bench_steady,
+    "outbound": bench_outbound,
+    "sweep": bench_sweep,
+    "journal": bench_journal,
+}
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="reduced sizes, a smoke check")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    parser.add_argument(
+        "--only", action="append", choices=SCENARIOS, metavar="NAME", help="run only these"
+    )
     return parser.parse_args(argv)
 
 
@@ -755,14 +930,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     info, rows = machine(), []
     try:
         with tempfile.TemporaryDirectory(prefix="watcher-bench-") as temp:
-            for name, scenario in (
-                ("burst (once)", bench_once),
-                ("burst", bench_burst),
-                ("batch", bench_batch),
-                ("steady", bench_steady),
-                ("outbound", bench_outbound),
-                ("journal", bench_journal),
-            ):
+            for name, scenario in SCENARIOS.items():
+                if args.only and name not in args.only:
+                    continue
                 print(f"running {name} ...", file=sys.stderr, flush=True)
                 rows.extend(scenario(sizes, Path(temp) / name))
     except BenchError as exc:

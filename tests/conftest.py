@@ -18,7 +18,7 @@ from pymongo import MongoClient
 from tests.mongo_facade import FacadeCollection
 from tests.mongo_server import MongoServer
 from watcher.settings import Settings
-from watcher.store import WorkOrderStore
+from watcher.store import StoredDocument, WorkOrderStore
 from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
 
@@ -128,6 +128,11 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if real is not None:
         await real.collection.drop()
     await chosen.close()
+
+
+async def all_unsynced(store: WorkOrderStore, batch_size: int = 1000) -> list[StoredDocument]:
+    """One whole sweep of ``store``'s unsynced documents, as one list (tests only)."""
+    return [doc async for batch in store.iter_unsynced(batch_size) for doc in batch]
 
 
 async def wait_for(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:

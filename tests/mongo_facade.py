@@ -7,6 +7,7 @@ the adapter's pipeline, sweep and conditional marks run as they would against a 
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +79,7 @@ class FakeCursor:
     def __init__(self, cursor: Any, facade: FacadeCollection) -> None:
         self._cursor = cursor
         self._facade = facade
+        self.closed = False
 
     def sort(self, key: str, direction: int) -> FakeCursor:
         self._cursor = self._cursor.sort(key, direction)
@@ -88,8 +90,12 @@ class FakeCursor:
         return self
 
     async def to_list(self, length: int | None) -> list[Document]:
+        """The next ``length`` documents (all that are left: None), as a server cursor gives."""
         self._facade.check()
-        return list(self._cursor)
+        return list(itertools.islice(self._cursor, length))
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 class FacadeCollection:
@@ -119,7 +125,9 @@ class FacadeCollection:
         finally:
             self._emit_changes(before)
 
-    def find(self, query: Document, projection: Document | None = None) -> FakeCursor:
+    def find(
+        self, query: Document, projection: Document | None = None, batch_size: int = 0
+    ) -> FakeCursor:
         return FakeCursor(self.raw.find(query, projection), self)
 
     async def estimated_document_count(self) -> int:

@@ -209,6 +209,16 @@ def test_dockerfile_installs_the_locked_dependencies() -> None:
         assert "--no-dev" in words
 
 
+def test_the_image_and_the_scripts_install_bytecode() -> None:
+    """The image runs with PYTHONDONTWRITEBYTECODE=1, so the build writes every .pyc
+    (UV_COMPILE_BYTECODE=1 for uv sync); the scripts sync with --compile-bytecode."""
+    assert any("UV_COMPILE_BYTECODE=1" in env.split() for env in _anywhere("ENV"))
+    uv = (ROOT / "scripts" / "_uv.sh").read_text()
+    assert "sync --frozen --quiet --compile-bytecode" in uv and "compileall" in uv
+    for script in ("run", "test", "bench", "check"):
+        assert 'source "$(dirname "$0")/_uv.sh"' in (ROOT / "scripts" / script).read_text()
+
+
 def test_dockerfile_runs_the_worker_as_pid_1() -> None:
     """ENTRYPOINT and CMD in exec form make up `watcher run`, with unbuffered output."""
     assert _exec_form("ENTRYPOINT") + _exec_form("CMD") == ["watcher", "run"]

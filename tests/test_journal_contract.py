@@ -12,9 +12,9 @@ from pymongo import MongoClient
 
 from tests.builders import NOW, T0
 from tests.conftest import make_settings
-from watcher.app import build_journal, build_store
 from watcher.settings import Settings
 from watcher.store import WorkOrderStore
+from watcher.store.configured import build_journal, build_store
 from watcher.store.journal import Entry, HistoryQuery, Journal
 from watcher.store.mongo_journal import TTL_INDEX, journal_name
 

@@ -15,10 +15,10 @@ from tests.builders import NOW, erp
 from tests.conftest import DEADLINE, wait_for
 from tests.workers import drop, names, opened_store, running
 from watcher import journaling
-from watcher.app import build_journal
 from watcher.errors import StoreUnavailable
 from watcher.journaling import Recorder
 from watcher.settings import Settings
+from watcher.store.configured import build_journal
 from watcher.store.journal import Entry, HistoryQuery
 
 pytestmark = pytest.mark.anyio

@@ -10,6 +10,7 @@ import pytest
 from pymongo.errors import AutoReconnect, OperationFailure
 
 from tests.builders import NOW, order, tracos_doc
+from tests.conftest import all_unsynced
 from tests.mongo_facade import FacadeCollection
 from watcher.core.tracos import Outcome
 from watcher.errors import ConfigError, StoreUnavailable
@@ -65,11 +66,11 @@ async def test_own_marks_do_not_trigger_a_second_export() -> None:
     facade, store = await opened(FacadeCollection())
     seen = Recorder()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(store.follow_unsynced, seen, 0.05)
+        tg.start_soon(store.follow_unsynced, seen, 0.05, 1000)
         await until(lambda: facade.streams)
         await store.put_documents([tracos_doc(1)])
         await until(lambda: seen.seen(1))
-        [doc] = await store.find_unsynced()
+        [doc] = await all_unsynced(store)
         await store.mark_synced([SyncMark(doc.key, doc.version)], NOW)
         await store.upsert([order(2)], NOW)  # an inbound write: synced, so no event
         await store.put_documents([tracos_doc(3)])
@@ -84,7 +85,7 @@ async def test_resume_error_sweeps_and_reopens() -> None:
     facade, store = await opened(FacadeCollection())
     seen = Recorder()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(store.follow_unsynced, seen, 0.05)
+        tg.start_soon(store.follow_unsynced, seen, 0.05, 1000)
         await until(lambda: seen.batches == [[]])  # the first sweep found nothing
         facade.raw.insert_one(tracos_doc(7))  # a change no stream reported
         facade.break_streams(286)
@@ -99,7 +100,7 @@ async def test_standalone_server_falls_back_to_polling() -> None:
     facade, store = await opened(FacadeCollection(standalone=True))
     seen = Recorder()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(store.follow_unsynced, seen, 0.05)
+        tg.start_soon(store.follow_unsynced, seen, 0.05, 1000)
         await store.put_documents([tracos_doc(5)])
         await until(lambda: seen.seen(5))
         tg.cancel_scope.cancel()
@@ -151,9 +152,9 @@ async def test_documents_with_a_string_id_are_marked() -> None:
     """An _id that is not an ObjectId (even 24 hex digits) still gets its conditional mark."""
     facade, store = await opened(FacadeCollection())
     facade.raw.insert_one(tracos_doc(3) | {"_id": "0123456789abcdef01234567"})
-    [doc] = await store.find_unsynced()
+    [doc] = await all_unsynced(store)
     assert await store.mark_synced([SyncMark(doc.key, doc.version)], NOW) == {doc.key}
-    assert await store.find_unsynced() == []
+    assert await all_unsynced(store) == []
 
 
 @pytest.mark.parametrize(
@@ -174,11 +175,11 @@ async def test_an_outage_in_the_stream_is_raised_for_the_shell_to_wait_out(
             stream.send.send_nowait(error)
 
     with anyio.fail_after(10), pytest.raises(StoreUnavailable):
-        await store.follow_unsynced(break_after_the_sweep, 0.05)
+        await store.follow_unsynced(break_after_the_sweep, 0.05, 1000)
     assert store.mode == "MongoDB change stream"
     facade.raw.insert_one(tracos_doc(8))
     async with anyio.create_task_group() as tg:
-        tg.start_soon(store.follow_unsynced, seen, 0.05)
+        tg.start_soon(store.follow_unsynced, seen, 0.05, 1000)
         await until(lambda: seen.seen(8))  # the next call starts with a sweep
         tg.cancel_scope.cancel()
 

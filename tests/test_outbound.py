@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from tests.builders import erp, tracos_doc
-from tests.conftest import wait_for
+from tests.conftest import all_unsynced, wait_for
 from tests.workers import cli, drop, names, running
 from watcher.app import Worker, build_worker
 from watcher.erp import files
@@ -116,9 +116,9 @@ class CountingSqlite(SqliteStore):
 
     queries = 0
 
-    def _unsynced_after(self, seen: int) -> tuple[list[StoredDocument], int]:
+    def _unsynced_after(self, seen: int, limit: int) -> tuple[list[StoredDocument], int]:
         self.queries += 1
-        return super()._unsynced_after(seen)
+        return super()._unsynced_after(seen, limit)
 
 
 async def test_unexportable_document_is_reported_once(settings: Settings) -> None:
@@ -171,7 +171,7 @@ async def test_crash_between_write_and_mark_rewrites_identically(settings: Setti
     first = (settings.outbound_dir / "3.json").read_bytes()
     store = SqliteStore(settings.sqlite_path)
     await store.open()
-    assert len(await store.find_unsynced()) == 1  # never marked without the mark
+    assert len(await all_unsynced(store)) == 1  # never marked without the mark
     await store.close()
     async with running(settings) as worker:
         await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "re-export")
@@ -201,9 +201,9 @@ async def test_two_versions_in_one_batch_never_leave_the_older_on_disk(
     store = SqliteStore(settings.sqlite_path)
     await store.open()
     await store.put_documents([tracos_doc(1, title="v1")])
-    [v1] = await store.find_unsynced()
+    [v1] = await all_unsynced(store)
     await store.put_documents([tracos_doc(1, title="v2")])
-    [v2] = await store.find_unsynced()
+    [v2] = await all_unsynced(store)
     settings.outbound_dir.mkdir(parents=True)
     one_thread = msgspec.structs.replace(settings, outbound_concurrency=1)
     outbound = build_worker(one_thread, store).outbound
@@ -232,12 +232,12 @@ async def test_a_failed_sync_renames_and_marks_nothing(
     await store.open()
     await store.put_documents([tracos_doc(1), tracos_doc(2)])
     outbound = build_worker(settings, store).outbound
-    await outbound.export(await store.find_unsynced())
-    assert len(await store.find_unsynced()) == 2
+    await outbound.export(await all_unsynced(store))
+    assert len(await all_unsynced(store)) == 2
     assert list(settings.outbound_dir.iterdir()) == [settings.outbound_dir / ".tracos-sync.lock"]
     failing = False
-    await outbound.export(await store.find_unsynced())
-    assert await store.find_unsynced() == []
+    await outbound.export(await all_unsynced(store))
+    assert await all_unsynced(store) == []
     assert names(settings.outbound_dir) == ["1.json", "2.json"]
     await store.close()
 

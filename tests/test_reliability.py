@@ -8,14 +8,14 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from tests.builders import erp, tracos_doc
-from tests.conftest import make_settings, wait_for, wait_until
+from tests.conftest import all_unsynced, make_settings, wait_for, wait_until
 from tests.harness import serving, start_worker
 from tests.mongo_facade import FacadeCollection
 from tests.workers import cli, drop, env_for, names, running, stored_docs
@@ -54,9 +54,10 @@ class FlakyStore(SqliteStore):
         self._check()
         return await super().mark_synced(marks, now)
 
-    async def find_unsynced(self) -> list[StoredDocument]:
+    async def iter_unsynced(self, batch_size: int) -> AsyncGenerator[list[StoredDocument], None]:
         self._check()
-        return await super().find_unsynced()
+        async for batch in super().iter_unsynced(batch_size):
+            yield batch
 
 
 @pytest.mark.usefixtures("real_backoff")
@@ -148,7 +149,7 @@ async def test_full_disk_on_outbound_gives_no_false_mark(
             lambda: worker.stats.counters[Count.EXPORT_ERRORS] >= 4, "repeated write errors"
         )
         assert "No space left on device" in worker.stats.failures[-1].reason
-        assert len(await worker.store.find_unsynced()) == 2
+        assert len(await all_unsynced(worker.store)) == 2
         disk_full = False
         await wait_for(
             lambda: worker.stats.counters[Count.EXPORTED] == 2, "exported after space returns"

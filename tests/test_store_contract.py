@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ import anyio
 import pytest
 
 from tests.builders import NOW, T0, order, tracos_doc
+from tests.conftest import all_unsynced
 from watcher.core.tracos import Outcome
 from watcher.store import StoredDocument, SyncMark, WorkOrderStore
 
@@ -79,7 +81,7 @@ async def test_unsynced_query_sees_documents_without_is_synced(store: WorkOrderS
     """TracOS documents without isSynced (or with false) are unsynced; inbound ones are not."""
     await store.put_documents([tracos_doc(1), tracos_doc(2, isSynced=False)])
     await store.upsert([order(3)], NOW)
-    unsynced = await store.find_unsynced()
+    unsynced = await all_unsynced(store)
     assert sorted(d.doc["number"] for d in unsynced) == [1, 2]
     assert await store.counts() == (3, 2)
 
@@ -99,7 +101,7 @@ async def test_oldest_unsynced_is_the_oldest_dated_update_waiting(store: WorkOrd
         ]
     )
     assert await store.oldest_unsynced() == T0 - hour
-    unsynced = {d.doc["number"]: d for d in await store.find_unsynced()}
+    unsynced = {d.doc["number"]: d for d in await all_unsynced(store)}
     marks = [SyncMark(unsynced[n].key, unsynced[n].version) for n in (2, 5)]
     await store.mark_synced(marks, NOW)
     assert await store.oldest_unsynced() == T0 + hour
@@ -108,20 +110,20 @@ async def test_oldest_unsynced_is_the_oldest_dated_update_waiting(store: WorkOrd
 async def test_mark_synced_when_unchanged(store: WorkOrderStore) -> None:
     """The conditional mark succeeds on an unchanged document."""
     await store.put_documents([tracos_doc(1)])
-    [doc] = await store.find_unsynced()
+    [doc] = await all_unsynced(store)
     assert await store.mark_synced([SyncMark(doc.key, doc.version)], NOW) == {doc.key}
-    assert await store.find_unsynced() == []
+    assert await all_unsynced(store) == []
     assert (await one(store, 1))["isSynced"] is True
 
 
 async def test_mark_refused_when_document_changed(store: WorkOrderStore) -> None:
     """A document changed after it was read is not marked and stays unsynced."""
     await store.put_documents([tracos_doc(1), tracos_doc(2)])
-    first, second = sorted(await store.find_unsynced(), key=lambda d: d.doc["number"])
+    first, second = sorted(await all_unsynced(store), key=lambda d: d.doc["number"])
     await store.put_documents([tracos_doc(1, title="Changed meanwhile")])
     marks = [SyncMark(first.key, first.version), SyncMark(second.key, second.version)]
     assert await store.mark_synced(marks, NOW) == {second.key}
-    [left] = await store.find_unsynced()
+    [left] = await all_unsynced(store)
     assert left.doc["title"] == "Changed meanwhile"
 
 
@@ -130,7 +132,7 @@ async def test_unsynced_at_names_only_documents_still_at_the_version_read(
 ) -> None:
     """Changed since the read, or marked by someone else: not current any more."""
     await store.put_documents([tracos_doc(n) for n in (1, 2, 3)])
-    first, second, third = sorted(await store.find_unsynced(), key=lambda d: d.doc["number"])
+    first, second, third = sorted(await all_unsynced(store), key=lambda d: d.doc["number"])
     marks = [SyncMark(d.key, d.version) for d in (first, second, third)]
     await store.put_documents([tracos_doc(1, title="Changed meanwhile")])
     await store.mark_synced([marks[1]], NOW)
@@ -154,12 +156,12 @@ async def test_a_stored_version_that_is_not_a_date_counts_as_older(
 async def test_a_mark_reports_only_what_this_call_marked(store: WorkOrderStore) -> None:
     """Two overlapping mark calls in the same millisecond: each returns only its own marks."""
     await store.put_documents([tracos_doc(n) for n in (1, 2, 3)])
-    docs = {d.doc["number"]: d for d in await store.find_unsynced()}
+    docs = {d.doc["number"]: d for d in await all_unsynced(store)}
     first = [SyncMark(docs[n].key, docs[n].version) for n in (1, 2)]
     second = [SyncMark(docs[n].key, docs[n].version) for n in (2, 3)]
     assert await store.mark_synced(first, NOW) == {docs[1].key, docs[2].key}
     assert await store.mark_synced(second, NOW) == {docs[3].key}
-    assert await store.find_unsynced() == []
+    assert await all_unsynced(store) == []
 
 
 async def test_follow_unsynced_sweeps_then_sees_new_changes(store: WorkOrderStore) -> None:
@@ -175,7 +177,7 @@ async def test_follow_unsynced_sweeps_then_sees_new_changes(store: WorkOrderStor
             got_two.set()
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(store.follow_unsynced, handle, 0.05)
+        tg.start_soon(store.follow_unsynced, handle, 0.05, 1000)
         with anyio.fail_after(10):
             while 1 not in seen:
                 await anyio.sleep(0.01)
@@ -214,12 +216,84 @@ async def test_documents_come_back_with_the_same_types_from_every_store(
     """Ids are strings, dates aware datetimes (to the ms), odd values keep their own type."""
     await store.put_documents([tracos_doc(1), tracos_doc(2, updatedAt="2099-01-01", custom=7)])
     await store.upsert([order(3)], NOW)
-    [stored] = [d for d in await store.find_unsynced() if d.doc["number"] == 1]
+    [stored] = [d for d in await all_unsynced(store) if d.doc["number"] == 1]
     await store.mark_synced([SyncMark(stored.key, stored.version)], NOW)
     docs = {d["number"]: d for d in await store.find()}
-    for doc in (*docs.values(), *(d.doc for d in await store.find_unsynced())):
+    for doc in (*docs.values(), *(d.doc for d in await all_unsynced(store))):
         assert isinstance(doc["_id"], str)
         assert isinstance(doc["createdAt"], datetime) and doc["createdAt"].utcoffset() == ZERO
     assert docs[1]["syncedAt"] == NOW and docs[1]["updatedAt"] == T0 + timedelta(hours=1)
     assert docs[3]["updatedAt"] == T0 and docs[3]["syncedAt"] == NOW
     assert (docs[2]["updatedAt"], docs[2]["custom"]) == ("2099-01-01", 7)
+
+
+async def test_a_sweep_comes_in_bounded_batches_each_document_once(store: WorkOrderStore) -> None:
+    """Unsynced documents stream in batches of at most the size asked; each comes once."""
+    await store.put_documents([tracos_doc(n) for n in range(1, 8)])
+    await store.upsert([order(20), order(21)], NOW)  # synced by inbound: never swept
+    batches = [batch async for batch in store.iter_unsynced(3)]
+    assert [len(batch) for batch in batches] == [3, 3, 1]
+    numbers = [d.doc["number"] for batch in batches for d in batch]
+    assert sorted(numbers) == list(range(1, 8))
+    assert all(isinstance(d, StoredDocument) for batch in batches for d in batch)
+
+
+async def test_a_batch_marked_as_it_comes_is_not_swept_again(store: WorkOrderStore) -> None:
+    """What an export does: mark each batch before the next is read; every document still
+    comes exactly once, and none is left unsynced."""
+    await store.put_documents([tracos_doc(n) for n in range(1, 11)])
+    seen: list[int] = []
+    async with aclosing(store.iter_unsynced(3)) as batches:
+        async for batch in batches:
+            assert 0 < len(batch) <= 3
+            seen.extend(d.doc["number"] for d in batch)
+            marks = [SyncMark(d.key, d.version) for d in batch]
+            assert await store.mark_synced(marks, NOW) == {d.key for d in batch}
+    assert sorted(seen) == list(range(1, 11))
+    assert await store.counts() == (10, 0)
+
+
+async def test_a_sweep_left_early_leaves_the_store_usable(store: WorkOrderStore) -> None:
+    """Closing a sweep after its first batch releases its cursor; the next sweep is whole."""
+    await store.put_documents([tracos_doc(n) for n in range(1, 6)])
+    async with aclosing(store.iter_unsynced(2)) as batches:
+        async for batch in batches:
+            assert len(batch) == 2
+            break
+    assert len(await all_unsynced(store, 2)) == 5
+
+
+async def test_follow_hands_over_what_changes_during_its_sweep(store: WorkOrderStore) -> None:
+    """A document changed, and one written, while the first sweep is under way still reach
+    the handler at their new versions (later in the sweep, or from the change feed)."""
+    await store.put_documents([tracos_doc(n) for n in range(1, 7)])
+    seen: dict[int, str] = {}
+    first_batch = True
+
+    async def handle(docs: list[StoredDocument]) -> None:
+        nonlocal first_batch
+        assert len(docs) <= 2
+        if first_batch and docs:
+            first_batch = False
+            await store.put_documents([tracos_doc(n, title="Changed") for n in (1, 6)])
+            await store.put_documents([tracos_doc(7)])
+        seen.update((d.doc["number"], d.doc["title"]) for d in docs)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.follow_unsynced, handle, 0.05, 2)
+        with anyio.fail_after(10):
+            while not (seen.get(1) == seen.get(6) == "Changed" and 7 in seen):
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    assert set(seen) == set(range(1, 8))
+
+
+async def test_every_document_streams_in_number_order_once(store: WorkOrderStore) -> None:
+    """``iter_documents``: all stored documents (synced or not), by number, bounded batches."""
+    await store.put_documents([tracos_doc(n) for n in (5, 1, 30, 2)])
+    await store.upsert([order(4), order(3)], NOW)
+    batches = [batch async for batch in store.iter_documents(2)]
+    assert all(0 < len(batch) <= 2 for batch in batches)
+    assert [d["number"] for batch in batches for d in batch] == [1, 2, 3, 4, 5, 30]
+    assert [d for batch in batches for d in batch] == await store.find()
+    assert [batch async for batch in store.iter_documents(10)] == [await store.find()]

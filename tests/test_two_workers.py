@@ -22,8 +22,8 @@ from tests.harness import (
     waiting_files,
 )
 from tests.workers import opened_store, unsynced_count
-from watcher.app import build_journal
 from watcher.settings import Settings
+from watcher.store.configured import build_journal
 from watcher.store.journal import HistoryQuery
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]

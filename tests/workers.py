@@ -17,11 +17,12 @@ from typing import Any
 
 import anyio
 
-from watcher.app import Worker, build_store, build_worker
+from watcher.app import Worker, build_worker
 from watcher.erp.locks import LOCK_FILE
 from watcher.seed import erp_orders
 from watcher.settings import Settings
 from watcher.store import WorkOrderStore
+from watcher.store.configured import build_store
 
 
 @asynccontextmanager

@@ -1,6 +1,8 @@
 """The composition root: settings → store, ERP integration, pipelines and reporting.
 
-Only this module picks adapters. Constructors here and below do no I/O: folders, locks
+Only this module and ``watcher.store.configured`` (the store and its journal) pick
+adapters, and each adapter (the MongoDB driver, the file watcher, the metrics server) is
+imported only once it is picked. Constructors here and below do no I/O: folders, locks
 and connections are taken in ``Worker.open``.
 """
 
@@ -15,21 +17,18 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
 
 from watcher import api
 from watcher.erp.files import prepare
-from watcher.erp.folders import FolderSource
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
-from watcher.erp.sink import FolderSink
-from watcher.errors import CommandFailed, ConfigError
+from watcher.errors import ConfigError
 from watcher.inbound import Inbound
 from watcher.journaling import Recorder
-from watcher.metrics import MetricsServer
 from watcher.outbound import Outbound
 from watcher.reporting import Reporter, Reporting
 from watcher.retrying import StoreRetry
@@ -37,14 +36,12 @@ from watcher.settings import Settings
 from watcher.stats import Count, Snapshot, Stats, StoreState
 from watcher.status import prune_stopped, worker_id
 from watcher.store import WorkOrderStore
-from watcher.store.journal import Entry, HistoryQuery, Journal
-from watcher.store.mongo import MongoStore
-from watcher.store.mongo_journal import MongoJournal, journal_name
-from watcher.store.sqlite import SqliteStore
-from watcher.store.sqlite_journal import SqliteJournal
+from watcher.store.configured import build_journal, build_store
+
+if TYPE_CHECKING:
+    from watcher.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,26 +54,6 @@ class Integration:
     sink: OutboundSink
 
 
-def build_store(settings: Settings) -> WorkOrderStore:
-    if settings.mongo_uri:
-        return MongoStore.connect(
-            settings.mongo_uri, settings.mongo_database, settings.mongo_collection
-        )
-    return SqliteStore(settings.sqlite_path)
-
-
-def build_journal(settings: Settings, store: WorkOrderStore) -> Journal | None:
-    """The sync journal beside ``store``; None when ``HISTORY_DAYS`` is 0."""
-    if settings.history_days == 0:
-        return None
-    if isinstance(store, MongoStore):
-        collection = store.collection.database[journal_name(store.collection.name)]
-        return MongoJournal(collection, round(settings.history_days * 86400))
-    if isinstance(store, SqliteStore):
-        return SqliteJournal(store.path)
-    return None  # a test's own store
-
-
 def recorder(settings: Settings, store: WorkOrderStore) -> Recorder:
     journal = build_journal(settings, store)
     days, keep = settings.history_days, settings.history_max_entries
@@ -85,6 +62,9 @@ def recorder(settings: Settings, store: WorkOrderStore) -> Recorder:
 
 def build_integration(settings: Settings, stats: Stats) -> Integration:
     """The ERP named by ``ERP_FORMAT``, exchanging files through the configured folders."""
+    from watcher.erp.folders import FolderSource
+    from watcher.erp.sink import FolderSink
+
     return Integration(
         name=settings.erp_format,
         format=load_format(settings.erp_format),
@@ -254,7 +234,7 @@ class Worker:
                     break
                 # files not yet valid JSON: judge them once they have been quiet long enough
                 await anyio.sleep(max(0.05, due - time.time()))
-            await self.outbound.export(await self.store.find_unsynced())
+            await self.outbound.sweep()
             await self.journal.forget()
             tg.cancel_scope.cancel()
 
@@ -287,6 +267,8 @@ def _fan_out(reporters: list[Reporter]) -> Reporter:
 def _metrics(settings: Settings) -> Iterator[MetricsServer]:
     """The metrics server for as long as the worker runs; a busy port or an address that is
     not this host's is a setting error."""
+    from watcher.metrics import MetricsServer
+
     host, port = settings.metrics_host, settings.metrics_port or 0
     server = MetricsServer(port, host, routes=lambda served: api.routes(settings, served.latest))
     try:
@@ -340,44 +322,6 @@ def run_once(worker: Worker) -> None:
                 log.warning("%s", _left_claimed(worker.left_claimed))
 
     anyio.run(main, backend="asyncio")
-
-
-def read_history(settings: Settings, query: HistoryQuery) -> list[Entry]:
-    """What the sync journal holds for ``query`` (one attempt, as ``with_store``)."""
-
-    async def read(store: WorkOrderStore) -> list[Entry]:
-        journal = build_journal(settings, store)
-        if journal is None:
-            raise CommandFailed("the sync journal is off (HISTORY_DAYS=0): nothing is recorded")
-        await journal.open(create=False)
-        try:
-            return await journal.history(query)
-        finally:
-            await journal.close()
-
-    return with_store(settings, read)
-
-
-def with_store(
-    settings: Settings, work: Callable[[WorkOrderStore], Awaitable[T]], create: bool = False
-) -> T:
-    """Open the configured store, run ``work``, close it: one attempt, one line if it fails
-    (a command an operator typed answers at once; the worker is the one that waits).
-
-    Only commands that write (``seed``, ``put``) ``create`` a store; one that only looks,
-    run from the wrong directory, says there is none instead of making an empty one.
-    """
-
-    async def main() -> T:
-        store = build_store(settings)
-        try:
-            await store.open(create)
-            return await work(store)
-        finally:
-            await store.close()
-
-    result: Any = anyio.run(main, backend="asyncio")
-    return result  # type: ignore[no-any-return]
 
 
 async def _unless_stopped(stop: anyio.Event, work: Callable[[], Awaitable[None]]) -> bool:

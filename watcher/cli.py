@@ -8,20 +8,15 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from datetime import UTC, datetime
+from importlib import import_module
 from typing import NoReturn
 
 import msgspec
-import stamina
 
 from watcher import __version__, history
-from watcher.app import build_worker, read_history, serve, with_store
-from watcher.commands import cmd_once, cmd_prune, cmd_put, cmd_schema, cmd_seed
-from watcher.console import Header, LiveConsole, LogSummary, is_interactive
 from watcher.core.tracos import INT64_MAX
 from watcher.environment import environment
-from watcher.erp.registry import load_format
 from watcher.errors import (
     ConfigError,
     InvalidDocument,
@@ -30,21 +25,18 @@ from watcher.errors import (
     WatcherError,
 )
 from watcher.failures import failed_lines, read_failed
-from watcher.inspection import StoreAnswer, ask_store, status_lines, status_report
-from watcher.logs import fatal, log_format_of, setup_logging
+from watcher.logs import fatal, log_format_of
 from watcher.operations import requeue
 from watcher.printable import printable
 from watcher.settings import Settings, load_settings
 from watcher.status import health_problem
-from watcher.store.journal import HistoryQuery
 
 log = logging.getLogger("watcher")
-LIVE_REFRESH_SECONDS = 0.25
+Command = Callable[[Settings, argparse.Namespace], int | None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    stamina.instrumentation.set_on_retry_hooks([])  # our own retry policy says it in words
     log_format = log_format_of(os.environ)
     try:
         env, origins = environment()
@@ -139,15 +131,28 @@ def _days(raw: str) -> float:
     return value
 
 
+def _in(module: str, name: str) -> Command:
+    """The command ``name`` of ``module``, imported only once it runs: ``watcher.commands``
+    loads the store and an ERP format, ``watcher.worker_commands`` the worker too, and
+    ``health``, ``requeue`` or a usage error need neither (the container runs ``health``
+    every 15 s)."""
+
+    def command(settings: Settings, args: argparse.Namespace) -> int | None:
+        chosen: Command = getattr(import_module(module), name)
+        return chosen(settings, args)
+
+    return command
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="watcher", description=__doc__)
     parser.add_argument("--version", action="version", version=f"watcher {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=OneLineParser)
     run = commands.add_parser("run", help="the always-on worker")
     run.add_argument("--no-console", action="store_true", help="plain log lines even on a terminal")
-    run.set_defaults(command=cmd_run)
+    run.set_defaults(command=_in("watcher.worker_commands", "cmd_run"))
     once = commands.add_parser("once", help="process what is waiting in both directions, then exit")
-    once.set_defaults(command=cmd_once)
+    once.set_defaults(command=_in("watcher.worker_commands", "cmd_once"))
     seed = commands.add_parser("seed", help="write the challenge's sample data")
     seed.add_argument(
         "--tracos", type=_count, default=10, metavar="N", help="TracOS documents (10)"
@@ -157,17 +162,17 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument(
         "--force", action="store_true", help="replace stored orders and inbound files 1..N"
     )
-    seed.set_defaults(command=cmd_seed)
+    seed.set_defaults(command=_in("watcher.commands", "cmd_seed"))
     put = commands.add_parser("put", help="write TracOS documents as TracOS would")
     put.add_argument("file", metavar="FILE", help="a JSON array of TracOS documents, - for stdin")
     put.add_argument("--force", action="store_true", help="replace stored ones, newer or not")
-    put.set_defaults(command=cmd_put)
+    put.set_defaults(command=_in("watcher.commands", "cmd_put"))
     show = commands.add_parser("show", help="stored work orders as a JSON array")
     show.add_argument("numbers", nargs="*", type=order_number, metavar="NUMBER")
-    show.set_defaults(command=cmd_show)
+    show.set_defaults(command=_in("watcher.commands", "cmd_show"))
     status = commands.add_parser("status", help="counts, store mode, worker alive?")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(command=cmd_status)
+    status.set_defaults(command=_in("watcher.commands", "cmd_status"))
     story = commands.add_parser("history", help="what happened to an order, or to a file")
     whose = story.add_mutually_exclusive_group(required=True)
     whose.add_argument("number", nargs="?", type=order_number, metavar="NUMBER")
@@ -179,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_count, default=1000, metavar="N", help="the newest N (1000)"
     )
     story.add_argument("--json", action="store_true", help="machine-readable output")
-    story.set_defaults(command=cmd_history)
+    story.set_defaults(command=_in("watcher.commands", "cmd_history"))
     again = commands.add_parser("requeue", help="move failed files back into the inbound folder")
     again.add_argument("names", nargs="*", metavar="NAME")
     again.set_defaults(command=cmd_requeue)
@@ -191,90 +196,13 @@ def _parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="remove archived and failed files older than DAYS")
     prune.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
-    prune.set_defaults(command=cmd_prune)
+    prune.set_defaults(command=_in("watcher.commands", "cmd_prune"))
     schema = commands.add_parser("schema", help="the JSON Schema of the ERP format's files")
     schema.add_argument(
         "--outbound", action="store_true", help="of the files written for the ERP instead"
     )
-    schema.set_defaults(command=cmd_schema)
+    schema.set_defaults(command=_in("watcher.commands", "cmd_schema"))
     return parser
-
-
-def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    worker = build_worker(settings)
-    live = None
-    if is_interactive(sys.stdout) and not args.no_console:
-        live = LiveConsole(lambda: Header.from_settings(settings, __version__, worker.store.mode))
-        setup_logging(settings, handler=live.log_handler())
-        live.console.print(_banner(settings), highlight=False)
-    else:
-        setup_logging(settings, sys.stdout)
-        log.info(_banner(settings))
-    with ExitStack() as stack:
-        if live:
-            stack.enter_context(live)
-        serve(worker, [live or LogSummary()], LIVE_REFRESH_SECONDS if live else 1.0)
-    summary = worker.stop_summary()
-    if live:
-        live.console.print(summary, highlight=False)
-    log.info("%s", summary)
-    return 0
-
-
-def _banner(settings: Settings) -> str:
-    store = settings.store_label
-    if not settings.mongo_uri:
-        store += f" store at {settings.sqlite_path} (set MONGO_URI to use MongoDB)"
-    folders = f"inbound {settings.inbound_dir}, outbound {settings.outbound_dir}"
-    return f"watcher {__version__} on {store}; {folders}"
-
-
-def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
-    docs = with_store(settings, lambda store: store.find(args.numbers))
-    sys.stdout.buffer.write(
-        msgspec.json.format(msgspec.json.encode(docs, enc_hook=_plain), indent=2)
-    )
-    sys.stdout.write("\n")
-    return 0
-
-
-def _plain(value: object) -> object:
-    """ObjectId and the like as strings; dates in ``show`` keep their offset."""
-    return str(value)
-
-
-def _store_now(settings: Settings) -> tuple[StoreAnswer | None, str | None]:
-    """The store's answer from one attempt, or None and why it did not answer."""
-    erp_format = load_format(settings.erp_format)
-    try:
-        return with_store(settings, lambda store: ask_store(store, erp_format)), None
-    except StoreUnavailable as exc:  # status tells what it knows, and that the store is down
-        return None, str(exc)
-
-
-def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    answer, store_error = _store_now(settings)
-    report = status_report(settings, answer, store_error, datetime.now(UTC))
-    if args.json:
-        print(msgspec.json.encode(report).decode())
-        return 0
-    print("\n".join(status_lines(report)))
-    return 0
-
-
-def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
-    query = HistoryQuery(args.number, args.file, args.since, args.limit)
-    entries = read_history(settings, query)
-    if args.json:
-        sys.stdout.buffer.write(history.as_json(entries) + b"\n")
-    elif entries:
-        print("\n".join(history.lines(entries)))
-    if not entries:
-        print(f"watcher: nothing recorded for {history.subject(query)}", file=sys.stderr)
-        return 1
-    if len(entries) == query.limit:
-        print(f"watcher: the newest {query.limit} shown; --limit for more", file=sys.stderr)
-    return 0
 
 
 def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,5 +1,7 @@
-"""The commands that do work on data and say what they did: ``once``, ``seed``, ``put``,
-``prune`` and ``schema`` (``cli.py`` parses their arguments and runs them)."""
+"""The commands that use the store or an ERP format, not the worker: ``seed``, ``put``,
+``show``, ``status``, ``prune`` and ``schema`` (``cli.py`` parses their arguments, and
+imports this module only to run one of them; ``run`` and ``once`` are in
+``watcher.worker_commands``)."""
 
 from __future__ import annotations
 
@@ -8,55 +10,89 @@ import logging
 import random
 import sys
 import time
+from collections.abc import Sequence
+from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import msgspec
 
-from watcher.app import build_worker, run_once, with_store
-from watcher.core.tracos import Outcome, decode_tracos
+from watcher import history
+from watcher.core.tracos import decode_tracos
 from watcher.erp.registry import load_format
-from watcher.errors import CommandFailed
+from watcher.errors import CommandFailed, StoreUnavailable
+from watcher.inspection import StoreAnswer, ask_store, status_lines, status_report
 from watcher.logs import setup_logging
 from watcher.operations import prune
 from watcher.printable import printable
 from watcher.seed import erp_files, tracos_documents, write_erp_files
 from watcher.settings import Settings
-from watcher.stats import ORDERS, Count, Snapshot
-from watcher.store import PutResult, Replace
+from watcher.store import Document, PutResult, Replace, WorkOrderStore
+from watcher.store.configured import read_history, with_store
+from watcher.store.journal import HistoryQuery
 
 log = logging.getLogger("watcher")
-ONCE_ATTEMPTS: Final = 5
+SHOW_BATCH: Final = 1000  # documents read and written at a time by ``show``
 
 
-def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
-    worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
-    setup_logging(settings, sys.stderr)
-    run_once(worker)
-    counts = once_counts(worker.stats.snapshot(datetime.now(UTC)))
-    log.info("%s", once_summary(counts), extra={"counts": counts})
+def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
+    async def show(store: WorkOrderStore) -> None:
+        array = JsonArray(sys.stdout.buffer)
+        if args.numbers:
+            array.write(await store.find(args.numbers))
+        else:
+            async with aclosing(store.iter_documents(SHOW_BATCH)) as batches:
+                async for batch in batches:
+                    array.write(batch)
+        array.close()
+
+    with_store(settings, show)
     return 0
 
 
-def once_counts(snapshot: Snapshot) -> dict[str, int]:
-    """What one ``once`` did, by name: files archived and failed, orders by outcome, exports."""
-    counted = snapshot.counters
-    return {
-        "files_archived": counted.get(Count.FILES_ARCHIVED, 0),
-        "files_failed": counted.get(Count.FILES_FAILED, 0),
-        **{f"orders_{o}": counted.get(c, 0) for o, c in ORDERS.items()},
-        "exported": counted.get(Count.EXPORTED, 0),
-        "unexportable": counted.get(Count.UNEXPORTABLE, 0),
-    }
+class JsonArray:
+    """Documents written to ``out`` as one indented JSON array, batch by batch: the very
+    bytes ``msgspec.json.format`` gives for the whole list, without ever holding it."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.empty = True
+
+    def write(self, docs: Sequence[Document]) -> None:
+        if not docs:
+            return
+        formatted = msgspec.json.format(msgspec.json.encode(docs, enc_hook=_plain), indent=2)
+        self.out.write(b"[\n" if self.empty else b",\n")
+        self.out.write(formatted[2:-2])  # the elements, already indented as in the array
+        self.empty = False
+
+    def close(self) -> None:
+        self.out.write(b"[]\n" if self.empty else b"\n]\n")
 
 
-def once_summary(counts: dict[str, int]) -> str:
-    orders = ", ".join(f"{counts[f'orders_{o}']} {o}" for o in Outcome)
-    files = f"files {counts['files_archived']} archived, {counts['files_failed']} failed"
-    exports = f"{counts['exported']} exported, {counts['unexportable']} unexportable"
-    done = "nothing to do; " if not any(counts.values()) else ""
-    return f"once: {done}{files}; orders {orders}; {exports}"
+def _plain(value: object) -> object:
+    """ObjectId and the like as strings; dates in ``show`` keep their offset."""
+    return str(value)
+
+
+def _store_now(settings: Settings) -> tuple[StoreAnswer | None, str | None]:
+    """The store's answer from one attempt, or None and why it did not answer."""
+    erp_format = load_format(settings.erp_format)
+    try:
+        return with_store(settings, lambda store: ask_store(store, erp_format)), None
+    except StoreUnavailable as exc:  # status tells what it knows, and that the store is down
+        return None, str(exc)
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    answer, store_error = _store_now(settings)
+    report = status_report(settings, answer, store_error, datetime.now(UTC))
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+        return 0
+    print("\n".join(status_lines(report)))
+    return 0
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
@@ -125,3 +161,18 @@ def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
     for error in pruned.errors:
         print(f"watcher: {printable(error)}", file=sys.stderr)
     return 1 if pruned.errors else 0
+
+
+def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    query = HistoryQuery(args.number, args.file, args.since, args.limit)
+    entries = read_history(settings, query)
+    if args.json:
+        sys.stdout.buffer.write(history.as_json(entries) + b"\n")
+    elif entries:
+        print("\n".join(history.lines(entries)))
+    if not entries:
+        print(f"watcher: nothing recorded for {history.subject(query)}", file=sys.stderr)
+        return 1
+    if len(entries) == query.limit:
+        print(f"watcher: the newest {query.limit} shown; --limit for more", file=sys.stderr)
+    return 0

@@ -12,8 +12,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dotenv.parser import parse_stream
-
 from watcher.errors import ConfigError
 
 
@@ -29,6 +27,10 @@ def read_env_file(path: Path) -> dict[str, str]:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    # python-dotenv (and the tempfile, shutil and compression modules it loads) only when
+    # there is a file to parse: every command reads the environment, few have a .env
+    from dotenv.parser import parse_stream
+
     values: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:

@@ -7,9 +7,11 @@ and the store is marked unreachable: an operator looks exactly when something is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any, Final
+
+import msgspec
 
 from watcher.core.tracos import read_tracos
 from watcher.erp.files import oldest_landed
@@ -36,33 +38,39 @@ LAG_OF: Final = {
     "oldest_unsynced_seconds": "unsynced",
     "oldest_file_waiting_seconds": "files_waiting",
 }
+CHECK_BATCH: Final = 1000  # unsynced documents read (and tried) at a time
 
 
-@dataclass(frozen=True, slots=True)
-class StoreAnswer:
+class StoreAnswer(msgspec.Struct, frozen=True):
     """The store's counts, and the unsynced orders that cannot be exported as they are."""
 
     stored: int
     unsynced: int
     unexportable_total: int | None  # None: too many unsynced documents to check them all
-    unexportable: list[UnexportableEntry] = field(default_factory=list)
+    unexportable: list[UnexportableEntry] = []
     oldest_unsynced: datetime | None = None  # the oldest unsynced ``updatedAt``
 
 
 async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer:
-    """Counts, and each unsynced document tried through the format (as an export would)."""
+    """Counts, and each unsynced document tried through the format (as an export would),
+    batch by batch: the first few that cannot be exported are kept, the rest counted."""
     stored, unsynced = await store.counts()
     oldest = await store.oldest_unsynced()
     if unsynced > CHECK_LIMIT:
         return StoreAnswer(stored, unsynced, None, oldest_unsynced=oldest)
-    stuck = []
-    for doc in await store.find_unsynced():
-        try:
-            erp_format.render(read_tracos(doc.doc))
-        except Unexportable as exc:
-            order = f"order {doc.doc.get('number', '?')}"
-            stuck.append(UnexportableEntry(doc.key, order, str(exc), None))
-    return StoreAnswer(stored, unsynced, len(stuck), stuck[:LISTED], oldest)
+    stuck: list[UnexportableEntry] = []
+    total = 0
+    async with aclosing(store.iter_unsynced(CHECK_BATCH)) as batches:
+        async for batch in batches:
+            for doc in batch:
+                try:
+                    erp_format.render(read_tracos(doc.doc))
+                except Unexportable as exc:
+                    total += 1
+                    if len(stuck) < LISTED:
+                        order = f"order {doc.doc.get('number', '?')}"
+                        stuck.append(UnexportableEntry(doc.key, order, str(exc), None))
+    return StoreAnswer(stored, unsynced, total, stuck, oldest)
 
 
 def status_report(

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 import msgspec
-import stamina
 
 from watcher.printable import printable
 from watcher.settings import Settings
@@ -29,6 +28,8 @@ def setup_logging(
     settings: Settings, stream: Any = None, handler: logging.Handler | None = None
 ) -> None:
     """Log lines to ``stream`` (or ``handler``), as text or JSON lines."""
+    import stamina  # only the commands that log (and so may retry) load it; health never does
+
     handler = handler or logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     root = logging.getLogger()

@@ -19,7 +19,8 @@ from prometheus_client.registry import CollectorRegistry
 from watcher import api
 from watcher.http_server import TEXT, HttpServer, Response
 from watcher.printable import printable
-from watcher.stats import FRESH_SECONDS, ORDERS, Count, Snapshot
+from watcher.stats import ORDERS, Count, Snapshot
+from watcher.status import FRESH_SECONDS
 
 # counter name (without _total) → (snapshot counter, help text)
 COUNTERS: Final = {

@@ -10,9 +10,11 @@ goes out again; a version older than what another worker already wrote is never 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Sequence, Set
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final
 
 import anyio
@@ -68,9 +70,18 @@ class Outbound:
             tg.start_soon(self._rewrite_later)
             while True:
                 try:
-                    await self.store.follow_unsynced(self.export, self.poll_seconds)
+                    await self.store.follow_unsynced(
+                        self.export, self.poll_seconds, self.batch_size
+                    )
                 except StoreUnavailable:
                     await self.retry(self.store.ping)
+
+    async def sweep(self, only: Set[str] | None = None) -> None:
+        """Export every unsynced document (or those with these keys), each batch as it comes
+        from the store's cursor: a million unsynced orders are never in memory at once."""
+        async with aclosing(self.store.iter_unsynced(self.batch_size)) as batches:
+            async for batch in batches:
+                await self.export(batch if only is None else [d for d in batch if d.key in only])
 
     async def export(self, docs: Sequence[StoredDocument]) -> None:
         """Export, then mark, in batches; one version per document (the newest read)."""
@@ -119,8 +130,7 @@ class Outbound:
             if not self.unwritten:
                 continue
             keys, self.unwritten = self.unwritten, set()
-            pending = await self.retry(self.store.find_unsynced)
-            await self.export([doc for doc in pending if doc.key in keys])
+            await self.retry(partial(self.sweep, keys))
 
     def _render(self, doc: StoredDocument) -> Export | None:
         try:

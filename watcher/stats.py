@@ -19,8 +19,6 @@ from watcher.core.tracos import Outcome
 RECENT: Final = 10
 RECENT_UNEXPORTABLE: Final = 5  # listed in snapshots and the status file; the rest counted
 SAMPLES: Final = 2000  # latency samples kept for the percentiles
-# A snapshot or heartbeat older than this means the worker is stuck (health, /readyz).
-FRESH_SECONDS: Final = 10.0
 # A store call unanswered for this long shows the store as not answering (not "connected").
 STUCK_SECONDS: Final = 5.0
 # The console's rates are of the last few seconds: a burst shows at its own speed at once.

@@ -15,17 +15,21 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import msgspec
 
 from watcher import __version__
 from watcher.erp.files import replace_with, write_temp
 from watcher.settings import Settings
-from watcher.stats import FRESH_SECONDS, Snapshot
+
+if TYPE_CHECKING:  # health reads status files alone: it never loads the worker's stats
+    from watcher.stats import Snapshot
 
 PREFIX: Final = "worker-"
 NEVER: Final = datetime.min.replace(tzinfo=UTC)
+# A snapshot or heartbeat older than this means the worker is stuck (health, /readyz).
+FRESH_SECONDS: Final = 10.0
 PRUNE_SECONDS: Final = 86400.0  # a status file without a heartbeat for a day is removed
 Pid = Annotated[int, msgspec.Meta(gt=0, le=2**31 - 1)]  # 0 or -1 would name a group
 

@@ -11,11 +11,13 @@ where ``FORMAT`` is an ``ErpFormat``. Built-in names cannot be taken over.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import EntryPoint, entry_points
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from watcher.erp.port import ErpFormat
 from watcher.errors import ConfigError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 GROUP: Final = "tracos_sync.erp_formats"
 # Built-ins are known here rather than through our own metadata, so a plain checkout
@@ -27,6 +29,10 @@ BUILT_IN: Final = {
 
 
 def _installed() -> dict[str, EntryPoint]:
+    # Asked only for names that are not built in: reading every installed distribution's
+    # metadata costs tens of milliseconds, and each command loads a format.
+    from importlib.metadata import entry_points
+
     return {point.name: point for point in entry_points(group=GROUP)}
 
 
@@ -37,7 +43,7 @@ def format_names() -> list[str]:
 
 def load_format(name: str) -> ErpFormat:
     """The format called ``name``; an unknown name is a setting to fix (``ERP_FORMAT``)."""
-    installed = _installed()
+    installed = {} if name in BUILT_IN else _installed()
     if name not in BUILT_IN and name not in installed:
         known = ", ".join(sorted(BUILT_IN.keys() | installed.keys()))
         raise ConfigError(f"ERP_FORMAT: unknown format {name!r}; known formats: {known}")

@@ -2,24 +2,28 @@
 
 Two adapters pass one contract suite: ``SqliteStore`` (embedded) and ``MongoStore``.
 The newer-wins rules live in ``watcher.core.tracos``; the document builders here make
-both adapters write the same fields.
+both adapters write the same fields. Whatever may be large (every unsynced document,
+every document) comes from a cursor in batches, never as one list: a first start beside
+a million unsynced orders holds one batch of them at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol
+
+import msgspec
 
 from watcher.core.tracos import OrderUpsert, Outcome, normalise_date
 
 Document = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredDocument:
+# Structs, not dataclasses: a sweep makes one per document, and each dataclass costs
+# every command that imports the port about 1.5 ms to create (issue 15, start-up).
+class StoredDocument(msgspec.Struct, frozen=True):
     """A document as read for export: ``version`` is what a conditional mark checks."""
 
     key: str
@@ -28,8 +32,7 @@ class StoredDocument:
     changed_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SyncMark:
+class SyncMark(msgspec.Struct, frozen=True):
     """Mark ``key`` synced only if it still has ``version``."""
 
     key: str
@@ -47,8 +50,7 @@ class Replace(StrEnum):
     NEVER = "never"  # kept as it is: only numbers not stored yet are written
 
 
-@dataclass(frozen=True, slots=True)
-class PutResult:
+class PutResult(msgspec.Struct, frozen=True):
     """What ``put_documents`` did: new numbers, replaced documents, documents left alone."""
 
     inserted: int = 0
@@ -92,11 +94,25 @@ class WorkOrderStore(Protocol):
         ...
 
     async def find(self, numbers: Sequence[int] = ()) -> list[Document]:
-        """Stored documents (all, or these numbers), ordered by number."""
+        """Stored documents (all, or these numbers), ordered by number, as one list: for a
+        few numbers (and tests); ``iter_documents`` reads them all."""
         ...
 
-    async def find_unsynced(self) -> list[StoredDocument]:
-        """Every document whose ``isSynced`` is not true (absent counts as unsynced)."""
+    def iter_documents(self, batch_size: int) -> AsyncGenerator[list[Document], None]:
+        """Every stored document, ordered by number, in batches of at most ``batch_size``,
+        each read when the one before has been taken. Each number comes once; writes made
+        meanwhile may or may not be seen (each batch is as stored when it is read)."""
+        ...
+
+    def iter_unsynced(self, batch_size: int) -> AsyncGenerator[list[StoredDocument], None]:
+        """One sweep: every document whose ``isSynced`` is not true (absent counts as
+        unsynced), from a cursor, in batches of at most ``batch_size``.
+
+        A document unsynced from the start of the sweep to its end, and unchanged, comes
+        exactly once; one marked synced meanwhile does not come again. One written during
+        the sweep may come in it (at its new version) or not: ``follow_unsynced`` hands it
+        over either way. Close the generator (``contextlib.aclosing``) when leaving early.
+        """
         ...
 
     async def unsynced_at(self, marks: Sequence[SyncMark]) -> set[str]:
@@ -118,8 +134,9 @@ class WorkOrderStore(Protocol):
         every two seconds, so an index answers it, never a scan."""
         ...
 
-    async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
-        """Call ``handle`` with a sweep of all unsynced documents, then with each new batch.
+    async def follow_unsynced(self, handle: Handler, poll_seconds: float, batch_size: int) -> None:
+        """Call ``handle`` with a sweep of all unsynced documents (batch by batch, at most
+        ``batch_size`` each), then with each new batch.
 
         Runs until cancelled; after any reconnect it sweeps again, so nothing is missed.
         """

@@ -8,8 +8,8 @@ sweep after every (re)open and polling where the server has no change streams.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Hashable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from datetime import datetime
 from typing import Any, Final, cast
 
@@ -247,12 +247,38 @@ class MongoStore:
             return details
 
     async def _updated_at(self, numbers: list[int]) -> dict[int, Any]:
-        docs = await self._find({"number": {"$in": numbers}}, {"number": 1, "updatedAt": 1})
+        query = {"number": {"$in": numbers}}
+        docs = await self._find(query, {"number": 1, "updatedAt": 1}, expected=len(numbers))
         return {d["number"]: d.get("updatedAt") for d in docs}
 
-    async def _find(self, query: Document, projection: Document | None = None) -> list[Document]:
+    async def _find(
+        self, query: Document, projection: Document | None = None, expected: int = 0
+    ) -> list[Document]:
+        """A bounded read, as one list; ``expected`` (documents at most, e.g. an ``$in`` of so
+        many ids) asks for them all in the first reply: one round trip, not find + getMore
+        (one more than expected, so that a full reply still closes the cursor)."""
+        cursor = self._coll.find(query, projection, batch_size=expected + 1 if expected else 0)
         with _translated():
-            return list(await self._coll.find(query, projection).sort("number", 1).to_list(None))
+            return list(await cursor.sort("number", 1).to_list(None))
+
+    async def _batches(
+        self, query: Document, batch_size: int, order: str | None = None
+    ) -> AsyncGenerator[list[Document], None]:
+        """The documents ``query`` matches, from one server cursor, one reply of at most
+        ``batch_size`` at a time (the find, then a getMore per batch): never all at once."""
+        cursor = self._coll.find(query, batch_size=batch_size)
+        if order is not None:
+            cursor = cursor.sort(order, 1)  # an index order: the server streams, no sort
+        try:
+            while True:
+                with _translated():
+                    batch = await cursor.to_list(batch_size)
+                if not batch:
+                    return
+                yield batch
+        finally:
+            with _translated():
+                await cursor.close()
 
     async def put_documents(
         self, docs: Sequence[Document], replace: Replace = Replace.ALWAYS
@@ -297,8 +323,28 @@ class MongoStore:
         query: Document = {"number": {"$in": list(numbers)}} if numbers else {}
         return [_as_port(doc) for doc in await self._find(query)]
 
-    async def find_unsynced(self) -> list[StoredDocument]:
-        return [self._stored(doc) for doc in await self._find(UNSYNCED)]
+    async def iter_documents(self, batch_size: int) -> AsyncGenerator[list[Document], None]:
+        async with aclosing(self._batches({}, batch_size, order="number")) as batches:
+            async for batch in batches:
+                yield [_as_port(doc) for doc in batch]
+
+    async def iter_unsynced(self, batch_size: int) -> AsyncGenerator[list[StoredDocument], None]:
+        """In the ``isSynced`` index's order (no sort: a blocking sort of a million documents
+        is what a server refuses); a mark moves a document out of the scanned range."""
+        async with aclosing(self._batches(UNSYNCED, batch_size)) as batches:
+            async for batch in batches:
+                yield [self._stored(doc) for doc in batch]
+
+    async def _sweep(self, handle: Handler, batch_size: int) -> None:
+        """Hand every unsynced document to ``handle``, batch by batch (an empty sweep hands
+        over one empty batch: the caller sees that it ran)."""
+        swept = False
+        async with aclosing(self.iter_unsynced(batch_size)) as batches:
+            async for batch in batches:
+                swept = True
+                await handle(batch)
+        if not swept:
+            await handle([])
 
     @staticmethod
     def _stored(doc: Document, changed_at: datetime | None = None) -> StoredDocument:
@@ -310,7 +356,8 @@ class MongoStore:
             return set()
         wanted = {mark.key: mark.version for mark in marks}
         ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
-        docs = await self._find({"_id": {"$in": ids}, **UNSYNCED})
+        fields = dict.fromkeys(EXPORTED_FIELDS, 1)  # what a version is made of, and no more
+        docs = await self._find({"_id": {"$in": ids}, **UNSYNCED}, fields, expected=len(ids))
         return {str(d["_id"]) for d in docs if wanted.get(str(d["_id"])) == version_of(d)}
 
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
@@ -324,7 +371,8 @@ class MongoStore:
         if result.modified_count == len(marks):
             return {mark.key for mark in marks}
         ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
-        marked = await self._find({"_id": {"$in": ids}, MARK_FIELD: token}, {"_id": 1})
+        query = {"_id": {"$in": ids}, MARK_FIELD: token}
+        marked = await self._find(query, {"_id": 1}, expected=len(ids))
         return {str(doc["_id"]) for doc in marked}
 
     async def counts(self) -> tuple[int, int]:
@@ -343,7 +391,7 @@ class MongoStore:
                 oldest += await cursor.sort("updatedAt", 1).limit(1).to_list(1)
         return min((doc["updatedAt"] for doc in oldest), default=None)
 
-    async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
+    async def follow_unsynced(self, handle: Handler, poll_seconds: float, batch_size: int) -> None:
         """Stream (or poll, where the server has no streams) until cancelled.
 
         An outage raises ``StoreUnavailable``: the caller waits with its retry policy and
@@ -351,7 +399,7 @@ class MongoStore:
         """
         while self._mode != POLLING:
             try:
-                await self._follow_stream(handle)
+                await self._follow_stream(handle, batch_size)
             except StreamClosed as exc:
                 log.warning("%s: sweeping and reopening", exc)
                 await anyio.sleep(REOPEN_PAUSE_SECONDS)
@@ -359,7 +407,7 @@ class MongoStore:
             except PyMongoError as exc:
                 self._stream_failed(exc, poll_seconds)
         while True:
-            await handle(await self.find_unsynced())
+            await self._sweep(handle, batch_size)
             await anyio.sleep(poll_seconds)
 
     def _stream_failed(self, exc: PyMongoError, poll_seconds: float) -> None:
@@ -372,13 +420,13 @@ class MongoStore:
         self._mode = POLLING
         log.warning("%s: polling every %.1f s instead", _no_stream_reason(exc), poll_seconds)
 
-    async def _follow_stream(self, handle: Handler) -> None:
+    async def _follow_stream(self, handle: Handler, batch_size: int) -> None:
         """Open the stream first, then sweep: a change made during the sweep is still seen."""
         with _translated(passing=OperationFailure):
             stream = await self._coll.watch(CHANGE_PIPELINE, full_document="updateLookup")
         try:
             self._mode = "MongoDB change stream"
-            await handle(await self.find_unsynced())
+            await self._sweep(handle, batch_size)
             send, receive = anyio.create_memory_object_stream[Document | Exception](DRAIN_LIMIT)
             async with receive, anyio.create_task_group() as tg:
                 tg.start_soon(_pump, stream, send)

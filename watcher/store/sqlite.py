@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -260,13 +260,43 @@ class SqliteStore:
 
         return await self._run(read)
 
-    async def find_unsynced(self) -> list[StoredDocument]:
-        return (await self._run(lambda: self._unsynced_after(0)))[0]
+    async def iter_documents(self, batch_size: int) -> AsyncGenerator[list[Document], None]:
+        """Keyset pages on the number (the rowid): each page is a short read of its own, so
+        a long listing never holds a read transaction the worker's writes must wait out."""
+        after: int | None = None
+        while True:
+            page, after = await self._run(partial(self._documents_after, after, batch_size))
+            if page:
+                yield page
+            if len(page) < batch_size:
+                return
 
-    def _unsynced_after(self, seen: int) -> tuple[list[StoredDocument], int]:
-        """Unsynced documents changed after sequence number ``seen``, and the newest seen."""
+    def _documents_after(self, after: int | None, limit: int) -> tuple[list[Document], int | None]:
+        """Up to ``limit`` documents numbered above ``after`` (None: from the first), and the
+        last number read."""
+        query, args = "SELECT number, doc FROM workorders", [limit]
+        if after is not None:
+            query, args = query + " WHERE number > ?", [after, limit]
+        page = self._db.execute(query + " ORDER BY number LIMIT ?", args).fetchall()
+        return [rows.decode(doc) for _, doc in page], page[-1][0] if page else after
+
+    async def iter_unsynced(self, batch_size: int) -> AsyncGenerator[list[StoredDocument], None]:
+        """Keyset pages on the write sequence, through the partial index of unsynced rows:
+        a document marked meanwhile leaves the index, one written meanwhile comes later in
+        the same sweep (its new ``seq`` is above every one read so far)."""
+        seen = 0
+        while True:
+            found, seen = await self._run(partial(self._unsynced_after, seen, batch_size))
+            if found:
+                yield found
+            if len(found) < batch_size:
+                return
+
+    def _unsynced_after(self, seen: int, limit: int) -> tuple[list[StoredDocument], int]:
+        """Up to ``limit`` unsynced documents changed after sequence number ``seen``, in
+        write order, and the newest sequence number read."""
         query = "SELECT number, seq, changed_at, doc FROM workorders WHERE synced = 0 AND seq > ?"
-        changed = self._db.execute(query + " ORDER BY seq", (seen,)).fetchall()
+        changed = self._db.execute(query + " ORDER BY seq LIMIT ?", (seen, limit)).fetchall()
         found = [
             StoredDocument(str(n), rows.decode(doc), version=seq, changed_at=rows.from_millis(at))
             for n, seq, at, doc in changed
@@ -323,12 +353,13 @@ class SqliteStore:
         oldest = (await self._run(lambda: self._db.execute(OLDEST_UNSYNCED).fetchone()))[0]
         return None if oldest is None else rows.from_millis(oldest)
 
-    async def follow_unsynced(self, handle: Handler, poll_seconds: float) -> None:
-        """Sweep, then wake on our own writes at once and on other processes' within ~0.2 s."""
+    async def follow_unsynced(self, handle: Handler, poll_seconds: float, batch_size: int) -> None:
+        """Sweep, then wake on our own writes at once and on other processes' within ~0.2 s:
+        one keyset over the write sequence, a page of at most ``batch_size`` at a time."""
         seen = 0
         while True:
             version = self._data_version()
-            found, seen = await self._run(partial(self._unsynced_after, seen))
+            found, seen = await self._run(partial(self._unsynced_after, seen, batch_size))
             if found:
                 await handle(found)
                 continue

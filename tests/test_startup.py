@@ -1,0 +1,72 @@
+"""Commands import only what they use (issue 15, start-up): on the embedded store, the
+inspection commands never load the MongoDB driver, the live console, the file watcher or
+the metrics server — ``watcher health`` runs every 15 s in the container."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.builders import tracos_doc
+from tests.workers import cli, env_for
+from watcher.settings import Settings
+from watcher.stats import Stats, StoreState
+from watcher.status import write_worker_status
+
+pytestmark = pytest.mark.system
+NEVER_NEEDED = ("pymongo", "bson", "rich", "watchfiles", "prometheus_client")
+# The command as ``python -m watcher`` runs it, then the names of every module it loaded.
+WRAPPER = """
+import json, sys
+from watcher.cli import main
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def modules_of(settings: Settings, tmp_path: Path, *args: str) -> tuple[int, list[str]]:
+    """Run ``watcher ARGS`` in a process of its own; its exit code and the modules it loaded."""
+    found = tmp_path / "modules.json"
+    subprocess.run(
+        [sys.executable, "-c", WRAPPER, str(found), *args],
+        env={**env_for(settings), "MONGO_URI": ""},
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    result = json.loads(found.read_text())
+    return result["code"], result["modules"]
+
+
+@pytest.fixture
+def embedded(settings: Settings, tmp_path: Path) -> Settings:
+    """An embedded store holding unsynced documents, and a live worker's status file."""
+    (tmp_path / "docs.json").write_text(
+        json.dumps([tracos_doc(n) for n in (1, 2)], default=datetime.isoformat)
+    )
+    cli(settings, "put", str(tmp_path / "docs.json"))
+    stats = Stats(started=datetime.now(UTC), store=StoreState(connected=True))
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    write_worker_status(settings, stats.snapshot(datetime.now(UTC)), "embedded")
+    return settings
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("status",), ("status", "--json"), ("health",), ("show",), ("show", "1"), ("schema",)],
+    ids=" ".join,
+)
+def test_inspection_commands_load_no_driver_console_or_watcher(
+    embedded: Settings, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Each does its real work (exit 0: the store read, the worker found healthy) without them."""
+    code, modules = modules_of(embedded, tmp_path, *args)
+    assert code == 0
+    loaded = sorted({name.partition(".")[0] for name in modules} & set(NEVER_NEEDED))
+    assert loaded == []
