@@ -9,14 +9,17 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.builders import T0, erp, tracos_doc
 from tests.conftest import make_settings, wait_for
-from tests.workers import cli, drop, names, running
+from tests.workers import cli, drop, http_get, names, running
+from watcher import api
 from watcher import history as history_text
 from watcher.app import Worker
 from watcher.erp.port import OutboundFile, OutboundSink
+from watcher.metrics import MetricsServer
 from watcher.settings import Settings
 from watcher.stats import Count
 from watcher.store.journal import Entry
@@ -161,3 +164,34 @@ def test_since_takes_a_time_or_an_age() -> None:
     assert history_text.since("2025-09-01T10:00:00+02:00", now).hour == 10
     with pytest.raises(ValueError, match="not a time: 'yesterday'"):
         history_text.since("yesterday", now)
+
+
+async def test_the_history_endpoint_says_what_history_json_says(any_settings: Settings) -> None:
+    """``/history`` beside ``/metrics``: the same entries; 404 with a reason for nothing
+    recorded; 400 with a reason for a bad or missing parameter."""
+    settings = any_settings
+    async with running(settings):
+        drop(settings.inbound_dir, "7.json", json.dumps(erp(orderNo=7)).encode())
+        await wait_for(lambda: names(settings.archive_dir) == ["7.json"], "archived")
+    await anyio.to_thread.run_sync(ask_the_endpoint, settings)  # the server has its own loop
+
+
+def ask_the_endpoint(settings: Settings) -> None:
+    routes = lambda served: api.routes(settings, served.latest)  # noqa: E731
+    with MetricsServer(0, routes=routes) as server:
+        status, body = http_get(server.port, "/history?number=7")
+        assert (status, json.loads(body)) == (200, history(settings, "7"))
+        status, body = http_get(server.port, "/history?file=7.json&limit=1")
+        assert status == 200 and [e["event"] for e in json.loads(body)] == ["archived"]
+        status, body = http_get(server.port, "/history?number=8")
+        assert (status, json.loads(body)) == (404, {"error": "nothing recorded for order 8"})
+        for target, reason in (
+            ("/history", "/history takes number=N or file=NAME (one of them)"),
+            ("/history?number=7&file=7.json", "/history takes number=N or file=NAME"),
+            ("/history?number=-1", "not a whole number from 0 to"),
+            ("/history?number=7&limit=0", "not a whole number from 1 to"),
+            ("/history?number=7&since=soon", "not a time: 'soon'"),
+            ("/history?numbr=7", "unknown parameter 'numbr'"),
+        ):
+            status, body = http_get(server.port, target)
+            assert status == 400 and reason in json.loads(body)["error"], (target, body)

@@ -16,10 +16,15 @@ from urllib.parse import parse_qs
 
 import msgspec
 
+from watcher import history
+from watcher.core.tracos import INT64_MAX
+from watcher.errors import CommandFailed, StoreUnavailable
 from watcher.http_server import Response
 from watcher.inspection import status_report
 from watcher.settings import Settings
 from watcher.stats import Snapshot
+from watcher.store.configured import read_history
+from watcher.store.journal import HistoryQuery
 
 Query = Mapping[str, list[str]]
 Route = Callable[[Query], tuple[int, object]]
@@ -63,7 +68,50 @@ def routes(settings: Settings, latest: Callable[[], Snapshot | None]) -> dict[st
         parameters(query, "/status")
         return 200, status_report(settings, None, _store_error(latest()), datetime.now(UTC))
 
-    return {"/status": status}
+    def history_of(query: Query) -> tuple[int, object]:
+        return history_route(settings, parameters(query, "/history", HISTORY_PARAMETERS))
+
+    return {"/status": status, "/history": history_of}
+
+
+HISTORY_PARAMETERS: Final = ("number", "file", "since", "limit")
+
+
+def history_route(settings: Settings, given: Mapping[str, str]) -> tuple[int, object]:
+    """``/history?number=N`` or ``?file=NAME`` (with ``since``, ``limit``): what ``watcher
+    history --json`` says; 404 when nothing is recorded, 503 when the store does not answer."""
+    query = history_query(given)
+    try:
+        entries = read_history(settings, query)
+    except CommandFailed as exc:  # the journal is off
+        return 404, {"error": str(exc)}
+    except StoreUnavailable as exc:
+        return 503, {"error": f"store unavailable: {exc}"}
+    if not entries:
+        return 404, {"error": f"nothing recorded for {history.subject(query)}"}
+    return 200, msgspec.Raw(history.as_json(entries))
+
+
+def history_query(given: Mapping[str, str]) -> HistoryQuery:
+    """The query the parameters ask for; a ``BadQuery`` saying why not."""
+    if ("number" in given) == ("file" in given):
+        raise BadQuery("/history takes number=N or file=NAME (one of them)")
+    try:
+        number = _whole(given["number"], 0, INT64_MAX) if "number" in given else None
+        limit = _whole(given.get("limit", "1000"), 1, MAX_LIMIT)
+        since = history.since(given["since"], datetime.now(UTC)) if "since" in given else None
+    except ValueError as exc:
+        raise BadQuery(str(exc)) from None
+    return HistoryQuery(number, given.get("file"), since, limit)
+
+
+MAX_LIMIT: Final = 100_000
+
+
+def _whole(raw: str, low: int, high: int) -> int:
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValueError(f"not a whole number from {low} to {high}: {raw[:40]!r}")
+    return int(raw)
 
 
 def _store_error(snapshot: Snapshot | None) -> str | None:
