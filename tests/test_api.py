@@ -103,7 +103,9 @@ def test_an_unknown_path_is_a_404_with_a_reason(server: MetricsServer) -> None:
     """One line naming the path (escaped) and the paths there are."""
     status, _, body = get(server, "/nope%1b\x1b[2J")
     assert status == 404
-    assert body == "not found: /nope%1b\\x1b[2J (try /metrics, /livez, /readyz, /status)\n"
+    assert (
+        body == "not found: /nope%1b\\x1b[2J (try /metrics, /livez, /readyz, /status, /history)\n"
+    )
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -188,14 +188,15 @@ class SqliteStore:
         winner, outcomes = newest_per_number(orders)
         with self._transaction() as db:
             stored = self._stored(db, list(winner))
-            writes: list[rows.Row] = []
+            writes: list[tuple[OrderUpsert, str | None]] = []
             for number, index in winner.items():
                 millis, doc = stored.get(number, (None, None))
                 when = None if doc is None else _stored_version(millis)
                 outcomes[index] = outcome = decide(when, orders[index].updatedAt)
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
-                    writes.append(self._upserted(orders[index], doc, now))
-            self._replace(db, writes, now)
+                    writes.append((orders[index], doc))
+            # rows made as they are written: a batch's encoded rows never coexist
+            self._replace(db, (self._upserted(order, doc, now) for order, doc in writes), now)
         return [o for o in outcomes if o is not None]
 
     def _upserted(self, order: OrderUpsert, stored: str | None, now: datetime) -> rows.Row:
@@ -216,7 +217,7 @@ class SqliteStore:
             found.update((n, (millis, doc)) for n, millis, doc in db.execute(query, chunk))
         return found
 
-    def _replace(self, db: sqlite3.Connection, written: Sequence[rows.Row], now: datetime) -> None:
+    def _replace(self, db: sqlite3.Connection, written: Iterable[rows.Row], now: datetime) -> None:
         """Write whole rows, each with the next sequence number."""
         seq = db.execute("SELECT coalesce(max(seq), 0) FROM workorders").fetchone()[0]
         changed = rows.to_millis(now)
