@@ -9,14 +9,12 @@ the test process would start out with the test process's size.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_settings
-from tests.workers import env_for, names, reports, stored_docs
+from tests.workers import names, peak_of_command, reports, stored_docs
 from watcher.erp.port import LISTED
 from watcher.settings import Settings
 
@@ -29,24 +27,9 @@ ORDER = (
 )
 
 
-LAUNCHER = """
-import os, subprocess, sys
-with open(sys.argv[1], "wb") as log:
-    worker = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(worker.pid, 0)
-print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)  # kilobytes on Linux
-"""
-
-
 def peak_of_once(settings: Settings, log: Path) -> int:
     """Run ``watcher once`` on these folders; its exit must be 0; its peak RSS in bytes."""
-    command = [sys.executable, "-c", LAUNCHER, str(log), sys.executable, "-m", "watcher", "once"]
-    launched = subprocess.run(
-        command, env=env_for(settings), capture_output=True, text=True, check=True, timeout=300
-    )
-    code, peak = map(int, launched.stdout.split())
-    assert code == 0, log.read_text()[-2000:]
-    return peak
+    return peak_of_command(settings, log, "once", timeout=300)
 
 
 def limit(size: int) -> float:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import random
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +16,7 @@ import msgspec
 import pytest
 
 from tests.builders import tracos_doc
-from tests.test_bounded_memory import LAUNCHER
-from tests.workers import cli, env_for, opened_store, worker
+from tests.workers import cli, opened_store, peak_of_command, worker
 from watcher.commands import JsonArray
 from watcher.seed import tracos_documents
 from watcher.settings import Settings
@@ -66,13 +63,7 @@ async def seed(settings: Settings, count: int) -> None:
 
 def peak_of_show(settings: Settings, out: Path) -> int:
     """``watcher show`` in a process of its own, its output in ``out``; its peak RSS."""
-    command = [sys.executable, "-c", LAUNCHER, str(out), sys.executable, "-m", "watcher", "show"]
-    launched = subprocess.run(
-        command, env=env_for(settings), capture_output=True, text=True, check=True, timeout=120
-    )
-    code, peak = map(int, launched.stdout.split())
-    assert code == 0, out.read_bytes()[-2000:]
-    return peak
+    return peak_of_command(settings, out, "show", timeout=120)
 
 
 @pytest.mark.system

@@ -165,3 +165,25 @@ def worker(settings: Settings, log: Path, **env: str) -> Iterator[subprocess.Pop
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
+
+
+# Runs a command, its output to argv[1]; prints its exit code and peak RSS (ru_maxrss).
+PEAK_LAUNCHER = """
+import os, subprocess, sys
+with open(sys.argv[1], "wb") as log:
+    worker = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(worker.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)  # kilobytes on Linux
+"""
+
+
+def peak_of_command(settings: Settings, out: Path, command: str, timeout: float) -> int:
+    """``watcher COMMAND`` in a process of its own (output in ``out``), which must exit 0;
+    its peak RSS in bytes."""
+    argv = [sys.executable, "-c", PEAK_LAUNCHER, str(out), sys.executable, "-m", "watcher", command]
+    launched = subprocess.run(
+        argv, env=env_for(settings), capture_output=True, text=True, check=True, timeout=timeout
+    )
+    code, peak = map(int, launched.stdout.split())
+    assert code == 0, out.read_bytes()[-2000:]
+    return peak

@@ -72,7 +72,9 @@ class FolderSink:
             async with anyio.create_task_group() as tg:
                 for first in range(workers):
                     part = range(first, len(outgoing), workers)
-                    tg.start_soon(self._stage_slice, outgoing, part, staged, failed)
+                    tg.start_soon(
+                        anyio.to_thread.run_sync, self._stage_files, outgoing, part, staged, failed
+                    )
             failed |= await anyio.to_thread.run_sync(self._install, folder_fd, outgoing, staged)
         except OSError as exc:  # not durable: none of them may be marked
             self._error("the outbound folder", exc)
@@ -81,15 +83,6 @@ class FolderSink:
             with anyio.CancelScope(shield=True):  # a stop must not leak the descriptor
                 await anyio.to_thread.run_sync(self._close, folder_fd, staged)
         return failed
-
-    async def _stage_slice(
-        self,
-        outgoing: Sequence[OutboundFile],
-        part: range,
-        staged: dict[int, str],
-        failed: set[int],
-    ) -> None:
-        await anyio.to_thread.run_sync(self._stage_files, outgoing, part, staged, failed)
 
     def _stage_files(
         self,
