@@ -95,6 +95,16 @@ async def test_the_whole_story_of_an_order(any_settings: Settings) -> None:
     assert len(text) == 5
     assert "order 42 from b.json, version 2025-09-30T00:04:29.045Z" in text[1]
     assert text[4].endswith("order 42 to 42.json, marked synced, version 2025-10-04T00:04:29.045Z")
+    # a file of one order: one entry tells both what became of the order and of the file
+    [(filed, line)] = zip(
+        history(settings, "--file", "c.json"),
+        cli(settings, "history", "--file", "c.json").stdout.splitlines(),
+        strict=True,
+    )
+    assert (filed["event"], filed["number"], filed["to"]) == ("updated", 42, "c.json")
+    assert line.endswith(
+        "order 42 from c.json, version 2025-10-01T01:04:29.045Z; file archived to archive/c.json"
+    )
 
 
 async def test_a_batch_file_with_rejected_elements(any_settings: Settings) -> None:
@@ -182,7 +192,8 @@ def ask_the_endpoint(settings: Settings) -> None:
         status, body = http_get(server.port, "/history?number=7")
         assert (status, json.loads(body)) == (200, history(settings, "7"))
         status, body = http_get(server.port, "/history?file=7.json&limit=1")
-        assert status == 200 and [e["event"] for e in json.loads(body)] == ["archived"]
+        told = [(e["event"], e["to"]) for e in json.loads(body)]
+        assert status == 200 and told == [("inserted", "7.json")]
         status, body = http_get(server.port, "/history?number=8")
         assert (status, json.loads(body)) == (404, {"error": "nothing recorded for order 8"})
         for target, reason in (

@@ -60,8 +60,9 @@ def _what(entry: Entry) -> str:
     version = f", version {_time(entry.version)}" if entry.version else ""
     reason = f": {printable(entry.reason)}" if entry.reason else ""
     if entry.direction == "in":
-        if entry.event in ORDER_EVENTS:
-            return f"{order} from {file}{version}"
+        if entry.event in ORDER_EVENTS:  # ``to``: its file, of this order alone, archived
+            archived = f"; file archived to archive/{printable(entry.to)}" if entry.to else ""
+            return f"{order} from {file}{version}{archived}"
         return _filed(entry, file) + reason
     if entry.event == "exported":
         return f"{order} to {file}, marked synced{version}"

@@ -141,22 +141,22 @@ class Inbound:
         waiting, self._unfiled = self._unfiled, []
         now = datetime.now(UTC)
         filed = await self.source.file_away([item for item, _ in waiting], now)
-        entries: list[Entry] = []
+        entries: list[Entry] = []  # where each went: its orders' entries were written before
         for (item, outcomes), where in zip(waiting, filed, strict=True):
-            entries += self._account(item, where, outcomes, now)
+            self._account(item, where, outcomes, now)
+            entries += [self._file_entry(item, where, outcomes, now)] if self.journal.on else []
         await self.journal.record(entries)
 
     def _account(
         self, item: Taken, where: str | NotFiled, outcomes: list[Outcome], now: datetime
-    ) -> list[Entry]:
-        """Record where ``item`` went; its journal entry."""
+    ) -> None:
+        """Count and say where ``item`` went; keep it to be filed away later if it must be."""
         if where is NotFiled.LATER:  # kept without its orders: they are stored
             verdict = item.verdict and item.verdict.stored()
             self._unfiled.append((msgspec.structs.replace(item, verdict=verdict), outcomes))
             self._refile_at = time.time() + self.rescan_seconds
         if not isinstance(where, NotFiled):
             self._filed(item, where, outcomes, now)
-        return [self._file_entry(item, where, outcomes, now)] if self.journal.on else []
 
     def _record(
         self,
@@ -174,9 +174,8 @@ class Inbound:
         for item, where in zip(taken, filed, strict=True):
             mine = outcomes[position : position + len(item.verdict.orders)] if item.verdict else []
             position += len(mine)
-            if self.journal.on and item.verdict:
-                entries += self._order_entries(item, mine, stored_at)
-            entries += self._account(item, where, mine, now)
+            self._account(item, where, mine, now)
+            entries += self._entries(item, where, mine, stored_at, now)
             if not isinstance(where, NotFiled) and item.verdict:
                 recent.extend(zip(item.verdict.orders[-RECENT:], mine[-RECENT:], strict=True))
         for order, outcome in recent:
@@ -191,9 +190,31 @@ class Inbound:
             log.info("%d files: orders %s", len(taken), shown, extra={"counts": counts})
         return entries
 
-    def _order_entries(self, item: Taken, outcomes: list[Outcome], at: datetime) -> list[Entry]:
+    def _entries(
+        self,
+        item: Taken,
+        where: str | NotFiled,
+        outcomes: list[Outcome],
+        stored_at: datetime,
+        now: datetime,
+    ) -> list[Entry]:
+        """The journal's entries for ``item``: one per order, and where the file went. A
+        file of one order, archived, is one entry (the order's, with ``to``): one row, not
+        two, for the commonest file."""
+        if not self.journal.on:
+            return []
+        event, to, _ = _filing(item, where)
+        if event == "archived" and item.verdict and len(item.verdict.orders) == 1:
+            return self._order_entries(item, outcomes, stored_at, to)
+        filing = self._file_entry(item, where, outcomes, now)
+        return [*self._order_entries(item, outcomes, stored_at), filing]
+
+    def _order_entries(
+        self, item: Taken, outcomes: list[Outcome], at: datetime, to: str | None = None
+    ) -> list[Entry]:
         """What became of each order of ``item``, and which version it was."""
-        assert item.verdict is not None
+        if item.verdict is None:
+            return []
         worker, file = self.journal.worker, item.shown
         return [
             Entry(
@@ -202,6 +223,7 @@ class Inbound:
                 event=str(outcome),
                 number=order.number,
                 file=file,
+                to=to,
                 version=order.updatedAt,
                 worker=worker,
             )

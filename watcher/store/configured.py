@@ -63,7 +63,7 @@ def build_journal(settings: Settings, store: WorkOrderStore) -> Journal | None:
     if isinstance(store, SqliteStore):
         from watcher.store.sqlite_journal import SqliteJournal
 
-        return SqliteJournal(store.path)
+        return SqliteJournal(store.path, store.lock)
     name = getattr(getattr(store, "collection", None), "name", None)
     if settings.mongo_uri and isinstance(name, str):  # a MongoStore (not a test's facade)
         from watcher.store.mongo_journal import MongoJournal, journal_name

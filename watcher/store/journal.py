@@ -21,7 +21,9 @@ class Entry(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     """One event: a file filed away, an order written, exported or refused.
 
     ``file`` names the inbound file an order came from (or the file itself), or the
-    outbound file an order went to; ``to`` is where an inbound file was filed away;
+    outbound file an order went to; ``to`` is where an inbound file was filed away (on
+    an order's entry too when the file held that order alone and was archived: one entry
+    for the commonest file, not two);
     ``version`` is the order's ``lastUpdateDate`` (inbound) or ``updatedAt`` (outbound).
     """
 

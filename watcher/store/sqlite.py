@@ -115,6 +115,12 @@ class SqliteStore:
     def path(self) -> Path:
         return self._path
 
+    @property
+    def lock(self) -> threading.Lock:
+        """Held around each use of the store's file in this process (the journal takes it
+        too: their writes queue here, never in SQLite's busy wait of a millisecond or more)."""
+        return self._lock
+
     async def open(self, create: bool = True) -> None:
         self._wake = anyio.Event()
         await self._run(lambda: self._open(create))

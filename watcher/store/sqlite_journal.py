@@ -1,7 +1,10 @@
 """The sync journal in the embedded store: a ``journal`` table in the store's own file.
 
-It has its own connection, so a journal write never waits behind the store's lock in this
-process (SQLite still takes one writer at a time). Each row keeps the entry as JSON plus
+It has its own connection, used under the store's lock: the two take turns here instead of
+in SQLite's busy wait. Its commits are not synced on their own (``synchronous=NORMAL``):
+the store's next commit (``FULL``) syncs the log file they are in, so a journal write
+never adds a sync to the work; a crash of the worker loses none of them, a power loss at
+most those written since the store's last commit. Each row keeps the entry as JSON plus
 the columns its queries need; deletes go in small transactions so that pruning a large
 journal never holds up the worker's writes.
 """
@@ -48,9 +51,9 @@ def _insert(entries: Sequence[Entry], db: sqlite3.Connection) -> None:
 class SqliteJournal:
     """``Journal`` on the embedded store's file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock: threading.Lock) -> None:
         self._path = path
-        self._lock = threading.Lock()
+        self._lock = lock  # the store's
         self._conn: sqlite3.Connection | None = None
 
     async def open(self, create: bool = True) -> None:
@@ -58,6 +61,7 @@ class SqliteJournal:
 
     def _open(self, create: bool) -> None:
         self._conn = connect(self._path, create)
+        self._conn.execute("PRAGMA synchronous=NORMAL")  # synced by the store's commits
         if create:
             self._conn.executescript(SCHEMA)
 
