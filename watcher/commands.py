@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
 import sys
 import time
 from collections.abc import Sequence
@@ -26,7 +25,6 @@ from watcher.inspection import StoreAnswer, ask_store, status_lines, status_repo
 from watcher.logs import setup_logging
 from watcher.operations import prune
 from watcher.printable import printable
-from watcher.seed import erp_files, tracos_documents, write_erp_files
 from watcher.settings import Settings
 from watcher.store import Document, PutResult, Replace, WorkOrderStore
 from watcher.store.configured import read_history, with_store
@@ -96,6 +94,10 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    import random  # here: the other commands here never pay for seed's imports
+
+    from watcher.seed import erp_files, tracos_documents, write_erp_files
+
     erp_format = load_format(settings.erp_format)
     setup_logging(settings, sys.stderr)
     rng, now = random.Random(args.seed), datetime.now(UTC)

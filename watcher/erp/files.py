@@ -11,7 +11,6 @@ import contextlib
 import ctypes
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -223,7 +222,7 @@ def write_temp(folder: StrPath, name: str, data: bytes, durable: bool = False) -
     planted in our folders is never followed or written through. Removed again if the
     write fails (a full disk must not fill up with our leftovers).
     """
-    temp = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
+    temp = os.path.join(folder, f".{name}.{os.urandom(8).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(temp, flags, 0o644)
     try:
