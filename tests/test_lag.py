@@ -79,6 +79,10 @@ def test_status_gives_each_age_and_what_it_is_measured_from(settings: Settings) 
     lines = status_lines(waiting)
     assert "oldest file waiting seconds: 60.0" in lines
     assert "    oldest unsynced seconds: none" in lines
+    assert "                store error: none" in lines  # it answered: no error, not "unknown"
+    down = status_lines(status_report(settings, None, "no answer", landed + MINUTE))
+    assert "                store error: no answer" in down
+    assert "                     stored: unknown" in down
 
 
 @pytest.mark.system

@@ -4,6 +4,7 @@ the metrics server — ``watcher health`` runs every 15 s in the container."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from tests.workers import cli, env_for
 from watcher.settings import Settings
 from watcher.stats import Stats, StoreState
 from watcher.status import write_worker_status
+from watcher.store import configured
 
 pytestmark = pytest.mark.system
 NEVER_NEEDED = ("pymongo", "bson", "rich", "watchfiles", "prometheus_client")
@@ -70,3 +72,21 @@ def test_inspection_commands_load_no_driver_console_or_watcher(
     assert code == 0
     loaded = sorted({name.partition(".")[0] for name in modules} & set(NEVER_NEEDED))
     assert loaded == []
+
+
+@pytest.mark.parametrize(
+    "args", [("status",), ("show",), ("show", "1"), ("history", "1")], ids=" ".join
+)
+def test_one_shot_commands_on_the_embedded_store_start_no_event_loop(
+    embedded: Settings, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Nothing they do waits: the store works where it is called, without a worker thread
+    or an event loop (about a quarter of ``status``'s start-up)."""
+    code, modules = modules_of(embedded, tmp_path, *args)
+    assert code == (1 if args[0] == "history" else 0)  # order 1 was put, never journaled
+    assert "asyncio" not in modules
+
+
+def test_a_one_shot_command_that_would_wait_is_stopped_and_said() -> None:
+    with pytest.raises(RuntimeError, match="waited for something"):
+        configured._to_the_end(asyncio.sleep(0))

@@ -186,10 +186,12 @@ def status_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _shown(key: str, value: object, report: dict[str, Any]) -> object:
-    """A value for a terminal; an age is "none" when nothing is behind."""
-    if value is None:
-        return "none" if key in LAG_OF and report.get(LAG_OF[key]) == 0 else "unknown"
-    return value
+    """A value for a terminal; an age is "none" when nothing is behind, and so is the store
+    error when the store answered."""
+    if value is not None:
+        return value
+    answered = key == "store_error" and report["store_reachable"]
+    return "none" if answered or (key in LAG_OF and report.get(LAG_OF[key]) == 0) else "unknown"
 
 
 def _problem_note(worker: dict[str, Any]) -> str:

@@ -96,12 +96,15 @@ def translated(path: Path) -> Iterator[None]:
 class SqliteStore:
     """``WorkOrderStore`` on a SQLite file; safe for other processes to read and write."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: bool = True) -> None:
+        """``threads=False``: each call runs right here, never in a worker thread (a
+        one-shot command, which has nothing to do meanwhile and no event loop to start)."""
         self._path = path
+        self._threads = threads
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._watch: sqlite3.Connection | None = None
-        self._wake: anyio.Event
+        self._wake: anyio.Event | None = None  # while following: our own writes wake it
         self._ids = rows.object_ids()
         self._identity: tuple[int, int] | None = None  # the file opened: device and inode
         self._commits = 0  # our own commits (``data_version`` only changes for others')
@@ -115,15 +118,8 @@ class SqliteStore:
     def path(self) -> Path:
         return self._path
 
-    @property
-    def lock(self) -> threading.Lock:
-        """Held around each use of the store's file in this process (the journal takes it
-        too: their writes queue here, never in SQLite's busy wait of a millisecond or more)."""
-        return self._lock
-
     async def open(self, create: bool = True) -> None:
-        self._wake = anyio.Event()
-        await self._run(lambda: self._open(create))
+        await self.run_locked(lambda: self._open(create))
 
     def _open(self, create: bool) -> None:
         if create:
@@ -148,7 +144,7 @@ class SqliteStore:
         self._conn = self._watch = None
 
     async def ping(self) -> None:
-        await self._run(lambda: self._db.execute("SELECT 1").fetchone())
+        await self.run_locked(lambda: self._db.execute("SELECT 1").fetchone())
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -156,7 +152,12 @@ class SqliteStore:
             raise StoreUnavailable("the embedded store is not open")
         return self._conn
 
-    async def _run(self, work: Callable[[], T]) -> T:
+    async def run_locked(self, work: Callable[[], T]) -> T:
+        """``work`` on the store's file, under the lock held around each use of it in this
+        process (the journal's work too: its writes and the store's take turns here, never
+        in SQLite's busy wait of a millisecond or more); SQLite's errors as ours."""
+        if not self._threads:
+            return self._locked(work)
         return await anyio.to_thread.run_sync(self._locked, work)
 
     def _locked(self, work: Callable[[], T]) -> T:
@@ -187,7 +188,7 @@ class SqliteStore:
         self._commits += 1
 
     async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
-        return await self._run(lambda: self._upsert(orders, now))
+        return await self.run_locked(lambda: self._upsert(orders, now))
 
     def _upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
         now = normalise_date(now)  # once, not once an order
@@ -238,8 +239,9 @@ class SqliteStore:
     ) -> PutResult:
         now = datetime.now(UTC)
         prepared = [rows.as_bson_would({k: v for k, v in d.items() if k != "_id"}) for d in docs]
-        result = await self._run(lambda: self._put(prepared, replace, now))
-        self._wake.set()
+        result = await self.run_locked(lambda: self._put(prepared, replace, now))
+        if self._wake is not None:
+            self._wake.set()
         return result
 
     def _put(self, docs: list[Document], replace: Replace, now: datetime) -> PutResult:
@@ -265,14 +267,14 @@ class SqliteStore:
             every = self._db.execute("SELECT doc FROM workorders ORDER BY number")
             return [rows.decode(doc) for (doc,) in every]
 
-        return await self._run(read)
+        return await self.run_locked(read)
 
     async def iter_documents(self, batch_size: int) -> AsyncGenerator[list[Document], None]:
         """Keyset pages on the number (the rowid): each page is a short read of its own, so
         a long listing never holds a read transaction the worker's writes must wait out."""
         after: int | None = None
         while True:
-            page, after = await self._run(partial(self._documents_after, after, batch_size))
+            page, after = await self.run_locked(partial(self._documents_after, after, batch_size))
             if page:
                 yield page
             if len(page) < batch_size:
@@ -293,7 +295,7 @@ class SqliteStore:
         the same sweep (its new ``seq`` is above every one read so far)."""
         seen = 0
         while True:
-            found, seen = await self._run(partial(self._unsynced_after, seen, batch_size))
+            found, seen = await self.run_locked(partial(self._unsynced_after, seen, batch_size))
             if found:
                 yield found
             if len(found) < batch_size:
@@ -320,7 +322,7 @@ class SqliteStore:
                 found.update(str(number) for (number,) in self._db.execute(query, chunk))
             return found
 
-        return await self._run(check)
+        return await self.run_locked(check)
 
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         synced_at = rows.encoded_date(now)
@@ -338,10 +340,10 @@ class SqliteStore:
                         done.add(mark.key)
             return done
 
-        return await self._run(mark)
+        return await self.run_locked(mark)
 
     async def counts(self) -> tuple[int, int]:
-        return await self._run(self._counts)
+        return await self.run_locked(self._counts)
 
     def _counts(self) -> tuple[int, int]:
         """Counted again only after a commit (ours, or another process's): at idle, asked
@@ -357,23 +359,24 @@ class SqliteStore:
         return self._counted[1]
 
     async def oldest_unsynced(self) -> datetime | None:
-        oldest = (await self._run(lambda: self._db.execute(OLDEST_UNSYNCED).fetchone()))[0]
+        oldest = (await self.run_locked(lambda: self._db.execute(OLDEST_UNSYNCED).fetchone()))[0]
         return None if oldest is None else rows.from_millis(oldest)
 
     async def follow_unsynced(self, handle: Handler, poll_seconds: float, batch_size: int) -> None:
         """Sweep, then wake on our own writes at once and on other processes' within ~0.2 s:
         one keyset over the write sequence, a page of at most ``batch_size`` at a time."""
         seen = 0
+        wake = self._wake = anyio.Event()
         while True:
             version = self._data_version()
-            found, seen = await self._run(partial(self._unsynced_after, seen, batch_size))
+            found, seen = await self.run_locked(partial(self._unsynced_after, seen, batch_size))
             if found:
                 await handle(found)
                 continue
-            while self._data_version() == version and not self._wake.is_set():
+            while self._data_version() == version and not wake.is_set():
                 with anyio.move_on_after(WAKE_POLL_SECONDS):
-                    await self._wake.wait()
-            self._wake = anyio.Event()
+                    await wake.wait()
+            wake = self._wake = anyio.Event()
 
     def _data_version(self) -> int:
         """Changes whenever another connection (or process) commits; nearly free to read."""

@@ -1,29 +1,25 @@
 """The sync journal in the embedded store: a ``journal`` table in the store's own file.
 
-It has its own connection, used under the store's lock: the two take turns here instead of
-in SQLite's busy wait. Its commits are not synced on their own (``synchronous=NORMAL``):
-the store's next commit (``FULL``) syncs the log file they are in, so a journal write
-never adds a sync to the work; a crash of the worker loses none of them, a power loss at
-most those written since the store's last commit. Each row keeps the entry as JSON plus
-the columns its queries need; deletes go in small transactions so that pruning a large
-journal never holds up the worker's writes.
+It has its own connection, used under the store's lock (``SqliteStore.run_locked``): the
+two take turns there instead of in SQLite's busy wait. Its commits are not synced on
+their own (``synchronous=NORMAL``): the store's next commit (``FULL``) syncs the log file
+they are in, so a journal write never adds a sync to the work; a crash of the worker
+loses none of them, a power loss at most those written since the store's last commit.
+Each row keeps the entry as JSON plus the columns its queries need; deletes go in small
+transactions so that pruning a large journal never holds up the worker's writes.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import Final, TypeVar
-
-import anyio
 
 from watcher.store import journal, rows
 from watcher.store.journal import Entry, HistoryQuery
-from watcher.store.sqlite import connect, translated
+from watcher.store.sqlite import SqliteStore, connect
 
 T = TypeVar("T")
 DELETE_CHUNK: Final = 10_000  # rows per pruning transaction
@@ -51,16 +47,15 @@ def _insert(entries: Sequence[Entry], db: sqlite3.Connection) -> None:
 class SqliteJournal:
     """``Journal`` on the embedded store's file."""
 
-    def __init__(self, path: Path, lock: threading.Lock) -> None:
-        self._path = path
-        self._lock = lock  # the store's
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
         self._conn: sqlite3.Connection | None = None
 
     async def open(self, create: bool = True) -> None:
         await self._run(lambda: self._open(create))
 
     def _open(self, create: bool) -> None:
-        self._conn = connect(self._path, create)
+        self._conn = connect(self._store.path, create)
         self._conn.execute("PRAGMA synchronous=NORMAL")  # synced by the store's commits
         if create:
             self._conn.executescript(SCHEMA)
@@ -71,11 +66,7 @@ class SqliteJournal:
             self._conn = None
 
     async def _run(self, work: Callable[[], T]) -> T:
-        return await anyio.to_thread.run_sync(self._locked, work)
-
-    def _locked(self, work: Callable[[], T]) -> T:
-        with self._lock, translated(self._path):
-            return work()
+        return await self._store.run_locked(work)
 
     @property
     def _db(self) -> sqlite3.Connection:
