@@ -174,7 +174,9 @@ async def test_long_names_end_archived_or_failed_once_with_their_reports(
                 lambda e=expected: sum(landed(settings).values()) == e,  # type: ignore[misc]
                 "every file archived or failed",
             )
-        assert worker.stats.counters[Count.FILES_FAILED] == 4 * len(LONG)
+        # counted once the batch's renames are back from their thread: wait for that too
+        failed = lambda: worker.stats.counters[Count.FILES_FAILED] == 4 * len(LONG)  # noqa: E731
+        await wait_for(failed, "the failed files counted")
     assert landed(settings) == dropped
     assert claimed(settings) == [] and names(settings.inbound_dir) == []
     for folder in (settings.archive_dir, settings.failed_dir):
