@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 import anyio
 import msgspec
-from anyio.streams.memory import MemoryObjectSendStream
 
 from watcher.core.tracos import OrderUpsert, Outcome
 from watcher.erp.port import ErpFormat, FileVerdict, InboundSource, NotFiled, Taken
@@ -77,35 +76,26 @@ class Inbound:
         return max(0.0, min(soonest - time.time(), self.rescan_seconds))
 
     async def drain(self, stop: anyio.Event | None = None) -> None:
-        """Process every document waiting, taking the next batch while the last is stored.
+        """Process every document waiting, a batch at a time: take, store, file away.
 
-        The taking stage lists the source again whenever it runs out of names, so a burst
-        flows through without a pause; it ends when a listing shows nothing new. The stream
-        between the stages holds one batch: at most three batches are claimed at a time.
+        The stages run in turn, never overlapped: under CPython's GIL two Python-heavy
+        stages in threads cost more in hand-offs than they gain (10,000 files through
+        ``watcher once``: 1.25 s overlapped, 0.74 s in turn). The source is listed again
+        whenever its names run out, so a burst flows through without a pause; draining
+        ends when a listing shows nothing new. One batch is claimed at a time.
         """
         await self._file_unfiled()
-        send, receive = anyio.create_memory_object_stream[list[Taken]](1)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._take_all, send, stop)
-            async with receive:
-                async for taken in receive:
-                    await self._store_and_file(taken)
-
-    async def _take_all(
-        self, send: MemoryObjectSendStream[list[Taken]], stop: anyio.Event | None
-    ) -> None:
-        """First stage: take a batch at a time."""
+        stopping = stop.is_set if stop is not None else _never
         tried: set[str] = set()  # each name once per drain: nothing can spin here
-        async with send:
-            while names := [n for n in await self._waiting() if n not in tried]:
-                tried.update(names)
-                for start in range(0, len(names), self.batch_size):
-                    if stop is not None and stop.is_set():
-                        return
-                    batch = names[start : start + self.batch_size]
-                    stopping = stop.is_set if stop is not None else _never
-                    await send.send(await self.source.take(batch, self._judge, stopping))
-                    self.stats.waiting_files = max(0, len(names) - start - len(batch))
+        while names := [n for n in await self._waiting() if n not in tried]:
+            tried.update(names)
+            for start in range(0, len(names), self.batch_size):
+                if stopping():
+                    return
+                batch = names[start : start + self.batch_size]
+                taken = await self.source.take(batch, self._judge, stopping)
+                self.stats.waiting_files = max(0, len(names) - start - len(batch))
+                await self._store_and_file(taken)
 
     async def _waiting(self) -> list[str]:
         names = await self.source.waiting()
