@@ -1,4 +1,4 @@
-"""The journal's writer: a failing journal never holds up, nor loses, the work it describes."""
+"""The journal's writer: a failing journal never stops, nor loses, the work it describes."""
 
 from __future__ import annotations
 
@@ -76,28 +76,37 @@ async def test_entries_wait_through_an_outage_and_go_with_the_next_batch(
     assert any("sync journal written again" in m for m in said)
 
 
-async def test_the_writer_task_takes_batches_together_and_close_writes_the_rest() -> None:
-    """Handed over while a write is under way, batches go in one write; what the writer
-    had not written when it stopped is written by ``close``."""
+async def test_a_write_cut_by_a_stop_is_finished_never_repeated() -> None:
+    """Shielded: cancelling the pipeline during a write lets it finish, once."""
     journal = FlakyJournal()
-    journal.gate = anyio.Event()  # the first write waits
+    journal.gate = anyio.Event()  # the write waits
     recorder = Recorder(journal, "w", 30, 100)
-    batches = [entries(1, str(n)) for n in range(5)]
     async with anyio.create_task_group() as tg:
-        await tg.start(recorder.run)
-        for batch in batches[:4]:
-            await recorder.record(batch)  # returns at once: the writer has it
-        await wait_for(lambda: journal.writes == 1, "the first write under way")
-        journal.gate.set()
-        await wait_for(lambda: len(journal.written) == 4, "the other three in one more write")
-        assert journal.writes == 2
-        journal.gate = anyio.Event()
-        await recorder.record(batches[4])
-        await wait_for(lambda: journal.writes == 3, "the last write under way")
-        tg.cancel_scope.cancel()  # shielded: the write under way is finished, never repeated
+        tg.start_soon(recorder.record, entries(2, "a"))
+        await wait_for(lambda: journal.writes == 1, "the write under way")
+        tg.cancel_scope.cancel()
         journal.gate.set()
     await recorder.close()
-    assert [e.event for e in journal.written] == [str(n) for n in range(5)]
+    assert [e.event for e in journal.written] == ["a", "a"]
+    assert journal.writes == 1
+
+
+async def test_a_write_without_an_answer_is_given_up_and_its_entries_wait(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A journal that hangs holds the work up for ``WRITE_SECONDS`` at most; its entries
+    go with the next write."""
+    monkeypatch.setattr(journaling, "WRITE_SECONDS", 0.05)
+    journal = FlakyJournal()
+    journal.gate = anyio.Event()  # never answers
+    recorder = Recorder(journal, "w", 30, 100)
+    with anyio.fail_after(DEADLINE):
+        await recorder.record(entries(1, "first"))
+    assert journal.written == []
+    assert any("no answer within" in r.getMessage() for r in caplog.records)
+    journal.gate.set()
+    await recorder.record(entries(1, "second"))
+    assert [e.event for e in journal.written] == ["first", "second"]
 
 
 async def test_beyond_the_bound_the_oldest_are_dropped_and_said(

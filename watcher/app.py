@@ -215,7 +215,6 @@ class Worker:
             tg.start_soon(self.reporting.refresh_counts)
             tg.start_soon(self.reporting.refresh_backlog)
             tg.start_soon(self.journal.forget_old)
-            tg.start_soon(self.journal.run)
             await stop.wait()
             with anyio.move_on_after(self.settings.stop_grace_seconds) as grace:
                 await inbound_done.wait()
@@ -223,20 +222,17 @@ class Worker:
             tg.cancel_scope.cancel()
 
     async def once(self) -> None:
-        """Process what is waiting in both directions, then return (the journal's last
-        entries are written when the worker closes)."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.journal.run)
-            while True:
-                await self.inbound.drain()
-                due = self.integration.source.next_look()
-                if due is None:
-                    break
-                # files not yet valid JSON: judge them once they have been quiet long enough
-                await anyio.sleep(max(0.05, due - time.time()))
-            await self.outbound.sweep()
-            await self.journal.forget()
-            tg.cancel_scope.cancel()
+        """Process what is waiting in both directions, then return (entries whose journal
+        write failed are tried once more when the worker closes)."""
+        while True:
+            await self.inbound.drain()
+            due = self.integration.source.next_look()
+            if due is None:
+                break
+            # files not yet valid JSON: judge them once they have been quiet long enough
+            await anyio.sleep(max(0.05, due - time.time()))
+        await self.outbound.sweep()
+        await self.journal.forget()
 
 
 def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:
