@@ -9,6 +9,7 @@ import shutil
 import stat
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import anyio
 import msgspec
@@ -19,6 +20,8 @@ from tests.conftest import all_unsynced, wait_for
 from tests.workers import cli, drop, names, running
 from watcher.app import Worker, build_worker
 from watcher.erp import files
+from watcher.erp.port import OutboundFile
+from watcher.erp.sink import FolderSink
 from watcher.settings import Settings
 from watcher.stats import Count
 from watcher.store import StoredDocument, SyncMark
@@ -261,6 +264,35 @@ async def test_without_syncfs_each_file_is_fsynced_and_exported(
         await wait_for(exported(worker, 2), "both exported")
     assert names(settings.outbound_dir) == ["1.json", "2.json"]
     assert len(files_synced) == 2
+
+
+@pytest.mark.parametrize("has_syncfs", [True, False], ids=["syncfs", "fsync-each"])
+async def test_staging_takes_threads_only_where_each_file_waits_on_the_disk(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, has_syncfs: bool
+) -> None:
+    """With syncfs staging never waits on the disk: one thread stages the batch (more would
+    only contend for the GIL); with an fsync per file, OUTBOUND_CONCURRENCY threads do."""
+    if has_syncfs and files.stages_with_fsync():
+        pytest.skip("this system has no syncfs")
+    if not has_syncfs:
+        monkeypatch.setattr(files, "_syncfs", None)
+    parts: list[range] = []
+    real_stage = FolderSink._stage_files
+
+    def stage(sink: FolderSink, outgoing: Sequence[OutboundFile], part: range, *rest: Any) -> None:
+        parts.append(part)
+        real_stage(sink, outgoing, part, *rest)
+
+    monkeypatch.setattr(FolderSink, "_stage_files", stage)
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    await store.put_documents([tracos_doc(n) for n in range(1, 9)])
+    outbound = build_worker(settings, store).outbound
+    await outbound.export(await all_unsynced(store))
+    assert await all_unsynced(store) == []
+    assert len(parts) == (1 if has_syncfs else settings.outbound_concurrency)
+    assert sorted(i for part in parts for i in part) == list(range(8))
+    await store.close()
 
 
 async def test_an_unwritable_file_does_not_hold_up_the_others(settings: Settings) -> None:

@@ -286,11 +286,16 @@ def report_bytes(report: ErrorReport) -> bytes:
     return _encode_report(report) + b"\n"
 
 
+def stages_with_fsync() -> bool:
+    """Whether ``stage_file`` waits on the disk (an fsync each: no ``syncfs`` here)."""
+    return _syncfs is None
+
+
 def stage_file(folder: StrPath, name: str, data: bytes) -> str:
     """A temp file holding ``data`` beside ``folder/name``, to be made durable together with
     the rest of its batch (``make_durable``), then renamed into place; its path. Where the
     system has no ``syncfs``, it is fsynced now instead."""
-    return write_temp(folder, name, data, durable=_syncfs is None)
+    return write_temp(folder, name, data, durable=stages_with_fsync())
 
 
 def make_durable(folder_fd: int) -> None:
