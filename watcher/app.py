@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskGroup
 
-from watcher import api
 from watcher.erp.files import prepare
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
@@ -263,6 +262,7 @@ def _fan_out(reporters: list[Reporter]) -> Reporter:
 def _metrics(settings: Settings) -> Iterator[MetricsServer]:
     """The metrics server for as long as the worker runs; a busy port or an address that is
     not this host's is a setting error."""
+    from watcher import api  # the HTTP answers: only a worker that serves them imports them
     from watcher.metrics import MetricsServer
 
     host, port = settings.metrics_host, settings.metrics_port or 0

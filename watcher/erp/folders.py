@@ -18,7 +18,6 @@ from typing import Final, NamedTuple
 
 import anyio
 import msgspec
-from watchfiles import Change, awatch
 
 from watcher.erp import claims, files, filing
 from watcher.erp.port import Backlog, Judge, NotFiled, Taken
@@ -43,6 +42,10 @@ class FolderSource:
         self._trouble = trouble
         self._claims: claims.ClaimDir | None = None
         self.deferred: dict[str, _Settling] = {}  # files that do not decode yet
+        # the folders as plain strings for the per-file paths (a Path costs a conversion each)
+        self._inbound, self._archive, self._failed = (
+            os.fspath(d) for d in (settings.inbound_dir, settings.archive_dir, settings.failed_dir)
+        )
 
     async def open(self) -> int:
         return await anyio.to_thread.run_sync(self._open)
@@ -83,11 +86,22 @@ class FolderSource:
 
     async def watch(self, wake: Callable[[], None], stop: anyio.Event) -> None:
         """Turn file events into wake-ups; survive the folder vanishing for a while."""
+        from watchfiles import Change, awatch  # only a running worker watches, not ``once``
+
+        def wanted(changes: set[tuple[Change, str]]) -> bool:
+            """Whether a set of file events holds one worth a look: filtered here rather
+            than by watchfiles, which calls its filter on every event of a burst (20,000
+            for 10,000 files claimed) where the first wanted one settles it."""
+            return any(
+                change != Change.deleted and files.is_candidate(os.path.basename(path))
+                for change, path in changes
+            )
+
         while not stop.is_set():
             try:
-                async for _ in awatch(
+                async for changes in awatch(
                     self.settings.inbound_dir,
-                    watch_filter=_wanted,
+                    watch_filter=None,
                     debounce=DEBOUNCE_MS,
                     step=STEP_MS,
                     stop_event=stop,
@@ -95,7 +109,8 @@ class FolderSource:
                     force_polling=self.settings.force_polling or None,
                     ignore_permission_denied=True,
                 ):
-                    wake()
+                    if wanted(changes):
+                        wake()
             except Exception as exc:
                 log.error("cannot watch %s: %s", self.settings.inbound_dir, exc)
             with anyio.move_on_after(self.settings.rescan_seconds):
@@ -152,7 +167,7 @@ class FolderSource:
         return taken
 
     def _take_one(self, name: str, now: float, judge: Judge) -> Taken | None:
-        source = os.path.join(self.settings.inbound_dir, name)
+        source = os.path.join(self._inbound, name)
         try:
             item, info = self._judged(source, name, judge, None)
         except FileNotFoundError:
@@ -224,11 +239,10 @@ class FolderSource:
         return [self._file_one(item, now) for item in taken]
 
     def _file_one(self, item: Taken, now: datetime) -> str | NotFiled:
-        s = self.settings
         try:
-            if filing.changed(item, s.inbound_dir):
+            if filing.changed(item, self._inbound):
                 return NotFiled.RETAKE
-            return filing.file_away(item, s.archive_dir, s.failed_dir, now)
+            return filing.file_away(item, self._archive, self._failed, now)
         except OSError as exc:  # stays claimed: tried again, or resumed at the next start
             reason = f"cannot file {item.shown} away: {exc.strerror or exc}"
             log.error("%s; it stays claimed and is tried again", reason)
@@ -248,8 +262,3 @@ def _os_reason(exc: OSError) -> str:
     if isinstance(exc, files.RefusedFile):
         return str(exc)
     return f"cannot read the file: {exc.strerror or exc}"
-
-
-def _wanted(change: Change, path: str) -> bool:
-    """Called for every file event on the event loop: keep it cheap (no Path objects)."""
-    return change != Change.deleted and files.is_candidate(os.path.basename(path))

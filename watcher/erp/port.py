@@ -128,6 +128,8 @@ class Taken(msgspec.Struct, frozen=True):
     @property
     def shown(self) -> str:
         """The name, safe to print or encode: bytes that are not UTF-8 become U+FFFD."""
+        if self.name.isascii():
+            return self.name  # nearly every name: no round trip
         return self.name.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
 
 
