@@ -80,7 +80,7 @@ class Inbound:
 
         The stages run in turn, never overlapped: under CPython's GIL two Python-heavy
         stages in threads cost more in hand-offs than they gain (10,000 files through
-        ``watcher once``: 1.25 s overlapped, 0.74 s in turn). The source is listed again
+        ``watcher once``: 1.25 s overlapped, 0.83 s in turn). The source is listed again
         whenever its names run out, so a burst flows through without a pause; draining
         ends when a listing shows nothing new. One batch is claimed at a time.
         """
