@@ -360,7 +360,9 @@ def floor_outbound(docs: Sequence[Document], root: Path) -> float:
 def floor_sweep(count: int, root: Path) -> float:
     """The sweep's floor: the same number of files through ``floor.outbound``, a batch of
     ``SWEEP_BATCH`` at a time, into one folder (what a million new files cost the file
-    system, whoever writes them); the documents are made outside the time."""
+    system, whoever writes them); the documents are made outside the time, and the files
+    removed after it. The file system's speed swings between runs (a floor of 100,000
+    took 5.6 s in one run and 13.6 s in the next), so the benchmark takes the best of two."""
     folder = root / "outbound"
     folder.mkdir(parents=True)
     db = floor.FloorDb(root / "floor.sqlite3")
@@ -375,6 +377,8 @@ def floor_sweep(count: int, root: Path) -> float:
         files = [CHALLENGE.render(read_tracos(doc)) for doc in stored]
         floor.outbound([(file.name, file.data) for file in files], folder, db)
         seconds += time.perf_counter() - start
+    db.db.close()
+    shutil.rmtree(root)
     return seconds
 
 
@@ -873,8 +877,7 @@ def bench_sweep(sizes: Sizes, root: Path) -> list[Row]:
     for count in (small, large):
         seconds, peak = sweep_once(count, root / f"sweep-{count}")
         shutil.rmtree(root / f"sweep-{count}")  # a million files: not kept for the next run
-        floors[count] = floor_sweep(count, root / f"floor-{count}")
-        shutil.rmtree(root / f"floor-{count}")
+        floors[count] = min(floor_sweep(count, root / f"floor-{count}") for _ in range(2))
         timed[count] = seconds
         rate = Row(f"sweep {count:,}", "throughput", count / seconds, "orders/s", "", None)
         rate.floor, rate.ratio = count / floors[count], seconds / floors[count]
