@@ -348,9 +348,15 @@ def floor_outbound(docs: Sequence[Document], root: Path) -> float:
     folder once; one bulk mark."""
     folder = root / "outbound"
     folder.mkdir(parents=True)
-    stored = msgspec.json.decode(msgspec.json.encode(docs))  # dates as strings, as stored
     db = floor.FloorDb(root / "floor.sqlite3")
-    db.write("INSERT INTO workorders VALUES (?, 0, 0, '{}')", [(d["number"],) for d in docs])
+    db.add_unsynced([d["number"] for d in docs])
+    return export_floor(docs, folder, db)
+
+
+def export_floor(docs: Sequence[Document], folder: Path, db: floor.FloorDb) -> float:
+    """The time to translate ``docs`` (read back as stored: dates as strings) and write
+    them out through ``floor.outbound``."""
+    stored = msgspec.json.decode(msgspec.json.encode(docs))
     start = time.perf_counter()
     files = [CHALLENGE.render(read_tracos(doc)) for doc in stored]
     floor.outbound([(file.name, file.data) for file in files], folder, db)
@@ -366,17 +372,11 @@ def floor_sweep(count: int, root: Path) -> float:
     folder = root / "outbound"
     folder.mkdir(parents=True)
     db = floor.FloorDb(root / "floor.sqlite3")
-    firsts = range(1, count + 1, SWEEP_BATCH)
-    numbers = ((n,) for n in range(1, count + 1))
-    db.write("INSERT INTO workorders VALUES (?, 0, 0, '{}')", list(numbers))
+    db.add_unsynced(range(1, count + 1))
     seconds = 0.0
-    for first in firsts:
+    for first in range(1, count + 1, SWEEP_BATCH):
         batch = tracos_docs(min(SWEEP_BATCH, count + 1 - first), first)
-        stored = msgspec.json.decode(msgspec.json.encode(batch))  # dates as strings, as stored
-        start = time.perf_counter()
-        files = [CHALLENGE.render(read_tracos(doc)) for doc in stored]
-        floor.outbound([(file.name, file.data) for file in files], folder, db)
-        seconds += time.perf_counter() - start
+        seconds += export_floor(batch, folder, db)
     db.db.close()
     shutil.rmtree(root)
     return seconds

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -50,6 +50,10 @@ class FloorDb:
         self.db.execute("BEGIN IMMEDIATE")
         self.db.executemany(sql, rows)
         self.db.execute("COMMIT")
+
+    def add_unsynced(self, numbers: Iterable[int]) -> None:
+        """Rows for the outbound floors to mark."""
+        self.write("INSERT INTO workorders VALUES (?, 0, 0, '{}')", [(n,) for n in numbers])
 
     def upsert(self, orders: Sequence[ErpWorkOrder]) -> None:
         encode = msgspec.json.encode
