@@ -19,7 +19,7 @@ import msgspec
 from watcher.erp import files
 from watcher.erp.files import REPORT_SUFFIX, ErrorReport, RejectedElement
 from watcher.errors import CommandFailed
-from watcher.printable import printable
+from watcher.printable import display_name, printable
 
 REPORT_LIMIT: Final = 1 << 20  # ours stay under 100 KB (100 listed elements at most)
 SHOWN_REASON: Final = 500  # characters of a reason on a terminal line (--json: all)
@@ -104,14 +104,14 @@ def _entry(
         report, unreadable = _read_report(folder / report_name, kinds[report_name])
         problems += [unreadable] if unreadable else []
     else:
-        problems.append(f"no report ({files.display_name(report_name)} is missing)")
+        problems.append(f"no report ({display_name(report_name)} is missing)")
     if not has_file:
         problems.append("only the report is here: the file was moved or removed")
     elif kinds[name] != "file":
         problems.append(f"not a regular file ({kinds[name]})")
     found = FailedFile(
-        file=files.display_name(name),
-        report=files.display_name(report_name) if has_report else None,
+        file=display_name(name),
+        report=display_name(report_name) if has_report else None,
         problem="; ".join(problems) or None,
     )
     if report is None:

@@ -27,3 +27,10 @@ def printable(text: str) -> str:
 def _escaped(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def display_name(name: str) -> str:
+    """A file name safe to encode: bytes that are not UTF-8 become U+FFFD."""
+    if name.isascii():
+        return name  # nearly every name, and already safe: no round trip
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")

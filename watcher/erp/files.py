@@ -63,13 +63,6 @@ def is_candidate(name: str) -> bool:
     )
 
 
-def display_name(name: str) -> str:
-    """A file name safe to print or encode: bytes that are not UTF-8 become U+FFFD."""
-    if name.isascii():
-        return name  # nearly every name, and already safe: no round trip
-    return os.fsencode(name).decode("utf-8", errors="replace")
-
-
 def scan(folder: Path) -> list[str]:
     """Candidate names in ``folder``, directories skipped (the listing's file types: no stat)."""
     with os.scandir(folder) as entries:

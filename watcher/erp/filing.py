@@ -20,6 +20,7 @@ from datetime import datetime
 from watcher.erp import files
 from watcher.erp.files import REPORT_SUFFIX, StrPath
 from watcher.erp.port import Taken
+from watcher.printable import display_name
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,12 @@ def file_away(item: Taken, archive: StrPath, failed: StrPath, now: datetime) -> 
         assert item.error is not None
         error = item.error
         report = files.ErrorReport(item.shown, error.reason, error.path, now.isoformat())
-        return files.display_name(
-            quarantine(item.ref, failed, item.name, files.report_bytes(report))
-        )
+        return display_name(quarantine(item.ref, failed, item.name, files.report_bytes(report)))
     refused = _refuse(item, failed, now) if item.verdict.rejected_count else None
     archived = files.move_without_clobber(item.ref, archive, item.name)
     if refused:
         discard(item.ref)
-    return refused or files.display_name(os.path.basename(archived))
+    return refused or display_name(os.path.basename(archived))
 
 
 def changed(item: Taken, inbound: StrPath) -> bool:
@@ -57,7 +56,7 @@ def changed(item: Taken, inbound: StrPath) -> bool:
         return False
     discard(item.ref)
     back = files.move_without_clobber(item.ref, inbound, item.name)
-    log.warning("%s changed while it was processed: read again", files.display_name(back))
+    log.warning("%s changed while it was processed: read again", display_name(back))
     return True
 
 
@@ -76,7 +75,7 @@ def _refuse(item: Taken, failed: StrPath, now: datetime) -> str:
     at = now.isoformat()
     report = files.ErrorReport(item.shown, reason, "$", at, listed, verdict.unlisted)
     refused = verdict.rejected_chunks()
-    return files.display_name(
+    return display_name(
         refuse_elements(item.ref, failed, item.name, refused, files.report_bytes(report))
     )
 

@@ -18,6 +18,7 @@ import msgspec
 
 from watcher.core.tracos import OrderUpsert, TracosWorkOrder
 from watcher.errors import RejectedInput
+from watcher.printable import display_name
 
 if TYPE_CHECKING:  # a type only: the formats that import this module stay free of I/O
     import anyio
@@ -128,9 +129,7 @@ class Taken(msgspec.Struct, frozen=True):
     @property
     def shown(self) -> str:
         """The name, safe to print or encode: bytes that are not UTF-8 become U+FFFD."""
-        if self.name.isascii():
-            return self.name  # nearly every name: no round trip
-        return self.name.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+        return display_name(self.name)
 
 
 @dataclass(frozen=True, slots=True)
