@@ -1,4 +1,4 @@
-"""Writing the sync journal beside the work: one write per batch, never holding it up.
+"""Writing the sync journal after each batch of work: one write, never stopping the work.
 
 The pipelines hand each batch's entries over (``record``) once the batch is done, and the
 entries are written then, in turn with the work rather than beside it: under CPython's GIL
