@@ -39,11 +39,11 @@ import msgspec
 
 import watcher
 from watcher.app import build_worker
+from watcher.cli.samples import erp_orders, tracos_documents
+from watcher.core.settings import Settings
 from watcher.core.tracos import read_tracos
 from watcher.erp.formats.challenge import FORMAT as CHALLENGE
-from watcher.seed import erp_orders, tracos_documents
-from watcher.settings import Settings
-from watcher.status import read_worker_status
+from watcher.observe.heartbeat import read_worker_status
 from watcher.store import Document
 from watcher.store.sqlite import SqliteStore
 

@@ -17,7 +17,7 @@ from pymongo import MongoClient
 
 from tests.mongo_facade import FacadeCollection
 from tests.mongo_server import MongoServer
-from watcher.settings import Settings
+from watcher.core.settings import Settings
 from watcher.store import StoredDocument, WorkOrderStore
 from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore

@@ -15,10 +15,10 @@ from typing import Any, TextIO
 
 from tests.builders import erp
 from tests.workers import env_for, stored_docs
+from watcher.core.settings import Settings
 from watcher.core.tracos import normalise_date, read_tracos
 from watcher.erp.formats.challenge import FORMAT as CHALLENGE
-from watcher.settings import Settings
-from watcher.status import read_worker_status
+from watcher.observe.heartbeat import read_worker_status
 
 BASE = datetime(2025, 10, 1, tzinfo=UTC)
 TRACOS_FIRST = 100_000  # TracOS-side numbers, apart from the ERP's so both can be checked

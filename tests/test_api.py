@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.test_http_server import ask
-from watcher import api
-from watcher.inspection import status_report
-from watcher.metrics import MetricsServer
-from watcher.settings import Settings
-from watcher.stats import Stats, StoreState
-from watcher.status import worker_id, write_worker_status
+from watcher.core.settings import Settings
+from watcher.observe import api
+from watcher.observe.heartbeat import worker_id, write_worker_status
+from watcher.observe.metrics import MetricsServer
+from watcher.observe.status_report import status_report
+from watcher.sync.stats import Stats, StoreState
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from tests.builders import erp
 from tests.conftest import wait_for
 from tests.workers import challenge_files, drop, names, reports, running
 from watcher.app import Worker
+from watcher.core.errors import InvalidOrder, MalformedFile
+from watcher.core.settings import Settings
 from watcher.erp.formats.challenge import FORMAT as CHALLENGE
-from watcher.errors import InvalidOrder, MalformedFile
-from watcher.settings import Settings
-from watcher.stats import Count
+from watcher.sync.stats import Count
 
 CORPUS = Path(__file__).parent / "data" / "bad"
 MEGABYTE = 2**20

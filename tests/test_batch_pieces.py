@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.builders import erp, mutated_files
-from watcher.erp import json_array
+from watcher.core.errors import RejectedInput
 from watcher.erp.formats.challenge.mapping import erp_to_tracos
 from watcher.erp.formats.challenge.schema import ErpWorkOrder
+from watcher.erp.formats.json import array as json_array
+from watcher.erp.formats.json.strict import JsonOrders
 from watcher.erp.port import LISTED
-from watcher.erp.strict_json import JsonOrders
-from watcher.errors import RejectedInput
 
 WHOLE = JsonOrders(ErpWorkOrder, erp_to_tracos, piece_bytes=2**30)
 CUT = [JsonOrders(ErpWorkOrder, erp_to_tracos, piece_bytes=size) for size in (1, 7, 64)]

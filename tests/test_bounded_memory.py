@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.workers import names, peak_of_command, reports, stored_docs
+from watcher.core.settings import Settings
 from watcher.erp.port import LISTED
-from watcher.settings import Settings
 
 pytestmark = pytest.mark.system
 MB = 2**20

@@ -19,7 +19,7 @@ from tests.builders import erp
 from tests.conftest import make_settings, wait_until
 from tests.harness import start_worker
 from tests.workers import cli, drop, env_for, names
-from watcher.settings import Settings
+from watcher.core.settings import Settings
 
 pytestmark = pytest.mark.system
 

@@ -13,8 +13,8 @@ import pytest
 
 from tests.builders import T0, erp, tracos_doc
 from tests.workers import cli, drop, env_for, names
+from watcher.core.settings import Settings
 from watcher.erp.registry import load_format
-from watcher.settings import Settings
 
 pytestmark = pytest.mark.system
 

@@ -11,7 +11,8 @@ import anyio
 import pytest
 from rich.console import Console
 
-from watcher.console import (
+from watcher.core.settings import load_settings
+from watcher.observe.console import (
     Header,
     LiveConsole,
     LogSummary,
@@ -19,8 +20,7 @@ from watcher.console import (
     render,
     summary_line,
 )
-from watcher.settings import load_settings
-from watcher.stats import Count, Failure, RecentRates, Snapshot, Stats, StoreState, rates
+from watcher.sync.stats import Count, Failure, RecentRates, Snapshot, Stats, StoreState, rates
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 URI = "mongodb://user:s3cret@host/?replicaSet=rs0"

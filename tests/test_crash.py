@@ -26,7 +26,7 @@ from tests.harness import (
     waiting_files,
 )
 from tests.workers import opened_store, unsynced_count
-from watcher.settings import Settings
+from watcher.core.settings import Settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 EMBEDDED_ROUNDS = (20, 60)  # kills, files per burst

@@ -13,8 +13,8 @@ from tests.builders import erp, tracos_doc
 from tests.conftest import wait_for, wait_until
 from tests.harness import start_worker
 from tests.workers import cli, drop, names, opened_store, running
-from watcher.settings import Settings
-from watcher.stats import Count
+from watcher.core.settings import Settings
+from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 

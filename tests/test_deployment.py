@@ -16,7 +16,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from watcher.settings import VARIABLES, Settings, load_settings
+from watcher.core.settings import VARIABLES, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$")

@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.workers import env_for
-from watcher.environment import environment, read_env_file
-from watcher.errors import ConfigError
+from watcher.cli.environment import environment, read_env_file
+from watcher.core.errors import ConfigError
 
 
 def test_the_real_environment_wins_and_origins_are_kept(tmp_path: Path) -> None:

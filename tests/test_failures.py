@@ -11,10 +11,10 @@ import pytest
 from tests.builders import erp
 from tests.workers import cli, drop, names
 from watcher.app import build_worker, run_once
-from watcher.erp.files import ErrorReport, report_bytes
-from watcher.errors import CommandFailed
-from watcher.failures import FailedFile, failed_lines, pair_up, read_failed
-from watcher.settings import Settings
+from watcher.core.errors import CommandFailed
+from watcher.core.settings import Settings
+from watcher.erp.folders.failed import FailedFile, failed_lines, pair_up, read_failed
+from watcher.fs import ErrorReport, report_bytes
 
 
 def quarantine_with_the_worker(settings: Settings, dropped: dict[str, bytes]) -> None:

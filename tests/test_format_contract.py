@@ -16,10 +16,10 @@ from hypothesis import given
 
 from tests import tiny_format
 from tests.builders import T0, stored_orders, tracos
+from watcher.core.errors import InvalidOrder, MalformedFile
 from watcher.core.tracos import OrderUpsert, TracosWorkOrder
 from watcher.erp.port import ErpFormat
 from watcher.erp.registry import format_names, load_format
-from watcher.errors import InvalidOrder, MalformedFile
 
 FORMATS = [*map(load_format, format_names()), tiny_format.FORMAT]
 each_format = pytest.mark.parametrize("erp_format", FORMATS, ids=lambda f: f.name)

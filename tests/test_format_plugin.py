@@ -12,9 +12,9 @@ from tests.builders import tracos_doc
 from tests.conftest import make_settings, wait_for
 from tests.tiny_format import install
 from tests.workers import cli, drop, names, running
+from watcher.core.errors import ConfigError
 from watcher.erp.registry import format_names, load_format
-from watcher.errors import ConfigError
-from watcher.stats import Count
+from watcher.sync.stats import Count
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"id": 5, "title": "Fix the pump", "changed": "2025-10-01T10:00:00Z", "done": True}

@@ -19,11 +19,11 @@ from tests.builders import mutated_files
 from tests.conftest import make_settings
 from tests.workers import names, reports
 from watcher.app import build_worker
+from watcher.core.errors import InvalidOrder, MalformedFile, RejectedInput
+from watcher.core.settings import Settings
 from watcher.core.tracos import INT64_MAX, OrderUpsert, Status
 from watcher.erp.formats.challenge import FORMAT as CHALLENGE
 from watcher.erp.port import FileVerdict
-from watcher.errors import InvalidOrder, MalformedFile, RejectedInput
-from watcher.settings import Settings
 
 
 def assert_valid(order: OrderUpsert) -> None:

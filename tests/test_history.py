@@ -15,14 +15,14 @@ import pytest
 from tests.builders import T0, erp, tracos_doc
 from tests.conftest import make_settings, wait_for
 from tests.workers import cli, drop, http_get, names, running
-from watcher import api
-from watcher import history as history_text
 from watcher.app import Worker
+from watcher.core.settings import Settings
 from watcher.erp.port import OutboundFile, OutboundSink
-from watcher.metrics import MetricsServer
-from watcher.settings import Settings
-from watcher.stats import Count
+from watcher.observe import api
+from watcher.observe import history as history_text
+from watcher.observe.metrics import MetricsServer
 from watcher.store.journal import Entry
+from watcher.sync.stats import Count
 
 pytestmark = pytest.mark.anyio
 

@@ -13,10 +13,10 @@ from tests.conftest import wait_until
 from tests.harness import start_worker
 from tests.test_console import HEADER, text
 from tests.workers import names
-from watcher.console import render
-from watcher.printable import printable
-from watcher.settings import Settings
-from watcher.stats import Stats
+from watcher.core.printable import printable
+from watcher.core.settings import Settings
+from watcher.observe.console import render
+from watcher.sync.stats import Stats
 
 FORGED = "evil\n2026-01-01T00:00:00.000Z ERROR forged line.json"
 CLIPBOARD = "\x1b]52;c;ZXZpbA==\x07clip.json"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import reset_connections, wait_until
-from watcher.http_server import HttpServer, Response
+from watcher.observe.http_server import HttpServer, Response
 
 
 def hello(path: str, accept: str) -> Response:

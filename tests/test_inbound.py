@@ -14,9 +14,9 @@ from tests.builders import erp
 from tests.conftest import wait_for
 from tests.workers import challenge_files, drop, names, reports, running
 from watcher.app import Worker
-from watcher.erp import claims as folders
-from watcher.settings import Settings
-from watcher.stats import Count
+from watcher.core.settings import Settings
+from watcher.erp.folders import claims as folders
+from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 

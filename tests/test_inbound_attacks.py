@@ -27,11 +27,12 @@ import pytest
 from tests.builders import erp
 from tests.conftest import make_settings, wait_for
 from tests.workers import cli, drop, env_for, names, reports, running
+from watcher import fs as files
+from watcher.core.settings import Settings
 from watcher.core.tracos import OrderUpsert, Outcome
-from watcher.erp import claims, files
-from watcher.settings import Settings
-from watcher.stats import Count
+from watcher.erp.folders import claims
 from watcher.store.sqlite import SqliteStore
+from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 NAME_MAX = 255

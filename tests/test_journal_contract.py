@@ -12,7 +12,7 @@ from pymongo import MongoClient
 
 from tests.builders import NOW, T0
 from tests.conftest import make_settings
-from watcher.settings import Settings
+from watcher.core.settings import Settings
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_journal, build_store
 from watcher.store.journal import Entry, HistoryQuery, Journal

@@ -14,12 +14,12 @@ import pytest
 from tests.builders import NOW, erp
 from tests.conftest import DEADLINE, wait_for
 from tests.workers import drop, names, opened_store, running
-from watcher import journaling
-from watcher.errors import StoreUnavailable
-from watcher.journaling import Recorder
-from watcher.settings import Settings
+from watcher.core.errors import StoreUnavailable
+from watcher.core.settings import Settings
 from watcher.store.configured import build_journal
 from watcher.store.journal import Entry, HistoryQuery
+from watcher.sync import journaling
+from watcher.sync.journaling import Recorder
 
 pytestmark = pytest.mark.anyio
 

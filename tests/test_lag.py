@@ -14,11 +14,11 @@ import pytest
 from tests.builders import T0, erp, tracos_doc
 from tests.conftest import wait_for
 from tests.workers import drop, running
-from watcher.erp.files import oldest_landed
-from watcher.erp.folders import FolderSource
+from watcher.core.settings import Settings
+from watcher.erp.folders.source import FolderSource
 from watcher.erp.registry import load_format
-from watcher.inspection import StoreAnswer, status_lines, status_report
-from watcher.settings import Settings
+from watcher.fs import oldest_landed
+from watcher.observe.status_report import StoreAnswer, status_lines, status_report
 
 pytestmark = pytest.mark.anyio
 MINUTE = timedelta(minutes=1)

@@ -23,15 +23,15 @@ IO_LIBRARIES = frozenset(
     }
 )  # fmt: skip
 # Settings hold the folders as ``Path`` values; nothing there touches them.
-ALLOWED = {"watcher.settings": {"pathlib"}}
+ALLOWED = {"watcher.core.settings": {"pathlib"}}
 ADAPTERS = frozenset(
     {
         "watcher.store.mongo",
         "watcher.store.mongo_journal",
         "watcher.store.sqlite",
         "watcher.store.sqlite_journal",
-        "watcher.erp.folders",
-        "watcher.erp.sink",
+        "watcher.erp.folders.source",
+        "watcher.erp.folders.sink",
     }
 )
 ROOT = "watcher.app"  # the worker's composition root (the ERP adapters)
@@ -50,7 +50,7 @@ def _imported(node: ast.AST) -> list[str]:
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-        # ``from watcher.erp import files`` imports the module watcher.erp.files
+        # ``from watcher.erp import files`` imports the module watcher.fs
         subs = [f"{node.module}.{a.name}" for a in node.names]
         return [node.module, *(s for s in subs if s in MODULES)]
     return []
@@ -98,13 +98,19 @@ PURE = sorted(
     name
     for name in MODULES
     if name.startswith(("watcher.core", "watcher.erp.formats"))
-    or name in {"watcher.errors", "watcher.settings", "watcher.erp.port", "watcher.erp.strict_json"}
+    or name
+    in {
+        "watcher.core.errors",
+        "watcher.core.settings",
+        "watcher.erp.port",
+        "watcher.erp.formats.json.strict",
+    }
 )
 
 
 def test_the_reader_sees_imports() -> None:
     """The checks below read real imports (a reader that finds nothing would pass them)."""
-    assert "watcher.erp.folders" in imports(ROOT)
+    assert "watcher.erp.folders.source" in imports(ROOT)
     assert {"watcher.store.mongo", "watcher.store.sqlite"} <= imports(STORE_ROOT)
     assert "sqlite3" in io_in("watcher.store.sqlite")
     assert "anyio" not in imports("watcher.erp.port")  # only under TYPE_CHECKING there
@@ -128,8 +134,13 @@ def test_the_store_knows_nothing_of_the_erp(module: str) -> None:
     assert {name for name in reach(module) if name.startswith("watcher.erp")} == set()
 
 
-@pytest.mark.parametrize("module", ["watcher.inbound", "watcher.outbound"])
+@pytest.mark.parametrize("module", ["watcher.sync.inbound", "watcher.sync.outbound"])
 def test_the_pipelines_know_no_format_and_no_exchange(module: str) -> None:
     """inbound.py and outbound.py work between the two ports, whatever is behind them."""
     known = {n for n in reach(module) if n.startswith(("watcher.erp", "watcher.store."))}
-    assert known <= {"watcher.erp", "watcher.erp.port", "watcher.store.journal"}  # ports only
+    assert known <= {
+        "watcher.erp",
+        "watcher.erp.port",
+        "watcher.store.port",
+        "watcher.store.journal",
+    }

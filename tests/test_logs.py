@@ -13,14 +13,19 @@ import pytest
 
 from tests.builders import erp
 from tests.workers import cli, drop
-from watcher.logs import JsonFormatter, fatal
-from watcher.settings import Settings
+from watcher.core.settings import Settings
+from watcher.observe.logs import JsonFormatter, fatal
 
 
 def test_a_json_line_carries_the_fields_given_as_extra() -> None:
     """``extra=`` fields are written beside the message; values JSON lacks become text."""
     record = logging.makeLogRecord(
-        {"name": "watcher.inbound", "levelname": "WARNING", "msg": "%s quarantined", "args": ("x",)}
+        {
+            "name": "watcher.sync.inbound",
+            "levelname": "WARNING",
+            "msg": "%s quarantined",
+            "args": ("x",),
+        }
     )
     record.__dict__.update({"file": "x.json", "path": "$.orderNo", "to": Path("failed/x.json")})
     entry = json.loads(JsonFormatter().format(record))

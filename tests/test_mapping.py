@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.builders import FLAGS, T0, erp, tracos, valid_erp_orders
+from watcher.core.errors import InvalidOrder, MalformedFile, Unexportable
 from watcher.core.tracos import OrderUpsert, TracosWorkOrder, normalise_date, read_tracos
 from watcher.erp.formats.challenge import FORMAT as CHALLENGE
 from watcher.erp.formats.challenge.mapping import erp_to_tracos, tracos_to_erp
 from watcher.erp.formats.challenge.schema import ErpWorkOrder
-from watcher.errors import InvalidOrder, MalformedFile, Unexportable
 
 judge_erp_file = CHALLENGE.judge
 

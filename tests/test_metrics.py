@@ -13,8 +13,8 @@ import anyio
 import pytest
 
 from tests.conftest import reset_connections
-from watcher.metrics import MetricsServer, readiness
-from watcher.stats import Count, Snapshot, Stats, StoreState
+from watcher.observe.metrics import MetricsServer, readiness
+from watcher.sync.stats import Count, Snapshot, Stats, StoreState
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ from pymongo.errors import AutoReconnect, OperationFailure
 from tests.builders import NOW, order, tracos_doc
 from tests.conftest import all_unsynced
 from tests.mongo_facade import FacadeCollection
+from watcher.core.errors import ConfigError, StoreUnavailable
 from watcher.core.tracos import Outcome
-from watcher.errors import ConfigError, StoreUnavailable
 from watcher.store import StoredDocument, SyncMark
 from watcher.store.mongo import CHANGE_PIPELINE, MongoStore, mark_filter, version_of
 

@@ -19,10 +19,10 @@ from tests.conftest import make_settings, wait_for, wait_until
 from tests.harness import serving
 from tests.workers import cli, drop, free_port, http_get, opened_store, worker
 from watcher.app import build_worker
-from watcher.console import Header, render
-from watcher.settings import Settings
-from watcher.stats import Snapshot, Stats, StoreState
-from watcher.status import health_problem, read_worker_status, write_worker_status
+from watcher.core.settings import Settings
+from watcher.observe.console import Header, render
+from watcher.observe.heartbeat import health_problem, read_worker_status, write_worker_status
+from watcher.sync.stats import Snapshot, Stats, StoreState
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -18,14 +18,14 @@ import pytest
 from tests.builders import erp, tracos_doc
 from tests.conftest import all_unsynced, wait_for
 from tests.workers import cli, drop, names, running
+from watcher import fs as files
 from watcher.app import Worker, build_worker
-from watcher.erp import files
+from watcher.core.settings import Settings
+from watcher.erp.folders.sink import FolderSink
 from watcher.erp.port import OutboundFile
-from watcher.erp.sink import FolderSink
-from watcher.settings import Settings
-from watcher.stats import Count
 from watcher.store import StoredDocument, SyncMark
 from watcher.store.sqlite import SqliteStore
+from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 

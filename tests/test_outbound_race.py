@@ -20,9 +20,9 @@ from tests.builders import T0, tracos_doc
 from tests.conftest import wait_until
 from tests.harness import TRACOS_FIRST, start_worker, stored
 from tests.workers import cli, opened_store, unsynced_count
+from watcher.core.settings import Settings
 from watcher.core.tracos import read_tracos
 from watcher.erp.formats.challenge import FORMAT as CHALLENGE
-from watcher.settings import Settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 SLOW_EXPORT = {"INBOUND_BATCH_SIZE": "20", "OUTBOUND_CONCURRENCY": "1"}  # a wide window

@@ -11,10 +11,10 @@ import pytest
 from tests.builders import tracos_doc
 from tests.conftest import wait_for
 from tests.workers import running
-from watcher.erp import files
-from watcher.settings import Settings
-from watcher.stats import Snapshot, Stats
-from watcher.status import read_worker_status, write_worker_status
+from watcher import fs as files
+from watcher.core.settings import Settings
+from watcher.observe.heartbeat import read_worker_status, write_worker_status
+from watcher.sync.stats import Snapshot, Stats
 
 
 def _snapshot() -> Snapshot:

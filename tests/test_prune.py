@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.workers import cli, names
-from watcher.errors import CommandFailed
-from watcher.operations import REQUEUED_REPORTS, prune
-from watcher.settings import Settings
+from watcher.core.errors import CommandFailed
+from watcher.core.settings import Settings
+from watcher.erp.folders.upkeep import REQUEUED_REPORTS, prune
 
 DAY = 86400.0
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from watcher.core.errors import InvalidDocument
 from watcher.core.tracos import decode_tracos
-from watcher.errors import InvalidDocument
 
 GOOD = {"number": 1, "status": "completed", "updatedAt": "2025-10-01T02:00:00+02:00"}
 

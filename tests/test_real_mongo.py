@@ -23,8 +23,8 @@ from tests.harness import serving, start_worker
 from tests.mongo_server import ROOT, MongoServer, missing_server
 from tests.workers import cli, drop, names, running, stored_docs
 from watcher.app import Worker
-from watcher.settings import Settings
-from watcher.stats import Count
+from watcher.core.settings import Settings
+from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 

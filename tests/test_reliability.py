@@ -19,14 +19,14 @@ from tests.conftest import all_unsynced, make_settings, wait_for, wait_until
 from tests.harness import serving, start_worker
 from tests.mongo_facade import FacadeCollection
 from tests.workers import cli, drop, env_for, names, running, stored_docs
+from watcher import fs as folders
+from watcher.core.errors import StoreUnavailable
+from watcher.core.settings import Settings
 from watcher.core.tracos import OrderUpsert, Outcome
-from watcher.erp import files as folders
-from watcher.errors import StoreUnavailable
-from watcher.settings import Settings
-from watcher.stats import Count
 from watcher.store import StoredDocument, SyncMark
 from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
+from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 

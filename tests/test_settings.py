@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from watcher.errors import ConfigError
-from watcher.settings import VARIABLES, load_settings, mask_uri
+from watcher.core.errors import ConfigError
+from watcher.core.settings import VARIABLES, load_settings, mask_uri
 
 
 def test_defaults_are_the_challenge_names() -> None:

@@ -17,9 +17,9 @@ import pytest
 
 from tests.builders import tracos_doc
 from tests.workers import cli, opened_store, peak_of_command, worker
-from watcher.commands import JsonArray
-from watcher.seed import tracos_documents
-from watcher.settings import Settings
+from watcher.cli.samples import tracos_documents
+from watcher.cli.store_commands import JsonArray
+from watcher.core.settings import Settings
 
 MB = 2**20
 DOCS: list[dict[str, Any]] = [

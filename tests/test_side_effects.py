@@ -22,8 +22,8 @@ from tests.builders import tracos_doc
 from tests.conftest import make_settings, wait_until
 from tests.harness import serving
 from tests.workers import cli, free_port, http_get, worker
-from watcher.settings import Settings
-from watcher.status import read_worker_status, status_path
+from watcher.core.settings import Settings
+from watcher.observe.heartbeat import read_worker_status, status_path
 from watcher.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.system

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from tests.builders import T0, ms_dates, order
 from watcher.core.tracos import OrderUpsert, Outcome
-from watcher.store import apply_upsert, rows
+from watcher.store import rows
+from watcher.store.port import apply_upsert
 from watcher.store.sqlite import OLDEST_UNSYNCED, SCHEMA, SqliteStore
 
 pytestmark = pytest.mark.anyio

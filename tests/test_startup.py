@@ -15,17 +15,17 @@ import pytest
 
 from tests.builders import tracos_doc
 from tests.workers import cli, env_for
-from watcher.settings import Settings
-from watcher.stats import Stats, StoreState
-from watcher.status import write_worker_status
+from watcher.core.settings import Settings
+from watcher.observe.heartbeat import write_worker_status
 from watcher.store import configured
+from watcher.sync.stats import Stats, StoreState
 
 pytestmark = pytest.mark.system
 NEVER_NEEDED = ("pymongo", "bson", "rich", "watchfiles", "prometheus_client")
 # The command as ``python -m watcher`` runs it, then the names of every module it loaded.
 WRAPPER = """
 import json, sys
-from watcher.cli import main
+from watcher.cli.main import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as out:
     json.dump({"code": code, "modules": sorted(sys.modules)}, out)

@@ -13,13 +13,13 @@ import pytest
 from tests.builders import T0, status_erp, tracos, tracos_doc
 from tests.conftest import make_settings, wait_for
 from tests.workers import drop, names, running
+from watcher.cli.samples import erp_files
+from watcher.core.errors import InvalidOrder, Unexportable
 from watcher.core.tracos import OrderUpsert
 from watcher.erp.formats.status import FORMAT
 from watcher.erp.formats.status.mapping import STATUSES
 from watcher.erp.formats.status.schema import ErpStatus
-from watcher.errors import InvalidOrder, Unexportable
-from watcher.seed import erp_files
-from watcher.stats import Count
+from watcher.sync.stats import Count
 
 
 def judge_one(order: dict[str, Any]) -> OrderUpsert:

@@ -24,8 +24,8 @@ from tests.conftest import make_settings, wait_for, wait_until
 from tests.harness import claimed_files, serving, start_worker
 from tests.workers import drop, env_for, names, running, stored_docs
 from watcher.app import build_worker
+from watcher.core.settings import Settings
 from watcher.core.tracos import OrderUpsert, Outcome
-from watcher.settings import Settings
 from watcher.store.sqlite import SqliteStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]

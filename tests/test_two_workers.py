@@ -22,8 +22,8 @@ from tests.harness import (
     waiting_files,
 )
 from tests.workers import opened_store, unsynced_count
-from watcher.history import ORDER_EVENTS
-from watcher.settings import Settings
+from watcher.core.settings import Settings
+from watcher.observe.history import ORDER_EVENTS
 from watcher.store.configured import build_journal
 from watcher.store.journal import HistoryQuery
 

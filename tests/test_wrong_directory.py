@@ -13,7 +13,7 @@ import pytest
 from pymongo import MongoClient
 
 from tests.workers import cli
-from watcher.settings import Settings
+from watcher.core.settings import Settings
 
 pytestmark = pytest.mark.system
 POINTERS = "run this command in the worker's directory, or set DATA_STATE_DIR"

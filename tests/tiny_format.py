@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from watcher.core.tracos import OrderNo, OrderUpsert, TracosWorkOrder
-from watcher.erp.port import Direction, FileVerdict, OutboundFile
-from watcher.erp.strict_json import (
+from watcher.erp.formats.json.strict import (
     JsonOrders,
     WireStruct,
     encode_file,
@@ -21,6 +20,7 @@ from watcher.erp.strict_json import (
     format_date,
     utc,
 )
+from watcher.erp.port import Direction, FileVerdict, OutboundFile
 
 
 class TinyOrder(WireStruct, frozen=True, kw_only=True):

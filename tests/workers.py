@@ -18,9 +18,9 @@ from typing import Any
 import anyio
 
 from watcher.app import Worker, build_worker
-from watcher.erp.locks import LOCK_FILE
-from watcher.seed import erp_orders
-from watcher.settings import Settings
+from watcher.cli.samples import erp_orders
+from watcher.core.settings import Settings
+from watcher.erp.folders.locks import LOCK_FILE
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_store
 

@@ -22,23 +22,23 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskGroup
 
-from watcher.erp.files import prepare
+from watcher.core.errors import ConfigError
+from watcher.core.settings import Settings
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
-from watcher.errors import ConfigError
-from watcher.inbound import Inbound
-from watcher.journaling import Recorder
-from watcher.outbound import Outbound
-from watcher.reporting import Reporter, Reporting
-from watcher.retrying import StoreRetry
-from watcher.settings import Settings
-from watcher.stats import Count, Snapshot, Stats, StoreState
-from watcher.status import prune_stopped, worker_id
+from watcher.fs import prepare
+from watcher.observe.heartbeat import prune_stopped, worker_id
+from watcher.observe.reporting import Reporter, Reporting
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_journal, build_store
+from watcher.sync.inbound import Inbound
+from watcher.sync.journaling import Recorder
+from watcher.sync.outbound import Outbound
+from watcher.sync.retrying import StoreRetry
+from watcher.sync.stats import Count, Snapshot, Stats, StoreState
 
 if TYPE_CHECKING:
-    from watcher.metrics import MetricsServer
+    from watcher.observe.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ def recorder(settings: Settings, store: WorkOrderStore) -> Recorder:
 
 def build_integration(settings: Settings, stats: Stats) -> Integration:
     """The ERP named by ``ERP_FORMAT``, exchanging files through the configured folders."""
-    from watcher.erp.folders import FolderSource
-    from watcher.erp.sink import FolderSink
+    from watcher.erp.folders.sink import FolderSink
+    from watcher.erp.folders.source import FolderSource
 
     return Integration(
         name=settings.erp_format,
@@ -262,8 +262,8 @@ def _fan_out(reporters: list[Reporter]) -> Reporter:
 def _metrics(settings: Settings) -> Iterator[MetricsServer]:
     """The metrics server for as long as the worker runs; a busy port or an address that is
     not this host's is a setting error."""
-    from watcher import api  # the HTTP answers: only a worker that serves them imports them
-    from watcher.metrics import MetricsServer
+    from watcher.observe import api  # the HTTP answers: only a worker that serves them imports them
+    from watcher.observe.metrics import MetricsServer
 
     host, port = settings.metrics_host, settings.metrics_port or 0
     server = MetricsServer(port, host, routes=lambda served: api.routes(settings, served.latest))

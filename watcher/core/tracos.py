@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from watcher.errors import InvalidDocument, Unexportable, reason_and_path
+from watcher.core.errors import InvalidDocument, Unexportable, reason_and_path
 
 INT64_MAX: Final = 2**63 - 1
 MICROSECOND: Final = timedelta(microseconds=1)

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkab
 
 import msgspec
 
+from watcher.core.errors import RejectedInput
+from watcher.core.printable import display_name
 from watcher.core.tracos import OrderUpsert, TracosWorkOrder
-from watcher.errors import RejectedInput
-from watcher.printable import display_name
 
 if TYPE_CHECKING:  # a type only: the formats that import this module stay free of I/O
     import anyio

@@ -13,8 +13,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Final
 
+from watcher.core.errors import ConfigError
 from watcher.erp.port import ErpFormat
-from watcher.errors import ConfigError
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint

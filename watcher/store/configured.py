@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 import anyio
 
-from watcher.errors import CommandFailed
-from watcher.settings import Settings
-from watcher.store import WorkOrderStore
+from watcher.core.errors import CommandFailed
+from watcher.core.settings import Settings
 from watcher.store.journal import Entry, HistoryQuery, Journal
+from watcher.store.port import WorkOrderStore
 
 T = TypeVar("T")
 

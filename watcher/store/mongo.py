@@ -26,9 +26,9 @@ from pymongo.errors import (
     PyMongoError,
 )
 
+from watcher.core.errors import ConfigError, StoreMissing, StoreUnavailable, WatcherError
 from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
-from watcher.errors import ConfigError, StoreMissing, StoreUnavailable, WatcherError
-from watcher.store import (
+from watcher.store.port import (
     Document,
     Handler,
     PutResult,

@@ -14,9 +14,9 @@ from typing import Any, Final
 import msgspec
 from pymongo.errors import OperationFailure
 
-from watcher.store import Document
 from watcher.store.journal import Entry, HistoryQuery
 from watcher.store.mongo import _translated
+from watcher.store.port import Document
 
 INDEX_OPTIONS_CONFLICT: Final = frozenset({85, 86})  # the TTL changed since it was made
 TTL_INDEX: Final = "at_ttl"

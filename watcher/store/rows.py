@@ -19,7 +19,7 @@ from typing import Any, Final
 import msgspec
 
 from watcher.core.tracos import normalise_date
-from watcher.store import UPSERT_DATES, Document
+from watcher.store.port import UPSERT_DATES, Document
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND: Final = timedelta(milliseconds=1)

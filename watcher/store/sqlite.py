@@ -19,9 +19,10 @@ from typing import Any, Final, TypeVar
 
 import anyio
 
+from watcher.core.errors import StoreDamaged, StoreMissing, StoreUnavailable
 from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number, normalise_date
-from watcher.errors import StoreDamaged, StoreMissing, StoreUnavailable
-from watcher.store import (
+from watcher.store import rows
+from watcher.store.port import (
     Document,
     Handler,
     PutResult,
@@ -30,7 +31,6 @@ from watcher.store import (
     SyncMark,
     apply_upsert,
     replaces,
-    rows,
 )
 
 T = TypeVar("T")

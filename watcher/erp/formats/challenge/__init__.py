@@ -10,8 +10,8 @@ from typing import Any, Final
 from watcher.core.tracos import TracosWorkOrder
 from watcher.erp.formats.challenge.mapping import erp_to_tracos, tracos_to_erp
 from watcher.erp.formats.challenge.schema import ErpFileOrder, ErpWorkOrder
+from watcher.erp.formats.json.strict import JsonOrders, encode_file, file_schema
 from watcher.erp.port import Direction, FileVerdict, OutboundFile
-from watcher.erp.strict_json import JsonOrders, encode_file, file_schema
 
 _orders: Final = JsonOrders(ErpWorkOrder, erp_to_tracos)
 

@@ -10,10 +10,10 @@ from typing import Final
 
 import msgspec
 
+from watcher.core.errors import InvalidOrder, Unexportable
 from watcher.core.tracos import OrderUpsert, Status, TracosWorkOrder
 from watcher.erp.formats.challenge.schema import ErpFileOrder, ErpWorkOrder
-from watcher.erp.strict_json import check_summary, format_date, utc
-from watcher.errors import InvalidOrder, Unexportable
+from watcher.erp.formats.json.strict import check_summary, format_date, utc
 
 # ERP status flag (attribute) → TracOS status, in the order the flags are judged.
 FLAGS: Final[dict[str, Status]] = {

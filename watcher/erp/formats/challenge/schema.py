@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from watcher.core.tracos import OrderNo
-from watcher.erp.strict_json import ErpDate, FileDate, WireStruct
+from watcher.erp.formats.json.strict import ErpDate, FileDate, WireStruct
 
 
 class ErpWorkOrder(WireStruct, frozen=True, kw_only=True):

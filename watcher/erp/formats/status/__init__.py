@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any, Final
 
 from watcher.core.tracos import TracosWorkOrder
+from watcher.erp.formats.json.strict import JsonOrders, encode_file, file_schema
 from watcher.erp.formats.status.mapping import status_to_tracos, tracos_to_status
 from watcher.erp.formats.status.schema import StatusFileOrder, StatusWorkOrder
 from watcher.erp.port import Direction, FileVerdict, OutboundFile
-from watcher.erp.strict_json import JsonOrders, encode_file, file_schema
 
 _orders: Final = JsonOrders(StatusWorkOrder, status_to_tracos)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from watcher.core.errors import InvalidOrder, Unexportable
 from watcher.core.tracos import OrderUpsert, Status, TracosWorkOrder
+from watcher.erp.formats.json.strict import check_summary, format_date, utc
 from watcher.erp.formats.status.schema import ErpStatus, StatusFileOrder, StatusWorkOrder
-from watcher.erp.strict_json import check_summary, format_date, utc
-from watcher.errors import InvalidOrder, Unexportable
 
 # ERP status → TracOS status; None: deleted, status kept. The one table.
 STATUSES: Final[dict[ErpStatus, Status | None]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from watcher.core.tracos import OrderNo
-from watcher.erp.strict_json import ErpDate, FileDate, WireStruct
+from watcher.erp.formats.json.strict import ErpDate, FileDate, WireStruct
 
 # Matched exactly: ``new`` or ``Pending`` is refused with its path.
 ErpStatus = Literal["NEW", "PENDING", "IN_PROGRESS", "ON_HOLD", "COMPLETED", "CANCELLED", "DELETED"]

@@ -1,0 +1,1 @@
+"""The ``watcher`` command: the command table, the worker commands, the store commands."""

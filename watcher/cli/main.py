@@ -1,0 +1,242 @@
+"""The ``watcher`` command: argument parsing, logging set-up, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib import import_module
+from typing import NoReturn
+
+import msgspec
+
+from watcher import __version__
+from watcher.cli.environment import environment
+from watcher.core.errors import (
+    ConfigError,
+    InvalidDocument,
+    StoreMissing,
+    StoreUnavailable,
+    WatcherError,
+)
+from watcher.core.printable import printable
+from watcher.core.settings import Settings, load_settings
+from watcher.core.tracos import INT64_MAX
+from watcher.erp.folders.failed import failed_lines, read_failed
+from watcher.erp.folders.upkeep import requeue
+from watcher.observe import history
+from watcher.observe.heartbeat import health_problem
+from watcher.observe.logs import fatal, log_format_of
+
+log = logging.getLogger("watcher")
+Command = Callable[[Settings, argparse.Namespace], int | None]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    log_format = log_format_of(os.environ)
+    try:
+        env, origins = environment()
+        log_format = log_format_of(env)
+        settings = load_settings(env, origins)
+        return _unwrapped(lambda: int(args.command(settings, args) or 0))
+    except WatcherError as exc:
+        message, code, kind = _fatal_line(exc)
+        fatal(message, log_format, error=kind)
+        return code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fatal_line(exc: WatcherError) -> tuple[str, int, str]:
+    """The one line, the exit code and the kind of error for a JSON line."""
+    if isinstance(exc, ConfigError):
+        return f"configuration error: {exc}", 2, "configuration"
+    if isinstance(exc, StoreMissing):  # its message says how to point at the right one
+        return str(exc), 1, "no store"
+    if isinstance(exc, StoreUnavailable):
+        hint = f"; {exc.hint}" if exc.hint else ""
+        return f"store unavailable: {exc}{hint}", 1, "store unavailable"
+    if isinstance(exc, InvalidDocument):
+        return f"put: {exc}; nothing written", 1, "invalid document"
+    return str(exc), 1, "command failed"  # CommandFailed, or any other of ours
+
+
+def _unwrapped(command: Callable[[], int]) -> int:
+    """Run ``command``; one of our errors raised inside a task group comes out on its own."""
+    try:
+        return command()
+    except BaseExceptionGroup as group:
+        matched, _ = group.split(WatcherError)
+        if matched is None:
+            raise
+        ours: BaseException = matched
+        while isinstance(ours, BaseExceptionGroup):
+            ours = ours.exceptions[0]
+        raise ours from None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), as every other error of ours."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def order_number(raw: str) -> int:
+    """A work-order number as TracOS stores it: an integer from 0 to 2**63 - 1."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= INT64_MAX:
+        raise argparse.ArgumentTypeError(f"not an order number (0 to {INT64_MAX}): {raw!r}")
+    return value
+
+
+def _count(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _positive_count(raw: str) -> int:
+    value = _count(raw)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _since(raw: str) -> datetime:
+    try:
+        return history.since(raw, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _days(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {raw!r}") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be 0 or more days, not {raw}")
+    return value
+
+
+def _in(module: str, name: str) -> Command:
+    """The command ``name`` of ``module``, imported only once it runs:
+    ``watcher.cli.store_commands`` loads the store and an ERP format,
+    ``watcher.cli.worker`` the worker too, and ``health``, ``requeue`` or a usage error need neither (the container runs ``health``
+    every 15 s)."""
+
+    def command(settings: Settings, args: argparse.Namespace) -> int | None:
+        chosen: Command = getattr(import_module(module), name)
+        return chosen(settings, args)
+
+    return command
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="watcher", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"watcher {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=OneLineParser)
+    run = commands.add_parser("run", help="the always-on worker")
+    run.add_argument("--no-console", action="store_true", help="plain log lines even on a terminal")
+    run.set_defaults(command=_in("watcher.cli.worker", "cmd_run"))
+    once = commands.add_parser("once", help="process what is waiting in both directions, then exit")
+    once.set_defaults(command=_in("watcher.cli.worker", "cmd_once"))
+    seed = commands.add_parser("seed", help="write the challenge's sample data")
+    seed.add_argument(
+        "--tracos", type=_count, default=10, metavar="N", help="TracOS documents (10)"
+    )
+    seed.add_argument("--erp", type=_count, default=10, metavar="N", help="ERP files (10)")
+    seed.add_argument("--seed", type=int, default=None, help="random seed for repeatable data")
+    seed.add_argument(
+        "--force", action="store_true", help="replace stored orders and inbound files 1..N"
+    )
+    seed.set_defaults(command=_in("watcher.cli.store_commands", "cmd_seed"))
+    put = commands.add_parser("put", help="write TracOS documents as TracOS would")
+    put.add_argument("file", metavar="FILE", help="a JSON array of TracOS documents, - for stdin")
+    put.add_argument("--force", action="store_true", help="replace stored ones, newer or not")
+    put.set_defaults(command=_in("watcher.cli.store_commands", "cmd_put"))
+    show = commands.add_parser("show", help="stored work orders as a JSON array")
+    show.add_argument("numbers", nargs="*", type=order_number, metavar="NUMBER")
+    show.set_defaults(command=_in("watcher.cli.store_commands", "cmd_show"))
+    status = commands.add_parser("status", help="counts, store mode, worker alive?")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(command=_in("watcher.cli.store_commands", "cmd_status"))
+    story = commands.add_parser("history", help="what happened to an order, or to a file")
+    whose = story.add_mutually_exclusive_group(required=True)
+    whose.add_argument("number", nargs="?", type=order_number, metavar="NUMBER")
+    whose.add_argument("--file", metavar="NAME", help="an inbound or outbound file's story")
+    story.add_argument(
+        "--since", type=_since, metavar="WHEN", help="from this time (ISO 8601) or age (2h, 7d)"
+    )
+    story.add_argument(
+        "--limit", type=_positive_count, default=1000, metavar="N", help="the newest N (1000)"
+    )
+    story.add_argument("--json", action="store_true", help="machine-readable output")
+    story.set_defaults(command=_in("watcher.cli.store_commands", "cmd_history"))
+    again = commands.add_parser("requeue", help="move failed files back into the inbound folder")
+    again.add_argument("names", nargs="*", metavar="NAME")
+    again.set_defaults(command=cmd_requeue)
+    failed = commands.add_parser("failed", help="failed files with their reasons, newest first")
+    failed.add_argument("--json", action="store_true", help="machine-readable output")
+    failed.set_defaults(command=cmd_failed)
+    health = commands.add_parser("health", help="exit 0 when a worker is running and healthy")
+    health.set_defaults(command=cmd_health)
+    prune = commands.add_parser("prune", help="remove archived and failed files older than DAYS")
+    prune.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    prune.set_defaults(command=_in("watcher.cli.store_commands", "cmd_prune"))
+    schema = commands.add_parser("schema", help="the JSON Schema of the ERP format's files")
+    schema.add_argument(
+        "--outbound", action="store_true", help="of the files written for the ERP instead"
+    )
+    schema.set_defaults(command=_in("watcher.cli.store_commands", "cmd_schema"))
+    return parser
+
+
+def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
+    moved, missing = requeue(settings, args.names)
+    for name in moved:
+        print(f"requeued {printable(name)}")
+    for name in missing:
+        print(f"watcher: no failed file named {printable(name)}", file=sys.stderr)
+    if not moved and not missing:
+        print("nothing to requeue")
+    return 1 if missing else 0
+
+
+def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
+    entries = read_failed(settings.failed_dir)
+    if args.json:
+        print(msgspec.json.encode(entries).decode())
+    elif entries:
+        print("\n".join(failed_lines(entries, settings.inbound_dir)))
+    else:
+        print(f"no failed files in {printable(str(settings.failed_dir))}")
+    return 0
+
+
+def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
+    problem = health_problem(settings, datetime.now(UTC))
+    if problem and not settings.state_dir.is_dir():  # most likely the wrong directory
+        problem = (
+            f"{problem}: there is no {settings.state_dir} here; run this in the worker's"
+            " directory, or set DATA_STATE_DIR to its state folder"
+        )
+    if problem:
+        print(f"unhealthy: {printable(problem)}")
+        return 1
+    print("healthy")
+    return 0

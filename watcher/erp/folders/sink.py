@@ -1,0 +1,133 @@
+"""The outbound folder: exported ERP files, each durable before ``write`` returns.
+
+Each file of a batch is written to a temporary name; then the data of all of them is made
+durable at once (``syncfs``; an fsync each where there is none), each is renamed into
+place, and the folder is fsynced. ``claim`` holds the files' names exclusively (``locks.Claims``)
+while an export checks the documents are still current, writes and marks them, so two
+workers (or ``once`` beside ``run``) never let an older version overwrite a newer file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import anyio
+
+from watcher import fs as files
+from watcher.core.settings import Settings
+from watcher.erp.folders import locks
+from watcher.erp.port import OutboundFile
+from watcher.sync.stats import Trouble
+
+log = logging.getLogger(__name__)
+
+
+class FolderSink:
+    """``OutboundSink`` on the outbound folder: ``{name}`` per file, durable on return."""
+
+    def __init__(self, settings: Settings, trouble: Trouble) -> None:
+        self.folder = settings.outbound_dir
+        self.concurrency = settings.outbound_concurrency
+        self._trouble = trouble
+
+    async def recover(self) -> None:
+        await anyio.to_thread.run_sync(files.remove_stale_temps, self.folder)
+
+    @asynccontextmanager
+    async def claim(self, outgoing: Sequence[OutboundFile]) -> AsyncIterator[set[int]]:
+        """Per-name locks in the folder's lock file (``locks.Claims``), for the block."""
+        held: tuple[locks.Claims | None, set[int]]
+        try:
+            held = await anyio.to_thread.run_sync(self._claims, [f.name for f in outgoing])
+        except OSError as exc:
+            self._error("the outbound folder", exc)
+            held = None, set()
+        try:
+            yield held[1]
+        finally:
+            if held[0] is not None:
+                held[0].release()
+
+    def _claims(self, names: list[str]) -> tuple[locks.Claims, set[int]]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        claims = locks.Claims(self.folder)
+        return claims, claims.take(names)
+
+    async def write(self, outgoing: Sequence[OutboundFile]) -> set[int]:
+        """Stage, make durable, rename, fsync the folder; the indexes not written (none of
+        them renamed unless all the data is durable). Staging takes ``concurrency`` threads
+        only where each file is fsynced as it is staged: otherwise it never waits on the
+        disk, and threads would only hand the GIL back and forth (bench, 10,000 files:
+        2.3 s in four threads, 1.9 s in one)."""
+        everything = set(range(len(outgoing)))
+        try:
+            # opened first: the sync reports write-back errors from this point on
+            folder_fd = await anyio.to_thread.run_sync(files.open_folder, self.folder)
+        except OSError as exc:
+            self._error("the outbound folder", exc)
+            return everything
+        staged: dict[int, str] = {}
+        failed: set[int] = set()
+        try:
+            parallel = self.concurrency if files.stages_with_fsync() else 1
+            workers = max(1, min(parallel, len(outgoing)))
+            async with anyio.create_task_group() as tg:
+                for first in range(workers):
+                    part = range(first, len(outgoing), workers)
+                    tg.start_soon(
+                        anyio.to_thread.run_sync, self._stage_files, outgoing, part, staged, failed
+                    )
+            failed |= await anyio.to_thread.run_sync(self._install, folder_fd, outgoing, staged)
+        except OSError as exc:  # not durable: none of them may be marked
+            self._error("the outbound folder", exc)
+            return everything
+        finally:
+            with anyio.CancelScope(shield=True):  # a stop must not leak the descriptor
+                await anyio.to_thread.run_sync(self._close, folder_fd, staged)
+        return failed
+
+    def _stage_files(
+        self,
+        outgoing: Sequence[OutboundFile],
+        part: range,
+        staged: dict[int, str],
+        failed: set[int],
+    ) -> None:
+        for index in part:
+            file = outgoing[index]
+            try:
+                staged[index] = files.stage_file(self.folder, file.name, file.data)
+            except OSError as exc:
+                failed.add(index)
+                self._error(file.name, exc)
+
+    def _install(
+        self, folder_fd: int, outgoing: Sequence[OutboundFile], staged: dict[int, str]
+    ) -> set[int]:
+        """Make the staged files durable, rename each into place, fsync the folder."""
+        files.make_durable(folder_fd)
+        failed = set()
+        for index in sorted(staged):
+            name = outgoing[index].name
+            try:
+                files.replace_with(staged.pop(index), os.path.join(self.folder, name))
+            except OSError as exc:
+                failed.add(index)
+                self._error(name, exc)
+        os.fsync(folder_fd)
+        return failed
+
+    @staticmethod
+    def _close(folder_fd: int, staged: dict[int, str]) -> None:
+        """Close the folder; remove what is still staged (a batch that failed as a whole)."""
+        os.close(folder_fd)
+        for temp in staged.values():
+            files.remove_temp(temp)
+
+    def _error(self, what: str, exc: OSError) -> None:
+        reason = f"cannot write {what}: {exc.strerror or exc}"
+        self._trouble(what, reason)
+        log.error("%s; not marked synced, tried again", reason)

@@ -1,0 +1,120 @@
+"""Operator actions on the folders: counting files, putting failed files back, and pruning
+old ones (the product deletes nothing by itself; ``prune`` is the operator's retention)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from watcher import fs as files
+from watcher.core.errors import CommandFailed
+from watcher.core.settings import Settings
+from watcher.erp.folders.claims import CLAIMED_DIR
+from watcher.fs import REPORT_SUFFIX
+
+REQUEUED_REPORTS: Final = "requeued-reports"
+
+
+def _files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.is_file() and not p.name.endswith(REPORT_SUFFIX)]
+
+
+def folder_counts(settings: Settings) -> dict[str, int]:
+    claimed = settings.inbound_dir / CLAIMED_DIR
+    in_flight = sum(len(_files(d)) - 1 for d in claimed.iterdir()) if claimed.is_dir() else 0
+    return {
+        "files_waiting": len(
+            [p for p in _files(settings.inbound_dir) if files.is_candidate(p.name)]
+        ),
+        "files_in_flight": max(0, in_flight),
+        "files_archived": len(_files(settings.archive_dir)),
+        "files_failed": len(_files(settings.failed_dir)),
+    }
+
+
+def requeue(settings: Settings, names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Move failed files (all, or these names) back to inbound; reports go to a side folder."""
+    failed = settings.failed_dir
+    if not failed.is_dir():  # most likely the wrong directory: nothing is made here
+        raise CommandFailed(
+            f"no failed folder at {failed}: run this in the worker's directory, or set"
+            " DATA_FAILED_DIR to its failed folder"
+        )
+    wanted = [failed / Path(n).name for n in names] if names else sorted(_files(failed))
+    moved, missing = [], []
+    aside = failed / REQUEUED_REPORTS
+    for path in wanted:
+        if not path.is_file() or path.name.endswith(REPORT_SUFFIX):
+            missing.append(path.name)
+            continue
+        target = files.move_without_clobber(path, settings.inbound_dir, path.name)
+        report = path.with_name(path.name + REPORT_SUFFIX)
+        if report.exists():
+            aside.mkdir(exist_ok=True)
+            files.move_without_clobber(report, aside, report.name)
+        moved.append(os.path.basename(target))
+    return moved, missing
+
+
+@dataclass
+class Pruned:
+    """What ``prune`` removed (or would remove), per folder, and what it could not."""
+
+    removed: dict[Path, list[Path]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(map(len, self.removed.values()))
+
+
+def prune(settings: Settings, cutoff: float, dry_run: bool) -> Pruned:
+    """Remove files in archive/ and failed/ last modified before ``cutoff`` (epoch seconds),
+    a failed file together with its report; a report alone (requeued) by its own age."""
+    failed = settings.failed_dir
+    folders = [settings.archive_dir, failed, failed / REQUEUED_REPORTS]
+    if not any(folder.is_dir() for folder in folders[:2]):
+        raise CommandFailed(
+            f"no archive or failed folder at {settings.archive_dir}, {failed}: run this in the"
+            " worker's directory, or set DATA_ARCHIVE_DIR and DATA_FAILED_DIR"
+        )
+    pruned = Pruned()
+    for folder in folders:
+        doomed = list(_older(folder, cutoff))
+        if not dry_run:
+            doomed = [path for path in doomed if _removed(path, pruned.errors)]
+        pruned.removed[folder] = doomed
+    return pruned
+
+
+def _older(folder: Path, cutoff: float) -> Iterator[Path]:
+    if not folder.is_dir():
+        return
+    paths = {p.name: p for p in folder.iterdir() if p.is_file()}
+    for name, path in sorted(paths.items()):
+        owner = (
+            paths.get(name.removesuffix(REPORT_SUFFIX)) if name.endswith(REPORT_SUFFIX) else None
+        )
+        judged = owner or path  # a report goes with its file
+        try:
+            modified = judged.stat().st_mtime  # rename keeps it: when the ERP wrote the file
+        except FileNotFoundError:
+            continue  # moved meanwhile (requeued, say)
+        if modified < cutoff:
+            yield path
+
+
+def _removed(path: Path, errors: list[str]) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False  # gone meanwhile (requeued, say): not ours to count
+    except OSError as exc:
+        errors.append(f"cannot remove {path}: {exc.strerror or exc}")
+        return False
+    return True

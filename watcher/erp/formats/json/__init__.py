@@ -1,0 +1,1 @@
+"""What every JSON format shares: strict decoding, duplicate keys, arrays cut into pieces."""

@@ -1,0 +1,349 @@
+"""Blocking file operations on the exchange folders: filter, read, claim, move, write.
+
+Invariants: a file is only ever renamed or linked, never overwritten or deleted before a
+copy of it exists elsewhere; names in other folders are chosen without clobbering; no
+name taken from file contents is ever joined to a folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from watcher.core.errors import ConfigError
+
+IGNORED_SUFFIXES: Final = (".tmp", ".part", ".swp", "~")
+AT_FDCWD: Final = -100
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+_syncfs = getattr(_libc, "syncfs", None)  # Linux: one call makes a file system's writes durable
+REPORT_SUFFIX: Final = ".error.json"
+NAME_MAX: Final = 255  # bytes in one file name (ext4, xfs, btrfs, tmpfs)
+StrPath = str | os.PathLike[str]
+
+
+class RejectedElement(msgspec.Struct, frozen=True):
+    """One refused element of a batch file, in its ``.error.json`` report."""
+
+    index: int | None
+    path: str
+    reason: str
+
+
+class ErrorReport(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``<name>.error.json``: what operators (and ``watcher failed``) read about a file."""
+
+    file: str
+    reason: str
+    path: str
+    time: str  # ISO 8601 with its offset, as ``datetime.isoformat`` spells it
+    rejected: list[RejectedElement] | None = None  # a batch's refused elements (the first)
+    unlisted: int = 0  # refused elements not listed in ``rejected``
+
+
+_encode_report = msgspec.json.Encoder().encode
+
+
+def is_candidate(name: str) -> bool:
+    """Only ``*.json`` (any case); hidden, temporary and editor files are left alone."""
+    lowered = name.lower()
+    return (
+        lowered.endswith(".json")
+        and not name.startswith(".")
+        and not lowered.endswith(IGNORED_SUFFIXES)
+    )
+
+
+def scan(folder: Path) -> list[str]:
+    """Candidate names in ``folder``, directories skipped (the listing's file types: no stat)."""
+    with os.scandir(folder) as entries:
+        return sorted(
+            entry.name
+            for entry in entries
+            if is_candidate(entry.name) and not entry.is_dir(follow_symlinks=False)
+        )
+
+
+def oldest_landed(folder: Path) -> float | None:
+    """When the longest-waiting candidate in ``folder`` landed there (epoch seconds), or
+    None when none waits: its ``ctime``, which writing it there or moving it in sets (a
+    copy keeping an old ``mtime`` still lands now) — the clock of the inbound latency."""
+    oldest = None
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not is_candidate(entry.name) or entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                landed = entry.stat(follow_symlinks=False).st_ctime
+            except FileNotFoundError:
+                continue  # taken meanwhile
+            oldest = landed if oldest is None else min(oldest, landed)
+    return oldest
+
+
+class RefusedFile(OSError):
+    """A file not to be read: its message says why."""
+
+
+class NotRegularFile(RefusedFile):
+    """A symlink, FIFO, socket or device where a file was expected."""
+
+
+class FileTooLarge(RefusedFile):
+    """Larger than the worker may hold in memory (``INBOUND_MAX_FILE_MB``)."""
+
+
+def read_regular(path: StrPath, limit: int) -> tuple[bytes, os.stat_result]:
+    """Read a regular file of at most ``limit`` bytes, never following a symlink or
+    blocking on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFile("not a regular file (symbolic link): not read") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(f"not a regular file ({_kind(info.st_mode)}): not read")
+        if info.st_size > limit:
+            raise FileTooLarge(f"file too large: {info.st_size:,} bytes, the limit is {limit:,}")
+        data = os.read(fd, info.st_size + 1)
+        if len(data) <= info.st_size:
+            return data, info
+        chunks = [data]  # it grew while we read: take the rest too, up to the limit
+        while (chunk := os.read(fd, 1 << 20)) and sum(map(len, chunks)) <= limit:
+            chunks.append(chunk)
+        if sum(map(len, chunks)) > limit:
+            raise FileTooLarge(f"file too large: over the limit of {limit:,} bytes")
+        return b"".join(chunks), info
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    if stat.S_ISDIR(mode):
+        return "directory"
+    return "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
+
+
+def fitted(base: str, tail: str = "", room: int = 0) -> str:
+    """``base + tail`` in at most ``NAME_MAX - room`` bytes: ``base`` is cut short (between
+    two characters) when it must be, ``tail`` is kept whole. ``room``: for what is added to
+    the name later (a report's ``.error.json``)."""
+    if (len(base) + len(tail)) * 4 <= NAME_MAX - room:
+        return base + tail  # fits however it encodes (at most 4 bytes a character)
+    limit = NAME_MAX - room - len(os.fsencode(tail))
+    raw = os.fsencode(base)
+    if len(raw) <= limit:
+        return base + tail
+    while limit > 0 and raw[limit] & 0xC0 == 0x80:  # a UTF-8 continuation byte
+        limit -= 1
+    return os.fsdecode(raw[:limit]) + tail
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``a.b.json`` → (``a.b``, ``.json``): the part a derived name may shorten, and its tail."""
+    base, dot, extension = name.rpartition(".")
+    return (base, dot + extension) if base else (name, "")
+
+
+def candidate_names(base: str, tail: str, room: int = 0) -> Iterator[str]:
+    """``base + tail`` fitted, then the same with a unique suffix before the tail."""
+    yield fitted(base, tail, room)
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    for counter in range(1, 1_000_000):
+        yield fitted(base, f".{stamp}-{counter}{tail}", room)
+    raise FileExistsError(errno.EEXIST, "no free name", base + tail)
+
+
+def unique_name(folder: StrPath, name: str, room: int = 0) -> str:
+    """``folder/name``, or a suffixed name when that exists (the rename rechecks atomically);
+    always short enough for the file system, with ``room`` bytes to spare."""
+    for candidate in candidate_names(*split_name(name), room):
+        target = os.path.join(folder, candidate)
+        if not os.path.lexists(target):
+            return target
+    raise AssertionError("unreachable: candidate_names raises when it runs out")
+
+
+def move_without_clobber(source: StrPath, folder: StrPath, name: str, room: int = 0) -> str:
+    """Move ``source`` to ``folder/name``, or to a suffixed name if taken; never overwrite.
+
+    Paths are plain strings here: this runs twice per file on the hot path.
+    """
+    fits = len(name) * 4 <= NAME_MAX - room  # however it encodes: no need to split it
+    target = os.path.join(folder, name if fits else fitted(*split_name(name), room))
+    while True:
+        try:
+            rename_no_replace(source, target)
+            return target
+        except FileExistsError:
+            target = unique_name(folder, name, room)
+
+
+def rename_no_replace(source: StrPath, target: StrPath) -> None:
+    """Atomic rename that fails with ``FileExistsError`` rather than replace ``target``.
+
+    Linux's renameat2(RENAME_NOREPLACE) does it in one call; where the file system does
+    not support it, link then unlink (a crash in between leaves two links, which
+    ``resume`` recognises).
+    """
+    if not renamed_exclusively(source, target):
+        os.link(source, target, follow_symlinks=False)
+        os.unlink(source)
+
+
+def write_temp(folder: StrPath, name: str, data: bytes, durable: bool = False) -> str:
+    """A new file ``.{name}.{random}.tmp`` in ``folder`` holding ``data``; its path.
+
+    Created with ``O_EXCL|O_NOFOLLOW`` under a name no one can predict: a link or file
+    planted in our folders is never followed or written through. Removed again if the
+    write fails (a full disk must not fill up with our leftovers).
+    """
+    temp = os.path.join(folder, f".{name}.{os.urandom(8).hex()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temp, flags, 0o644)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as handle:
+            handle.write(data)
+        if durable:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        remove_temp(temp)
+        raise
+    os.close(fd)
+    return temp
+
+
+def replace_with(temp: str, target: StrPath) -> None:
+    """Rename ``temp`` over ``target``; on failure (a directory there, a full disk) the
+    temp file is removed rather than left to pile up with every retry."""
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        remove_temp(temp)
+        raise
+
+
+def remove_temp(path: str) -> None:
+    # if even this fails, ``remove_stale_temps`` clears it at the next start
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def renamed_exclusively(source: StrPath, target: StrPath) -> bool:
+    """renameat2(RENAME_NOREPLACE); False where this file system (or libc) has no such call."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(AT_FDCWD, os.fsencode(source), AT_FDCWD, os.fsencode(target), 1) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(source), None, str(target))
+
+
+def write_new(path: StrPath, chunks: Sequence[bytes]) -> None:
+    """Create ``path`` (it must not exist, and is never a link followed) holding ``chunks``;
+    on failure (a full disk) nothing is left behind."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o644)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
+
+
+def report_bytes(report: ErrorReport) -> bytes:
+    return _encode_report(report) + b"\n"
+
+
+def stages_with_fsync() -> bool:
+    """Whether ``stage_file`` waits on the disk (an fsync each: no ``syncfs`` here)."""
+    return _syncfs is None
+
+
+def stage_file(folder: StrPath, name: str, data: bytes) -> str:
+    """A temp file holding ``data`` beside ``folder/name``, to be made durable together with
+    the rest of its batch (``make_durable``), then renamed into place; its path. Where the
+    system has no ``syncfs``, it is fsynced now instead."""
+    return write_temp(folder, name, data, durable=stages_with_fsync())
+
+
+def make_durable(folder_fd: int) -> None:
+    """Every file staged since ``folder_fd`` was opened is on disk: one ``syncfs`` of the
+    folder's file system for the whole batch rather than an fsync each (the data of a
+    thousand files costs about one flush, not a thousand). It reports a write-back error
+    of any file written since the descriptor was opened: then none may be relied on."""
+    if _syncfs is not None and _syncfs(folder_fd) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"cannot make the files durable: {os.strerror(code)}")
+
+
+def open_folder(folder: Path) -> int:
+    """The folder's descriptor (created if missing), for ``make_durable`` and its fsync."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def prepare(folders: Sequence[tuple[str, Path]]) -> None:
+    """Create the folders (setting name, path); one this user cannot use stops start-up."""
+    for variable, folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = f"cannot create folder {folder}: {exc.strerror or exc}"
+            raise ConfigError(f"{variable} ({folder}): {reason}") from None
+        if problem := _unusable(folder):
+            raise ConfigError(f"{variable} ({folder}): {problem}")
+
+
+def _unusable(folder: Path) -> str:
+    """Why this process cannot read and write in ``folder`` ("" when it can)."""
+    if not folder.is_dir():
+        return "not a folder"
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return "on a read-only file system"
+    if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+        return "not readable and writable by this user"
+    return ""
+
+
+def same_file_system(reference: tuple[str, Path], others: Sequence[tuple[str, Path]]) -> None:
+    """Each of ``others`` (setting name, folder) must be reachable by rename from ``reference``."""
+    device = reference[1].stat().st_dev
+    for variable, folder in others:
+        if folder.stat().st_dev != device:
+            raise ConfigError(
+                f"{variable} ({folder}) must be on the same file system as {reference[0]}:"
+                " files are moved by atomic rename"
+            )
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Temp files of ours left by a crash mid-write (the document stayed unsynced)."""
+    for path in folder.glob(".*.tmp"):
+        path.unlink(missing_ok=True)

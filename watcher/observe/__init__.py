@@ -1,0 +1,3 @@
+"""What people and machines read: console, metrics, HTTP API, logs, history, the heartbeat
+and the status report.
+"""

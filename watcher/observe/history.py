@@ -1,0 +1,90 @@
+"""The sync journal as an operator reads it: one line per entry, oldest first, or JSON.
+
+Pure: entries in, text or bytes out (``watcher history`` and the ``/history`` endpoint
+share it). Names and reasons from outside are escaped: a hostile file name cannot steer
+the terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import msgspec
+
+from watcher.core.printable import printable
+from watcher.store.journal import Entry, HistoryQuery
+
+RELATIVE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+ORDER_EVENTS: Final = frozenset({"inserted", "updated", "unchanged", "stale"})
+
+
+def since(raw: str, now: datetime) -> datetime:
+    """``--since``: an ISO 8601 date or time (UTC unless it says otherwise), or an age such
+    as ``30m``, ``2h``, ``7d``; ``ValueError`` with the reason otherwise."""
+    text = raw.strip()
+    if match := RELATIVE.fullmatch(text):
+        return now - timedelta(**{UNITS[match[2]]: float(match[1])})
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"not a time: {raw!r} (an ISO 8601 date or time, or an age like 30m, 2h, 7d)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def subject(query: HistoryQuery) -> str:
+    return f"order {query.number}" if query.file is None else f"file {printable(query.file)}"
+
+
+def as_json(entries: Sequence[Entry]) -> bytes:
+    return msgspec.json.encode(entries)
+
+
+def lines(entries: Sequence[Entry]) -> list[str]:
+    return [line(entry) for entry in entries]
+
+
+def line(entry: Entry) -> str:
+    """``2026-12-02T07:41:03.120Z  in   inserted       order 42 from erp-42.json, version …``"""
+    return f"{_time(entry.at)}  {entry.direction:<3}  {entry.event:<21}  {_what(entry)}"
+
+
+def _what(entry: Entry) -> str:
+    file = printable(entry.file or "?")
+    order = f"order {entry.number if entry.number is not None else '?'}"
+    version = f", version {_time(entry.version)}" if entry.version else ""
+    reason = f": {printable(entry.reason)}" if entry.reason else ""
+    if entry.direction == "in":
+        if entry.event in ORDER_EVENTS:  # ``to``: its file, of this order alone, archived
+            archived = f"; file archived to archive/{printable(entry.to)}" if entry.to else ""
+            return f"{order} from {file}{version}{archived}"
+        return _filed(entry, file) + reason
+    if entry.event == "exported":
+        return f"{order} to {file}, marked synced{version}"
+    if entry.event == "changed_during_export":
+        return f"{order} to {file}{version}; changed meanwhile: not marked, goes out again"
+    target = f" to {file}" if entry.file else ""
+    return f"{order}{target}{version}{reason}"
+
+
+def _filed(entry: Entry, file: str) -> str:
+    """An inbound file's entry: where it went and its orders by outcome."""
+    to = printable(entry.to or "?")
+    places = {
+        "archived": f"{file} archived to archive/{to}",
+        "quarantined": f"{file} quarantined to failed/{to}",
+        "partly_rejected": f"{file} archived; rejected elements in failed/{to}",
+    }
+    said = places.get(entry.event, file)
+    if entry.counts:
+        said += " (" + ", ".join(f"{n} {o}" for o, n in entry.counts.items()) + ")"
+    return said
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,144 @@
+"""A small read-only HTTP server beside the worker: quiet, bounded, and responsive.
+
+One thread runs an asyncio loop, so an idle connection costs a socket and a coroutine, not
+a thread; each connection gets one request (``Connection: close``) within a deadline; past
+``max_clients`` open connections new ones are closed at once; a client that resets or
+stalls is dropped without a word in the worker's log. The responder runs in a worker
+thread: one that reads folders (``/status``) never holds up ``/livez`` on the loop.
+Only GET and HEAD are served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+from watcher.core.printable import printable
+
+Response = tuple[int, str, bytes]  # status, content type, body
+Responder = Callable[[str, str], Response]  # (path with query, Accept header) → response
+
+MAX_CLIENTS: Final = 512
+REQUEST_SECONDS: Final = 5.0  # to send a whole request; then the connection is closed
+MAX_REQUEST_BYTES: Final = 16 * 1024
+REASONS: Final = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+REASONS[503] = "Service Unavailable"
+TEXT: Final = "text/plain; charset=utf-8"
+
+
+class HttpServer:
+    """Serve ``respond`` on ``host:port`` (port 0 picks a free one) until ``stop``."""
+
+    def __init__(
+        self,
+        respond: Responder,
+        host: str,
+        port: int,
+        max_clients: int = MAX_CLIENTS,
+        request_seconds: float = REQUEST_SECONDS,
+    ) -> None:
+        self._respond = respond
+        self._address = (host, port)
+        self._max_clients = max_clients
+        self._request_seconds = request_seconds
+        self._clients = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def clients(self) -> int:
+        """Connections open now."""
+        return self._clients
+
+    @property
+    def port(self) -> int:
+        return int(self._bound()[1])
+
+    @property
+    def host(self) -> str:
+        return str(self._bound()[0])
+
+    def _bound(self) -> tuple[Any, ...]:
+        if self._server is None:
+            raise RuntimeError("the HTTP server is not started")
+        return tuple(self._server.sockets[0].getsockname())
+
+    def start(self) -> None:
+        """Bind (``OSError`` when the port is taken), then serve in a daemon thread."""
+        loop = asyncio.new_event_loop()
+        try:
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._client, *self._address, limit=MAX_REQUEST_BYTES)
+            )
+        except BaseException:
+            loop.close()
+            raise
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._close(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+        self._loop = self._thread = self._server = None
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._clients >= self._max_clients:
+            writer.close()
+            return
+        self._clients += 1
+        try:
+            async with asyncio.timeout(self._request_seconds):
+                head = await reader.readuntil(b"\r\n\r\n")
+                writer.write(await asyncio.to_thread(self._answer, head))
+                await writer.drain()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # a client that went away, stalled or sent too much: nothing to say
+        finally:
+            self._clients -= 1
+            writer.close()
+
+    def _answer(self, head: bytes) -> bytes:
+        method, _, rest = head.decode("latin-1").partition(" ")
+        target = rest.partition(" ")[0]
+        extra = []
+        if method not in {"GET", "HEAD"}:
+            shown = printable(method[:20])
+            status, content_type = 405, TEXT
+            body = f"method {shown} not allowed: this API is read-only (GET, HEAD)\n".encode()
+            extra.append("Allow: GET, HEAD")
+        elif not target.startswith("/"):
+            status, content_type, body = 400, TEXT, b"bad request: the target must be a path\n"
+        else:
+            status, content_type, body = self._respond(target, _header(head, "accept"))
+        lines = [
+            f"HTTP/1.1 {status} {REASONS.get(status, '')}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+            *extra,
+            "Connection: close",
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if method == "HEAD" else body)
+
+
+def _header(head: bytes, name: str) -> str:
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return ""

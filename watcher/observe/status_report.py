@@ -1,0 +1,201 @@
+"""What ``watcher status`` tells: the store's answer (one attempt), every worker's status
+file and the folders — as much of it as can be known right now.
+
+When the store does not answer, the workers' last known counts are shown with their age,
+and the store is marked unreachable: an operator looks exactly when something is wrong.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+
+from watcher.core.errors import Unexportable
+from watcher.core.printable import printable
+from watcher.core.settings import Settings
+from watcher.core.tracos import read_tracos
+from watcher.erp.folders.upkeep import folder_counts
+from watcher.erp.port import ErpFormat
+from watcher.fs import oldest_landed
+from watcher.observe.heartbeat import (
+    Found,
+    UnexportableEntry,
+    file_problem,
+    health_problem,
+    read_status_files,
+    running_problem,
+)
+from watcher.store import WorkOrderStore
+from watcher.sync.stats import age
+
+CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
+LISTED: Final = 20  # unexportable orders printed; the rest are counted
+# each lag figure, and the count that says whether anything is behind at all
+LAG_OF: Final = {
+    "oldest_unsynced_seconds": "unsynced",
+    "oldest_file_waiting_seconds": "files_waiting",
+}
+CHECK_BATCH: Final = 1000  # unsynced documents read (and tried) at a time
+
+
+class StoreAnswer(msgspec.Struct, frozen=True):
+    """The store's counts, and the unsynced orders that cannot be exported as they are."""
+
+    stored: int
+    unsynced: int
+    unexportable_total: int | None  # None: too many unsynced documents to check them all
+    unexportable: list[UnexportableEntry] = []
+    oldest_unsynced: datetime | None = None  # the oldest unsynced ``updatedAt``
+
+
+async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer:
+    """Counts, and each unsynced document tried through the format (as an export would),
+    batch by batch: the first few that cannot be exported are kept, the rest counted."""
+    stored, unsynced = await store.counts()
+    oldest = await store.oldest_unsynced()
+    if unsynced > CHECK_LIMIT:
+        return StoreAnswer(stored, unsynced, None, oldest_unsynced=oldest)
+    stuck: list[UnexportableEntry] = []
+    total = 0
+    async with aclosing(store.iter_unsynced(CHECK_BATCH)) as batches:
+        async for batch in batches:
+            for doc in batch:
+                try:
+                    erp_format.render(read_tracos(doc.doc))
+                except Unexportable as exc:
+                    total += 1
+                    if len(stuck) < LISTED:
+                        order = f"order {doc.doc.get('number', '?')}"
+                        stuck.append(UnexportableEntry(doc.key, order, str(exc), None))
+    return StoreAnswer(stored, unsynced, total, stuck, oldest)
+
+
+def status_report(
+    settings: Settings, answer: StoreAnswer | None, store_error: str | None, now: datetime
+) -> dict[str, Any]:
+    """Everything ``status`` prints, as plain values (``--json`` prints it as it is)."""
+    files = read_status_files(settings)
+    workers = [_worker(found, now) for found in files]
+    running = [w for w in workers if w["running"]]
+    report: dict[str, Any] = {
+        "store": settings.store_label,
+        "store_reachable": store_error is None,
+        "store_error": store_error,
+        "mode": running[0]["mode"] if running else "unknown (no worker running)",
+        **_counts(answer, files, now),
+        **folder_counts(settings),
+        "oldest_file_waiting_seconds": _oldest_waiting(settings, now),
+        "worker_running": bool(running),
+        "worker_problem": health_problem(settings, now),
+        "workers": workers,
+    }
+    return report
+
+
+def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> dict[str, Any]:
+    """From the store when it answered, else the freshest counts a worker last had."""
+    if answer is not None:
+        return {
+            "stored": answer.stored,
+            "unsynced": answer.unsynced,
+            "oldest_unsynced_seconds": _seconds(age(answer.oldest_unsynced, now)),
+            "counts_from": "store",
+            "counts_age_seconds": 0.0,
+            "unexportable_total": answer.unexportable_total,
+            "unexportable": [_entry(e) for e in answer.unexportable],
+        }
+    known = [f.status for f in files if f.status is not None and f.status.counts_at is not None]
+    if not known:
+        return {
+            "stored": None,
+            "unsynced": None,
+            "oldest_unsynced_seconds": None,
+            "counts_from": None,
+            "counts_age_seconds": None,
+            "unexportable_total": None,
+            "unexportable": [],
+        }
+    last = max(known, key=lambda s: s.counts_at or now)
+    assert last.counts_at is not None
+    return {
+        "stored": last.stored,
+        "unsynced": last.unsynced,
+        "oldest_unsynced_seconds": _seconds(last.oldest_unsynced_seconds),
+        "counts_from": f"worker {last.id}",
+        "counts_age_seconds": round((now - last.counts_at.astimezone(UTC)).total_seconds(), 1),
+        "unexportable_total": last.unexportable_total,
+        "unexportable": [_entry(e) for e in last.unexportable],
+    }
+
+
+def _oldest_waiting(settings: Settings, now: datetime) -> float | None:
+    try:
+        landed = oldest_landed(settings.inbound_dir)
+    except OSError:  # no inbound folder here: nothing waits in it
+        return None
+    return None if landed is None else _seconds(age(datetime.fromtimestamp(landed, UTC), now))
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _entry(entry: UnexportableEntry) -> dict[str, str]:
+    return {"order": entry.order, "reason": entry.reason}
+
+
+def _worker(found: Found, now: datetime) -> dict[str, Any]:
+    status = found.status
+    if status is None:
+        return {"file": str(found.path), "running": False, "problem": found.error}
+    age = (now - status.heartbeat.astimezone(UTC)).total_seconds()
+    return {
+        "id": status.id,
+        "host": status.host,
+        "pid": status.pid,
+        "mode": status.mode,
+        "running": running_problem(status, now) is None,
+        "heartbeat_age_seconds": round(age, 1),
+        "store_connected": status.store_connected,
+        "problem": file_problem(found, now),
+    }
+
+
+def status_lines(report: dict[str, Any]) -> list[str]:
+    """The report for a terminal: one ``name: value`` line each, then the lists (text
+    from outside — reasons, errors — shown escaped)."""
+    lines = []
+    for key, value in report.items():
+        if key in ("workers", "unexportable"):
+            continue
+        shown = _shown(key, value, report)
+        lines.append(f"{key.replace('_', ' '):>27}: {printable(str(shown))}")
+    for worker in report["workers"]:
+        state = "running" if worker["running"] else "not running"
+        name = worker.get("id") or worker.get("file")
+        lines.append(printable(f"  worker {name}: {state}" + _problem_note(worker)))
+    for entry in report.get("unexportable", []):
+        lines.append(f"  unexportable {entry['order']}: {printable(entry['reason'])}")
+    more = (report.get("unexportable_total") or 0) - len(report.get("unexportable", []))
+    if more > 0:
+        lines.append(f"  … and {more} more unexportable orders")
+    return lines
+
+
+def _shown(key: str, value: object, report: dict[str, Any]) -> object:
+    """A value for a terminal; an age is "none" when nothing is behind, and so is the store
+    error when the store answered."""
+    if value is not None:
+        return value
+    answered = key == "store_error" and report["store_reachable"]
+    return "none" if answered or (key in LAG_OF and report.get(LAG_OF[key]) == 0) else "unknown"
+
+
+def _problem_note(worker: dict[str, Any]) -> str:
+    problem = worker.get("problem")
+    if problem is None:
+        return f" (pid {worker['pid']}, heartbeat {worker['heartbeat_age_seconds']:.0f} s ago)"
+    return f"; {problem}"
