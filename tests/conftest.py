@@ -1,28 +1,23 @@
-"""Shared fixtures: settings on temporary folders, the stores, and waiting with a deadline."""
+"""Shared fixtures: settings on temporary folders and the stores (helpers live in tests/helpers)."""
 
 from __future__ import annotations
 
 import os
-import socket
-import struct
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
 
-import anyio
 import pytest
 import stamina
 from pymongo import MongoClient
 
-from tests.mongo_facade import FacadeCollection
-from tests.mongo_server import MongoServer
+from tests.helpers.mongo_facade import FacadeCollection
+from tests.helpers.mongo_server import MongoServer
+from tests.helpers.stores import make_settings, unique_collection
 from watcher.core.settings import Settings
-from watcher.store import StoredDocument, WorkOrderStore
+from watcher.store import WorkOrderStore
 from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
-
-DEADLINE = 20.0
 
 
 @pytest.fixture
@@ -49,21 +44,6 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
-def make_settings(root: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "inbound_dir": root / "inbound",
-        "outbound_dir": root / "outbound",
-        "archive_dir": root / "archive",
-        "failed_dir": root / "failed",
-        "state_dir": root / "state",
-        "settle_seconds": 0.5,
-        "rescan_seconds": 1.0,
-        "retry_max_seconds": 0.2,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
 @pytest.fixture(scope="session")
 def mongo_uri() -> Iterator[str]:
     """A real MongoDB-wire server for the whole session: ``WATCHER_TEST_MONGO_URI``'s, or a
@@ -77,11 +57,6 @@ def mongo_uri() -> Iterator[str]:
         yield server.uri
     finally:
         server.stop()
-
-
-def unique_collection(prefix: str = "test") -> str:
-    """A collection name no other test (or earlier run on the same server) uses."""
-    return f"{prefix}_{os.getpid()}_{time.monotonic_ns()}"
 
 
 @pytest.fixture
@@ -128,35 +103,3 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if real is not None:
         await real.collection.drop()
     await chosen.close()
-
-
-async def all_unsynced(store: WorkOrderStore, batch_size: int = 1000) -> list[StoredDocument]:
-    """One whole sweep of ``store``'s unsynced documents, as one list (tests only)."""
-    return [doc async for batch in store.iter_unsynced(batch_size) for doc in batch]
-
-
-async def wait_for(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
-    """Wait until ``condition()`` holds, or fail after ``deadline`` seconds saying ``what``."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline:.0f} s waiting for {what}")
-        await anyio.sleep(0.02)
-
-
-def wait_until(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
-    """Blocking ``wait_for`` for tests that drive subprocesses."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline:.0f} s waiting for {what}")
-        time.sleep(0.02)
-
-
-def reset_connections(port: int, count: int) -> None:
-    """``count`` clients that send half a request to ``port`` and reset the connection (RST)."""
-    for _ in range(count):
-        conn = socket.create_connection(("127.0.0.1", port))
-        conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()

@@ -135,8 +135,8 @@ def _days(raw: str) -> float:
 def _in(module: str, name: str) -> Command:
     """The command ``name`` of ``module``, imported only once it runs:
     ``watcher.cli.store_commands`` loads the store and an ERP format,
-    ``watcher.cli.worker`` the worker too, and ``health``, ``requeue`` or a usage error need neither (the container runs ``health``
-    every 15 s)."""
+    ``watcher.cli.worker`` the worker too, and ``health``, ``requeue`` or a usage error
+    need neither (the container runs ``health`` every 15 s)."""
 
     def command(settings: Settings, args: argparse.Namespace) -> int | None:
         chosen: Command = getattr(import_module(module), name)

@@ -1,0 +1,92 @@
+"""Commands import only what they use (issue 15, start-up): on the embedded store, the
+inspection commands never load the MongoDB driver, the live console, the file watcher or
+the metrics server — ``watcher health`` runs every 15 s in the container."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.builders import tracos_doc
+from tests.helpers.workers import cli, env_for
+from watcher.core.settings import Settings
+from watcher.observe.heartbeat import write_worker_status
+from watcher.store import configured
+from watcher.sync.stats import Stats, StoreState
+
+pytestmark = pytest.mark.system
+NEVER_NEEDED = ("pymongo", "bson", "rich", "watchfiles", "prometheus_client")
+# The command as ``python -m watcher`` runs it, then the names of every module it loaded.
+WRAPPER = """
+import json, sys
+from watcher.cli.main import main
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def modules_of(settings: Settings, tmp_path: Path, *args: str) -> tuple[int, list[str]]:
+    """Run ``watcher ARGS`` in a process of its own; its exit code and the modules it loaded."""
+    found = tmp_path / "modules.json"
+    subprocess.run(
+        [sys.executable, "-c", WRAPPER, str(found), *args],
+        env={**env_for(settings), "MONGO_URI": ""},
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    result = json.loads(found.read_text())
+    return result["code"], result["modules"]
+
+
+@pytest.fixture
+def embedded(settings: Settings, tmp_path: Path) -> Settings:
+    """An embedded store holding unsynced documents, and a live worker's status file."""
+    (tmp_path / "docs.json").write_text(
+        json.dumps([tracos_doc(n) for n in (1, 2)], default=datetime.isoformat)
+    )
+    cli(settings, "put", str(tmp_path / "docs.json"))
+    stats = Stats(started=datetime.now(UTC), store=StoreState(connected=True))
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    write_worker_status(settings, stats.snapshot(datetime.now(UTC)), "embedded")
+    return settings
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("status",), ("status", "--json"), ("health",), ("show",), ("show", "1"), ("schema",)],
+    ids=" ".join,
+)
+def test_inspection_commands_load_no_driver_console_or_watcher(
+    embedded: Settings, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Each does its real work (exit 0: the store read, the worker found healthy) without them."""
+    code, modules = modules_of(embedded, tmp_path, *args)
+    assert code == 0
+    loaded = sorted({name.partition(".")[0] for name in modules} & set(NEVER_NEEDED))
+    assert loaded == []
+
+
+@pytest.mark.parametrize(
+    "args", [("status",), ("show",), ("show", "1"), ("history", "1")], ids=" ".join
+)
+def test_one_shot_commands_on_the_embedded_store_start_no_event_loop(
+    embedded: Settings, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Nothing they do waits: the store works where it is called, without a worker thread
+    or an event loop (about a quarter of ``status``'s start-up)."""
+    code, modules = modules_of(embedded, tmp_path, *args)
+    assert code == (1 if args[0] == "history" else 0)  # order 1 was put, never journaled
+    assert "asyncio" not in modules
+
+
+def test_a_one_shot_command_that_would_wait_is_stopped_and_said() -> None:
+    with pytest.raises(RuntimeError, match="waited for something"):
+        configured._to_the_end(asyncio.sleep(0))

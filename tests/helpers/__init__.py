@@ -1,0 +1,1 @@
+"""What the tests share: builders, stores, conditions, workers and the test MongoDB server."""

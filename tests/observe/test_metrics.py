@@ -1,0 +1,170 @@
+"""The metrics endpoint: Prometheus text from the latest snapshot, liveness and readiness."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
+
+import anyio
+import pytest
+
+from tests.helpers.workers import reset_connections
+from watcher.observe.metrics import MetricsServer, readiness
+from watcher.sync.stats import Count, Snapshot, Stats, StoreState
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def snapshot(connected: bool = True) -> Snapshot:
+    stats = Stats(started=T0)
+    stats.count(Count.FILES_SEEN, 3)
+    stats.count(Count.FILES_FAILED)
+    stats.count(Count.ORDERS_INSERTED, 2)
+    stats.count(Count.ORDERS_STALE)
+    stats.count(Count.EXPORTED, 2)
+    stats.waiting_files, stats.unsynced = 4, 5
+    stats.latency_in.extend([0.01, 0.03])
+    stats.waiting_age, stats.in_flight, stats.unsynced_age = 12.0, 7, 3630.0
+    if not connected:
+        stats.count(Count.RETRIES, 2)
+        stats.store = StoreState(connected=False, error="connection\nrefused")
+    return stats.snapshot(T0 + timedelta(seconds=30))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def server(clock: Clock) -> Iterator[MetricsServer]:
+    with MetricsServer(0, host="127.0.0.1", clock=clock) as running:
+        yield running
+
+
+def get(server: MetricsServer, path: str, accept: str = "") -> tuple[int, str]:
+    request = Request(f"http://127.0.0.1:{server.port}{path}", headers={"Accept": accept})
+    try:
+        with urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except HTTPError as error:
+        with error:
+            return error.code, error.read().decode()
+
+
+def test_metrics_expose_the_snapshot_counters(server: MetricsServer) -> None:
+    """Counters, gauges and latency quantiles come from the latest snapshot."""
+    anyio.run(server, snapshot())
+    status, body = get(server, "/metrics")
+    assert status == 200
+    for line in [
+        "watcher_files_seen_total 3.0",
+        "watcher_files_failed_total 1.0",
+        'watcher_orders_total{outcome="inserted"} 2.0',
+        'watcher_orders_total{outcome="stale"} 1.0',
+        'watcher_orders_total{outcome="updated"} 0.0',
+        "watcher_exported_total 2.0",
+        "watcher_unexportable_total 0.0",
+        "watcher_store_retries_total 0.0",
+        "watcher_files_waiting 4.0",
+        "watcher_unsynced_orders 5.0",
+        "watcher_store_up 1.0",
+        "watcher_files_in_flight 7.0",
+        "watcher_oldest_file_waiting_seconds 12.0",
+        "watcher_oldest_unsynced_seconds 3630.0",
+        'watcher_inbound_latency_seconds{quantile="0.5"} 0.03',
+        'watcher_inbound_latency_seconds{quantile="0.95"} 0.03',
+    ]:
+        assert line in body.splitlines()
+    assert "watcher_outbound_latency_seconds{" not in body
+
+
+def test_nothing_behind_is_an_age_of_zero(server: MetricsServer) -> None:
+    """No file waiting and no unsynced order: the lag gauges are 0, not missing."""
+    server.update(Stats(started=T0).snapshot(T0))
+    body = get(server, "/metrics")[1].splitlines()
+    assert "watcher_oldest_file_waiting_seconds 0.0" in body
+    assert "watcher_oldest_unsynced_seconds 0.0" in body
+
+
+def test_metrics_speak_openmetrics_when_asked(server: MetricsServer) -> None:
+    """A scraper asking for OpenMetrics gets it, ending with # EOF."""
+    server.update(snapshot(connected=False))
+    status, body = get(server, "/metrics", "application/openmetrics-text; version=1.0.0")
+    assert status == 200
+    assert "watcher_store_up 0.0" in body
+    assert "watcher_store_retries_total 2.0" in body
+    assert body.endswith("# EOF\n")
+
+
+def test_livez_answers_while_serving(server: MetricsServer) -> None:
+    """/livez is 200 even before the first snapshot, when /metrics has no samples yet."""
+    assert get(server, "/livez") == (200, "ok\n")
+    assert "watcher_" not in get(server, "/metrics")[1]
+
+
+def test_readyz_follows_the_store_and_the_snapshot_age(server: MetricsServer, clock: Clock) -> None:
+    """/readyz is 200 only with a fresh snapshot of a connected store."""
+    assert get(server, "/readyz") == (503, "not ready: no snapshot yet\n")
+    server.update(snapshot())
+    assert get(server, "/readyz") == (200, "ready\n")
+    clock.now += 10.5
+    assert get(server, "/readyz") == (503, "not ready: last snapshot is 10 s old\n")
+    server.update(snapshot(connected=False))
+    assert get(server, "/readyz") == (503, "not ready: store unavailable: connection refused\n")
+
+
+def test_unknown_path_is_404(server: MetricsServer) -> None:
+    """Anything else is not found."""
+    assert get(server, "/nope")[0] == 404
+
+
+def test_stop_releases_the_port() -> None:
+    """After stop the port can be bound again, and stop twice is harmless."""
+    first = MetricsServer(0, host="127.0.0.1")
+    first.start()
+    port = first.port
+    first.stop()
+    first.stop()
+    with MetricsServer(port, host="127.0.0.1") as again:
+        assert again.port == port
+    with pytest.raises(RuntimeError):
+        _ = again.port
+
+
+@pytest.mark.parametrize(
+    ("age", "connected", "expected"),
+    [(0.0, True, ""), (9.9, True, ""), (10.1, True, "last snapshot is 10 s old")],
+)
+def test_readiness(age: float, connected: bool, expected: str) -> None:
+    """The readiness decision is a pure function of the snapshot and its age."""
+    assert readiness(snapshot(connected), age) == expected
+
+
+def test_rude_scrapes_are_quiet_and_cost_no_threads(
+    server: MetricsServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Scrapes reset mid-request print nothing; 200 idle connections start no thread."""
+    reset_connections(server.port, 20)
+    threads = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(200)]
+    try:
+        assert get(server, "/livez") == (200, "ok\n")
+        assert threading.active_count() <= threads + 1
+    finally:
+        for conn in idle:
+            conn.close()
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.out + captured.err

@@ -1,0 +1,99 @@
+"""The embedded store's rows: tagged dates, and stores written before the tags migrated once."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.helpers.builders import T0, ms_dates, order
+from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.store import rows
+from watcher.store.port import apply_upsert
+from watcher.store.sqlite import OLDEST_UNSYNCED, SCHEMA, SqliteStore
+
+pytestmark = pytest.mark.anyio
+
+
+def test_a_date_and_a_string_come_back_as_they_went_in() -> None:
+    """Encoding tags dates only; decoding gives aware datetimes back and leaves strings."""
+    doc = {"number": 1, "updatedAt": T0, "note": "2025-10-01T00:04:29.045000Z"}
+    assert rows.decode(rows.encode(doc)) == doc
+
+
+stored_values = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8)
+stored_docs = st.dictionaries(
+    st.sampled_from(["createdAt", "updatedAt", "deletedAt", "syncedAt", "note", "_id", "status"]),
+    stored_values | ms_dates,
+)
+upserts = st.builds(
+    order,
+    number=st.integers(0, 2**63 - 1),
+    updated=ms_dates,
+    status=st.sampled_from([None, "pending", "completed"]),
+    deletedAt=st.none() | ms_dates,
+)
+
+
+@given(st.none() | stored_docs, upserts, ms_dates)
+def test_an_upserted_row_is_the_whole_document_encoded(
+    stored: dict[str, object] | None, upsert: OrderUpsert, now: datetime
+) -> None:
+    """Tagging only what the write sets gives the bytes that re-encoding the document would."""
+    before = rows.encode(stored) if stored is not None else None
+    whole = rows.encode(apply_upsert(rows.decode(before) if before else None, upsert, now))
+    fast = apply_upsert(rows.decode_untagged(before) if before else None, upsert, now)
+    assert rows.encode_set(fast) == whole
+
+
+def _legacy_store(path: Path) -> None:
+    """A store as the previous release wrote it: dates as plain strings, user_version 0."""
+    path.parent.mkdir(parents=True)
+    doc: dict[str, object] = {
+        "_id": "legacy",
+        "number": 7,
+        "status": "pending",
+        "title": "old",
+        "createdAt": "2025-09-30T00:00:00.000000Z",
+        "updatedAt": "2025-10-01T00:04:29.045000Z",
+        "deleted": False,
+        "isSynced": True,
+        "syncedAt": "2025-10-02T00:00:00.000000Z",
+        "note": "not a date",
+    }
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA)
+        millis = rows.to_millis(T0)
+        db.execute("INSERT INTO workorders VALUES (7, ?, 1, 1, 0, ?)", (millis, json.dumps(doc)))
+
+
+async def test_a_store_from_before_the_tags_is_migrated_at_open(tmp_path: Path) -> None:
+    """Its dates read back as datetimes, once; newer-wins still compares them."""
+    path = tmp_path / "state" / "tracos.sqlite3"
+    _legacy_store(path)
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        [doc] = await store.find([7])
+        assert isinstance(doc["updatedAt"], datetime) and doc["updatedAt"] == T0
+        assert isinstance(doc["syncedAt"], datetime) and doc["note"] == "not a date"
+        assert await store.upsert([order(7, title="same version")], T0) == [Outcome.UNCHANGED]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == rows.ROW_FORMAT
+
+
+async def test_the_oldest_unsynced_is_read_from_an_index(tmp_path: Path) -> None:
+    """Asked every two seconds: SQLite answers it from the partial index, not a scan."""
+    store = SqliteStore(tmp_path / "state" / "tracos.sqlite3")
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "state" / "tracos.sqlite3") as db:
+        plan = db.execute(f"EXPLAIN QUERY PLAN {OLDEST_UNSYNCED}").fetchall()
+    assert "USING INDEX workorders_unsynced_age" in plan[0][-1]
