@@ -31,6 +31,7 @@ from watcher.observe.heartbeat import prune_stopped, worker_id
 from watcher.observe.reporting import Reporter, Reporting
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_journal, build_store
+from watcher.sync.bookkeeping import standard_books
 from watcher.sync.inbound import Inbound
 from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
@@ -104,6 +105,7 @@ class Worker:
         self.graced_out = False  # a stop did not wait for the batch in flight to finish
         self.left_claimed = 0  # files claimed when it closed: resumed at the next start
         self.journal = recorder(settings, store)
+        books = standard_books(stats, self.journal)
         self.inbound = Inbound(
             integration.source,
             integration.format,
@@ -112,20 +114,19 @@ class Worker:
             retry,
             settings.batch_size,
             settings.rescan_seconds,
-            self.journal,
+            books,
         )
         self.reporting = Reporting(settings, stats, store, integration.source)
         self.outbound = Outbound(
             integration.format,
             integration.sink,
             store,
-            stats,
             retry,
             settings.batch_size,
             settings.poll_seconds,
             settings.retry_max_seconds,
             str(settings.outbound_dir),
-            self.journal,
+            books,
         )
 
     async def open(self, meanwhile: TaskGroup | None = None) -> None:

@@ -26,11 +26,8 @@ from watcher.core.errors import (
 from watcher.core.printable import printable
 from watcher.core.settings import Settings, load_settings
 from watcher.core.tracos import INT64_MAX
-from watcher.erp.folders.failed import failed_lines, read_failed
-from watcher.erp.folders.upkeep import requeue
-from watcher.observe import history
-from watcher.observe.heartbeat import health_problem
-from watcher.observe.logs import fatal, log_format_of
+from watcher.erp import failed_lines, read_failed, requeue
+from watcher.observe import fatal, health_problem, history, log_format_of
 
 log = logging.getLogger("watcher")
 Command = Callable[[Settings, argparse.Namespace], int | None]

@@ -11,9 +11,7 @@ from typing import Final, get_args
 import msgspec
 
 from watcher.core.tracos import TracosStatus, TracosWorkOrder
-from watcher.erp.formats.challenge import ChallengeFormat
-from watcher.erp.formats.challenge.mapping import tracos_to_erp
-from watcher.erp.port import ErpFormat, OutboundFile
+from watcher.erp import ChallengeFormat, ErpFormat, OutboundFile, tracos_to_erp
 from watcher.fs import replace_with, write_temp
 from watcher.store import Document, PutResult
 

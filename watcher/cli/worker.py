@@ -15,8 +15,8 @@ from watcher import __version__
 from watcher.app import build_worker, run_once, serve
 from watcher.core.settings import Settings
 from watcher.core.tracos import Outcome
-from watcher.observe.logs import setup_logging
-from watcher.sync.stats import ORDERS, Count, Snapshot
+from watcher.observe import setup_logging
+from watcher.sync import ORDERS, Count, Snapshot
 
 log = logging.getLogger("watcher")
 ONCE_ATTEMPTS: Final = 5
@@ -24,12 +24,7 @@ LIVE_REFRESH_SECONDS: Final = 0.25
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from watcher.observe.console import (  # rich: here only
-        Header,
-        LiveConsole,
-        LogSummary,
-        is_interactive,
-    )
+    from watcher.observe import Header, LiveConsole, LogSummary, is_interactive
 
     worker = build_worker(settings)
     live = None

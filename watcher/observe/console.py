@@ -20,7 +20,7 @@ from rich.text import Text
 
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
-from watcher.sync.stats import ORDERS, Count, Failure, RecentRates, Snapshot
+from watcher.sync import ORDERS, Count, Failure, RecentRates, Snapshot
 
 WIDE: Final = 120  # from this width, events and failures sit side by side
 FIXED_LINES: Final = 10  # header, folders, store, counters (title + 4 rows), latency, lag

@@ -20,7 +20,7 @@ from watcher.core.printable import printable
 from watcher.observe import api
 from watcher.observe.heartbeat import FRESH_SECONDS
 from watcher.observe.http_server import TEXT, HttpServer, Response
-from watcher.sync.stats import ORDERS, Count, Snapshot
+from watcher.sync import ORDERS, Count, Snapshot
 
 # counter name (without _total) → (snapshot counter, help text)
 COUNTERS: Final = {

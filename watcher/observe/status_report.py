@@ -17,8 +17,7 @@ from watcher.core.errors import Unexportable
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
 from watcher.core.tracos import read_tracos
-from watcher.erp.folders.upkeep import folder_counts
-from watcher.erp.port import ErpFormat
+from watcher.erp import ErpFormat, folder_counts
 from watcher.fs import oldest_landed
 from watcher.observe.heartbeat import (
     Found,
@@ -29,7 +28,7 @@ from watcher.observe.heartbeat import (
     running_problem,
 )
 from watcher.store import WorkOrderStore
-from watcher.sync.stats import age
+from watcher.sync import age
 
 CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
 LISTED: Final = 20  # unexportable orders printed; the rest are counted
@@ -73,7 +72,7 @@ async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer
     return StoreAnswer(stored, unsynced, total, stuck, oldest)
 
 
-def status_report(
+def gather_status(
     settings: Settings, answer: StoreAnswer | None, store_error: str | None, now: datetime
 ) -> dict[str, Any]:
     """Everything ``status`` prints, as plain values (``--json`` prints it as it is)."""

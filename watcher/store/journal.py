@@ -10,11 +10,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal, Protocol
 
 import msgspec
 
 Direction = Literal["in", "out"]
+
+
+class JournalEvent(StrEnum):
+    """Every event the journal records, named once. An order's inbound entry has its
+    ``Outcome`` as its event (``inserted``, ``updated``, ``unchanged``, ``stale``)."""
+
+    ARCHIVED = "archived"
+    QUARANTINED = "quarantined"
+    PARTLY_REJECTED = "partly_rejected"  # archived; its refused elements in failed/
+    CLAIMED = "claimed"  # stored, not yet filed away: it stays claimed
+    RETAKEN = "retaken"  # changed since it was read: read again
+    EXPORTED = "exported"
+    CHANGED_DURING_EXPORT = "changed_during_export"
+    SUPERSEDED = "superseded"
+    NOT_WRITTEN = "not_written"
+    UNEXPORTABLE = "unexportable"
 
 
 class Entry(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):

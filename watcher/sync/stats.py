@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
 from watcher.core.tracos import Outcome
+from watcher.erp import Trouble
 
 RECENT: Final = 10
 RECENT_UNEXPORTABLE: Final = 5  # listed in snapshots and the status file; the rest counted
@@ -44,7 +44,6 @@ class Count(StrEnum):
 
 # The counter of each inbound outcome (``orders_inserted`` for ``inserted``, …).
 ORDERS: Final = {outcome: Count(f"orders_{outcome}") for outcome in Outcome}
-Trouble = Callable[[str, str], None]  # (subject, reason): a problem that is no one file's fault
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,11 +64,7 @@ class ClaimDir:
 
     def held(self) -> int:
         """How many files are claimed here now."""
-        try:
-            names = os.listdir(self.path)
-        except OSError:
-            return 0
-        return sum(not name.startswith(".") for name in names)
+        return claimed(self.path)
 
     def release(self) -> None:
         """Give the folder up; an empty one is removed, one with files waits for a resume."""
@@ -167,3 +163,23 @@ def _renames_atomically(folder: Path) -> bool:
             probe.unlink(missing_ok=True)
             moved.unlink(missing_ok=True)
     return _atomic[device]
+
+
+def claimed(folder: Path) -> int:
+    """How many files are claimed in one worker's claim folder: "in flight", defined once
+    (its own lock and hidden names left out; a folder gone holds none)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    return sum(not name.startswith(".") for name in names)
+
+
+def in_flight(inbound: Path) -> int:
+    """Files claimed by every worker of this inbound folder, live or gone."""
+    root = inbound / CLAIMED_DIR
+    try:
+        folders = os.listdir(root)
+    except OSError:
+        return 0
+    return sum(claimed(root / name) for name in folders)

@@ -19,8 +19,7 @@ import anyio
 from watcher import fs as files
 from watcher.core.settings import Settings
 from watcher.erp.folders import locks
-from watcher.erp.port import OutboundFile
-from watcher.sync.stats import Trouble
+from watcher.erp.port import OutboundFile, Trouble
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,7 @@ from watcher import fs as files
 from watcher.core.errors import MalformedFile, RejectedInput
 from watcher.core.settings import Settings
 from watcher.erp.folders import claims, filing
-from watcher.erp.port import Backlog, Judge, NotFiled, Taken
-from watcher.sync.stats import Trouble
+from watcher.erp.port import Backlog, Judge, NotFiled, Taken, Trouble
 
 log = logging.getLogger(__name__)
 # watchfiles: report a change after at most DEBOUNCE_MS, checking every STEP_MS. Each check

@@ -12,7 +12,7 @@ from typing import Final
 from watcher import fs as files
 from watcher.core.errors import CommandFailed
 from watcher.core.settings import Settings
-from watcher.erp.folders.claims import CLAIMED_DIR
+from watcher.erp.folders.claims import in_flight
 from watcher.fs import REPORT_SUFFIX
 
 REQUEUED_REPORTS: Final = "requeued-reports"
@@ -25,13 +25,11 @@ def _files(folder: Path) -> list[Path]:
 
 
 def folder_counts(settings: Settings) -> dict[str, int]:
-    claimed = settings.inbound_dir / CLAIMED_DIR
-    in_flight = sum(len(_files(d)) - 1 for d in claimed.iterdir()) if claimed.is_dir() else 0
     return {
         "files_waiting": len(
             [p for p in _files(settings.inbound_dir) if files.is_candidate(p.name)]
         ),
-        "files_in_flight": max(0, in_flight),
+        "files_in_flight": in_flight(settings.inbound_dir),
         "files_archived": len(_files(settings.archive_dir)),
         "files_failed": len(_files(settings.failed_dir)),
     }
