@@ -3,6 +3,7 @@ beyond a recorder that keeps nothing): counters, recent events and journal entri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -38,7 +39,7 @@ BAD = FiledFile(bad("x.json"), "x.json", [])
 HELD = FiledFile(taken("4.json", 4), NotFiled.LATER, [Outcome.INSERTED])
 
 
-def events(entries: list[object]) -> list[str]:
+def events(entries: Sequence[object]) -> list[str]:
     return [str(getattr(entry, "event", "")) for entry in entries]
 
 
