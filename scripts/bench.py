@@ -85,7 +85,7 @@ class Row:
     value: float
     unit: str
     target: str
-    passed: bool | None  # None: no SPEC target for this figure
+    passed: bool | None  # None: no docs/spec.md §7 target for this figure
     floor: float | None = None
     ratio: float | None = None  # worker time / floor time
     note: str = ""
