@@ -122,6 +122,14 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
     return dict(table.choices)
 
 
+def test_the_readme_is_a_front_door() -> None:
+    """The README stays short and leads to every page of docs/."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    for page in PAGES[1:]:
+        assert f"(docs/{page.name})" in readme, f"the README does not link to docs/{page.name}"
+
+
 def test_the_docs_show_commands() -> None:
     """The reader of the pages finds something: both kinds of command, on several pages."""
     assert {shown.concrete for shown in SHOWN} == {True, False}
