@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The always-on worker. Build: docker build -t tracos-sync-watcher .
-# Run it with docker compose (MongoDB replica set next to it): README.md, "Production".
+# Run it with docker compose (MongoDB replica set next to it): docs/operations.md, "Production".
 
 # Both stages must use the same image: the virtual environment points at its interpreter.
 ARG PYTHON_IMAGE=python:3.11-slim-trixie

@@ -1,4 +1,5 @@
-"""Benchmark of the real worker against SPEC §7, each throughput beside a floor from this run.
+"""Benchmark of the real worker against docs/spec.md §7, each throughput beside a floor from
+this run.
 
 Run ``./scripts/bench`` (full, a few minutes on 2 cores), ``./scripts/bench --quick``
 (reduced sizes, under ~30 s), ``--json PATH`` to keep the results. The worker runs as
@@ -84,7 +85,7 @@ class Row:
     value: float
     unit: str
     target: str
-    passed: bool | None  # None: no SPEC target for this figure
+    passed: bool | None  # None: no docs/spec.md §7 target for this figure
     floor: float | None = None
     ratio: float | None = None  # worker time / floor time
     note: str = ""
@@ -389,7 +390,7 @@ def throughput_row(
     scenario: str, count: int, unit: str, *, seconds: float, floor: float, ratio_limit: float
 ) -> Row:
     """``count`` in ``seconds`` beside the floor's; a ratio to the floor of at most
-    ``ratio_limit`` passes (a ratio decides, never an absolute time: issue 15)."""
+    ``ratio_limit`` passes (a ratio decides, never an absolute time: docs/performance.md)."""
     rate, ratio = count / seconds, seconds / floor
     target, passed = f"ratio <= {ratio_limit:g}", ratio <= ratio_limit
     return Row(scenario, "throughput", rate, f"{unit}/s", target, passed, count / floor, ratio)

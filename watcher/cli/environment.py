@@ -1,4 +1,4 @@
-"""Where the settings come from: the real environment over a ``.env`` file (SPEC §4).
+"""Where the settings come from: the real environment over a ``.env`` file (docs/spec.md §4).
 
 The file is read literally (``${…}`` is not expanded: a password ``pa${HOME}ss`` stays what
 it says); a line that cannot be parsed, or a file that is not UTF-8, stops start-up with a

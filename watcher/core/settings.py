@@ -1,4 +1,5 @@
-"""Settings: one frozen object built by a pure function from an environment mapping (SPEC §4)."""
+"""Settings: one frozen object built by a pure function from an environment mapping
+(docs/spec.md §4)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ Document = dict[str, Any]
 
 
 # Structs, not dataclasses: a sweep makes one per document, and each dataclass costs
-# every command that imports the port about 1.5 ms to create (issue 15, start-up).
+# every command that imports the port about 1.5 ms to create (docs/performance.md, start-up).
 class StoredDocument(msgspec.Struct, frozen=True):
     """A document as read for export: ``version`` is what a conditional mark checks."""
 
