@@ -24,9 +24,9 @@ from anyio.abc import TaskGroup
 
 from watcher.core.errors import ConfigError
 from watcher.core.settings import Settings
+from watcher.erp.folders.layout import prepare
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
-from watcher.fs import prepare
 from watcher.observe.heartbeat import prune_stopped, worker_id
 from watcher.observe.reporting import Reporter, Reporting
 from watcher.store import WorkOrderStore

@@ -15,9 +15,9 @@ from tests.helpers.builders import T0, erp, tracos_doc
 from tests.helpers.conditions import wait_for
 from tests.helpers.workers import drop, running
 from watcher.core.settings import Settings
+from watcher.erp.folders.layout import oldest_landed
 from watcher.erp.folders.source import FolderSource
 from watcher.erp.registry import load_format
-from watcher.fs import oldest_landed
 from watcher.observe.status_report import StoreAnswer, gather_status, status_lines
 
 pytestmark = pytest.mark.anyio

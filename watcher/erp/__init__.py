@@ -23,6 +23,7 @@ from watcher.erp.port import (
 
 if TYPE_CHECKING:
     from watcher.erp.folders.failed import failed_lines, read_failed
+    from watcher.erp.folders.layout import oldest_landed
     from watcher.erp.folders.upkeep import folder_counts, prune, requeue
     from watcher.erp.formats.challenge import ChallengeFormat
     from watcher.erp.formats.challenge.mapping import tracos_to_erp
@@ -42,6 +43,7 @@ __all__ = [
     "failed_lines",
     "folder_counts",
     "load_format",
+    "oldest_landed",
     "prune",
     "read_failed",
     "requeue",
@@ -54,6 +56,7 @@ __getattr__ = lazy(
         "failed_lines": "folders.failed",
         "folder_counts": "folders.upkeep",
         "load_format": "registry",
+        "oldest_landed": "folders.layout",
         "prune": "folders.upkeep",
         "read_failed": "folders.failed",
         "requeue": "folders.upkeep",

@@ -17,8 +17,7 @@ from watcher.core.errors import Unexportable
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
 from watcher.core.tracos import read_tracos
-from watcher.erp import ErpFormat, folder_counts
-from watcher.fs import oldest_landed
+from watcher.erp import ErpFormat, folder_counts, oldest_landed
 from watcher.observe.heartbeat import (
     Found,
     UnexportableEntry,

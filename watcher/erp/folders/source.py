@@ -22,7 +22,7 @@ import msgspec
 from watcher import fs as files
 from watcher.core.errors import MalformedFile, RejectedInput
 from watcher.core.settings import Settings
-from watcher.erp.folders import claims, filing
+from watcher.erp.folders import claims, filing, layout
 from watcher.erp.port import Backlog, Judge, NotFiled, Taken, Trouble
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,11 @@ class FolderSource:
         s = self.settings
         inbound = ("DATA_INBOUND_DIR", s.inbound_dir)
         others = (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
-        files.prepare((inbound, *others))
-        files.same_file_system(inbound, others)
+        layout.prepare((inbound, *others))
+        layout.same_file_system(inbound, others)
         self._claims = claims.ClaimDir.create(s.inbound_dir)
         try:
-            files.remove_stale_temps(s.failed_dir)  # reports cut short by an older version
+            layout.remove_stale_temps(s.failed_dir)  # reports cut short by an older version
         except OSError as exc:
             log.warning("cannot clear temporary files in %s: %s", s.failed_dir, exc)
         resumed = 0
@@ -93,7 +93,7 @@ class FolderSource:
             than by watchfiles, which calls its filter on every event of a burst (20,000
             for 10,000 files claimed) where the first wanted one settles it."""
             return any(
-                change != Change.deleted and files.is_candidate(os.path.basename(path))
+                change != Change.deleted and layout.is_candidate(os.path.basename(path))
                 for change, path in changes
             )
 
@@ -122,7 +122,7 @@ class FolderSource:
     async def waiting(self) -> list[str]:
         """Names to take now: the listing less files still settling."""
         try:
-            names = await anyio.to_thread.run_sync(files.scan, self.settings.inbound_dir)
+            names = await anyio.to_thread.run_sync(layout.scan, self.settings.inbound_dir)
         except OSError as exc:
             self._folder_trouble(exc)
             return []
@@ -137,7 +137,7 @@ class FolderSource:
     def _backlog(self) -> Backlog:
         in_flight = self._claims.held() if self._claims is not None else 0
         try:
-            return Backlog(files.oldest_landed(self.settings.inbound_dir), in_flight)
+            return Backlog(layout.oldest_landed(self.settings.inbound_dir), in_flight)
         except OSError:  # the folder is gone: the inbound side reports that, with its fix
             return Backlog(None, in_flight)
 
