@@ -1,0 +1,82 @@
+"""``python -m benchmark`` (with ``scripts/`` on the path, as ``./scripts/bench`` runs it).
+
+Exit status: 0 all targets met, 1 a target failed, 2 the benchmark itself could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import msgspec
+
+from . import __doc__ as summary
+from .machine import describe
+from .report import Row, exit_status, print_report
+from .scales import SCALES, Sizes
+from .scenarios import SCENARIOS
+from .worker import BenchError
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench", description=summary.splitlines()[0] if summary else None
+    )
+    parser.add_argument(
+        "--scale",
+        choices=SCALES,
+        default="full",
+        help="full: the service levels' sizes (default); quick: a smoke check (~30 s quiet)",
+    )
+    parser.add_argument(
+        "--quick", action="store_const", const="quick", dest="scale", help="--scale quick"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SCENARIOS,
+        metavar="NAME",
+        help=f"run only this scenario (again for more): {', '.join(SCENARIOS)}",
+    )
+    return parser.parse_args(argv)
+
+
+def run(names: Sequence[str], sizes: Sizes, temp: Path) -> list[Row]:
+    """Every scenario named, in turn, each in its own folder under ``temp``."""
+    rows: list[Row] = []
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows += SCENARIOS[name](sizes, temp / name)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = [name for name in SCENARIOS if not args.only or name in args.only]
+    sizes = SCALES[args.scale]
+    try:
+        with tempfile.TemporaryDirectory(prefix="watcher-bench-") as temp:
+            info = describe()
+            rows = run(names, sizes, Path(temp))
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    print_report(info, rows, args.scale)
+    if args.json:
+        result = {
+            "machine": info,
+            "scale": args.scale,
+            "sizes": asdict(sizes),
+            "rows": [asdict(r) for r in rows],
+        }
+        args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=2))
+    return exit_status(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""The rows a scenario gives, the verdicts on them, and the printed table: each figure
+beside its floor, the ratio between them, the target and whether it was met."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+MB: Final = 1024 * 1024
+
+
+@dataclass
+class Row:
+    scenario: str
+    measure: str
+    value: float
+    unit: str
+    target: str
+    passed: bool | None  # None: no SPEC target for this figure
+    floor: float | None = None
+    ratio: float | None = None  # worker time / floor time
+    note: str = ""
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest rank."""
+    ordered = sorted(samples)
+    return ordered[max(1, math.ceil(len(ordered) * fraction)) - 1]
+
+
+def throughput_row(
+    scenario: str, count: int, unit: str, *, seconds: float, floor: float, ratio_limit: float
+) -> Row:
+    """``count`` in ``seconds`` beside the floor's; a ratio to the floor of at most
+    ``ratio_limit`` passes (a ratio decides, never an absolute time: issue 15)."""
+    rate, ratio = count / seconds, seconds / floor
+    target, passed = f"ratio <= {ratio_limit:g}", ratio <= ratio_limit
+    return Row(scenario, "throughput", rate, f"{unit}/s", target, passed, count / floor, ratio)
+
+
+def latency_row(
+    scenario: str, samples: Sequence[float], q: float, limit: float | None, note: str
+) -> Row:
+    value = percentile(samples, q) * 1000
+    target = f"<= {limit:.0f} ms" if limit is not None else ""
+    passed = value <= limit if limit is not None else None
+    return Row(scenario, f"p{q * 100:.0f} latency", value, "ms", target, passed, note=note)
+
+
+def exit_status(rows: Sequence[Row]) -> int:
+    """0 all targets met, 1 a target failed."""
+    return 1 if any(row.passed is False for row in rows) else 0
+
+
+def cells(row: Row) -> list[str]:
+    def number(value: float | None) -> str:
+        return "" if value is None else f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+    verdict = {True: "PASS", False: "FAIL", None: "info"}[row.passed]
+    ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
+    return [
+        row.scenario,
+        row.measure,
+        f"{number(row.value)} {row.unit}",
+        number(row.floor),
+        ratio,
+        row.target,
+        verdict,
+    ]
+
+
+def table(rows: Sequence[Row]) -> list[str]:
+    header = ["scenario", "measure", "worker", "floor", "ratio", "target", "result"]
+    lines = [header, *(cells(row) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]
+
+
+def print_report(
+    info: dict[str, Any],
+    rows: Sequence[Row],
+    scale: str,
+) -> None:
+    print(f"\ntracos-sync watcher benchmark ({scale} run, embedded store)")
+    print(f"{info['date']}  {info['nproc']} x {info['cpu']}", end="  ")
+    print(f"Python {info['python']}  Linux {info['kernel']}\n")
+    print("\n".join(table(rows)))
+    print(
+        "\nfloor: the bare work on the same data (scripts/benchmark/floors.py), in this process"
+        " (for once:\nin a process of its own, started the same way); ratio: worker time /"
+        " floor time"
+    )
+    notes = dict.fromkeys(f"  {row.scenario}: {row.note}" for row in rows if row.note)
+    print("\n".join(notes), flush=True)

@@ -1,0 +1,43 @@
+"""How big each scenario is: the full run (the service levels' sizes) and a quick smoke
+run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Sizes:
+    burst_files: int = 10_000
+    batch_orders: int = 100_000
+    steady_seconds: float = 20.0
+    steady_rate: float = 100.0
+    out_seconds: float = 10.0
+    out_rate: float = 10.0
+    out_burst: int = 10_000
+    idle_seconds: float = 10.0
+    warmup_seconds: float = 3.0
+    startup_runs: int = 20
+    startup_documents: int = 1_000  # beside the worker that `status` and `health` look at
+    sweep_small: int = 100_000
+    sweep_large: int = 1_000_000
+    journal_pairs: int = 3
+
+
+SCALES: Final = {
+    "full": Sizes(),
+    "quick": Sizes(
+        burst_files=1_000,
+        batch_orders=10_000,
+        steady_seconds=5.0,
+        out_seconds=3.0,
+        out_burst=1_000,
+        idle_seconds=3.0,
+        warmup_seconds=1.0,
+        startup_runs=7,
+        sweep_small=5_000,
+        sweep_large=50_000,
+        journal_pairs=1,
+    ),
+}
