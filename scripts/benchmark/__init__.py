@@ -7,6 +7,6 @@ docs/performance-bench.md).
 embedded store, in temporary folders, watched from outside); ``floors`` is the bare work
 of the same scenarios as a plain script would do it; ``report`` makes the rows, their
 verdicts and the table; ``machine`` records what the run ran on and under; ``scales``
-holds the sizes (full, quick); ``worker`` and ``workload`` the worker's process and
+holds the sizes (full, quick, tiny); ``worker`` and ``workload`` the worker's process and
 the data it is fed. Nothing here is imported by the ``watcher`` package.
 """

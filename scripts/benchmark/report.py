@@ -49,16 +49,16 @@ def latency_row(
     return Row(scenario, f"p{q * 100:.0f} latency", value, "ms", target, passed, note=note)
 
 
-def exit_status(rows: Sequence[Row]) -> int:
-    """0 all targets met, 1 a target failed."""
-    return 1 if any(row.passed is False for row in rows) else 0
+def exit_status(rows: Sequence[Row], judged: bool) -> int:
+    """0 all targets met (or the run too small to judge), 1 a target failed."""
+    return 1 if judged and any(row.passed is False for row in rows) else 0
 
 
-def cells(row: Row) -> list[str]:
+def cells(row: Row, judged: bool) -> list[str]:
     def number(value: float | None) -> str:
         return "" if value is None else f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
-    verdict = {True: "PASS", False: "FAIL", None: "info"}[row.passed]
+    verdict = {True: "PASS", False: "FAIL", None: "info"}[row.passed] if judged else "-"
     ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
     return [
         row.scenario,
@@ -71,9 +71,9 @@ def cells(row: Row) -> list[str]:
     ]
 
 
-def table(rows: Sequence[Row]) -> list[str]:
+def table(rows: Sequence[Row], judged: bool) -> list[str]:
     header = ["scenario", "measure", "worker", "floor", "ratio", "target", "result"]
-    lines = [header, *(cells(row) for row in rows)]
+    lines = [header, *(cells(row, judged) for row in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
@@ -85,15 +85,19 @@ def print_report(
     info: dict[str, Any],
     rows: Sequence[Row],
     scale: str,
+    judged: bool,
 ) -> None:
     print(f"\ntracos-sync watcher benchmark ({scale} run, embedded store)")
     print(f"{info['date']}  {info['nproc']} x {info['cpu']}", end="  ")
     print(f"Python {info['python']}  Linux {info['kernel']}\n")
-    print("\n".join(table(rows)))
+    print("\n".join(table(rows, judged)))
     print(
         "\nfloor: the bare work on the same data (scripts/benchmark/floors.py), in this process"
         " (for once:\nin a process of its own, started the same way); ratio: worker time /"
         " floor time"
     )
     notes = dict.fromkeys(f"  {row.scenario}: {row.note}" for row in rows if row.note)
-    print("\n".join(notes), flush=True)
+    print("\n".join(notes))
+    if not judged:
+        print(f"\n{scale} run: too small for its ratios to mean anything; shown, not judged")
+    print(end="", flush=True)

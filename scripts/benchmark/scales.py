@@ -1,5 +1,5 @@
-"""How big each scenario is: the full run (the service levels' sizes) and a quick smoke
-run."""
+"""How big each scenario is: the full run (the service levels' sizes), a quick smoke run,
+and a tiny run that only proves every scenario still works (CI runs it)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class Sizes:
     sweep_small: int = 100_000
     sweep_large: int = 1_000_000
     journal_pairs: int = 3
+    judged: bool = True  # False: too small for a ratio to mean anything; shown, not judged
 
 
 SCALES: Final = {
@@ -39,5 +40,22 @@ SCALES: Final = {
         sweep_small=5_000,
         sweep_large=50_000,
         journal_pairs=1,
+    ),
+    "tiny": Sizes(
+        burst_files=50,
+        batch_orders=500,
+        steady_seconds=0.5,
+        steady_rate=40.0,
+        out_seconds=0.5,
+        out_rate=20.0,
+        out_burst=50,
+        idle_seconds=0.5,
+        warmup_seconds=0.2,
+        startup_runs=1,
+        startup_documents=50,
+        sweep_small=50,
+        sweep_large=200,
+        journal_pairs=1,
+        judged=False,
     ),
 }
