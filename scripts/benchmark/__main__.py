@@ -11,12 +11,13 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import msgspec
 
 from . import __doc__ as summary
-from .machine import describe
+from .machine import Conditions, describe, observed
 from .report import Row, exit_status, print_report
 from .scales import SCALES, Sizes
 from .scenarios import SCENARIOS
@@ -48,13 +49,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(names: Sequence[str], sizes: Sizes, temp: Path) -> list[Row]:
+def run(names: Sequence[str], sizes: Sizes, temp: Path) -> tuple[list[Row], list[Conditions]]:
     """Every scenario named, in turn, each in its own folder under ``temp``."""
     rows: list[Row] = []
+    conditions: list[Conditions] = []
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows += SCENARIOS[name](sizes, temp / name)
-    return rows
+        scenario = partial(SCENARIOS[name], sizes, temp / name)
+        found, under = observed(name, temp / ".probe", scenario)
+        rows += found
+        conditions.append(under)
+    return rows, conditions
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,17 +68,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = SCALES[args.scale]
     try:
         with tempfile.TemporaryDirectory(prefix="watcher-bench-") as temp:
-            info = describe()
-            rows = run(names, sizes, Path(temp))
+            info = describe(Path(temp))
+            rows, conditions = run(names, sizes, Path(temp))
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    print_report(info, rows, args.scale, sizes.judged)
+    print_report(info, rows, conditions, args.scale, sizes.judged)
     if args.json:
         result = {
             "machine": info,
             "scale": args.scale,
             "sizes": asdict(sizes),
+            "conditions": [asdict(c) for c in conditions],
             "rows": [asdict(r) for r in rows],
         }
         args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=2))

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .machine import BUSY, SYNC_SWING, Conditions, sync_swing
+
 MB: Final = 1024 * 1024
 
 
@@ -84,12 +86,15 @@ def table(rows: Sequence[Row], judged: bool) -> list[str]:
 def print_report(
     info: dict[str, Any],
     rows: Sequence[Row],
+    conditions: Sequence[Conditions],
     scale: str,
     judged: bool,
 ) -> None:
     print(f"\ntracos-sync watcher benchmark ({scale} run, embedded store)")
     print(f"{info['date']}  {info['nproc']} x {info['cpu']}", end="  ")
-    print(f"Python {info['python']}  Linux {info['kernel']}\n")
+    print(f"Python {info['python']}  Linux {info['kernel']}")
+    load = " ".join(f"{n:.2f}" for n in info["load"])
+    print(f"{info['memory_gib']:g} GiB, {info['filesystem']}, load {load} at the start\n")
     print("\n".join(table(rows, judged)))
     print(
         "\nfloor: the bare work on the same data (scripts/benchmark/floors.py), in this process"
@@ -98,6 +103,30 @@ def print_report(
     )
     notes = dict.fromkeys(f"  {row.scenario}: {row.note}" for row in rows if row.note)
     print("\n".join(notes))
+    print("\n".join(conditions_lines(conditions)))
     if not judged:
         print(f"\n{scale} run: too small for its ratios to mean anything; shown, not judged")
     print(end="", flush=True)
+
+
+def conditions_lines(conditions: Sequence[Conditions]) -> list[str]:
+    """Each scenario's conditions, then whether the disk's sync swung and whether the
+    machine was shared: the two reasons a row here may not compare with another run's."""
+    lines = [
+        "\nconditions (load: 1-minute average as it began; others: cores busy with other"
+        " processes meanwhile;\nsync: a 4 KiB write made durable, median of 7, as it began)"
+    ]
+    width = max((len(c.scenario) for c in conditions), default=0)
+    lines += [
+        f"  {c.scenario.ljust(width)}  {c.seconds:6.1f} s  load {c.load:4.2f}"
+        f"  others {c.others:4.2f} cores  sync {c.sync_ms:6.2f} ms"
+        for c in conditions
+    ]
+    swing = sync_swing(conditions)
+    swung = "swung: the rows whose floor syncs (outbound, sweep) may not compare"
+    verdict = swung if swing > SYNC_SWING else "steady"
+    lines.append(f"disk sync x{swing:.1f} between the slowest and the fastest: {verdict}")
+    shared = [c.scenario for c in conditions if c.others > BUSY]
+    if shared:
+        lines.append(f"shared machine (others > {BUSY:g} cores) during: {', '.join(shared)}")
+    return lines
