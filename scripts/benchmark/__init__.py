@@ -1,7 +1,7 @@
 """Benchmark of the real worker against its service levels, beside floors.
 
-Each figure stands beside a floor measured in the same run (``./scripts/bench``; see
-docs/performance-bench.md).
+The service levels are docs/spec.md §7's; each figure stands beside a floor measured in the
+same run (``./scripts/bench``; see docs/performance-bench.md).
 
 ``scenarios`` times the worker (``watcher run --no-console`` or ``watcher once`` on the
 embedded store, in temporary folders, watched from outside); ``floors`` is the bare work

@@ -20,7 +20,7 @@ class Row:
     value: float
     unit: str
     target: str
-    passed: bool | None  # None: no SPEC target for this figure
+    passed: bool | None  # None: no docs/spec.md §7 target for this figure
     floor: float | None = None
     ratio: float | None = None  # worker time / floor time
     note: str = ""
@@ -36,7 +36,7 @@ def throughput_row(
     scenario: str, count: int, unit: str, *, seconds: float, floor: float, ratio_limit: float
 ) -> Row:
     """``count`` in ``seconds`` beside the floor's; a ratio to the floor of at most
-    ``ratio_limit`` passes (a ratio decides, never an absolute time: issue 15)."""
+    ``ratio_limit`` passes (a ratio decides, never an absolute time: docs/performance.md)."""
     rate, ratio = count / seconds, seconds / floor
     target, passed = f"ratio <= {ratio_limit:g}", ratio <= ratio_limit
     return Row(scenario, "throughput", rate, f"{unit}/s", target, passed, count / floor, ratio)
