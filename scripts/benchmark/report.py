@@ -4,6 +4,7 @@ beside its floor, the ratio between them, the target and whether it was met."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -106,7 +107,7 @@ def print_report(
     print("\n".join(conditions_lines(conditions)))
     if not judged:
         print(f"\n{scale} run: too small for its ratios to mean anything; shown, not judged")
-    print(end="", flush=True)
+    sys.stdout.flush()
 
 
 def conditions_lines(conditions: Sequence[Conditions]) -> list[str]:

@@ -1,4 +1,5 @@
-"""The bench (scripts/benchmark) still runs: every scenario at a tiny scale, every row shown."""
+"""The bench (scripts/benchmark) still runs: every scenario at a tiny scale, every row shown;
+its report judges only the scales that mean something, and says when a run was disturbed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from benchmark.machine import Conditions
+from benchmark.report import Row, cells, conditions_lines, exit_status
+from benchmark.scales import SCALES
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = ("scenario", "measure", "worker", "floor", "ratio", "target", "result")
@@ -90,3 +95,31 @@ def test_a_tiny_run_shows_every_row_with_its_figure_and_floor(tmp_path: Path) ->
         assert line["result"] == "-", line  # a tiny run is shown, not judged
     assert [c["scenario"] for c in result["conditions"]] == list(SCENARIOS)
     assert "disk sync x" in done.stdout
+
+
+def test_a_tiny_run_is_shown_not_judged() -> None:
+    """A missed target fails a judged run (exit 1, FAIL); a tiny run shows it as '-', exit 0."""
+    row = Row("burst", "throughput", 1_000.0, "files/s", "ratio <= 1.3", False, 2_000.0, 2.0)
+    assert (exit_status([row], judged=True), cells(row, judged=True)[-1]) == (1, "FAIL")
+    assert (exit_status([row], judged=False), cells(row, judged=False)[-1]) == (0, "-")
+
+
+def test_tiny_is_the_smallest_scale() -> None:
+    """Every count and duration of the tiny scale is at most the quick one's, below the full
+    one's (rates are not sizes), and only the tiny scale goes unjudged."""
+    tiny, quick, full = (vars(SCALES[name]) for name in ("tiny", "quick", "full"))
+    sizes = [name for name in full if not name.endswith("_rate") and name != "judged"]
+    assert all(tiny[name] <= quick[name] <= full[name] for name in sizes)
+    assert all(tiny[name] < full[name] for name in sizes)
+    assert [name for name, sizes in SCALES.items() if not sizes.judged] == ["tiny"]
+
+
+def test_the_record_says_when_the_disk_sync_swung_and_who_shared_the_machine() -> None:
+    """A sync probe more than twice as slow as the fastest is a swing; a scenario during
+    which other processes kept more than a quarter of a core busy is named."""
+    alone = [Conditions("burst", 1.0, 0.1, 0.0, 1.0), Conditions("batch", 2.0, 0.1, 0.2, 1.8)]
+    shared = [*alone, Conditions("sweep", 9.0, 2.5, 1.3, 4.0)]
+    assert conditions_lines(alone)[-1].endswith(": steady")
+    *_, sync, sharing = conditions_lines(shared)
+    assert sync.startswith("disk sync x4.0 ") and ": swung" in sync
+    assert sharing == "shared machine (others > 0.25 cores) during: sweep"
