@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -47,22 +47,16 @@ def folder_env(root: Path) -> dict[str, str]:
 def started(args: Sequence[str], env: dict[str, str], cwd: Path, log: Path | None = None) -> float:
     """Wall time of one ``python ARGS`` process, from spawn to exit; it must exit 0. Its
     output goes to ``log``, or is kept to be shown if it fails."""
-    begin = time.perf_counter()
-    if log is None:
-        done = subprocess.run(
-            [sys.executable, *args], check=False, env=env, cwd=cwd, capture_output=True
-        )
-        output = done.stdout + done.stderr
-    else:
-        with open(log, "wb") as out:
-            done = subprocess.run(
-                [sys.executable, *args], check=False, env=env, cwd=cwd, stdout=out, stderr=out
-            )
-        output = log.read_bytes()
-    seconds = time.perf_counter() - begin
+    command = [sys.executable, *args]
+    errors = subprocess.STDOUT if log else subprocess.PIPE
+    with open(log, "wb") if log else nullcontext(subprocess.PIPE) as out:
+        begin = time.perf_counter()
+        done = subprocess.run(command, check=False, env=env, cwd=cwd, stdout=out, stderr=errors)
+        seconds = time.perf_counter() - begin
     if done.returncode != 0:
-        text = output.decode(errors="replace")
-        raise BenchError(f"{' '.join(args)} exited {done.returncode}:\n{text[-2000:]}")
+        output: bytes = log.read_bytes() if log else done.stdout + done.stderr
+        text = output.decode(errors="replace")[-2000:]
+        raise BenchError(f"{' '.join(args)} exited {done.returncode}:\n{text}")
     return seconds
 
 
