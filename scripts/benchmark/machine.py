@@ -31,6 +31,7 @@ class Conditions:
     load: float  # the 1-minute load average as it began
     others: float  # cores busy with other processes meanwhile (the machine's less the bench's)
     sync_ms: float  # a 4 KiB write made durable in the bench's folder as it began (median)
+    sync_after_ms: float  # and as it ended: a long scenario may see the disk change
 
 
 def describe(folder: Path) -> dict[str, Any]:
@@ -53,8 +54,9 @@ def observed(scenario: str, folder: Path, run: Callable[[], T]) -> tuple[T, Cond
     busy, own, start = machine_busy(), own_cpu(), time.perf_counter()
     result = run()
     seconds = time.perf_counter() - start
-    others = (machine_busy() - busy - (own_cpu() - own)) / seconds
-    return result, Conditions(scenario, seconds, load, max(0.0, others), sync * 1000)
+    others = max(0.0, (machine_busy() - busy - (own_cpu() - own)) / seconds)
+    after = sync_seconds(folder)
+    return result, Conditions(scenario, seconds, load, others, sync * 1000, after * 1000)
 
 
 def sync_seconds(folder: Path) -> float:
@@ -76,7 +78,7 @@ def sync_seconds(folder: Path) -> float:
 
 def sync_swing(conditions: Sequence[Conditions]) -> float:
     """How many times slower the slowest sync probe was than the fastest."""
-    syncs = [c.sync_ms for c in conditions]
+    syncs = [ms for c in conditions for ms in (c.sync_ms, c.sync_after_ms)]
     return max(syncs) / min(syncs) if syncs and min(syncs) > 0 else 1.0
 
 

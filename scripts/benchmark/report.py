@@ -115,12 +115,13 @@ def conditions_lines(conditions: Sequence[Conditions]) -> list[str]:
     machine was shared: the two reasons a row here may not compare with another run's."""
     lines = [
         "\nconditions (load: 1-minute average as it began; others: cores busy with other"
-        " processes meanwhile;\nsync: a 4 KiB write made durable, median of 7, as it began)"
+        " processes meanwhile;\nsync: a 4 KiB write made durable, median of 7, as it began"
+        " → as it ended)"
     ]
     width = max((len(c.scenario) for c in conditions), default=0)
     lines += [
         f"  {c.scenario.ljust(width)}  {c.seconds:6.1f} s  load {c.load:4.2f}"
-        f"  others {c.others:4.2f} cores  sync {c.sync_ms:6.2f} ms"
+        f"  others {c.others:4.2f} cores  sync {c.sync_ms:5.2f} → {c.sync_after_ms:5.2f} ms"
         for c in conditions
     ]
     swing = sync_swing(conditions)

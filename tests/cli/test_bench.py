@@ -117,8 +117,8 @@ def test_tiny_is_the_smallest_scale() -> None:
 def test_the_record_says_when_the_disk_sync_swung_and_who_shared_the_machine() -> None:
     """A sync probe more than twice as slow as the fastest is a swing; a scenario during
     which other processes kept more than a quarter of a core busy is named."""
-    alone = [Conditions("burst", 1.0, 0.1, 0.0, 1.0), Conditions("batch", 2.0, 0.1, 0.2, 1.8)]
-    shared = [*alone, Conditions("sweep", 9.0, 2.5, 1.3, 4.0)]
+    alone = [Conditions("burst", 1, 0.1, 0.0, 1.0, 1.2), Conditions("batch", 2, 0.1, 0.2, 1.8, 1.5)]
+    shared = [*alone, Conditions("sweep", 9.0, 2.5, 1.3, 1.1, 4.0)]
     assert conditions_lines(alone)[-1].endswith(": steady")
     *_, sync, sharing = conditions_lines(shared)
     assert sync.startswith("disk sync x4.0 ") and ": swung" in sync
