@@ -22,7 +22,7 @@ import msgspec
 from watcher import fs as files
 from watcher.core.errors import MalformedFile, RejectedInput
 from watcher.core.settings import Settings
-from watcher.erp.folders import claims, filing
+from watcher.erp.folders import checked, claims, filing
 from watcher.erp.port import Backlog, Judge, NotFiled, Taken
 from watcher.sync.stats import Trouble
 
@@ -57,17 +57,21 @@ class FolderSource:
         others = (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
         files.prepare((inbound, *others))
         files.same_file_system(inbound, others)
+        checked.refuse_aliases(inbound, others)
         self._claims = claims.ClaimDir.create(s.inbound_dir)
         try:
             files.remove_stale_temps(s.failed_dir)  # reports cut short by an older version
         except OSError as exc:
             log.warning("cannot clear temporary files in %s: %s", s.failed_dir, exc)
         resumed = 0
-        for orphan in claims.orphaned_claims(s.inbound_dir):
-            try:
-                resumed += len(claims.resume(orphan, s.inbound_dir, s.archive_dir, s.failed_dir))
-            except OSError as exc:  # what is left there waits for the next start
-                log.warning("cannot resume the claims in %s: %s", orphan, exc)
+        with claims.orphaned_claims(s.inbound_dir) as orphans:
+            for orphan in orphans:
+                try:
+                    resumed += len(
+                        claims.resume(orphan, s.inbound_dir, s.archive_dir, s.failed_dir)
+                    )
+                except OSError as exc:  # what is left there waits for the next start
+                    log.warning("cannot resume the claims in %s: %s", orphan.path, exc)
         return resumed
 
     async def close(self) -> int:

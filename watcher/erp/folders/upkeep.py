@@ -26,7 +26,9 @@ def _files(folder: Path) -> list[Path]:
 
 def folder_counts(settings: Settings) -> dict[str, int]:
     claimed = settings.inbound_dir / CLAIMED_DIR
-    in_flight = sum(len(_files(d)) - 1 for d in claimed.iterdir()) if claimed.is_dir() else 0
+    in_flight = 0
+    if claimed.is_dir() and not claimed.is_symlink():  # a planted link is not counted through
+        in_flight = sum(len(_files(d)) - 1 for d in claimed.iterdir() if not d.is_symlink())
     return {
         "files_waiting": len(
             [p for p in _files(settings.inbound_dir) if files.is_candidate(p.name)]
