@@ -20,6 +20,7 @@ from watcher.core.errors import (
     ConfigError,
     InvalidDocument,
     StoreMissing,
+    StoreTooNew,
     StoreUnavailable,
     WatcherError,
 )
@@ -54,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fatal_line(exc: WatcherError) -> tuple[str, int, str]:
     """The one line, the exit code and the kind of error for a JSON line."""
+    if isinstance(exc, StoreTooNew):  # no setting is wrong: the message says what to run
+        return str(exc), 2, "store from a newer release"
     if isinstance(exc, ConfigError):
         return f"configuration error: {exc}", 2, "configuration"
     if isinstance(exc, StoreMissing):  # its message says how to point at the right one

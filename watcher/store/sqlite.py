@@ -7,6 +7,7 @@ Each row keeps the whole document as JSON plus the columns the rules need: the n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -67,6 +68,12 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+def _durable_files(path: Path) -> tuple[Path, ...]:
+    """The files an acknowledged write rests on: the database, its write-ahead log (a
+    commit is durable there until a checkpoint copies it over) and the log's index."""
+    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
 def connect(path: Path, create: bool = True) -> sqlite3.Connection:
     """A connection in WAL mode whose acknowledged writes survive a power loss."""
     # mode=rw: a file removed since it was checked is an error, never a new empty store
@@ -106,7 +113,8 @@ class SqliteStore:
         self._watch: sqlite3.Connection | None = None
         self._wake: anyio.Event | None = None  # while following: our own writes wake it
         self._ids = rows.object_ids()
-        self._identity: tuple[int, int] | None = None  # the file opened: device and inode
+        # the files opened (``_durable_files``): device and inode each, None if absent
+        self._identity: dict[Path, tuple[int, int] | None] = {}
         self._commits = 0  # our own commits (``data_version`` only changes for others')
         self._counted: tuple[tuple[int, int], tuple[int, int]] | None = None
 
@@ -133,9 +141,11 @@ class SqliteStore:
         self._conn = connect(self._path, create)
         if create:
             self._conn.executescript(SCHEMA)
-        rows.migrate(self._conn)  # an existing store is brought up to date, whoever opens it
+        rows.migrate(
+            self._conn, self._path
+        )  # an existing store is brought up to date, whoever opens it
         self._watch = connect(self._path, create)
-        self._identity = _identity(self._path)
+        self._identity = {path: _identity(path) for path in _durable_files(self._path)}
 
     async def close(self) -> None:
         for conn in (self._conn, self._watch):
@@ -166,13 +176,23 @@ class SqliteStore:
             return work()
 
     def _check_same_file(self) -> None:
-        """Never acknowledge a write into a file that no longer has the store's name."""
-        if self._identity is not None and _identity(self._path) != self._identity:
-            raise StoreDamaged(
-                f"embedded store {self._path} was deleted or replaced while the worker ran:"
-                " nothing more is written to it; restore the file, or restart the worker to"
-                " begin a new store"
-            )
+        """Never acknowledge a write into a file that no longer has the store's name: the
+        database, or the write-ahead log every commit goes to first (deleted, SQLite would
+        go on writing into the unlinked log, and a crash would lose all of it)."""
+        for path, known in self._identity.items():
+            if known is not None and _identity(path) != known:
+                self._save_what_was_acknowledged()
+                raise StoreDamaged(
+                    f"embedded store {self._path}: {path.name} was deleted or replaced while"
+                    " the worker ran: nothing more is written to it; restore the file, or"
+                    " restart the worker (which keeps what was stored)"
+                )
+
+    def _save_what_was_acknowledged(self) -> None:
+        """Copy the unlinked log's commits into the database while it is still open."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(FULL)")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
