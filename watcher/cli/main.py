@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -51,6 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (``watcher show | head``): stop quietly, with the
+    status of a writer that SIGPIPE ended, as other command-line tools do."""
+    with contextlib.suppress(OSError):  # Python's flush at exit would hit the pipe again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def _fatal_line(exc: WatcherError) -> tuple[str, int, str]:
@@ -74,7 +86,7 @@ def _unwrapped(command: Callable[[], int]) -> int:
     try:
         return command()
     except BaseExceptionGroup as group:
-        matched, _ = group.split(WatcherError)
+        matched, _ = group.split((WatcherError, BrokenPipeError))
         if matched is None:
             raise
         ours: BaseException = matched

@@ -23,7 +23,7 @@ from watcher.observe import history
 from watcher.observe.http_server import Response
 from watcher.observe.status_report import status_report
 from watcher.store.configured import read_history
-from watcher.store.journal import HistoryQuery
+from watcher.store.journal import HistoryQuery, UnreadableEntry
 from watcher.sync.stats import Snapshot
 
 Query = Mapping[str, list[str]]
@@ -83,6 +83,8 @@ def history_route(settings: Settings, given: Mapping[str, str]) -> tuple[int, ob
     query = history_query(given)
     try:
         entries = read_history(settings, query)
+    except UnreadableEntry as exc:  # a foreign document in the journal: not the query's fault
+        return 500, {"error": str(exc)}
     except CommandFailed as exc:  # the journal is off
         return 404, {"error": str(exc)}
     except StoreUnavailable as exc:
