@@ -232,7 +232,7 @@ class Worker:
             if due is None:
                 break
             # files not yet valid JSON: judge them once they have been quiet long enough
-            await anyio.sleep(max(0.05, due - time.time()))
+            await anyio.sleep(max(0.05, due - time.monotonic()))
         await self.outbound.sweep()
         await self.journal.forget()
 

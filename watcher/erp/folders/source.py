@@ -131,7 +131,7 @@ class FolderSource:
         except OSError as exc:
             self._folder_trouble(exc)
             return []
-        now = time.time()
+        now = time.monotonic()
         present = set(names)
         self.deferred = {n: s for n, s in self.deferred.items() if n in present}
         return [n for n in names if n not in self.deferred or self.deferred[n].due <= now]
@@ -161,7 +161,7 @@ class FolderSource:
         self, names: Sequence[str], judge: Judge, stopping: Callable[[], bool]
     ) -> list[Taken]:
         """Read, judge and claim each file (blocking: runs in a worker thread)."""
-        now = time.time()
+        now = time.monotonic()
         taken = []
         for name in names:
             if stopping():
@@ -199,18 +199,18 @@ class FolderSource:
             return Taken(name, path, landed, error=exc, version=version), info
 
     def _settling(self, item: Taken, info: os.stat_result | None, now: float) -> bool:
-        """Whether a file that does not decode may still be being written: not yet quiet
-        for the settle time since it last changed (by its mtime, or by when we saw it
-        change when its mtime is ahead of our clock)."""
+        """Whether a file that does not decode may still be being written: not yet seen
+        unchanged for the settle time. Measured on the monotonic clock from when this worker
+        first saw it as it is (``now``): a step of the wall clock, or an mtime ahead of it or
+        behind it, neither hurries nor holds up the judgement; the mtime only tells a change."""
         if info is None or not isinstance(item.error, MalformedFile):
             return False
         seen = self.deferred.get(item.name)
         since = seen.since if seen is not None and seen.version == item.version else now
-        quiet = min(info.st_mtime, since)
-        if now - quiet >= self.settings.settle_seconds:
+        if now - since >= self.settings.settle_seconds:
             return False
         self.deferred[item.name] = _Settling(
-            quiet + self.settings.settle_seconds, item.version, since
+            since + self.settings.settle_seconds, item.version, since
         )
         return True
 
@@ -256,7 +256,8 @@ class FolderSource:
 
 
 class _Settling(NamedTuple):
-    """A file that does not decode yet: when to look again, and since when it is unchanged."""
+    """A file that does not decode yet: when to look again, and since when it is unchanged
+    (``time.monotonic()`` readings both)."""
 
     due: float
     version: object
