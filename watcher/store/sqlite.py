@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -35,7 +35,6 @@ from watcher.store.port import (
 )
 
 T = TypeVar("T")
-OLDEST: Final = rows.EPOCH - timedelta(days=1)  # what a stored non-date counts as
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
 WAKE_POLL_SECONDS: Final = 0.2  # how often writes by other processes are looked for
 
@@ -56,8 +55,12 @@ CREATE INDEX IF NOT EXISTS workorders_unsynced_age ON workorders (updated_at) WH
 OLDEST_UNSYNCED: Final = "SELECT min(updated_at) FROM workorders WHERE synced = 0"
 
 
-def _stored_version(millis: int | None) -> datetime:
-    return OLDEST if millis is None else rows.from_millis(millis)
+def _outcome(doc: str | None, millis: int | None, incoming: datetime) -> Outcome:
+    """Newer wins; a stored ``updatedAt`` that is no date (or none) is older than any
+    version, however early (MongoDB's filter: ``$not: {$type: "date"}``)."""
+    if doc is None:
+        return Outcome.INSERTED
+    return Outcome.UPDATED if millis is None else decide(rows.from_millis(millis), incoming)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -218,8 +221,7 @@ class SqliteStore:
             writes: list[tuple[OrderUpsert, str | None]] = []
             for number, index in winner.items():
                 millis, doc = stored.get(number, (None, None))
-                when = None if doc is None else _stored_version(millis)
-                outcomes[index] = outcome = decide(when, orders[index].updatedAt)
+                outcomes[index] = outcome = _outcome(doc, millis, orders[index].updatedAt)
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
                     writes.append((orders[index], doc))
             # rows made as they are written: a batch's encoded rows never coexist
