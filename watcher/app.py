@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, NoReturn
 
 import anyio
 from anyio.abc import TaskGroup
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from watcher.observe.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
+# Ctrl-C pressed this often quits without waiting for the batch in flight (README)
+FORCE_QUIT_INTERRUPTS: Final = 3
+_FORCE_QUIT_HINT: Final = f"Ctrl-C {FORCE_QUIT_INTERRUPTS} times quits at once"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +233,7 @@ class Worker:
             if due is None:
                 break
             # files not yet valid JSON: judge them once they have been quiet long enough
-            await anyio.sleep(max(0.05, due - time.time()))
+            await anyio.sleep(max(0.05, due - time.monotonic()))
         await self.outbound.sweep()
         await self.journal.forget()
 
@@ -294,15 +297,37 @@ def _left_claimed(count: int) -> str:
 
 
 async def _stop_on_signal(stop: anyio.Event, grace: float) -> None:
+    """Set ``stop`` at the first stop signal, and keep answering the ones that follow: a
+    SIGTERM to the process group reaches the worker twice under ``uv run`` (once directly,
+    once forwarded), and the default action of the second would cut the batch in flight.
+    Only a deliberate third Ctrl-C quits at once."""
     stops = [signal.SIGINT, signal.SIGTERM]
     if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # under nohup, a hangup is no stop
         stops.append(signal.SIGHUP)
+    interrupts = 0
     with anyio.open_signal_receiver(*stops) as signals:
         async for received in signals:
             name = signal.Signals(received).name
-            log.warning("%s received: finishing the batch in flight (for up to %g s)", name, grace)
-            stop.set()
-            return
+            interrupts += received == signal.SIGINT
+            if interrupts >= FORCE_QUIT_INTERRUPTS:
+                _force_quit(name)
+            elif stop.is_set():
+                log.warning("%s received again: already stopping (%s)", name, _FORCE_QUIT_HINT)
+            else:
+                log.warning(
+                    "%s received: finishing the batch in flight (for up to %g s)", name, grace
+                )
+                stop.set()
+
+
+def _force_quit(name: str) -> NoReturn:
+    """The operator insists: leave now; what is claimed is resumed at the next start (the
+    claim folder's lock dies with the process)."""
+    log.warning(
+        "%s received a third time: quitting at once; claimed files wait for the next start", name
+    )
+    logging.shutdown()
+    os._exit(130)
 
 
 def run_once(worker: Worker) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import aclosing
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -151,6 +151,23 @@ async def test_a_stored_version_that_is_not_a_date_counts_as_older(
     assert await store.upsert([order(1, title="From the ERP")], NOW) == [Outcome.UPDATED]
     doc = await one(store, 1)
     assert (doc["title"], doc["isSynced"]) == ("From the ERP", True)
+
+
+@pytest.mark.parametrize(
+    "erp_version",
+    [datetime(1960, 1, 1, tzinfo=UTC), datetime(1969, 12, 31, 12, tzinfo=UTC)],
+    ids=["1960", "the-eve-of-1970"],
+)
+async def test_a_document_without_updated_at_loses_even_to_a_version_before_1970(
+    store: WorkOrderStore, erp_version: datetime
+) -> None:
+    """No ``updatedAt`` stored is older than any version, however early: every store agrees."""
+    undated = {k: v for k, v in tracos_doc(1).items() if k != "updatedAt"}
+    await store.put_documents([undated])
+    erp = order(1, updated=erp_version, title="From the ERP")
+    assert await store.upsert([erp], NOW) == [Outcome.UPDATED]
+    doc = await one(store, 1)
+    assert (doc["title"], doc["updatedAt"]) == ("From the ERP", erp_version)
 
 
 async def test_a_mark_reports_only_what_this_call_marked(store: WorkOrderStore) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -20,6 +22,7 @@ from watcher.core.errors import (
     ConfigError,
     InvalidDocument,
     StoreMissing,
+    StoreTooNew,
     StoreUnavailable,
     WatcherError,
 )
@@ -47,10 +50,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (``watcher show | head``): stop quietly, with the
+    status of a writer that SIGPIPE ended, as other command-line tools do."""
+    with contextlib.suppress(OSError):  # Python's flush at exit would hit the pipe again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def _fatal_line(exc: WatcherError) -> tuple[str, int, str]:
     """The one line, the exit code and the kind of error for a JSON line."""
+    if isinstance(exc, StoreTooNew):  # no setting is wrong: the message says what to run
+        return str(exc), 2, "store from a newer release"
     if isinstance(exc, ConfigError):
         return f"configuration error: {exc}", 2, "configuration"
     if isinstance(exc, StoreMissing):  # its message says how to point at the right one
@@ -68,7 +83,7 @@ def _unwrapped(command: Callable[[], int]) -> int:
     try:
         return command()
     except BaseExceptionGroup as group:
-        matched, _ = group.split(WatcherError)
+        matched, _ = group.split((WatcherError, BrokenPipeError))
         if matched is None:
             raise
         ours: BaseException = matched

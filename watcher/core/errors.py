@@ -2,6 +2,7 @@
 
 WatcherError
 ├── ConfigError            bad setting: start-up stops with a one-line message
+│   └── StoreTooNew        the store was written by a newer release (one line, exit 2)
 ├── CommandFailed          a command cannot do what was asked (one line, exit 1)
 ├── RejectedInput          permanent problem with one input: quarantine and report
 │   ├── MalformedFile      not JSON at all (may still be being written: wait to settle)
@@ -30,6 +31,10 @@ class WatcherError(Exception):
 
 class ConfigError(WatcherError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+class StoreTooNew(ConfigError):
+    """The store's format is newer than this release reads: no retry can fix that."""
 
 
 class CommandFailed(WatcherError):

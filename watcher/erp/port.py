@@ -171,7 +171,8 @@ class InboundSource(Protocol):
         ...
 
     def next_look(self) -> float | None:
-        """When a document left out as still being written is due again (epoch s), if any."""
+        """When a document left out as still being written is due again, if any: a
+        ``time.monotonic()`` reading (a wait: a step of the wall clock must not move it)."""
         ...
 
     async def backlog(self) -> Backlog:

@@ -22,7 +22,7 @@ from watcher.core.tracos import INT64_MAX
 from watcher.observe import history
 from watcher.observe.http_server import Response
 from watcher.observe.status_report import gather_status
-from watcher.store import HistoryQuery, read_history
+from watcher.store import HistoryQuery, UnreadableEntry, read_history
 from watcher.sync import Snapshot
 
 Query = Mapping[str, list[str]]
@@ -82,6 +82,8 @@ def history_route(settings: Settings, given: Mapping[str, str]) -> tuple[int, ob
     query = history_query(given)
     try:
         entries = read_history(settings, query)
+    except UnreadableEntry as exc:  # a foreign document in the journal: not the query's fault
+        return 500, {"error": str(exc)}
     except CommandFailed as exc:  # the journal is off
         return 404, {"error": str(exc)}
     except StoreUnavailable as exc:

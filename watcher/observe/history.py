@@ -28,7 +28,10 @@ def since(raw: str, now: datetime) -> datetime:
     as ``30m``, ``2h``, ``7d``; ``ValueError`` with the reason otherwise."""
     text = raw.strip()
     if match := RELATIVE.fullmatch(text):
-        return now - timedelta(**{UNITS[match[2]]: float(match[1])})
+        try:
+            return now - timedelta(**{UNITS[match[2]]: float(match[1])})
+        except OverflowError:  # beyond timedelta's or datetime's range: before year 1
+            raise ValueError(f"too long ago: {raw[:40]!r} (at most {now.year - 1} years)") from None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:

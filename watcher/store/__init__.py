@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from watcher.core.faces import lazy
-from watcher.store.journal import Entry, HistoryQuery, Journal, JournalEvent
+from watcher.store.journal import Entry, HistoryQuery, Journal, JournalEvent, UnreadableEntry
 from watcher.store.port import (
     Document,
     PutResult,
@@ -34,6 +34,7 @@ __all__ = [
     "Replace",
     "StoredDocument",
     "SyncMark",
+    "UnreadableEntry",
     "WorkOrderStore",
     "read_history",
     "with_store",

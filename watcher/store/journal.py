@@ -7,13 +7,16 @@ one contract suite; retention is by age and by a count, so the journal stays bou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
+
+from watcher.core.errors import CommandFailed, capped
+from watcher.core.printable import printable
 
 Direction = Literal["in", "out"]
 
@@ -93,8 +96,33 @@ def encode(entry: Entry) -> bytes:
     return _encode(entry)
 
 
+class UnreadableEntry(CommandFailed):
+    """An entry in the journal that is not one of ours (written by hand, or by another
+    program into the same table or collection): reading the history says so in one line."""
+
+
 def decode(data: bytes | str) -> Entry:
-    return _decode(data)
+    """An entry as the embedded store keeps it (JSON); ``UnreadableEntry`` if it is not one."""
+    try:
+        return _decode(data)
+    except msgspec.DecodeError as exc:  # also a ValidationError
+        raise _unreadable(exc, data) from None
+
+
+def convert(doc: Mapping[str, Any]) -> Entry:
+    """An entry as MongoDB returns it; ``UnreadableEntry`` if it is not one."""
+    try:
+        return msgspec.convert(doc, Entry)
+    except msgspec.ValidationError as exc:
+        raise _unreadable(exc, doc) from None
+
+
+def _unreadable(exc: Exception, found: object) -> UnreadableEntry:
+    shown = printable(capped(repr(found), 120))
+    return UnreadableEntry(
+        f"the sync journal holds an entry that is not a watcher entry ({capped(str(exc))}):"
+        f" {shown}; remove it from the journal"
+    )
 
 
 _encode = msgspec.json.Encoder().encode

@@ -7,12 +7,13 @@ Each row keeps the whole document as JSON plus the columns the rules need: the n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -34,7 +35,6 @@ from watcher.store.port import (
 )
 
 T = TypeVar("T")
-OLDEST: Final = rows.EPOCH - timedelta(days=1)  # what a stored non-date counts as
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
 WAKE_POLL_SECONDS: Final = 0.2  # how often writes by other processes are looked for
 
@@ -55,8 +55,12 @@ CREATE INDEX IF NOT EXISTS workorders_unsynced_age ON workorders (updated_at) WH
 OLDEST_UNSYNCED: Final = "SELECT min(updated_at) FROM workorders WHERE synced = 0"
 
 
-def _stored_version(millis: int | None) -> datetime:
-    return OLDEST if millis is None else rows.from_millis(millis)
+def _outcome(doc: str | None, millis: int | None, incoming: datetime) -> Outcome:
+    """Newer wins; a stored ``updatedAt`` that is no date (or none) is older than any
+    version, however early (MongoDB's filter: ``$not: {$type: "date"}``)."""
+    if doc is None:
+        return Outcome.INSERTED
+    return Outcome.UPDATED if millis is None else decide(rows.from_millis(millis), incoming)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -65,6 +69,12 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return info.st_dev, info.st_ino
+
+
+def _durable_files(path: Path) -> tuple[Path, ...]:
+    """The files an acknowledged write rests on: the database, its write-ahead log (a
+    commit is durable there until a checkpoint copies it over) and the log's index."""
+    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
 
 def connect(path: Path, create: bool = True) -> sqlite3.Connection:
@@ -106,7 +116,8 @@ class SqliteStore:
         self._watch: sqlite3.Connection | None = None
         self._wake: anyio.Event | None = None  # while following: our own writes wake it
         self._ids = rows.object_ids()
-        self._identity: tuple[int, int] | None = None  # the file opened: device and inode
+        # the files opened (``_durable_files``): device and inode each, None if absent
+        self._identity: dict[Path, tuple[int, int] | None] = {}
         self._commits = 0  # our own commits (``data_version`` only changes for others')
         self._counted: tuple[tuple[int, int], tuple[int, int]] | None = None
 
@@ -133,9 +144,11 @@ class SqliteStore:
         self._conn = connect(self._path, create)
         if create:
             self._conn.executescript(SCHEMA)
-        rows.migrate(self._conn)  # an existing store is brought up to date, whoever opens it
+        rows.migrate(
+            self._conn, self._path
+        )  # an existing store is brought up to date, whoever opens it
         self._watch = connect(self._path, create)
-        self._identity = _identity(self._path)
+        self._identity = {path: _identity(path) for path in _durable_files(self._path)}
 
     async def close(self) -> None:
         for conn in (self._conn, self._watch):
@@ -166,13 +179,23 @@ class SqliteStore:
             return work()
 
     def _check_same_file(self) -> None:
-        """Never acknowledge a write into a file that no longer has the store's name."""
-        if self._identity is not None and _identity(self._path) != self._identity:
-            raise StoreDamaged(
-                f"embedded store {self._path} was deleted or replaced while the worker ran:"
-                " nothing more is written to it; restore the file, or restart the worker to"
-                " begin a new store"
-            )
+        """Never acknowledge a write into a file that no longer has the store's name: the
+        database, or the write-ahead log every commit goes to first (deleted, SQLite would
+        go on writing into the unlinked log, and a crash would lose all of it)."""
+        for path, known in self._identity.items():
+            if known is not None and _identity(path) != known:
+                self._save_what_was_acknowledged()
+                raise StoreDamaged(
+                    f"embedded store {self._path}: {path.name} was deleted or replaced while"
+                    " the worker ran: nothing more is written to it; restore the file, or"
+                    " restart the worker (which keeps what was stored)"
+                )
+
+    def _save_what_was_acknowledged(self) -> None:
+        """Copy the unlinked log's commits into the database while it is still open."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(FULL)")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -198,8 +221,7 @@ class SqliteStore:
             writes: list[tuple[OrderUpsert, str | None]] = []
             for number, index in winner.items():
                 millis, doc = stored.get(number, (None, None))
-                when = None if doc is None else _stored_version(millis)
-                outcomes[index] = outcome = decide(when, orders[index].updatedAt)
+                outcomes[index] = outcome = _outcome(doc, millis, orders[index].updatedAt)
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
                     writes.append((orders[index], doc))
             # rows made as they are written: a batch's encoded rows never coexist

@@ -72,7 +72,7 @@ class Inbound:
         soonest = min((when for when in due if when is not None), default=None)
         if soonest is None:
             return self.rescan_seconds
-        return max(0.0, min(soonest - time.time(), self.rescan_seconds))
+        return max(0.0, min(soonest - time.monotonic(), self.rescan_seconds))
 
     async def drain(self, stop: anyio.Event | None = None) -> None:
         """Process every document waiting, a batch at a time: take, store, file away.
@@ -126,7 +126,7 @@ class Inbound:
 
     async def _file_unfiled(self) -> None:
         """Try again to file away what could not be (a full disk, a read-only folder)."""
-        if not self._unfiled or time.time() < self._refile_at:
+        if not self._unfiled or time.monotonic() < self._refile_at:
             return
         waiting, self._unfiled = self._unfiled, []
         now = datetime.now(UTC)
@@ -149,7 +149,9 @@ class Inbound:
                 verdict = item.verdict and item.verdict.stored()
                 kept = msgspec.structs.replace(item, verdict=verdict)
                 self._unfiled.append(FiledFile(kept, where, mine))
-                self._refile_at = time.time() + self.rescan_seconds
+                self._refile_at = (
+                    time.monotonic() + self.rescan_seconds
+                )  # a wait: never the wall clock
             yield done
 
 

@@ -152,7 +152,7 @@ def failed_lines(entries: list[FailedFile], inbound: Path) -> Iterator[str]:
     if entries:
         count = "1 failed file" if len(entries) == 1 else f"{len(entries)} failed files"
         yield (
-            f"{count}; watcher requeue NAME (or no NAME: all) moves them back to {inbound}"
+            f"{count}; watcher requeue -- NAME (or no NAME: all) moves them back to {inbound}"
             " to be read again"
         )
 

@@ -22,7 +22,7 @@ import msgspec
 from watcher import fs as files
 from watcher.core.errors import MalformedFile, RejectedInput
 from watcher.core.settings import Settings
-from watcher.erp.folders import claims, filing, layout
+from watcher.erp.folders import checked, claims, filing, layout
 from watcher.erp.port import Backlog, Judge, NotFiled, Taken, Trouble
 
 log = logging.getLogger(__name__)
@@ -56,17 +56,21 @@ class FolderSource:
         others = (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
         layout.prepare((inbound, *others))
         layout.same_file_system(inbound, others)
+        checked.refuse_aliases(inbound, others)
         self._claims = claims.ClaimDir.create(s.inbound_dir)
         try:
             layout.remove_stale_temps(s.failed_dir)  # reports cut short by an older version
         except OSError as exc:
             log.warning("cannot clear temporary files in %s: %s", s.failed_dir, exc)
         resumed = 0
-        for orphan in claims.orphaned_claims(s.inbound_dir):
-            try:
-                resumed += len(claims.resume(orphan, s.inbound_dir, s.archive_dir, s.failed_dir))
-            except OSError as exc:  # what is left there waits for the next start
-                log.warning("cannot resume the claims in %s: %s", orphan, exc)
+        with claims.orphaned_claims(s.inbound_dir) as orphans:
+            for orphan in orphans:
+                try:
+                    resumed += len(
+                        claims.resume(orphan, s.inbound_dir, s.archive_dir, s.failed_dir)
+                    )
+                except OSError as exc:  # what is left there waits for the next start
+                    log.warning("cannot resume the claims in %s: %s", orphan.path, exc)
         return resumed
 
     async def close(self) -> int:
@@ -126,7 +130,7 @@ class FolderSource:
         except OSError as exc:
             self._folder_trouble(exc)
             return []
-        now = time.time()
+        now = time.monotonic()
         present = set(names)
         self.deferred = {n: s for n, s in self.deferred.items() if n in present}
         return [n for n in names if n not in self.deferred or self.deferred[n].due <= now]
@@ -156,7 +160,7 @@ class FolderSource:
         self, names: Sequence[str], judge: Judge, stopping: Callable[[], bool]
     ) -> list[Taken]:
         """Read, judge and claim each file (blocking: runs in a worker thread)."""
-        now = time.time()
+        now = time.monotonic()
         taken = []
         for name in names:
             if stopping():
@@ -194,18 +198,18 @@ class FolderSource:
             return Taken(name, path, landed, error=exc, version=version), info
 
     def _settling(self, item: Taken, info: os.stat_result | None, now: float) -> bool:
-        """Whether a file that does not decode may still be being written: not yet quiet
-        for the settle time since it last changed (by its mtime, or by when we saw it
-        change when its mtime is ahead of our clock)."""
+        """Whether a file that does not decode may still be being written: not yet seen
+        unchanged for the settle time. Measured on the monotonic clock from when this worker
+        first saw it as it is (``now``): a step of the wall clock, or an mtime ahead of it or
+        behind it, neither hurries nor holds up the judgement; the mtime only tells a change."""
         if info is None or not isinstance(item.error, MalformedFile):
             return False
         seen = self.deferred.get(item.name)
         since = seen.since if seen is not None and seen.version == item.version else now
-        quiet = min(info.st_mtime, since)
-        if now - quiet >= self.settings.settle_seconds:
+        if now - since >= self.settings.settle_seconds:
             return False
         self.deferred[item.name] = _Settling(
-            quiet + self.settings.settle_seconds, item.version, since
+            since + self.settings.settle_seconds, item.version, since
         )
         return True
 
@@ -251,7 +255,8 @@ class FolderSource:
 
 
 class _Settling(NamedTuple):
-    """A file that does not decode yet: when to look again, and since when it is unchanged."""
+    """A file that does not decode yet: when to look again, and since when it is unchanged
+    (``time.monotonic()`` readings both)."""
 
     due: float
     version: object

@@ -51,11 +51,11 @@ def requeue(settings: Settings, names: Sequence[str]) -> tuple[list[str], list[s
         if not path.is_file() or path.name.endswith(REPORT_SUFFIX):
             missing.append(path.name)
             continue
-        target = files.move_without_clobber(path, settings.inbound_dir, path.name)
         report = path.with_name(path.name + REPORT_SUFFIX)
-        if report.exists():
-            aside.mkdir(exist_ok=True)
+        if report.exists():  # first: a requeue cut short leaves a file (which a rerun
+            aside.mkdir(exist_ok=True)  # moves), never a report without its file
             files.move_without_clobber(report, aside, report.name)
+        target = files.move_without_clobber(path, settings.inbound_dir, path.name)
         moved.append(os.path.basename(target))
     return moved, missing
 
@@ -73,8 +73,10 @@ class Pruned:
 
 
 def prune(settings: Settings, cutoff: float, dry_run: bool) -> Pruned:
-    """Remove files in archive/ and failed/ last modified before ``cutoff`` (epoch seconds),
-    a failed file together with its report; a report alone (requeued) by its own age."""
+    """Remove files in archive/ and failed/ that arrived there before ``cutoff`` (epoch
+    seconds), a failed file together with its report; a report alone (requeued) by its own
+    arrival. Reports go before their files: a prune cut short leaves a failed file without
+    its report (which a rerun removes), never a report whose file is gone."""
     failed = settings.failed_dir
     folders = [settings.archive_dir, failed, failed / REQUEUED_REPORTS]
     if not any(folder.is_dir() for folder in folders[:2]):
@@ -84,7 +86,7 @@ def prune(settings: Settings, cutoff: float, dry_run: bool) -> Pruned:
         )
     pruned = Pruned()
     for folder in folders:
-        doomed = list(_older(folder, cutoff))
+        doomed = sorted(_older(folder, cutoff), key=lambda p: not p.name.endswith(REPORT_SUFFIX))
         if not dry_run:
             doomed = [path for path in doomed if _removed(path, pruned.errors)]
         pruned.removed[folder] = doomed
@@ -100,11 +102,11 @@ def _older(folder: Path, cutoff: float) -> Iterator[Path]:
             paths.get(name.removesuffix(REPORT_SUFFIX)) if name.endswith(REPORT_SUFFIX) else None
         )
         judged = owner or path  # a report goes with its file
-        try:
-            modified = judged.stat().st_mtime  # rename keeps it: when the ERP wrote the file
+        try:  # when it arrived: the worker's rename or link sets the ctime, while the mtime
+            arrived = judged.stat().st_ctime  # is the ERP's (``cp -p`` keeps an old one)
         except FileNotFoundError:
             continue  # moved meanwhile (requeued, say)
-        if modified < cutoff:
+        if arrived < cutoff:
             yield path
 
 
