@@ -199,10 +199,13 @@ class FolderSource:
 
     def _settling(self, item: Taken, info: os.stat_result | None, now: float) -> bool:
         """Whether a file that does not decode may still be being written: not yet seen
-        unchanged for the settle time. Measured on the monotonic clock from when this worker
-        first saw it as it is (``now``): a step of the wall clock, or an mtime ahead of it or
-        behind it, neither hurries nor holds up the judgement; the mtime only tells a change."""
+        unchanged for the settle time. A file whose mtime is that long past is quiet (files
+        waiting since before the start are judged at once); otherwise the wait is measured
+        on the monotonic clock from when this worker first saw it as it is (``now``), so a
+        step of the wall clock or an mtime ahead of it never holds up the judgement."""
         if info is None or not isinstance(item.error, MalformedFile):
+            return False
+        if info.st_mtime <= time.time() - self.settings.settle_seconds:
             return False
         seen = self.deferred.get(item.name)
         since = seen.since if seen is not None and seen.version == item.version else now
