@@ -99,6 +99,7 @@ class Worker:
         self.store = store
         self.integration = integration
         self.stats = stats
+        stats.trigger = store.trigger  # the store's sweeps and progress, in every snapshot
         self.retry = retry
         self.opened = False  # the store was reached: files may have been claimed
         self.graced_out = False  # a stop did not wait for the batch in flight to finish

@@ -17,7 +17,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from watcher.core.printable import printable
-from watcher.observe import api
+from watcher.observe import api, families
 from watcher.observe.heartbeat import FRESH_SECONDS
 from watcher.observe.http_server import TEXT, HttpServer, Response
 from watcher.sync.stats import ORDERS, Count, Snapshot
@@ -56,10 +56,11 @@ class SnapshotCollector:
         snapshot = self.latest
         if snapshot is None:
             return
+        yield families.build_info()
         yield from _counters(snapshot)
         yield from _gauges(snapshot)
-        yield _latency("watcher_inbound_latency_seconds", "File landed → committed.", snapshot)
-        yield _latency("watcher_outbound_latency_seconds", "TracOS change → file.", snapshot)
+        yield from families.latencies(snapshot)
+        yield from families.trigger(snapshot)
 
 
 def _counters(snapshot: Snapshot) -> Iterator[Metric]:
@@ -110,16 +111,6 @@ def _lag(snapshot: Snapshot) -> Iterator[Metric]:
         "Age of the oldest unsynced work order, since its updatedAt (0: none).",
         snapshot.unsynced_age or 0.0,
     )
-
-
-def _latency(name: str, documentation: str, snapshot: Snapshot) -> Metric:
-    """p50/p95 of the recent samples as a summary with quantiles only (no sum, no count)."""
-    metric = Metric(name, f"{documentation} Recent samples, seconds.", "summary")
-    pair = snapshot.latency_in if name.startswith("watcher_inbound") else snapshot.latency_out
-    if pair is not None:
-        for quantile, value in zip(("0.5", "0.95"), pair, strict=True):
-            metric.add_sample(name, {"quantile": quantile}, value)
-    return metric
 
 
 def readiness(snapshot: Snapshot | None, age: float, fresh_seconds: float = FRESH_SECONDS) -> str:
