@@ -34,6 +34,7 @@ from watcher.store.configured import build_journal, build_store
 from watcher.sync.inbound import Inbound
 from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
+from watcher.sync.pausing import read_paused
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Count, Snapshot, Stats, StoreState
 
@@ -154,6 +155,7 @@ class Worker:
         )
         prepare(folders)
         prune_stopped(self.settings, datetime.now(UTC))
+        self.stats.pauses.update(read_paused(self.settings.state_dir))  # before any work
 
     async def close(self) -> None:
         """Release the claim folder (a later start resumes anything left in it)."""
@@ -209,6 +211,7 @@ class Worker:
             inbound_done.set()
 
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self.stats.pauses.follow, self.settings.state_dir)
             tg.start_soon(inbound)
             tg.start_soon(self.outbound.run)
             tg.start_soon(self.reporting.run, report, every)
@@ -231,7 +234,8 @@ class Worker:
                 break
             # files not yet valid JSON: judge them once they have been quiet long enough
             await anyio.sleep(max(0.05, due - time.time()))
-        await self.outbound.sweep()
+        if not self.stats.pauses.holds("outbound"):
+            await self.outbound.sweep()
         await self.journal.forget()
 
 

@@ -39,6 +39,7 @@ def snapshot(connected: bool = True) -> Snapshot:
     stats.latency_in.extend([0.01, 0.03])
     stats.waiting_age, stats.in_flight, stats.unsynced_age = 12.0, 7, 3630.0
     stats.trigger.swept(0.5, 3)
+    stats.pauses.update(frozenset({"outbound"}))
     stats.trigger.progressed(1_790_000_000.0)
     if not connected:
         stats.count(Count.RETRIES, 2)
@@ -96,6 +97,8 @@ def test_metrics_expose_the_snapshot_counters(server: MetricsServer) -> None:
         "watcher_inbound_latency_seconds_sum 0.04",
         "watcher_outbound_latency_seconds_count 0.0",
         "watcher_sweeps_total 1.0",
+        'watcher_paused{direction="inbound"} 0.0',
+        'watcher_paused{direction="outbound"} 1.0',
         "watcher_swept_orders_total 3.0",
         "watcher_sweep_seconds_total 0.5",
         "watcher_last_sweep_duration_seconds 0.5",

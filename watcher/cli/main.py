@@ -203,7 +203,17 @@ def _parser() -> argparse.ArgumentParser:
         "--outbound", action="store_true", help="of the files written for the ERP instead"
     )
     schema.set_defaults(command=_in("watcher.cli.store_commands", "cmd_schema"))
+    for verb, says in HOLDS.items():
+        hold = commands.add_parser(verb, help=says)
+        hold.add_argument("direction", choices=("inbound", "outbound"))
+        hold.set_defaults(command=_in("watcher.cli.operate", f"cmd_{verb}"))
     return parser
+
+
+HOLDS = {
+    "pause": "hold one direction, also across restarts (the batch in flight finishes)",
+    "resume": "end a pause",
+}
 
 
 def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:

@@ -61,6 +61,7 @@ class SnapshotCollector:
         yield from _gauges(snapshot)
         yield from families.latencies(snapshot)
         yield from families.trigger(snapshot)
+        yield families.pauses(snapshot.paused)
 
 
 def _counters(snapshot: Snapshot) -> Iterator[Metric]:

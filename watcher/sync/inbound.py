@@ -90,7 +90,7 @@ class Inbound:
         while names := [n for n in await self._waiting() if n not in tried]:
             tried.update(names)
             for start in range(0, len(names), self.batch_size):
-                if stopping():
+                if stopping() or self.stats.pauses.holds("inbound"):
                     return
                 batch = names[start : start + self.batch_size]
                 taken = await self.source.take(batch, self._judge, stopping)

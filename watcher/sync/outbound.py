@@ -85,6 +85,7 @@ class Outbound:
 
     async def export(self, docs: Sequence[StoredDocument]) -> None:
         """Export, then mark, in batches; one version per document (the newest read)."""
+        await self.stats.pauses.wait("outbound")  # held by `watcher pause outbound`
         newest = list({doc.key: doc for doc in docs}.values())
         size = self.batch_size
         async with self._lock:

@@ -19,6 +19,7 @@ import msgspec
 
 from watcher.core.tracos import Outcome
 from watcher.store.port import TriggerProgress
+from watcher.sync.pausing import Direction, Pauses
 
 RECENT: Final = 10
 RECENT_UNEXPORTABLE: Final = 5  # listed in snapshots and the status file; the rest counted
@@ -144,6 +145,7 @@ class Snapshot:
     histogram_in: Histogram = Histogram()  # every sample since start, in buckets
     histogram_out: Histogram = Histogram()
     trigger: TriggerProgress = field(default_factory=TriggerProgress)  # a copy, see Stats
+    paused: frozenset[Direction] = frozenset()  # directions held by ``watcher pause``
 
 
 @dataclass
@@ -167,6 +169,7 @@ class Stats:
     unsynced_age: float | None = None
     # the store's outbound trigger writes here (the worker shares its store's object)
     trigger: TriggerProgress = field(default_factory=TriggerProgress)
+    pauses: Pauses = field(default_factory=Pauses)
 
     def problem(self, what: str, reason: str) -> bool:
         """A side effect (status file, …) failed; True when it is news."""
@@ -230,6 +233,7 @@ class Stats:
             histogram_in=self.latency_in.histogram(),
             histogram_out=self.latency_out.histogram(),
             trigger=msgspec.structs.replace(self.trigger),
+            paused=self.pauses.held,
         )
 
 
