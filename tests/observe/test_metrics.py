@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import platform
+import re
 import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
@@ -198,3 +200,18 @@ def test_rude_scrapes_are_quiet_and_cost_no_threads(
             conn.close()
     captured = capfd.readouterr()
     assert "Traceback" not in captured.out + captured.err
+
+
+def test_every_metric_is_documented(server: MetricsServer) -> None:
+    """docs/metrics.md names every metric family /metrics serves."""
+    server.update(snapshot())
+    body = get(server, "/metrics")[1]
+    families = {
+        line.split()[2].removesuffix("_total")
+        for line in body.splitlines()
+        if line.startswith("# TYPE")
+    }
+    docs = (Path(__file__).parents[2] / "docs" / "metrics.md").read_text()
+    named = {name.removesuffix("_total") for name in re.findall(r"`(watcher_\w+)`", docs)}
+    assert len(families) > 20
+    assert families <= named, f"undocumented: {sorted(families - named)}"
