@@ -269,9 +269,16 @@ def _metrics(settings: Settings) -> Iterator[MetricsServer]:
     not this host's is a setting error."""
     from watcher.observe import api  # the HTTP answers: only a worker that serves them imports them
     from watcher.observe.metrics import MetricsServer
+    from watcher.observe.security import exposure_warning, tls_context, token_guard
 
     host, port = settings.metrics_host, settings.metrics_port or 0
-    server = MetricsServer(port, host, routes=lambda served: api.routes(settings, served.latest))
+    server = MetricsServer(
+        port,
+        host,
+        routes=lambda served: api.routes(settings, served.latest),
+        guard=token_guard(settings.http_token, settings.metrics_token_required),
+        tls=tls_context(settings),
+    )
     try:
         server.start()
     except OSError as exc:  # asyncio's bind error repeats the address: its errno says it
@@ -280,7 +287,10 @@ def _metrics(settings: Settings) -> Iterator[MetricsServer]:
             f"METRICS_HOST/METRICS_PORT: cannot listen on {_url_host(host)}:{port}: {reason or exc}"
         ) from None
     paths = ", ".join(["/livez", "/readyz", *server.routes])
-    url = f"http://{_url_host(server.host)}:{server.port}"
+    scheme = "https" if settings.tls_cert_file else "http"
+    url = f"{scheme}://{_url_host(server.host)}:{server.port}"
+    if warning := exposure_warning(settings):
+        log.warning("%s", warning)
     log.info("metrics on %s/metrics (also %s)", url, paths, extra={"url": url})
     try:
         yield server

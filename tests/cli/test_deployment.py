@@ -16,7 +16,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from watcher.core.settings import VARIABLES, Settings, load_settings
+from watcher.core.settings import SECRETS, VARIABLES, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$")
@@ -165,8 +165,10 @@ def test_compose_documents_the_polling_switch() -> None:
 
 
 def test_env_example_names_exactly_the_settings_variables() -> None:
-    """Every variable in .env.example is read by the worker, and every one is documented."""
-    assert {name for name, _ in _env_example_lines()} == set(VARIABLES)
+    """Every variable in .env.example is read by the worker, and every one is documented
+    (with the ``*_FILE`` form of each secret)."""
+    files = {f"{name}_FILE" for name in SECRETS}
+    assert {name for name, _ in _env_example_lines()} == set(VARIABLES) | files
 
 
 def test_env_example_loads_to_the_defaults() -> None:

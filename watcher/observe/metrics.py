@@ -7,6 +7,7 @@ registry, never the global one); a small HTTP server serves ``/metrics``, ``/liv
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Final, Self
@@ -19,7 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 from watcher.core.printable import printable
 from watcher.observe import api, families
 from watcher.observe.heartbeat import FRESH_SECONDS
-from watcher.observe.http_server import TEXT, HttpServer, Response
+from watcher.observe.http_server import TEXT, Guard, HttpServer, Response
 from watcher.sync.stats import ORDERS, Count, Snapshot
 
 # counter name (without _total) → (snapshot counter, help text)
@@ -143,15 +144,19 @@ class MetricsServer:
         fresh_seconds: float = FRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         routes: Callable[[MetricsServer], Mapping[str, api.Route]] | None = None,
+        *,
+        guard: Guard | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        """``routes``: the JSON routes, made for this server (they may ask ``latest``)."""
+        """``routes``: the JSON routes, made for this server (they may ask ``latest``);
+        ``guard`` refuses requests without the token; ``tls``: HTTPS only."""
         self.collector = SnapshotCollector()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
         self.fresh_seconds = fresh_seconds
         self._clock = clock
         self._received: float | None = None
-        self._http = HttpServer(self.respond, host, port)
+        self._http = HttpServer(self.respond, host, port, guard=guard, tls=tls)
         self.routes = dict(routes(self)) if routes else {}
 
     async def __call__(self, snapshot: Snapshot) -> None:
