@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -347,3 +348,16 @@ def remove_stale_temps(folder: Path) -> None:
     """Temp files of ours left by a crash mid-write (the document stayed unsynced)."""
     for path in folder.glob(".*.tmp"):
         path.unlink(missing_ok=True)
+
+
+def disk_space(folders: dict[str, Path]) -> dict[str, tuple[int, int]]:
+    """Free and total bytes of the file system holding each folder (one that cannot be
+    asked, e.g. not created yet, is left out)."""
+    space = {}
+    for name, folder in folders.items():
+        try:
+            usage = shutil.disk_usage(folder)
+        except OSError:
+            continue
+        space[name] = (usage.free, usage.total)
+    return space

@@ -41,6 +41,7 @@ def snapshot(connected: bool = True) -> Snapshot:
     stats.latency_in.extend([0.01, 0.03])
     stats.waiting_age, stats.in_flight, stats.unsynced_age = 12.0, 7, 3630.0
     stats.trigger.swept(0.5, 3)
+    stats.disk = {"state": (250, 1000)}
     stats.pauses.update(frozenset({"outbound"}))
     stats.trigger.progressed(1_790_000_000.0)
     if not connected:
@@ -99,6 +100,9 @@ def test_metrics_expose_the_snapshot_counters(server: MetricsServer) -> None:
         "watcher_inbound_latency_seconds_sum 0.04",
         "watcher_outbound_latency_seconds_count 0.0",
         "watcher_sweeps_total 1.0",
+        'watcher_folder_free_bytes{folder="state"} 250.0',
+        'watcher_folder_size_bytes{folder="state"} 1000.0',
+        "watcher_last_snapshot_timestamp_seconds 1.79516523e+09",
         'watcher_paused{direction="inbound"} 0.0',
         'watcher_paused{direction="outbound"} 1.0',
         "watcher_swept_orders_total 3.0",

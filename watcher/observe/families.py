@@ -92,3 +92,27 @@ def pauses(paused: frozenset[str]) -> Metric:
     for direction in DIRECTIONS:
         gauge.add_metric([direction], float(direction in paused))
     return gauge
+
+
+def worker(snapshot: Snapshot) -> Iterator[Metric]:
+    """When the newest snapshot was taken, and the room left for the data folders."""
+    yield GaugeMetricFamily(
+        "watcher_last_snapshot_timestamp_seconds",
+        "Unix time of the newest snapshot (one a second while the worker's loop runs).",
+        snapshot.now.timestamp(),
+    )
+    free = GaugeMetricFamily(
+        "watcher_folder_free_bytes",
+        "Free bytes on the file system of each data folder.",
+        labels=["folder"],
+    )
+    size = GaugeMetricFamily(
+        "watcher_folder_size_bytes",
+        "Size in bytes of the file system of each data folder.",
+        labels=["folder"],
+    )
+    for folder, (available, total) in sorted(snapshot.disk.items()):
+        free.add_metric([folder], available)
+        size.add_metric([folder], total)
+    yield free
+    yield size

@@ -63,6 +63,7 @@ class SnapshotCollector:
         yield from families.latencies(snapshot)
         yield from families.trigger(snapshot)
         yield families.pauses(snapshot.paused)
+        yield from families.worker(snapshot)
 
 
 def _counters(snapshot: Snapshot) -> Iterator[Metric]:

@@ -146,6 +146,7 @@ class Snapshot:
     histogram_out: Histogram = Histogram()
     trigger: TriggerProgress = field(default_factory=TriggerProgress)  # a copy, see Stats
     paused: frozenset[Direction] = frozenset()  # directions held by ``watcher pause``
+    disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # folder → free, total
 
 
 @dataclass
@@ -170,6 +171,7 @@ class Stats:
     # the store's outbound trigger writes here (the worker shares its store's object)
     trigger: TriggerProgress = field(default_factory=TriggerProgress)
     pauses: Pauses = field(default_factory=Pauses)
+    disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # folder → free, total
 
     def problem(self, what: str, reason: str) -> bool:
         """A side effect (status file, …) failed; True when it is news."""
@@ -234,6 +236,7 @@ class Stats:
             histogram_out=self.latency_out.histogram(),
             trigger=msgspec.structs.replace(self.trigger),
             paused=self.pauses.held,
+            disk=self.disk,
         )
 
 
