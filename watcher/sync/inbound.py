@@ -27,6 +27,7 @@ from watcher.store.journal import Entry
 from watcher.sync.journaling import Recorder
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import ORDERS, RECENT, Count, Stats
+from watcher.sync.tracing import listed, traced
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class Inbound:
             log.exception("unexpected error judging a file")
             raise RejectedInput(f"unexpected error while judging the file: {exc!r}") from exc
 
+    @traced("inbound batch", lambda _, taken: listed("watcher.files", [t.shown for t in taken]))
     async def _store_and_file(self, taken: list[Taken]) -> None:
         """Second stage: one bulk upsert (waiting out outages), then archive/quarantine."""
         orders = [o for t in taken if t.verdict for o in t.verdict.orders]

@@ -28,6 +28,7 @@ from watcher.store.journal import Entry
 from watcher.sync.journaling import Recorder
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Count, Failure, Stats
+from watcher.sync.tracing import listed, traced
 
 log = logging.getLogger(__name__)
 WRITE_ATTEMPTS: Final = 5  # per batch; files still failing are tried again later
@@ -92,6 +93,10 @@ class Outbound:
             for start in range(0, len(newest), size):
                 await self._export_batch(newest[start : start + size])
 
+    @traced(
+        "outbound export",
+        lambda _, docs: listed("watcher.orders", [_number(d.doc.get("number")) or 0 for d in docs]),
+    )
     async def _export_batch(self, docs: Sequence[StoredDocument]) -> None:
         """Claim the files' names, keep what is still unsynced at the version read, write
         it, mark it, release: a stale read (another worker's newer export meanwhile, a
