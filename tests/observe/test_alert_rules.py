@@ -50,3 +50,12 @@ def test_every_alert_has_a_unit_test_that_passes() -> None:
     ran = promtool("test", "rules", tests.name)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "SUCCESS" in ran.stdout
+
+
+def test_ci_installs_prometheus_and_may_not_skip() -> None:
+    """scripts/test installs the prometheus package (as the MongoDB test server), and
+    .ci/run turns a missing promtool or Prometheus into a failure."""
+    root = RULES.parents[2]
+    assert "source scripts/_prometheus.sh" in (root / "scripts" / "test").read_text()
+    assert "apt-get install" in (root / "scripts" / "_prometheus.sh").read_text()
+    assert "WATCHER_TEST_REQUIRE_PROMETHEUS=1" in (root / ".ci" / "run").read_text()
