@@ -17,11 +17,11 @@ WORKDIR /src
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=uv.lock \
     --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    uv sync --frozen --no-dev --no-install-project
+    uv sync --frozen --no-dev --extra tracing --no-install-project
 COPY pyproject.toml uv.lock README.md ./
 COPY watcher ./watcher
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable
+    uv sync --frozen --no-dev --extra tracing --no-editable
 
 # --- runtime: the interpreter, the virtual environment, nothing else -------------------
 FROM ${PYTHON_IMAGE}

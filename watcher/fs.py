@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -238,3 +239,16 @@ def open_folder(folder: Path) -> int:
     """The folder's descriptor (created if missing), for ``make_durable`` and its fsync."""
     folder.mkdir(parents=True, exist_ok=True)
     return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def disk_space(folders: dict[str, Path]) -> dict[str, tuple[int, int]]:
+    """Free and total bytes of the file system holding each folder (one that cannot be
+    asked, e.g. not created yet, is left out)."""
+    space = {}
+    for name, folder in folders.items():
+        try:
+            usage = shutil.disk_usage(folder)
+        except OSError:
+            continue
+        space[name] = (usage.free, usage.total)
+    return space

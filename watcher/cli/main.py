@@ -215,7 +215,25 @@ def _parser() -> argparse.ArgumentParser:
         "--outbound", action="store_true", help="of the files written for the ERP instead"
     )
     schema.set_defaults(command=_in("watcher.cli.store_commands", "cmd_schema"))
+    _add_operations(commands)
     return parser
+
+
+def _add_operations(commands: argparse._SubParsersAction[OneLineParser]) -> None:
+    """``config``, ``pause`` and ``resume``: operating a deployment."""
+    config = commands.add_parser("config", help="effective settings and where each came from")
+    config.add_argument("--json", action="store_true", help="machine-readable output")
+    config.set_defaults(command=_in("watcher.cli.operate", "cmd_config"))
+    for verb, says in HOLDS.items():
+        hold = commands.add_parser(verb, help=says)
+        hold.add_argument("direction", choices=("inbound", "outbound"))
+        hold.set_defaults(command=_in("watcher.cli.operate", f"cmd_{verb}"))
+
+
+HOLDS = {
+    "pause": "hold one direction, also across restarts (the batch in flight finishes)",
+    "resume": "end a pause",
+}
 
 
 def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:

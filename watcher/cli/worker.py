@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from watcher import __version__
 from watcher.app import build_worker, run_once, serve
 from watcher.core.settings import Settings
 from watcher.core.tracos import Outcome
-from watcher.observe import setup_logging
+from watcher.observe import setup_logging, tracing_from
 from watcher.sync import ORDERS, Count, Snapshot
 
 log = logging.getLogger("watcher")
@@ -24,6 +25,11 @@ LIVE_REFRESH_SECONDS: Final = 0.25
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    with tracing_from(os.environ):  # before the store: its client reports its commands
+        return _run(settings, args)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     from watcher.observe import Header, LiveConsole, LogSummary, is_interactive
 
     worker = build_worker(settings)
@@ -55,9 +61,10 @@ def _banner(settings: Settings) -> str:
 
 
 def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
-    worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
-    setup_logging(settings, sys.stderr)
-    run_once(worker)
+    with tracing_from(os.environ):
+        worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
+        setup_logging(settings, sys.stderr)
+        run_once(worker)
     counts = once_counts(worker.stats.snapshot(datetime.now(UTC)))
     log.info("%s", once_summary(counts), extra={"counts": counts})
     return 0

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from watcher.observe.heartbeat import health_problem
     from watcher.observe.logs import fatal, log_format_of, setup_logging
     from watcher.observe.status_report import StoreAnswer, ask_store, gather_status, status_lines
+    from watcher.observe.tracing import tracing_from
 
 __all__ = [
     "Header",
@@ -32,6 +33,7 @@ __all__ = [
     "log_format_of",
     "setup_logging",
     "status_lines",
+    "tracing_from",
 ]
 __getattr__ = lazy(
     __name__,
@@ -48,6 +50,7 @@ __getattr__ = lazy(
         "log_format_of": "logs",
         "setup_logging": "logs",
         "status_lines": "status_report",
+        "tracing_from": "tracing",
         "gather_status": "status_report",
     },
 )

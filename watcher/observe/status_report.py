@@ -27,7 +27,7 @@ from watcher.observe.heartbeat import (
     running_problem,
 )
 from watcher.store import WorkOrderStore
-from watcher.sync import age
+from watcher.sync import age, read_paused
 
 CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
 LISTED: Final = 20  # unexportable orders printed; the rest are counted
@@ -83,6 +83,7 @@ def gather_status(
         "store_reachable": store_error is None,
         "store_error": store_error,
         "mode": running[0]["mode"] if running else "unknown (no worker running)",
+        "paused": sorted(read_paused(settings.state_dir)),  # `watcher pause`, until resumed
         **_counts(answer, files, now),
         **folder_counts(settings),
         "oldest_file_waiting_seconds": _oldest_waiting(settings, now),
@@ -186,6 +187,8 @@ def status_lines(report: dict[str, Any]) -> list[str]:
 def _shown(key: str, value: object, report: dict[str, Any]) -> object:
     """A value for a terminal; an age is "none" when nothing is behind, and so is the store
     error when the store answered."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
     if value is not None:
         return value
     answered = key == "store_error" and report["store_reachable"]

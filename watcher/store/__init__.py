@@ -18,6 +18,7 @@ from watcher.store.port import (
     Replace,
     StoredDocument,
     SyncMark,
+    TriggerProgress,
     WorkOrderStore,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "Replace",
     "StoredDocument",
     "SyncMark",
+    "TriggerProgress",
     "UnreadableEntry",
     "WorkOrderStore",
     "read_history",

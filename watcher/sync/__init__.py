@@ -6,24 +6,35 @@ the console, the metrics and the status file read it. The pipelines themselves a
 together by the composition root (``watcher.app``).
 """
 
+from watcher.sync.pausing import pause, read_paused, resume
 from watcher.sync.stats import (
+    BUCKETS,
     ORDERS,
     Count,
     Failure,
+    Histogram,
     RecentRates,
     Snapshot,
     Stats,
     StoreState,
     age,
 )
+from watcher.sync.tracing import current_tracer, use_tracer
 
 __all__ = [
+    "BUCKETS",
     "ORDERS",
     "Count",
     "Failure",
+    "Histogram",
     "RecentRates",
     "Snapshot",
     "Stats",
     "StoreState",
     "age",
+    "current_tracer",
+    "pause",
+    "read_paused",
+    "resume",
+    "use_tracer",
 ]

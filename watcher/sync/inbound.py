@@ -26,6 +26,7 @@ from watcher.sync.batches import FiledFile, InboundDone
 from watcher.sync.bookkeeping import Bookkeeping
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Stats
+from watcher.sync.tracing import listed, traced
 
 log = logging.getLogger("watcher.inbound")
 
@@ -89,7 +90,7 @@ class Inbound:
         while names := [n for n in await self._waiting() if n not in tried]:
             tried.update(names)
             for start in range(0, len(names), self.batch_size):
-                if stopping():
+                if stopping() or self.stats.pauses.holds("inbound"):
                     return
                 batch = names[start : start + self.batch_size]
                 taken = await self.source.take(batch, self._judge, stopping)
@@ -111,6 +112,7 @@ class Inbound:
             log.exception("unexpected error judging a file")
             raise RejectedInput(f"unexpected error while judging the file: {exc!r}") from exc
 
+    @traced("inbound batch", lambda _, taken: listed("watcher.files", [t.shown for t in taken]))
     async def _store_and_file(self, taken: list[Taken]) -> None:
         """Second stage: one bulk upsert (waiting out outages), then archive/quarantine."""
         orders = [o for t in taken if t.verdict for o in t.verdict.orders]

@@ -26,7 +26,9 @@ from watcher.erp import ErpFormat, OutboundFile, OutboundSink
 from watcher.store import JournalEvent, StoredDocument, SyncMark, WorkOrderStore
 from watcher.sync.batches import Exported, OutboundDone, Refused
 from watcher.sync.bookkeeping import Bookkeeping
+from watcher.sync.pausing import Pauses
 from watcher.sync.retrying import StoreRetry
+from watcher.sync.tracing import listed, traced
 
 log = logging.getLogger("watcher.outbound")
 WRITE_ATTEMPTS: Final = 5  # per batch; files still failing are tried again later
@@ -56,6 +58,7 @@ class Outbound:
     retry_max_seconds: float
     where: str  # for the log line: where the files went
     books: Bookkeeping
+    pauses: Pauses  # `watcher pause outbound` holds new exports
     reported: dict[str, Hashable] = field(default_factory=dict)  # key → version reported
     unwritten: set[str] = field(default_factory=set)  # keys whose file could not be written
     _lock: anyio.Lock = field(default_factory=anyio.Lock)  # one export at a time
@@ -82,12 +85,17 @@ class Outbound:
 
     async def export(self, docs: Sequence[StoredDocument]) -> None:
         """Export, then mark, in batches; one version per document (the newest read)."""
+        await self.pauses.wait("outbound")  # held by `watcher pause outbound`
         newest = list({doc.key: doc for doc in docs}.values())
         size = self.batch_size
         async with self._lock:
             for start in range(0, len(newest), size):
                 await self._export_batch(newest[start : start + size])
 
+    @traced(
+        "outbound export",
+        lambda _, docs: listed("watcher.orders", [_order_number(d) for d in docs]),
+    )
     async def _export_batch(self, docs: Sequence[StoredDocument]) -> None:
         """Claim the files' names, keep what is still unsynced at the version read, write
         it, mark it, release: a stale read (another worker's newer export meanwhile, a
@@ -190,3 +198,9 @@ def _exported(item: Export, event: JournalEvent) -> Exported:
 
 def _mark(item: Export) -> SyncMark:
     return SyncMark(item.doc.key, item.doc.version)
+
+
+def _order_number(doc: StoredDocument) -> int:
+    """The number a span lists for ``doc`` (0 for a document without a usable one)."""
+    number = doc.doc.get("number")
+    return number if isinstance(number, int) and not isinstance(number, bool) else 0
