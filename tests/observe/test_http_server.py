@@ -60,7 +60,8 @@ def test_idle_connections_cost_no_threads_and_time_out(server: HttpServer) -> No
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(300)]
     try:
         assert ask(server.port).endswith(b"hello /livez\n")
-        assert threading.active_count() == threads
+        # no thread per connection (other tests' idle pool threads may end meanwhile)
+        assert threading.active_count() <= threads
         for conn in idle[:5]:
             conn.settimeout(10)
             assert conn.recv(1) == b""  # closed by the server after request_seconds
