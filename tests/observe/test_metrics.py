@@ -151,6 +151,19 @@ def test_livez_answers_while_serving(server: MetricsServer) -> None:
     assert "watcher_" not in get(server, "/metrics")[1]
 
 
+def test_livez_fails_only_when_snapshots_stop(server: MetricsServer, clock: Clock) -> None:
+    """/livez: 200 through a store outage; 503 once no snapshot came for a minute (a stuck
+    loop), 200 again when they come back."""
+    server.update(snapshot(connected=False))
+    assert get(server, "/livez") == (200, "ok\n")
+    clock.now += 59.0
+    assert get(server, "/livez") == (200, "ok\n")
+    clock.now += 2.0
+    assert get(server, "/livez") == (503, "not live: no snapshot for 61 s (the loop is stuck)\n")
+    server.update(snapshot())
+    assert get(server, "/livez") == (200, "ok\n")
+
+
 def test_readyz_follows_the_store_and_the_snapshot_age(server: MetricsServer, clock: Clock) -> None:
     """/readyz is 200 only with a fresh snapshot of a connected store."""
     assert get(server, "/readyz") == (503, "not ready: no snapshot yet\n")

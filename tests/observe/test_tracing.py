@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.helpers.builders import tracos_doc
 from tests.helpers.conditions import wait_for
-from tests.helpers.workers import challenge_files, drop, env_for, names, opened_store, running
+from tests.helpers.workers import challenge_files, cli, drop, env_for, names, opened_store, running
 from watcher.core.settings import Settings
 from watcher.observe.logs import JsonFormatter
 from watcher.observe.tracing import disable, enable, wanted
@@ -46,8 +46,8 @@ def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
 async def test_a_span_per_inbound_batch_and_per_export(
     settings: Settings, spans: InMemorySpanExporter
 ) -> None:
-    """A file → an "inbound batch" span naming it; a TracOS change → an "outbound export"
-    span naming the order."""
+    """A file → an "inbound batch" span naming it, and its journal entries name the trace;
+    a TracOS change → an "outbound export" span naming the order."""
     name, data = next(iter(challenge_files(1).items()))
     async with running(settings):
         drop(settings.inbound_dir, name, data)
@@ -63,6 +63,10 @@ async def test_a_span_per_inbound_batch_and_per_export(
     print(batch.to_json())
     exported = [s.attributes for s in named(spans, "outbound export") if s.attributes]
     assert any(77 in cast(tuple[int, ...], a["watcher.orders"]) for a in exported)
+    assert batch.context is not None
+    story = json.loads(cli(settings, "history", "--file", name, "--json").stdout)
+    assert story
+    assert {entry["trace"] for entry in story} == {f"{batch.context.trace_id:032x}"}
 
 
 @pytest.mark.system

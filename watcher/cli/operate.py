@@ -32,7 +32,8 @@ def cmd_pause(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     direction = args.direction
     if resume(settings.state_dir, direction):
-        print(f"{direction} resumed: running workers take {direction} work again")
+        when = "within INBOUND_RESCAN_SECONDS" if direction == "inbound" else "within a second"
+        print(f"{direction} resumed: running workers take {direction} work again {when}")
     else:
         print(f"{direction} was not paused")
     return 0

@@ -132,6 +132,8 @@ def readiness(snapshot: Snapshot | None, age: float, fresh_seconds: float = FRES
 
 
 PATHS: Final = ("/metrics", "/livez", "/readyz")
+# No snapshot for this long (one comes every second): the worker's loop is stuck, restart it.
+LIVE_SECONDS: Final = 60.0
 
 
 class MetricsServer:
@@ -204,11 +206,22 @@ class MetricsServer:
             encode, content_type = choose_encoder(accept)
             return 200, content_type, encode(self.registry)
         if target.path == "/livez":
-            return 200, TEXT, b"ok\n"
+            return self._live()
         if target.path == "/readyz":
             return self._ready()
         known = ", ".join((*PATHS, *self.routes))
         return 404, TEXT, f"not found: {printable(target.path[:200])} (try {known})\n".encode()
+
+    def _live(self) -> Response:
+        """Alive unless the worker's loop has stopped taking snapshots (never the store:
+        snapshots go on through an outage); alive before the first one (start-up)."""
+        if self._received is not None and (age := self._clock() - self._received) > LIVE_SECONDS:
+            return (
+                503,
+                TEXT,
+                f"not live: no snapshot for {age:.0f} s (the loop is stuck)\n".encode(),
+            )
+        return 200, TEXT, b"ok\n"
 
     def _ready(self) -> Response:
         age = 0.0 if self._received is None else self._clock() - self._received

@@ -57,6 +57,7 @@ class Entry(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     reason: str | None = None
     counts: dict[str, int] | None = None
     worker: str | None = None
+    trace: str | None = None  # the OpenTelemetry trace id of the work, when tracing is on
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ A pause is a marker file in the state folder, so it outlives restarts until ``wa
 resume`` removes it, and every worker sharing the folder obeys it. A running worker looks
 at the markers every second; a paused direction takes no new work (the batch in flight
 finishes): inbound leaves files in the inbound folder, outbound holds the changes it is
-handed until the resume.
+handed until the resume. A resumed inbound direction takes files again at its next look
+(a file event, or ``INBOUND_RESCAN_SECONDS`` at most); a resumed outbound one at once.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, ParamSpec, TypeVar
 
+import msgspec
+
+from watcher.store import Entry
+
 P = ParamSpec("P")
 R = TypeVar("R")
 LISTED: Final = 100  # names and numbers kept in a span's attributes; the counts say all
@@ -51,3 +55,22 @@ def traced(
 def listed(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
     """``<prefix>.count`` and the first ``LISTED`` values as ``<prefix>`` (strings or ints)."""
     return {f"{prefix}.count": len(values), prefix: list(values[:LISTED])}
+
+
+def current_trace_id() -> str | None:
+    """The trace id (32 hex digits) of the span the caller is in; None when tracing is off
+    or there is no span."""
+    if _tracer is None:
+        return None
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return trace.format_trace_id(context.trace_id) if context.is_valid else None
+
+
+def traced_entries(entries: Sequence[Entry]) -> Sequence[Entry]:
+    """The journal entries, each naming the current trace (as they are without one)."""
+    trace_id = current_trace_id()
+    if trace_id is None:
+        return entries
+    return [msgspec.structs.replace(entry, trace=trace_id) for entry in entries]
