@@ -127,6 +127,7 @@ class Worker:
             str(settings.outbound_dir),
             self.journal,
         )
+        self.inbound.repair = self.outbound.repair
 
     async def open(self, meanwhile: TaskGroup | None = None) -> None:
         """Folders and the claim lock (a bad folder raises ``ConfigError``), then the store;

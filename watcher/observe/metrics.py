@@ -36,6 +36,10 @@ COUNTERS: Final = {
         Count.CHANGED_DURING_EXPORT,
         "Exported work orders left unsynced because they changed meanwhile.",
     ),
+    "watcher_outbound_repaired": (
+        Count.REPAIRED,
+        "Outbound files rewritten because they held another version than the store's.",
+    ),
     "watcher_store_retries": (
         Count.RETRIES,
         "Store calls retried after the store was unavailable.",

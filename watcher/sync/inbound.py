@@ -25,6 +25,7 @@ from watcher.erp.port import ErpFormat, FileVerdict, InboundSource, NotFiled, Ta
 from watcher.store import WorkOrderStore
 from watcher.store.journal import Entry
 from watcher.sync.journaling import Recorder
+from watcher.sync.repair import Repair
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import ORDERS, RECENT, Count, Stats
 
@@ -41,6 +42,7 @@ class Inbound:
     batch_size: int
     rescan_seconds: float
     journal: Recorder
+    repair: Repair | None = None  # outbound files of the orders written: to the new version
     _wake: anyio.Event = field(init=False)
     _unfiled: list[tuple[Taken, list[Outcome]]] = field(init=False, default_factory=list)
     _refile_at: float = field(init=False, default=0.0)
@@ -119,6 +121,8 @@ class Inbound:
         stored_at = datetime.now(UTC)
         if orders:
             outcomes = await self.retry(lambda: self.store.upsert(orders, stored_at))
+            if self.repair is not None:  # before filing away: a crash takes the file again
+                await self.repair.settle([order.number for order in orders])
         with anyio.CancelScope(shield=True):  # stored: filing away is quick, and never cut
             now = datetime.now(UTC)
             filed = await self.source.file_away(taken, now)

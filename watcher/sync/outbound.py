@@ -4,7 +4,8 @@ Order of work per batch: render each order as a file; claim the files' names fro
 sink (exclusive across workers); keep only the documents still unsynced at the version
 read; have the sink write them durably; only then mark them synced, conditionally, in one
 bulk write; release the claims. A document changed in between keeps ``isSynced`` unset and
-goes out again; a version older than what another worker already wrote is never written.
+goes out again; where it changed to a synced version (an ERP file landed meanwhile), the
+file is repaired from the store (``watcher.sync.repair``): the claims only save work.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from watcher.erp.port import ErpFormat, OutboundFile, OutboundSink
 from watcher.store import StoredDocument, SyncMark, WorkOrderStore
 from watcher.store.journal import Entry
 from watcher.sync.journaling import Recorder
+from watcher.sync.repair import Repair
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Count, Failure, Stats
 
@@ -62,12 +64,19 @@ class Outbound:
     unwritten: set[str] = field(default_factory=set)  # keys whose file could not be written
     _lock: anyio.Lock = field(default_factory=anyio.Lock)  # one export at a time
     _entries: list[Entry] = field(default_factory=list)  # the batch's, for the journal
+    repair: Repair = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.repair = Repair(
+            self.format, self.sink, self.store, self.stats, self.retry, self.journal
+        )
 
     async def run(self) -> None:
         """Follow the store's unsynced documents for as long as the worker runs."""
         await self.sink.recover()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._rewrite_later)
+            tg.start_soon(self.repair.settle_all, self.batch_size)  # what a crash left
             while True:
                 try:
                     await self.store.follow_unsynced(
@@ -110,6 +119,8 @@ class Outbound:
             now = datetime.now(UTC)
             marks = [_mark(item) for item in written]
             marked = await self.retry(lambda: self.store.mark_synced(marks, now))
+        refused = [item.number for item in written if item.doc.key not in marked]
+        await self.repair.settle(refused)  # written, then changed: maybe to a synced version
         busy = [item for index, item in enumerate(ready) if index not in held]
         self._record(written, marked, now, superseded=len(mine) - len(current))
         self.unwritten.update(item.doc.key for item in [*failed, *busy])

@@ -39,6 +39,7 @@ class Count(StrEnum):
     UNEXPORTABLE = "unexportable"
     EXPORT_ERRORS = "export_errors"
     CHANGED_DURING_EXPORT = "changed_during_export"
+    REPAIRED = "repaired"  # outbound files rewritten to the store's synced version
     RETRIES = "retries"
 
 
