@@ -26,8 +26,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers.builders import T0, erp, tracos_doc
+from tests.helpers.conditions import wait_until
 from tests.helpers.stores import make_settings, unique_collection
-from tests.helpers.workers import drop
+from tests.helpers.workers import cli, drop
+from tests.helpers.workers import worker as worker_process
 from watcher.app import Worker, build_worker
 from watcher.core.settings import Settings
 from watcher.core.tracos import read_tracos
@@ -190,3 +192,33 @@ def test_outbound_files_end_as_the_stored_versions(
     with tempfile.TemporaryDirectory(dir=any_settings.state_dir.parent) as temp:
         found = anyio.run(play, any_settings, Path(temp), how_many, plan, backend="asyncio")
     assert found == []
+
+
+def outbound_agrees(settings: Settings) -> bool:
+    return anyio.run(_outbound_agrees, settings, backend="asyncio")
+
+
+async def _outbound_agrees(settings: Settings) -> bool:
+    worker = build_worker(settings)
+    await worker.store.open(create=False)
+    try:
+        unsynced = (await worker.store.counts())[1]
+        return unsynced == 0 and await disagreements(worker) == []
+    finally:
+        await worker.store.close()
+
+
+@pytest.mark.system
+@pytest.mark.parametrize("run", range(3))
+def test_the_quick_start_beside_a_running_worker_converges(
+    any_settings: Settings, tmp_path: Path, run: int
+) -> None:
+    """`watcher seed --tracos 15 --erp 10` beside a running worker: the ERP's ten versions
+    (newer) land while the TracOS ones are exported; every file ends as stored."""
+    with worker_process(any_settings, tmp_path / "worker.log"):
+        wait_until(lambda: "watching" in (tmp_path / "worker.log").read_text(), "started")
+        cli(any_settings, "seed", "--tracos", "15", "--erp", "10")
+        wait_until(lambda: not any(any_settings.inbound_dir.glob("*.json")), "inbound taken")
+        wait_until(lambda: outbound_agrees(any_settings), "outbound files as stored", 30)
+    exported = {path.name for path in any_settings.outbound_dir.glob("*.json")}
+    assert exported >= {f"{n}.json" for n in range(11, 16)}  # TracOS's alone: all exported
