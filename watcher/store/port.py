@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from watcher.core.tracos import OrderUpsert, Outcome, normalise_date
+from watcher.core.tracos import Clash, OrderUpsert, Outcome, normalise_date
 
 Document = dict[str, Any]
 
@@ -78,8 +78,13 @@ class WorkOrderStore(Protocol):
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers now."""
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
-        """Newer wins, per order, in one bulk write; outcomes in the order given."""
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
+        """Newer wins, per order, in one bulk write; outcomes in the order given. A stored
+        ``updatedAt`` that is RFC 3339 text counts as the date it names, anything else that
+        is no date as older than any. ``clashes`` gets what an operator must hear of: TracOS
+        changes not yet synced that met an ERP version, and versions that were no date."""
         ...
 
     async def put_documents(

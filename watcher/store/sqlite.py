@@ -20,7 +20,16 @@ from typing import Any, Final, TypeVar
 import anyio
 
 from watcher.core.errors import StoreDamaged, StoreMissing, StoreUnavailable
-from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number, normalise_date
+from watcher.core.tracos import (
+    Clash,
+    OrderUpsert,
+    Outcome,
+    clash,
+    decide,
+    newest_per_number,
+    normalise_date,
+    stored_date,
+)
 from watcher.store import rows
 from watcher.store.port import (
     Document,
@@ -187,19 +196,29 @@ class SqliteStore:
         db.execute("COMMIT")
         self._commits += 1
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
-        return await self.run_locked(lambda: self._upsert(orders, now))
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
+        return await self.run_locked(lambda: self._upsert(orders, now, clashes))
 
-    def _upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+    def _upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None
+    ) -> list[Outcome]:
         now = normalise_date(now)  # once, not once an order
         winner, outcomes = newest_per_number(orders)
         with self._transaction() as db:
-            stored = self._stored(db, list(winner))
+            stored = self._stored(db, list(winner), synced=True)
             writes: list[tuple[OrderUpsert, str | None]] = []
             for number, index in winner.items():
-                millis, doc = stored.get(number, (None, None))
+                millis, doc, synced = stored.get(number, (None, None, 1))
+                odd = doc is not None and (millis is None or not synced)
                 when = None if doc is None else _stored_version(millis)
+                parsed = rows.decode(doc) if odd and doc is not None else {}
+                if odd and millis is None:
+                    when = stored_date(parsed.get("updatedAt"))  # maybe text naming a date
                 outcomes[index] = outcome = decide(when, orders[index].updatedAt)
+                if odd and clashes is not None and (found := clash(parsed, orders[index], outcome)):
+                    clashes.append(found)
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
                     writes.append((orders[index], doc))
             # rows made as they are written: a batch's encoded rows never coexist
@@ -214,14 +233,18 @@ class SqliteStore:
         doc.setdefault("_id", next(self._ids))
         return order.number, rows.to_millis(order.updatedAt), 1, rows.encode_set(doc)
 
-    def _stored(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, tuple[Any, str]]:
-        """``updated_at`` and the document's JSON per stored number, in one query per chunk."""
-        found: dict[int, tuple[Any, str]] = {}
+    def _stored(
+        self, db: sqlite3.Connection, numbers: list[int], synced: bool = False
+    ) -> dict[int, tuple[Any, ...]]:
+        """``updated_at`` and the document's JSON (and ``synced``, if asked) per stored
+        number, in one query per chunk."""
+        found: dict[int, tuple[Any, ...]] = {}
+        columns = "number, updated_at, doc" + (", synced" if synced else "")
         for start in range(0, len(numbers), CHUNK):
             chunk = numbers[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT number, updated_at, doc FROM workorders WHERE number IN ({marks})"
-            found.update((n, (millis, doc)) for n, millis, doc in db.execute(query, chunk))
+            query = f"SELECT {columns} FROM workorders WHERE number IN ({marks})"
+            found.update((row[0], row[1:]) for row in db.execute(query, chunk))
         return found
 
     def _replace(self, db: sqlite3.Connection, written: Iterable[rows.Row], now: datetime) -> None:
