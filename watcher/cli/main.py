@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import import_module
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -186,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     story.add_argument("--json", action="store_true", help="machine-readable output")
     story.set_defaults(command=_in("watcher.cli.store_commands", "cmd_history"))
+    _agreement_commands(commands)
     again = commands.add_parser("requeue", help="move failed files back into the inbound folder")
     again.add_argument("names", nargs="*", metavar="NAME")
     again.set_defaults(command=cmd_requeue)
@@ -204,6 +205,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(command=_in("watcher.cli.store_commands", "cmd_schema"))
     return parser
+
+
+def _agreement_commands(commands: Any) -> None:
+    """``verify`` and ``conflicts`` (docs/agreement.md)."""
+    check = commands.add_parser("verify", help="where the store and the ERP's folders disagree")
+    check.add_argument("--json", action="store_true", help="JSON lines, one per finding")
+    check.add_argument(
+        "--archive", action="store_true", help="also archived ERP files newer than stored"
+    )
+    check.set_defaults(command=_in("watcher.cli.agreement", "cmd_verify"))
+    clashes = commands.add_parser("conflicts", help="orders both sides changed since last synced")
+    clashes.add_argument(
+        "--since", type=_since, metavar="WHEN", help="from this time (ISO 8601) or age (2h, 7d)"
+    )
+    clashes.add_argument(
+        "--limit", type=_positive_count, default=1000, metavar="N", help="the newest N (1000)"
+    )
+    clashes.add_argument("--json", action="store_true", help="machine-readable output")
+    clashes.set_defaults(command=_in("watcher.cli.agreement", "cmd_conflicts"))
 
 
 def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from watcher.store.journal import Entry, HistoryQuery
 RELATIVE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 ORDER_EVENTS: Final = frozenset({"inserted", "updated", "unchanged", "stale"})
+CLASHES: Final = frozenset({"conflict", "no_date_version"})  # sync.conflicts' events
 
 
 def since(raw: str, now: datetime) -> datetime:
@@ -60,6 +61,8 @@ def _what(entry: Entry) -> str:
     version = f", version {_time(entry.version)}" if entry.version else ""
     reason = f": {printable(entry.reason)}" if entry.reason else ""
     if entry.direction == "in":
+        if entry.event in CLASHES:
+            return f"{order} from {file}{version}{reason}"
         if entry.event in ORDER_EVENTS:  # ``to``: its file, of this order alone, archived
             archived = f"; file archived to archive/{printable(entry.to)}" if entry.to else ""
             return f"{order} from {file}{version}{archived}"

@@ -36,6 +36,14 @@ COUNTERS: Final = {
         Count.CHANGED_DURING_EXPORT,
         "Exported work orders left unsynced because they changed meanwhile.",
     ),
+    "watcher_conflicts": (
+        Count.CONFLICTS,
+        "ERP versions that met a TracOS change not yet synced (the newer won).",
+    ),
+    "watcher_versions_not_dates": (
+        Count.VERSIONS_NOT_DATES,
+        "Stored updatedAt values that named no date, overwritten by the ERP's version.",
+    ),
     "watcher_outbound_repaired": (
         Count.REPAIRED,
         "Outbound files rewritten because they held another version than the store's.",

@@ -37,6 +37,8 @@ class Entry(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     reason: str | None = None
     counts: dict[str, int] | None = None
     worker: str | None = None
+    tracos_version: datetime | None = None  # a conflict's other side
+    differs: list[str] | None = None  # a conflict's fields that differ, TracOS's value first
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ class HistoryQuery:
     file: str | None = None
     since: datetime | None = None
     limit: int = 1000
+    event: str | None = None  # every entry of this event instead (``watcher conflicts``)
 
 
 class Journal(Protocol):

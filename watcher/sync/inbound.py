@@ -20,10 +20,11 @@ import anyio
 import msgspec
 
 from watcher.core.errors import RejectedInput
-from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.core.tracos import Clash, OrderUpsert, Outcome
 from watcher.erp.port import ErpFormat, FileVerdict, InboundSource, NotFiled, Taken
 from watcher.store import WorkOrderStore
 from watcher.store.journal import Entry
+from watcher.sync.conflicts import clash_entries
 from watcher.sync.journaling import Recorder
 from watcher.sync.repair import Repair
 from watcher.sync.retrying import StoreRetry
@@ -119,14 +120,23 @@ class Inbound:
         orders = [o for t in taken if t.verdict for o in t.verdict.orders]
         outcomes: list[Outcome] = []
         stored_at = datetime.now(UTC)
+        clashes: list[Clash] = []
         if orders:
-            outcomes = await self.retry(lambda: self.store.upsert(orders, stored_at))
+            outcomes = await self.retry(lambda: self._upsert(orders, stored_at, clashes))
             if self.repair is not None:  # before filing away: a crash takes the file again
                 await self.repair.settle([order.number for order in orders])
         with anyio.CancelScope(shield=True):  # stored: filing away is quick, and never cut
             now = datetime.now(UTC)
             filed = await self.source.file_away(taken, now)
-        await self.journal.record(self._record(taken, filed, outcomes, stored_at, now))
+        entries = self._record(taken, filed, outcomes, stored_at, now)
+        entries += clash_entries(clashes, taken, self.stats, self.journal, stored_at)
+        await self.journal.record(entries)
+
+    async def _upsert(
+        self, orders: list[OrderUpsert], at: datetime, clashes: list[Clash]
+    ) -> list[Outcome]:
+        clashes.clear()  # a retried call reports afresh
+        return await self.store.upsert(orders, at, clashes)
 
     async def _file_unfiled(self) -> None:
         """Try again to file away what could not be (a full disk, a read-only folder)."""

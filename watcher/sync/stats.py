@@ -39,6 +39,8 @@ class Count(StrEnum):
     UNEXPORTABLE = "unexportable"
     EXPORT_ERRORS = "export_errors"
     CHANGED_DURING_EXPORT = "changed_during_export"
+    CONFLICTS = "conflicts"  # ERP versions that met a TracOS change not yet synced
+    VERSIONS_NOT_DATES = "versions_not_dates"  # stored updatedAt naming no date, overwritten
     REPAIRED = "repaired"  # outbound files rewritten to the store's synced version
     RETRIES = "retries"
 
