@@ -17,6 +17,7 @@ from watcher.core.settings import Settings
 from watcher.core.tracos import read_tracos
 from watcher.erp.formats.challenge import FORMAT as CHALLENGE
 from watcher.observe.agreement import Finding, verify
+from watcher.observe.status_report import status_report
 from watcher.store import WorkOrderStore
 from watcher.sync.stats import Count
 
@@ -112,15 +113,21 @@ def test_verify_command_says_what_differs_and_exits_1(any_settings: Settings) ->
     assert lines[0]["kind"] == "file_differs" and lines[-1] == {"disagreements": 1}
 
 
+def conflicts_in_status(settings: Settings) -> object:
+    return status_report(settings, None, None, datetime.now(UTC))["conflicts_since_start"]
+
+
 async def test_a_conflict_is_journalled_counted_and_listed(settings: Settings) -> None:
     """TracOS changed order 7 since it was synced, the ERP sends a newer version: the
-    ERP's wins, and `watcher conflicts` shows both times and what differs."""
+    ERP's wins, `watcher status` counts it, `watcher conflicts` shows both times and what
+    differs."""
     tracos_at = T0 + HOUR
     async with opened_store(settings) as store:
         await store.put_documents([tracos_doc(7, title="TracOS's title", updatedAt=tracos_at)])
     async with running(settings) as worker:
         drop(settings.inbound_dir, "7.json", erp_file(7, tracos_at + HOUR, "ERP's title"))
         await wait_for(lambda: worker.stats.counters[Count.CONFLICTS] == 1, "conflict counted")
+        await wait_for(lambda: conflicts_in_status(settings) == 1, "in status and /status")
     [entry] = json.loads(cli(settings, "conflicts", "--json").stdout)
     assert entry["number"] == 7 and entry["file"] == "7.json"
     assert entry["version"].startswith("2025-10-01T02:04:29.045")

@@ -90,9 +90,22 @@ def status_report(
         "oldest_file_waiting_seconds": _oldest_waiting(settings, now),
         "worker_running": bool(running),
         "worker_problem": health_problem(settings, now),
+        **_agreement(files, now),
         "workers": workers,
     }
     return report
+
+
+def _agreement(files: list[Found], now: datetime) -> dict[str, int]:
+    """What the running workers met since they started: conflicts (``watcher conflicts``
+    lists them), stored versions that named no date, outbound files repaired."""
+    counters = [
+        f.status.counters for f in files if f.status and running_problem(f.status, now) is None
+    ]
+    return {
+        f"{name}_since_start": sum(c.get(name, 0) for c in counters)
+        for name in ("conflicts", "versions_not_dates", "repaired")
+    }
 
 
 def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> dict[str, Any]:
