@@ -351,3 +351,15 @@ async def test_every_document_streams_in_number_order_once(store: WorkOrderStore
     assert [d["number"] for batch in batches for d in batch] == [1, 2, 3, 4, 5, 30]
     assert [d for batch in batches for d in batch] == await store.find()
     assert [batch async for batch in store.iter_documents(10)] == [await store.find()]
+
+
+async def test_unsync_makes_synced_orders_go_out_again(store: WorkOrderStore) -> None:
+    """`watcher resend`: a synced order becomes unsynced at a new version (swept, markable);
+    an unsynced or unknown one is left as it is."""
+    await store.put_documents([tracos_doc(1, isSynced=True), tracos_doc(2)])
+    assert await store.unsync([1, 2, 3]) == 1
+    unsynced = {d.doc["number"]: d for d in await all_unsynced(store)}
+    assert sorted(unsynced) == [1, 2] and unsynced[1].doc["isSynced"] is False
+    assert await store.mark_synced([SyncMark(unsynced[1].key, unsynced[1].version)], NOW) == {
+        unsynced[1].key
+    }

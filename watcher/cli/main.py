@@ -208,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _agreement_commands(commands: Any) -> None:
-    """``verify`` and ``conflicts`` (docs/agreement.md)."""
+    """``verify``, ``conflicts``, ``resend`` and ``replay`` (docs/agreement.md)."""
     check = commands.add_parser("verify", help="where the store and the ERP's folders disagree")
     check.add_argument("--json", action="store_true", help="JSON lines, one per finding")
     check.add_argument(
@@ -224,6 +224,17 @@ def _agreement_commands(commands: Any) -> None:
     )
     clashes.add_argument("--json", action="store_true", help="machine-readable output")
     clashes.set_defaults(command=_in("watcher.cli.agreement", "cmd_conflicts"))
+    resend = commands.add_parser("resend", help="make orders go out to the ERP again")
+    resend.add_argument("numbers", nargs="*", type=order_number, metavar="NUMBER")
+    resend.add_argument("--since", type=_since, metavar="WHEN", help="orders updated since WHEN")
+    resend.add_argument("--all", action="store_true", help="every stored order")
+    resend.add_argument("--dry-run", action="store_true", help="only say what would go out")
+    resend.set_defaults(command=_in("watcher.cli.repairs", "cmd_resend"))
+    replay = commands.add_parser("replay", help="apply archived ERP files again (newer wins)")
+    replay.add_argument("files", nargs="*", metavar="FILE", help="names in the archive folder")
+    replay.add_argument("--since", type=_since, metavar="WHEN", help="files archived since WHEN")
+    replay.add_argument("--dry-run", action="store_true", help="per order, what would happen")
+    replay.set_defaults(command=_in("watcher.cli.repairs", "cmd_replay"))
 
 
 def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:

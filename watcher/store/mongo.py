@@ -16,7 +16,7 @@ from typing import Any, Final, cast
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
-from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
+from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -407,6 +407,12 @@ class MongoStore:
         query = {"_id": {"$in": ids}, MARK_FIELD: token}
         marked = await self._find(query, {"_id": 1}, expected=len(ids))
         return {str(doc["_id"]) for doc in marked}
+
+    async def unsync(self, numbers: Sequence[int]) -> int:
+        query = {"number": {"$in": list(numbers)}, "isSynced": True}
+        with _translated():
+            result = await self._coll.bulk_write([UpdateMany(query, {"$set": {"isSynced": False}})])
+        return int(result.modified_count)
 
     async def counts(self) -> tuple[int, int]:
         with _translated():

@@ -129,6 +129,11 @@ class WorkOrderStore(Protocol):
         """Set ``isSynced``/``syncedAt`` where the version still matches; the keys marked."""
         ...
 
+    async def unsync(self, numbers: Sequence[int]) -> int:
+        """Mark these orders unsynced (``watcher resend``): the worker exports them again,
+        as any TracOS change. The number of orders that were synced."""
+        ...
+
     async def counts(self) -> tuple[int, int]:
         """(stored, unsynced)."""
         ...

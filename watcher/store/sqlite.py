@@ -365,6 +365,22 @@ class SqliteStore:
 
         return await self.run_locked(mark)
 
+    async def unsync(self, numbers: Sequence[int]) -> int:
+        def unsync() -> int:
+            changed = rows.to_millis(datetime.now(UTC))
+            sql = (
+                "UPDATE workorders SET synced = 0, changed_at = ?,"
+                " seq = (SELECT max(seq) FROM workorders) + 1,"  # a new version: one row each
+                " doc = json_set(doc, '$.isSynced', json('false')) WHERE number = ? AND synced = 1"
+            )
+            with self._transaction() as db:
+                return sum(db.execute(sql, (changed, n)).rowcount for n in numbers)
+
+        done = await self.run_locked(unsync)
+        if self._wake is not None:
+            self._wake.set()
+        return done
+
     async def counts(self) -> tuple[int, int]:
         return await self.run_locked(self._counts)
 
