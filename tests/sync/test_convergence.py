@@ -26,13 +26,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers.builders import T0, erp, tracos_doc
-from tests.helpers.conditions import wait_until
+from tests.helpers.conditions import wait_for, wait_until
 from tests.helpers.stores import make_settings, unique_collection
-from tests.helpers.workers import cli, drop
+from tests.helpers.workers import cli, drop, opened_store, running
 from tests.helpers.workers import worker as worker_process
 from watcher.app import Worker, build_worker
 from watcher.core.settings import Settings
 from watcher.core.tracos import read_tracos
+from watcher.erp.formats.challenge import FORMAT as CHALLENGE
 from watcher.erp.port import OutboundFile, OutboundSink
 from watcher.store.configured import build_store
 from watcher.store.mongo import MongoStore
@@ -222,3 +223,23 @@ def test_the_quick_start_beside_a_running_worker_converges(
         wait_until(lambda: outbound_agrees(any_settings), "outbound files as stored", 30)
     exported = {path.name for path in any_settings.outbound_dir.glob("*.json")}
     assert exported >= {f"{n}.json" for n in range(11, 16)}  # TracOS's alone: all exported
+
+
+@pytest.mark.anyio
+async def test_a_file_a_crash_left_behind_is_repaired_at_the_next_start(
+    any_settings: Settings,
+) -> None:
+    """A worker killed between an export's write and its check left v1 in 1.json while
+    the store holds v2, synced (the ERP's): the next start rewrites it."""
+    settings = any_settings
+    v1 = tracos_doc(1, title="v1", updatedAt=T0)
+    v2 = tracos_doc(1, title="v2", updatedAt=T0 + timedelta(hours=1), isSynced=True)
+    render = CHALLENGE.render
+    settings.outbound_dir.mkdir(parents=True)
+    file = settings.outbound_dir / "1.json"
+    file.write_bytes(render(read_tracos(v1)).data)
+    async with opened_store(settings) as store:
+        await store.put_documents([v2])
+        wanted = render(read_tracos((await store.find([1]))[0])).data
+    async with running(settings):
+        await wait_for(lambda: file.read_bytes() == wanted, "1.json repaired")
