@@ -128,6 +128,12 @@ class Worker:
             self.journal,
         )
         self.inbound.repair = self.outbound.repair
+        if settings.receipts_dir is not None:
+            from watcher.sync.receipts import Receipts
+
+            self.inbound.receipts = Receipts(
+                settings.receipts_dir, settings.archive_dir, settings.failed_dir
+            )
 
     async def open(self, meanwhile: TaskGroup | None = None) -> None:
         """Folders and the claim lock (a bad folder raises ``ConfigError``), then the store;

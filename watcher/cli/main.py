@@ -203,6 +203,9 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--outbound", action="store_true", help="of the files written for the ERP instead"
     )
+    schema.add_argument(
+        "--receipts", action="store_true", help="of the receipts written for it (RECEIPTS_DIR)"
+    )
     schema.set_defaults(command=_in("watcher.cli.store_commands", "cmd_schema"))
     return parser
 

@@ -46,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_id: str = ""  # names this worker's heartbeat file; "" = host and pid
     history_days: float = 30.0  # how long the sync journal keeps entries; 0 = no journal
     history_max_entries: int = 1_000_000
+    receipts_dir: Path | None = None  # a receipt per inbound file for the ERP; None = off
 
     @property
     def store_label(self) -> str:
@@ -189,6 +190,7 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "WATCHER_ID": ("worker_id", lambda raw: _name(_text(raw))),
     "HISTORY_DAYS": ("history_days", _not_negative),
     "HISTORY_MAX_ENTRIES": ("history_max_entries", _positive(int)),
+    "RECEIPTS_DIR": ("receipts_dir", lambda raw: Path(_text(raw))),
 }
 
 

@@ -26,6 +26,7 @@ from watcher.store import WorkOrderStore
 from watcher.store.journal import Entry
 from watcher.sync.conflicts import clash_entries
 from watcher.sync.journaling import Recorder
+from watcher.sync.receipts import Receipts
 from watcher.sync.repair import Repair
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import ORDERS, RECENT, Count, Stats
@@ -44,6 +45,7 @@ class Inbound:
     rescan_seconds: float
     journal: Recorder
     repair: Repair | None = None  # outbound files of the orders written: to the new version
+    receipts: Receipts | None = None  # RECEIPTS_DIR: what became of each file, for the ERP
     _wake: anyio.Event = field(init=False)
     _unfiled: list[tuple[Taken, list[Outcome]]] = field(init=False, default_factory=list)
     _refile_at: float = field(init=False, default=0.0)
@@ -128,6 +130,8 @@ class Inbound:
         with anyio.CancelScope(shield=True):  # stored: filing away is quick, and never cut
             now = datetime.now(UTC)
             filed = await self.source.file_away(taken, now)
+        if self.receipts is not None:
+            await self.receipts.write(taken, filed, outcomes, clashes, now)
         entries = self._record(taken, filed, outcomes, stored_at, now)
         entries += clash_entries(clashes, taken, self.stats, self.journal, stored_at)
         await self.journal.record(entries)
