@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import anyio
 from anyio.abc import TaskGroup
@@ -31,6 +31,7 @@ from watcher.observe.heartbeat import prune_stopped, worker_id
 from watcher.observe.reporting import Reporter, Reporting
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_journal, build_store
+from watcher.sync.drift import DriftWatch
 from watcher.sync.inbound import Inbound
 from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from watcher.observe.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
+DRIFT_JOURNAL_SECONDS: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ def build_integration(settings: Settings, stats: Stats) -> Integration:
 
     return Integration(
         name=settings.erp_format,
-        format=load_format(settings.erp_format),
+        format=DriftWatch(load_format(settings.erp_format), stats),
         source=FolderSource(settings, stats.trouble("in")),
         sink=FolderSink(settings, stats.trouble("out", Count.EXPORT_ERRORS)),
     )
@@ -221,6 +223,7 @@ class Worker:
             tg.start_soon(self.reporting.refresh_counts)
             tg.start_soon(self.reporting.refresh_backlog)
             tg.start_soon(self.journal.forget_old)
+            tg.start_soon(self._journal_drift)
             await stop.wait()
             with anyio.move_on_after(self.settings.stop_grace_seconds) as grace:
                 await inbound_done.wait()
@@ -238,7 +241,19 @@ class Worker:
             # files not yet valid JSON: judge them once they have been quiet long enough
             await anyio.sleep(max(0.05, due - time.time()))
         await self.outbound.sweep()
+        await self._record_drift()
         await self.journal.forget()
+
+    async def _journal_drift(self) -> None:
+        """Keys the ERP started sending, into the journal as they are first seen."""
+        while True:
+            await anyio.sleep(DRIFT_JOURNAL_SECONDS)
+            await self._record_drift()
+
+    async def _record_drift(self) -> None:
+        watch = self.integration.format
+        if isinstance(watch, DriftWatch) and self.journal.on:
+            await self.journal.record(watch.new_entries(self.journal.worker))
 
 
 def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:

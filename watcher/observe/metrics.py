@@ -104,6 +104,14 @@ def _gauges(snapshot: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "watcher_start_time_seconds", "Worker start, Unix time.", snapshot.started.timestamp()
     )
+    drift = GaugeMetricFamily(
+        "watcher_erp_unknown_key_files",
+        "Files checked that carried an ERP key the format does not know (at most 20 keys).",
+        labels=["key"],
+    )
+    for key, seen in snapshot.drift.items():
+        drift.add_metric([key], seen.files)
+    yield drift
 
 
 def _lag(snapshot: Snapshot) -> Iterator[Metric]:

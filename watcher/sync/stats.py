@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
+import msgspec
+
 from watcher.core.tracos import Outcome
 
 RECENT: Final = 10
@@ -48,6 +50,16 @@ class Count(StrEnum):
 # The counter of each inbound outcome (``orders_inserted`` for ``inserted``, …).
 ORDERS: Final = {outcome: Count(f"orders_{outcome}") for outcome in Outcome}
 Trouble = Callable[[str, str], None]  # (subject, reason): a problem that is no one file's fault
+
+
+class KeySeen(msgspec.Struct, frozen=True):
+    """An ERP key the format does not know (field drift): in how many files checked it was,
+    when first and last, and an order of a file that carried it."""
+
+    files: int
+    first: datetime
+    last: datetime
+    example_order: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +112,7 @@ class Snapshot:
     waiting_age: float | None = None
     in_flight: int = 0  # files claimed and not yet filed away
     unsynced_age: float | None = None
+    drift: dict[str, KeySeen] = field(default_factory=dict)  # by key, at most ``MAX_KEYS``
 
 
 @dataclass
@@ -117,6 +130,7 @@ class Stats:
     stored: int | None = None
     counts_at: datetime | None = None
     problems: dict[str, str] = field(default_factory=dict)  # what → why it fails
+    drift: dict[str, KeySeen] = field(default_factory=dict)  # unknown ERP keys (sync.drift)
     asked_since: datetime | None = None  # a store call for the counts is under way since
     waiting_age: float | None = None
     in_flight: int = 0
@@ -181,6 +195,7 @@ class Stats:
             waiting_age=self.waiting_age,
             in_flight=self.in_flight,
             unsynced_age=self.unsynced_age,
+            drift=dict(self.drift),
         )
 
 
