@@ -26,7 +26,7 @@ from watcher.sync.stats import Trouble
 
 log = logging.getLogger(__name__)
 MAX_READ: Final = 1 << 20  # an outbound file is one order: anything larger is not ours
-LISTING_FROM: Final = 1000  # names read at once from which the folder is listed first
+LISTING_FROM: Final = 100  # names read at once from which the folder is listed first
 
 
 class FolderSink:
