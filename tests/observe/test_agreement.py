@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers.builders import T0, erp, tracos_doc
 from tests.helpers.conditions import wait_for
+from tests.helpers.mongo_facade import FacadeCollection
 from tests.helpers.stores import make_settings
 from tests.helpers.workers import cli, drop, opened_store, running
 from watcher.core.settings import Settings
@@ -19,6 +20,7 @@ from watcher.erp.formats.challenge import FORMAT as CHALLENGE
 from watcher.observe.agreement import Finding, verify
 from watcher.observe.status_report import status_report
 from watcher.store import WorkOrderStore
+from watcher.store.mongo import MongoStore
 from watcher.sync.stats import Count
 
 pytestmark = pytest.mark.anyio
@@ -149,3 +151,13 @@ async def test_a_version_that_is_no_date_is_journalled(settings: Settings) -> No
         await wait_for(lambda: worker.stats.counters[Count.VERSIONS_NOT_DATES] == 1, "counted")
     story = cli(settings, "history", "8").stdout
     assert "the stored updatedAt 'soon' names no date: the ERP's version wins" in story
+
+
+async def test_verify_finds_a_number_stored_twice(tmp_path: Path) -> None:
+    """A collection without its unique index (made by hand, or before the worker) holding
+    order 5 twice: said once, as stored twice."""
+    facade = FacadeCollection()  # never opened by a store: no unique index on it
+    facade.raw.insert_many([tracos_doc(n, isSynced=True) for n in (4, 5, 5, 6)])
+    settings = make_settings(tmp_path)
+    found = await findings(MongoStore(facade), settings, timedelta(0))
+    assert found == {("stored_twice", 5, True)}

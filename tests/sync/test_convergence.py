@@ -210,7 +210,7 @@ async def _outbound_agrees(settings: Settings) -> bool:
 
 
 @pytest.mark.system
-@pytest.mark.parametrize("run", range(3))
+@pytest.mark.parametrize("run", range(10))
 def test_the_quick_start_beside_a_running_worker_converges(
     any_settings: Settings, tmp_path: Path, run: int
 ) -> None:
