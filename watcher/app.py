@@ -31,11 +31,13 @@ from watcher.observe.heartbeat import prune_stopped, worker_id
 from watcher.observe.reporting import Reporter, Reporting
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_journal, build_store
-from watcher.sync.bookkeeping import standard_books
+from watcher.sync.bookkeeping import Observer, standard_books
+from watcher.sync.drift import DriftWatch
 from watcher.sync.inbound import Inbound
 from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
 from watcher.sync.pausing import read_paused
+from watcher.sync.repair import Repair
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Count, Snapshot, Stats, StoreState
 
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 # Ctrl-C pressed this often quits without waiting for the batch in flight (README)
 FORCE_QUIT_INTERRUPTS: Final = 3
 _FORCE_QUIT_HINT: Final = f"Ctrl-C {FORCE_QUIT_INTERRUPTS} times quits at once"
+DRIFT_JOURNAL_SECONDS: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ def build_integration(settings: Settings, stats: Stats) -> Integration:
 
     return Integration(
         name=settings.erp_format,
-        format=load_format(settings.erp_format),
+        format=DriftWatch(load_format(settings.erp_format), stats),
         source=FolderSource(settings, stats.trouble("in")),
         sink=FolderSink(settings, stats.trouble("out", Count.EXPORT_ERRORS)),
     )
@@ -87,6 +90,50 @@ def build_worker(
     integration = build_integration(settings, stats)
     retry = StoreRetry(stats, settings.retry_max_seconds, attempts)
     return Worker(settings, store or build_store(settings), integration, stats, retry)
+
+
+def pipelines(
+    settings: Settings,
+    *,
+    store: WorkOrderStore,
+    integration: Integration,
+    stats: Stats,
+    retry: StoreRetry,
+    journal: Recorder,
+) -> tuple[Inbound, Outbound]:
+    """The two pipelines, the books they keep and the repair they share."""
+    observers: list[Observer] = []
+    if settings.receipts_dir is not None:
+        from watcher.sync.receipts import Receipts
+
+        observers.append(Receipts(settings.receipts_dir, settings.archive_dir, settings.failed_dir))
+    books = standard_books(stats, journal, observers)
+    repair = Repair(integration.format, integration.sink, store, stats, retry, journal)
+    inbound = Inbound(
+        integration.source,
+        integration.format,
+        store,
+        stats,
+        retry,
+        settings.batch_size,
+        settings.rescan_seconds,
+        books,
+        repair,
+    )
+    outbound = Outbound(
+        integration.format,
+        integration.sink,
+        store,
+        retry,
+        settings.batch_size,
+        settings.poll_seconds,
+        settings.retry_max_seconds,
+        str(settings.outbound_dir),
+        books,
+        stats.pauses,
+        repair,
+    )
+    return inbound, outbound
 
 
 class Worker:
@@ -110,30 +157,15 @@ class Worker:
         self.graced_out = False  # a stop did not wait for the batch in flight to finish
         self.left_claimed = 0  # files claimed when it closed: resumed at the next start
         self.journal = recorder(settings, store)
-        books = standard_books(stats, self.journal)
-        self.inbound = Inbound(
-            integration.source,
-            integration.format,
-            store,
-            stats,
-            retry,
-            settings.batch_size,
-            settings.rescan_seconds,
-            books,
+        self.inbound, self.outbound = pipelines(
+            settings,
+            store=store,
+            integration=integration,
+            stats=stats,
+            retry=retry,
+            journal=self.journal,
         )
         self.reporting = Reporting(settings, stats, store, integration.source)
-        self.outbound = Outbound(
-            integration.format,
-            integration.sink,
-            store,
-            retry,
-            settings.batch_size,
-            settings.poll_seconds,
-            settings.retry_max_seconds,
-            str(settings.outbound_dir),
-            books,
-            stats.pauses,
-        )
 
     async def open(self, meanwhile: TaskGroup | None = None) -> None:
         """Folders and the claim lock (a bad folder raises ``ConfigError``), then the store;
@@ -223,6 +255,7 @@ class Worker:
             tg.start_soon(self.reporting.refresh_counts)
             tg.start_soon(self.reporting.refresh_backlog)
             tg.start_soon(self.journal.forget_old)
+            tg.start_soon(self._journal_drift)
             await stop.wait()
             with anyio.move_on_after(self.settings.stop_grace_seconds) as grace:
                 await inbound_done.wait()
@@ -241,7 +274,19 @@ class Worker:
             await anyio.sleep(max(0.05, due - time.monotonic()))
         if not self.stats.pauses.holds("outbound"):
             await self.outbound.sweep()
+        await self._record_drift()
         await self.journal.forget()
+
+    async def _journal_drift(self) -> None:
+        """Keys the ERP started sending, into the journal as they are first seen."""
+        while True:
+            await anyio.sleep(DRIFT_JOURNAL_SECONDS)
+            await self._record_drift()
+
+    async def _record_drift(self) -> None:
+        watch = self.integration.format
+        if isinstance(watch, DriftWatch) and self.journal.on:
+            await self.journal.record(watch.new_entries(self.journal.worker))
 
 
 def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:

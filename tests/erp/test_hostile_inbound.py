@@ -30,7 +30,7 @@ from tests.helpers.stores import make_settings
 from tests.helpers.workers import cli, drop, env_for, names, reports, running
 from watcher import fs as files
 from watcher.core.settings import Settings
-from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.core.tracos import Clash, OrderUpsert, Outcome
 from watcher.erp.folders import claims
 from watcher.store.sqlite import SqliteStore
 from watcher.sync.stats import Count
@@ -443,10 +443,12 @@ class HeldStore(SqliteStore):
         self.holding = anyio.Event()
         self.release = anyio.Event()
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
         self.holding.set()
         await self.release.wait()
-        return await super().upsert(orders, now)
+        return await super().upsert(orders, now, clashes)
 
 
 @pytest.mark.parametrize(

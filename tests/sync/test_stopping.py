@@ -27,7 +27,7 @@ from tests.helpers.stores import make_settings
 from tests.helpers.workers import drop, env_for, names, running, stored_docs
 from watcher.app import build_worker
 from watcher.core.settings import Settings
-from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.core.tracos import Clash, OrderUpsert, Outcome
 from watcher.observe.heartbeat import read_status_files
 from watcher.store.sqlite import SqliteStore
 
@@ -43,7 +43,9 @@ UNREACHABLE = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=100"
 class StuckStore(SqliteStore):
     """The embedded store, its upserts never answering (a store that hangs)."""
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 

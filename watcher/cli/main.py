@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import import_module
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -198,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     story.add_argument("--json", action="store_true", help="machine-readable output")
     story.set_defaults(command=_in("watcher.cli.store_commands", "cmd_history"))
+    _agreement_commands(commands)
     again = commands.add_parser("requeue", help="move failed files back into the inbound folder")
     again.add_argument("names", nargs="*", metavar="NAME")
     again.set_defaults(command=cmd_requeue)
@@ -213,6 +214,9 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="the JSON Schema of the ERP format's files")
     schema.add_argument(
         "--outbound", action="store_true", help="of the files written for the ERP instead"
+    )
+    schema.add_argument(
+        "--receipts", action="store_true", help="of the receipts written for it (RECEIPTS_DIR)"
     )
     schema.set_defaults(command=_in("watcher.cli.store_commands", "cmd_schema"))
     _add_operations(commands)
@@ -234,6 +238,36 @@ HOLDS = {
     "pause": "hold one direction, also across restarts (the batch in flight finishes)",
     "resume": "end a pause",
 }
+
+
+def _agreement_commands(commands: Any) -> None:
+    """``verify``, ``conflicts``, ``resend`` and ``replay`` (docs/agreement.md)."""
+    check = commands.add_parser("verify", help="where the store and the ERP's folders disagree")
+    check.add_argument("--json", action="store_true", help="JSON lines, one per finding")
+    check.add_argument(
+        "--archive", action="store_true", help="also archived ERP files newer than stored"
+    )
+    check.set_defaults(command=_in("watcher.cli.agreement", "cmd_verify"))
+    clashes = commands.add_parser("conflicts", help="orders both sides changed since last synced")
+    clashes.add_argument(
+        "--since", type=_since, metavar="WHEN", help="from this time (ISO 8601) or age (2h, 7d)"
+    )
+    clashes.add_argument(
+        "--limit", type=_positive_count, default=1000, metavar="N", help="the newest N (1000)"
+    )
+    clashes.add_argument("--json", action="store_true", help="machine-readable output")
+    clashes.set_defaults(command=_in("watcher.cli.agreement", "cmd_conflicts"))
+    resend = commands.add_parser("resend", help="make orders go out to the ERP again")
+    resend.add_argument("numbers", nargs="*", type=order_number, metavar="NUMBER")
+    resend.add_argument("--since", type=_since, metavar="WHEN", help="orders updated since WHEN")
+    resend.add_argument("--all", action="store_true", help="every stored order")
+    resend.add_argument("--dry-run", action="store_true", help="only say what would go out")
+    resend.set_defaults(command=_in("watcher.cli.repairs", "cmd_resend"))
+    replay = commands.add_parser("replay", help="apply archived ERP files again (newer wins)")
+    replay.add_argument("files", nargs="*", metavar="FILE", help="names in the archive folder")
+    replay.add_argument("--since", type=_since, metavar="WHEN", help="files archived since WHEN")
+    replay.add_argument("--dry-run", action="store_true", help="per order, what would happen")
+    replay.set_defaults(command=_in("watcher.cli.repairs", "cmd_replay"))
 
 
 def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:

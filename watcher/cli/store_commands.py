@@ -157,7 +157,12 @@ def _read_input(name: str) -> bytes:
 
 
 def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
-    schema = load_format(settings.erp_format).schema("outbound" if args.outbound else "inbound")
+    if args.receipts:
+        from watcher.sync import receipt_schema
+
+        schema = receipt_schema()
+    else:
+        schema = load_format(settings.erp_format).schema("outbound" if args.outbound else "inbound")
     sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n")
     return 0
 

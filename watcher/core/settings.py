@@ -51,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_token_required: bool = False
     tls_cert_file: Path | None = None  # both set: the HTTP endpoints speak HTTPS only
     tls_key_file: Path | None = None
+    receipts_dir: Path | None = None  # a receipt per inbound file for the ERP; None = off
 
     @property
     def store_label(self) -> str:
@@ -204,6 +205,7 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "METRICS_TOKEN_REQUIRED": ("metrics_token_required", _flag),
     "HTTP_TLS_CERT_FILE": ("tls_cert_file", lambda raw: Path(_text(raw))),
     "HTTP_TLS_KEY_FILE": ("tls_key_file", lambda raw: Path(_text(raw))),
+    "RECEIPTS_DIR": ("receipts_dir", lambda raw: Path(_text(raw))),
 }
 # Variables holding secrets: masked by ``watcher config``; each may come from a file named
 # by ``<NAME>_FILE`` instead (Docker and Kubernetes secrets are files).

@@ -6,7 +6,7 @@ every ERP format build on these types, so what "newer" means is decided in one p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -112,6 +112,64 @@ def read_tracos(doc: object) -> TracosWorkOrder:
 
 
 AwareDate = Annotated[datetime, msgspec.Meta(tz=True)]
+# What a stored ``updatedAt`` that names no date counts as: older than any ERP version.
+NOT_A_DATE: Final = datetime.min.replace(tzinfo=UTC)
+COMPARED: Final = ("status", "title", "deleted")  # what a conflict's diff looks at
+
+
+def stored_date(value: object) -> datetime:
+    """A stored ``updatedAt`` as newer-wins compares it: a date; an RFC 3339 string (with
+    an offset, as TracOS's own tools write them) as the date it names; else ``NOT_A_DATE``."""
+    if isinstance(value, datetime):
+        return normalise_date(value)
+    if isinstance(value, str):
+        try:
+            return normalise_date(msgspec.convert(value, AwareDate))
+        except msgspec.ValidationError:
+            pass
+    return NOT_A_DATE
+
+
+class Clash(msgspec.Struct, frozen=True):
+    """An ERP version that met more than an older synced version: TracOS's own change not
+    synced yet (``conflict``; the newer still wins) or an ``updatedAt`` that is no date
+    (``no_date``; the ERP's wins)."""
+
+    kind: Literal["conflict", "no_date"]
+    number: int
+    outcome: Outcome
+    erp_version: datetime
+    tracos_version: datetime | None  # None: the stored value named no date
+    stored_text: str  # the stored ``updatedAt`` as it was, for the journal
+    differs: tuple[str, ...]  # "title: 'a' → 'b'", TracOS's value first
+
+
+def clash(stored: Mapping[str, Any], order: OrderUpsert, outcome: Outcome) -> Clash | None:
+    """What to record about ``order`` meeting the ``stored`` document, if anything."""
+    if outcome not in (Outcome.UPDATED, Outcome.STALE):
+        return None
+    raw = stored.get("updatedAt")
+    when = stored_date(raw)
+    differs = differing(stored, order)
+    if when is NOT_A_DATE:
+        kind: Literal["conflict", "no_date"] = "no_date"
+    elif stored.get("isSynced") is not True and differs:
+        kind = "conflict"
+    else:
+        return None
+    shown = raw.isoformat() if isinstance(raw, datetime) else repr(raw)
+    version = None if when is NOT_A_DATE else when
+    return Clash(kind, order.number, outcome, order.updatedAt, version, shown, differs)
+
+
+def differing(stored: Mapping[str, Any], order: OrderUpsert) -> tuple[str, ...]:
+    """The compared fields whose values differ, TracOS's first: a short diff."""
+    incoming = {"status": order.status, "title": order.title, "deleted": order.deleted}
+    return tuple(
+        f"{field}: {stored.get(field)!r} → {incoming[field]!r}"
+        for field in COMPARED
+        if incoming[field] is not None and stored.get(field) != incoming[field]
+    )
 
 
 class _PutFields(msgspec.Struct, kw_only=True):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from watcher.core.faces import lazy
 from watcher.erp.port import (
     Backlog,
+    Direction,
     ErpFormat,
     FileVerdict,
     InboundSource,
@@ -23,7 +24,7 @@ from watcher.erp.port import (
 
 if TYPE_CHECKING:
     from watcher.erp.folders.failed import failed_lines, read_failed
-    from watcher.erp.folders.layout import oldest_landed
+    from watcher.erp.folders.layout import is_candidate, oldest_landed, scan
     from watcher.erp.folders.upkeep import folder_counts, prune, requeue
     from watcher.erp.formats.challenge import ChallengeFormat
     from watcher.erp.formats.challenge.mapping import tracos_to_erp
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Backlog",
     "ChallengeFormat",
+    "Direction",
     "ErpFormat",
     "FileVerdict",
     "InboundSource",
@@ -42,11 +44,13 @@ __all__ = [
     "Trouble",
     "failed_lines",
     "folder_counts",
+    "is_candidate",
     "load_format",
     "oldest_landed",
     "prune",
     "read_failed",
     "requeue",
+    "scan",
     "tracos_to_erp",
 ]
 __getattr__ = lazy(
@@ -55,7 +59,9 @@ __getattr__ = lazy(
         "ChallengeFormat": "formats.challenge",
         "failed_lines": "folders.failed",
         "folder_counts": "folders.upkeep",
+        "is_candidate": "folders.layout",
         "load_format": "registry",
+        "scan": "folders.layout",
         "oldest_landed": "folders.layout",
         "prune": "folders.upkeep",
         "read_failed": "folders.failed",

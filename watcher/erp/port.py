@@ -206,3 +206,8 @@ class OutboundSink(Protocol):
     async def write(self, files: Sequence[OutboundFile]) -> set[int]:
         """Write every file durably; the indexes of those not written (each one reported)."""
         ...
+
+    async def read(self, names: Sequence[str]) -> list[bytes | None]:
+        """What each named file holds now (None: there is none, e.g. the ERP took it), so
+        that a file holding another version than the stored one can be repaired."""
+        ...

@@ -13,6 +13,7 @@ from watcher.core.faces import lazy
 
 if TYPE_CHECKING:
     from watcher.observe import history
+    from watcher.observe.agreement import Finding, verify
     from watcher.observe.console import Header, LiveConsole, LogSummary, is_interactive
     from watcher.observe.heartbeat import health_problem
     from watcher.observe.logs import fatal, log_format_of, setup_logging
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from watcher.observe.tracing import tracing_from
 
 __all__ = [
+    "Finding",
     "Header",
     "LiveConsole",
     "LogSummary",
@@ -34,6 +36,7 @@ __all__ = [
     "setup_logging",
     "status_lines",
     "tracing_from",
+    "verify",
 ]
 __getattr__ = lazy(
     __name__,
@@ -51,6 +54,8 @@ __getattr__ = lazy(
         "setup_logging": "logs",
         "status_lines": "status_report",
         "tracing_from": "tracing",
+        "verify": "agreement",
+        "Finding": "agreement",
         "gather_status": "status_report",
     },
 )

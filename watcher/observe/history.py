@@ -21,6 +21,7 @@ from watcher.store import Entry, HistoryQuery, JournalEvent
 RELATIVE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 ORDER_EVENTS: Final = frozenset(str(outcome) for outcome in Outcome)  # an order's inbound
+CLASHES: Final = frozenset({JournalEvent.CONFLICT, JournalEvent.NO_DATE_VERSION})
 
 
 def since(raw: str, now: datetime) -> datetime:
@@ -64,6 +65,8 @@ def _what(entry: Entry) -> str:
     version = f", version {_time(entry.version)}" if entry.version else ""
     reason = f": {printable(entry.reason)}" if entry.reason else ""
     if entry.direction == "in":
+        if entry.event in CLASHES:
+            return f"{order} from {file}{version}{reason}"
         if entry.event in ORDER_EVENTS:  # ``to``: its file, of this order alone, archived
             archived = f"; file archived to archive/{printable(entry.to)}" if entry.to else ""
             return f"{order} from {file}{version}{archived}"

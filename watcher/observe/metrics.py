@@ -37,6 +37,18 @@ COUNTERS: Final = {
         Count.CHANGED_DURING_EXPORT,
         "Exported work orders left unsynced because they changed meanwhile.",
     ),
+    "watcher_conflicts": (
+        Count.CONFLICTS,
+        "ERP versions that met a TracOS change not yet synced (the newer won).",
+    ),
+    "watcher_versions_not_dates": (
+        Count.VERSIONS_NOT_DATES,
+        "Stored updatedAt values that named no date, overwritten by the ERP's version.",
+    ),
+    "watcher_outbound_repaired": (
+        Count.REPAIRED,
+        "Outbound files rewritten because they held another version than the store's.",
+    ),
     "watcher_store_retries": (
         Count.RETRIES,
         "Store calls retried after the store was unavailable.",
@@ -96,6 +108,14 @@ def _gauges(snapshot: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "watcher_start_time_seconds", "Worker start, Unix time.", snapshot.started.timestamp()
     )
+    drift = GaugeMetricFamily(
+        "watcher_erp_unknown_key_files",
+        "Files checked that carried an ERP key the format does not know (at most 20 keys).",
+        labels=["key"],
+    )
+    for key, seen in snapshot.drift.items():
+        drift.add_metric([key], seen.files)
+    yield drift
 
 
 def _lag(snapshot: Snapshot) -> Iterator[Metric]:

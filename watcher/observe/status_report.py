@@ -89,9 +89,35 @@ def gather_status(
         "oldest_file_waiting_seconds": _oldest_waiting(settings, now),
         "worker_running": bool(running),
         "worker_problem": health_problem(settings, now),
+        **_agreement(files, now),
+        "field_drift": _drift(files),
         "workers": workers,
     }
     return report
+
+
+def _drift(files: list[Found]) -> dict[str, dict[str, Any]]:
+    """Unknown ERP keys over every worker's status file: files, first and last seen."""
+    merged: dict[str, dict[str, Any]] = {}
+    for found in files:
+        for key, seen in (found.status.drift if found.status else {}).items():
+            was = merged.setdefault(key, {"files": 0, "first": seen.first, "last": seen.last})
+            was["files"] += seen.files
+            was["first"], was["last"] = min(was["first"], seen.first), max(was["last"], seen.last)
+            was.setdefault("example_order", seen.example_order)
+    return merged
+
+
+def _agreement(files: list[Found], now: datetime) -> dict[str, int]:
+    """What the running workers met since they started: conflicts (``watcher conflicts``
+    lists them), stored versions that named no date, outbound files repaired."""
+    counters = [
+        f.status.counters for f in files if f.status and running_problem(f.status, now) is None
+    ]
+    return {
+        f"{name}_since_start": sum(c.get(name, 0) for c in counters)
+        for name in ("conflicts", "versions_not_dates", "repaired")
+    }
 
 
 def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> dict[str, Any]:
@@ -168,7 +194,7 @@ def status_lines(report: dict[str, Any]) -> list[str]:
     from outside — reasons, errors — shown escaped)."""
     lines = []
     for key, value in report.items():
-        if key in ("workers", "unexportable"):
+        if key in ("workers", "unexportable", "field_drift"):
             continue
         shown = _shown(key, value, report)
         lines.append(f"{key.replace('_', ' '):>27}: {printable(str(shown))}")
@@ -178,6 +204,14 @@ def status_lines(report: dict[str, Any]) -> list[str]:
         lines.append(printable(f"  worker {name}: {state}" + _problem_note(worker)))
     for entry in report.get("unexportable", []):
         lines.append(f"  unexportable {entry['order']}: {printable(entry['reason'])}")
+    for key, seen in report.get("field_drift", {}).items():
+        lines.append(
+            printable(
+                f"  ERP key {key!r} not in the format: {seen['files']} files checked carried"
+                f" it, first {seen['first']}, last {seen['last']}, e.g. order"
+                f" {seen['example_order']}"
+            )
+        )
     more = (report.get("unexportable_total") or 0) - len(report.get("unexportable", []))
     if more > 0:
         lines.append(f"  … and {more} more unexportable orders")

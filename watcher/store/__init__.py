@@ -23,7 +23,7 @@ from watcher.store.port import (
 )
 
 if TYPE_CHECKING:
-    from watcher.store.configured import read_history, with_store
+    from watcher.store.configured import build_journal, read_history, with_store
 
 __all__ = [
     "Document",
@@ -38,7 +38,11 @@ __all__ = [
     "TriggerProgress",
     "UnreadableEntry",
     "WorkOrderStore",
+    "build_journal",
     "read_history",
     "with_store",
 ]
-__getattr__ = lazy(__name__, {"read_history": "configured", "with_store": "configured"})
+__getattr__ = lazy(
+    __name__,
+    {"build_journal": "configured", "read_history": "configured", "with_store": "configured"},
+)

@@ -35,6 +35,11 @@ class JournalEvent(StrEnum):
     SUPERSEDED = "superseded"
     NOT_WRITTEN = "not_written"
     UNEXPORTABLE = "unexportable"
+    CONFLICT = "conflict"  # both sides changed an order since it was last synced
+    NO_DATE_VERSION = "no_date_version"  # a stored updatedAt that named no date, overwritten
+    REPAIRED = "repaired"  # an outbound file rewritten to the store's synced version
+    RESEND = "resend"  # `watcher resend`: marked unsynced to go out again
+    FIELD_DRIFT = "field_drift"  # a key the ERP format does not know, first seen
 
 
 class Entry(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
@@ -58,6 +63,8 @@ class Entry(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     counts: dict[str, int] | None = None
     worker: str | None = None
     trace: str | None = None  # the OpenTelemetry trace id of the work, when tracing is on
+    tracos_version: datetime | None = None  # a conflict's other side
+    differs: list[str] | None = None  # a conflict's fields that differ, TracOS's value first
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,7 @@ class HistoryQuery:
     file: str | None = None
     since: datetime | None = None
     limit: int = 1000
+    event: str | None = None  # every entry of this event instead (``watcher conflicts``)
 
 
 class Journal(Protocol):

@@ -17,7 +17,7 @@ from typing import Any, Final, cast
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
-from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
+from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -28,7 +28,15 @@ from pymongo.errors import (
 )
 
 from watcher.core.errors import ConfigError, StoreMissing, StoreUnavailable, WatcherError
-from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
+from watcher.core.tracos import (
+    Clash,
+    OrderUpsert,
+    Outcome,
+    clash,
+    decide,
+    newest_per_number,
+    stored_date,
+)
 from watcher.store.port import (
     Document,
     Handler,
@@ -107,16 +115,27 @@ def mark_filter(version: Hashable) -> Document:
     return query
 
 
-def upsert_op(order: OrderUpsert, now: datetime) -> UpdateOne:
-    """Insert, or update only if the stored ``updatedAt`` is older (or not a date)."""
+def upsert_op(order: OrderUpsert, now: datetime, stored: Document | None = None) -> UpdateOne:
+    """Insert, or update a synced document whose ``updatedAt`` is an older date; anything
+    else is refused (11000) and decided from the document read (``stored``): then the
+    update applies only while the document is still exactly as read."""
     update: Document = {
         "$set": upsert_fields(order, now),
         "$setOnInsert": insert_fields(order),
     }
     if order.deletedAt is None:
         update["$unset"] = {"deletedAt": ""}
-    newer = [{"updatedAt": {"$lt": order.updatedAt}}, {"updatedAt": {"$not": {"$type": "date"}}}]
-    return UpdateOne({"number": order.number, "$or": newer}, update, upsert=True)
+    if stored is None:
+        query: Document = {"number": order.number, "updatedAt": {"$lt": order.updatedAt}}
+        query["isSynced"] = True
+    else:
+        exactly = {f: _exactly(stored, f) for f in ("updatedAt", "isSynced")}
+        query = {"_id": stored["_id"], **exactly}
+    return UpdateOne(query, update, upsert=True)
+
+
+def _exactly(doc: Document, field: str) -> Document:
+    return {"$eq": doc[field]} if field in doc else {"$exists": False}
 
 
 def put_op(doc: Document, replace: Replace) -> ReplaceOne[Document] | InsertOne[Document]:
@@ -202,24 +221,38 @@ class MongoStore:
         with _translated():
             await self._coll.database.command("ping")
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
         winner, outcomes = newest_per_number(orders)
         pending = list(winner.values())
+        read: dict[int, Document] = {}
+        noted: dict[int, Clash] = {}  # the last word per order: a later round may see anew
         for _ in range(RACE_ROUNDS):
-            refused = await self._bulk(
-                [upsert_op(orders[i], now) for i in pending], outcomes, pending
-            )
+            ops = [upsert_op(orders[i], now, read.get(orders[i].number)) for i in pending]
+            refused = await self._bulk(ops, outcomes, pending)
             if not refused:
                 break
-            stored = await self._updated_at([orders[i].number for i in refused])
+            read = await self._stored_docs([orders[i].number for i in refused])
             pending = []
             for i in refused:
-                outcomes[i] = decide(stored.get(orders[i].number), orders[i].updatedAt)
-                if outcomes[i] in (Outcome.INSERTED, Outcome.UPDATED):
-                    pending.append(i)  # another writer inserted an older one meanwhile: again
+                doc = read.get(orders[i].number)
+                when = None if doc is None else stored_date(doc.get("updatedAt"))
+                outcomes[i] = outcome = decide(when, orders[i].updatedAt)
+                noted.pop(i, None)
+                if doc is not None and (found := clash(doc, orders[i], outcome)):
+                    noted[i] = found
+                if outcome in (Outcome.INSERTED, Outcome.UPDATED):
+                    pending.append(i)  # written only while it is still as read: or again
         else:
             raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
+        if clashes is not None:
+            clashes.extend(noted.values())
         return [o for o in outcomes if o is not None]
+
+    async def _stored_docs(self, numbers: list[int]) -> dict[int, Document]:
+        docs = await self._find({"number": {"$in": numbers}}, expected=len(numbers))
+        return {doc["number"]: doc for doc in docs}
 
     async def _bulk(
         self, ops: list[UpdateOne], outcomes: list[Outcome | None], indexes: list[int]
@@ -379,6 +412,12 @@ class MongoStore:
         query = {"_id": {"$in": ids}, MARK_FIELD: token}
         marked = await self._find(query, {"_id": 1}, expected=len(ids))
         return {str(doc["_id"]) for doc in marked}
+
+    async def unsync(self, numbers: Sequence[int]) -> int:
+        query = {"number": {"$in": list(numbers)}, "isSynced": True}
+        with _translated():
+            result = await self._coll.bulk_write([UpdateMany(query, {"$set": {"isSynced": False}})])
+        return int(result.modified_count)
 
     async def counts(self) -> tuple[int, int]:
         with _translated():

@@ -64,6 +64,8 @@ class MongoJournal:
 
     async def history(self, query: HistoryQuery) -> list[Entry]:
         match: Document = {"number": query.number} if query.file is None else {"file": query.file}
+        if query.event is not None:
+            match = {"event": query.event}
         if query.since is not None:
             match["at"] = {"$gte": query.since}
         with _translated():

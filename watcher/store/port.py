@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from watcher.core.tracos import OrderUpsert, Outcome, normalise_date
+from watcher.core.tracos import Clash, OrderUpsert, Outcome, normalise_date
 
 Document = dict[str, Any]
 
@@ -99,8 +99,13 @@ class WorkOrderStore(Protocol):
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers now."""
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
-        """Newer wins, per order, in one bulk write; outcomes in the order given."""
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
+        """Newer wins, per order, in one bulk write; outcomes in the order given. A stored
+        ``updatedAt`` that is RFC 3339 text counts as the date it names, anything else that
+        is no date as older than any. ``clashes`` gets what an operator must hear of: TracOS
+        changes not yet synced that met an ERP version, and versions that were no date."""
         ...
 
     async def put_documents(
@@ -143,6 +148,11 @@ class WorkOrderStore(Protocol):
 
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         """Set ``isSynced``/``syncedAt`` where the version still matches; the keys marked."""
+        ...
+
+    async def unsync(self, numbers: Sequence[int]) -> int:
+        """Mark these orders unsynced (``watcher resend``): the worker exports them again,
+        as any TracOS change. The number of orders that were synced."""
         ...
 
     async def counts(self) -> tuple[int, int]:

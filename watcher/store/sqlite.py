@@ -22,7 +22,16 @@ from typing import Any, Final, TypeVar
 import anyio
 
 from watcher.core.errors import StoreDamaged, StoreMissing, StoreUnavailable
-from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number, normalise_date
+from watcher.core.tracos import (
+    Clash,
+    OrderUpsert,
+    Outcome,
+    clash,
+    decide,
+    newest_per_number,
+    normalise_date,
+    stored_date,
+)
 from watcher.store import rows
 from watcher.store.port import (
     Document,
@@ -55,14 +64,6 @@ CREATE INDEX IF NOT EXISTS workorders_unsynced_age ON workorders (updated_at) WH
 """
 # min() skips NULLs (an updatedAt that is no date) and reads the partial index above
 OLDEST_UNSYNCED: Final = "SELECT min(updated_at) FROM workorders WHERE synced = 0"
-
-
-def _outcome(doc: str | None, millis: int | None, incoming: datetime) -> Outcome:
-    """Newer wins; a stored ``updatedAt`` that is no date (or none) is older than any
-    version, however early (MongoDB's filter: ``$not: {$type: "date"}``)."""
-    if doc is None:
-        return Outcome.INSERTED
-    return Outcome.UPDATED if millis is None else decide(rows.from_millis(millis), incoming)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -213,18 +214,29 @@ class SqliteStore:
         db.execute("COMMIT")
         self._commits += 1
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
-        return await self.run_locked(lambda: self._upsert(orders, now))
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
+        return await self.run_locked(lambda: self._upsert(orders, now, clashes))
 
-    def _upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+    def _upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None
+    ) -> list[Outcome]:
         now = normalise_date(now)  # once, not once an order
         winner, outcomes = newest_per_number(orders)
         with self._transaction() as db:
-            stored = self._stored(db, list(winner))
+            stored = self._stored(db, list(winner), synced=True)
             writes: list[tuple[OrderUpsert, str | None]] = []
             for number, index in winner.items():
-                millis, doc = stored.get(number, (None, None))
-                outcomes[index] = outcome = _outcome(doc, millis, orders[index].updatedAt)
+                millis, doc, synced = stored.get(number, (None, None, 1))
+                odd = doc is not None and (millis is None or not synced)
+                when = None if doc is None or millis is None else rows.from_millis(millis)
+                parsed = rows.decode(doc) if odd and doc is not None else {}
+                if odd and millis is None:
+                    when = stored_date(parsed.get("updatedAt"))  # maybe text naming a date
+                outcomes[index] = outcome = decide(when, orders[index].updatedAt)
+                if odd and clashes is not None and (found := clash(parsed, orders[index], outcome)):
+                    clashes.append(found)
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
                     writes.append((orders[index], doc))
             # rows made as they are written: a batch's encoded rows never coexist
@@ -239,14 +251,18 @@ class SqliteStore:
         doc.setdefault("_id", next(self._ids))
         return order.number, rows.to_millis(order.updatedAt), 1, rows.encode_set(doc)
 
-    def _stored(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, tuple[Any, str]]:
-        """``updated_at`` and the document's JSON per stored number, in one query per chunk."""
-        found: dict[int, tuple[Any, str]] = {}
+    def _stored(
+        self, db: sqlite3.Connection, numbers: list[int], synced: bool = False
+    ) -> dict[int, tuple[Any, ...]]:
+        """``updated_at`` and the document's JSON (and ``synced``, if asked) per stored
+        number, in one query per chunk."""
+        found: dict[int, tuple[Any, ...]] = {}
+        columns = "number, updated_at, doc" + (", synced" if synced else "")
         for start in range(0, len(numbers), CHUNK):
             chunk = numbers[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT number, updated_at, doc FROM workorders WHERE number IN ({marks})"
-            found.update((n, (millis, doc)) for n, millis, doc in db.execute(query, chunk))
+            query = f"SELECT {columns} FROM workorders WHERE number IN ({marks})"
+            found.update((row[0], row[1:]) for row in db.execute(query, chunk))
         return found
 
     def _replace(self, db: sqlite3.Connection, written: Iterable[rows.Row], now: datetime) -> None:
@@ -366,6 +382,22 @@ class SqliteStore:
             return done
 
         return await self.run_locked(mark)
+
+    async def unsync(self, numbers: Sequence[int]) -> int:
+        def unsync() -> int:
+            changed = rows.to_millis(datetime.now(UTC))
+            sql = (
+                "UPDATE workorders SET synced = 0, changed_at = ?,"
+                " seq = (SELECT max(seq) FROM workorders) + 1,"  # a new version: one row each
+                " doc = json_set(doc, '$.isSynced', json('false')) WHERE number = ? AND synced = 1"
+            )
+            with self._transaction() as db:
+                return sum(db.execute(sql, (changed, n)).rowcount for n in numbers)
+
+        done = await self.run_locked(unsync)
+        if self._wake is not None:
+            self._wake.set()
+        return done
 
     async def counts(self) -> tuple[int, int]:
         return await self.run_locked(self._counts)

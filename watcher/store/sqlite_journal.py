@@ -90,6 +90,8 @@ class SqliteJournal:
 
     async def history(self, query: HistoryQuery) -> list[Entry]:
         column, value = ("number", query.number) if query.file is None else ("file", query.file)
+        if query.event is not None:  # rare (an operator's command): a scan, no index
+            column, value = "json_extract(CAST(entry AS TEXT), '$.event')", query.event
         since = rows.to_millis(query.since) if query.since else -(2**62)
         sql = (
             f"SELECT entry FROM journal WHERE {column} = ? AND at >= ?"

@@ -6,6 +6,11 @@ the console, the metrics and the status file read it. The pipelines themselves a
 together by the composition root (``watcher.app``).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from watcher.core.faces import lazy
 from watcher.sync.pausing import pause, read_paused, resume
 from watcher.sync.stats import (
     BUCKETS,
@@ -21,6 +26,9 @@ from watcher.sync.stats import (
 )
 from watcher.sync.tracing import current_tracer, use_tracer
 
+if TYPE_CHECKING:
+    from watcher.sync.receipts import receipt_schema
+
 __all__ = [
     "BUCKETS",
     "ORDERS",
@@ -35,6 +43,8 @@ __all__ = [
     "current_tracer",
     "pause",
     "read_paused",
+    "receipt_schema",
     "resume",
     "use_tracer",
 ]
+__getattr__ = lazy(__name__, {"receipt_schema": "receipts"})

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import msgspec
 
-from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.core.tracos import Clash, OrderUpsert, Outcome
 from watcher.erp import NotFiled, Taken
 from watcher.store import JournalEvent, StoredDocument
 
@@ -34,6 +34,7 @@ class InboundDone(msgspec.Struct, frozen=True):
     stored_at: datetime
     filed_at: datetime
     refiled: bool = False
+    clashes: list[Clash] = []  # conflicts and stored versions that named no date
 
 
 class Exported(msgspec.Struct, frozen=True):

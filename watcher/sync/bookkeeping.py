@@ -27,6 +27,7 @@ from watcher.sync.batches import (
     tally,
     tally_all,
 )
+from watcher.sync.conflicts import count_clashes, log_clashes
 from watcher.sync.journal_entries import Journaling
 from watcher.sync.journaling import Recorder
 from watcher.sync.stats import ORDERS, RECENT, Count, Failure, Stats
@@ -59,9 +60,9 @@ class Bookkeeping:
             await observer.outbound(done)
 
 
-def standard_books(stats: Stats, journal: Recorder) -> Bookkeeping:
-    """Counters and recent events, log lines, then the journal."""
-    return Bookkeeping([Counting(stats), Logging(), Journaling(journal)])
+def standard_books(stats: Stats, journal: Recorder, more: Sequence[Observer] = ()) -> Bookkeeping:
+    """Counters and recent events, log lines, any others (receipts), then the journal."""
+    return Bookkeeping([Counting(stats), Logging(), *more, Journaling(journal)])
 
 
 class Counting:
@@ -77,6 +78,7 @@ class Counting:
             self._filed(item, now)
         if done.refiled:  # kept without their orders: those were counted with their batch
             return
+        count_clashes(done.clashes, stats)
         recent: deque[tuple[OrderUpsert, Outcome]] = deque(maxlen=RECENT)
         for item in filed:
             recent.extend(order_outcomes(item, RECENT))
@@ -127,6 +129,7 @@ class Logging:
         for item in done.files:
             if not isinstance(item.where, NotFiled):
                 _log_filed(item, item.where)
+        log_clashes(done.clashes)
         counts = {str(outcome): n for outcome, n in tally_all(done).items()}
         if counts and not done.refiled:
             shown = ", ".join(f"{n} {o}" for o, n in counts.items())

@@ -19,11 +19,12 @@ import anyio
 import msgspec
 
 from watcher.core.errors import RejectedInput
-from watcher.core.tracos import Outcome
+from watcher.core.tracos import Clash, OrderUpsert, Outcome
 from watcher.erp import ErpFormat, FileVerdict, InboundSource, NotFiled, Taken
 from watcher.store import WorkOrderStore
 from watcher.sync.batches import FiledFile, InboundDone
 from watcher.sync.bookkeeping import Bookkeeping
+from watcher.sync.repair import Repair
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Stats
 from watcher.sync.tracing import listed, traced
@@ -41,6 +42,7 @@ class Inbound:
     batch_size: int
     rescan_seconds: float
     books: Bookkeeping
+    repair: Repair | None = None  # outbound files of the orders written: to the new version
     _wake: anyio.Event = field(init=False)
     _unfiled: list[FiledFile] = field(init=False, default_factory=list)
     _refile_at: float = field(init=False, default=0.0)
@@ -118,13 +120,22 @@ class Inbound:
         orders = [o for t in taken if t.verdict for o in t.verdict.orders]
         outcomes: list[Outcome] = []
         stored_at = datetime.now(UTC)
+        clashes: list[Clash] = []
         if orders:
-            outcomes = await self.retry(lambda: self.store.upsert(orders, stored_at))
+            outcomes = await self.retry(lambda: self._upsert(orders, stored_at, clashes))
+            if self.repair is not None:  # before filing away: a crash takes the file again
+                await self.repair.settle([order.number for order in orders])
         with anyio.CancelScope(shield=True):  # stored: filing away is quick, and never cut
             now = datetime.now(UTC)
             filed = await self.source.file_away(taken, now)
         done = [*self._filed(taken, filed, [*_split(taken, outcomes)])]
-        await self.books.inbound(InboundDone(done, stored_at, now))
+        await self.books.inbound(InboundDone(done, stored_at, now, clashes=clashes))
+
+    async def _upsert(
+        self, orders: list[OrderUpsert], at: datetime, clashes: list[Clash]
+    ) -> list[Outcome]:
+        clashes.clear()  # a retried call reports afresh
+        return await self.store.upsert(orders, at, clashes)
 
     async def _file_unfiled(self) -> None:
         """Try again to file away what could not be (a full disk, a read-only folder)."""

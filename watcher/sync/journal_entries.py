@@ -15,6 +15,7 @@ from watcher.sync.batches import (
     quarantine_reason,
     tally,
 )
+from watcher.sync.conflicts import clash_entries
 from watcher.sync.journaling import Recorder
 
 
@@ -38,6 +39,7 @@ def inbound_entries(done: InboundDone, worker: str) -> list[Entry]:
     (the order's, with ``to``): one row, not two, for the commonest file. Files filed away
     late get their file's entry alone: their orders' were written with their batch."""
     entries: list[Entry] = []
+    taken = [item.taken for item in done.files]
     for item in done.files:
         event, to, _ = filing(item.taken, item.where)
         if done.refiled:
@@ -47,7 +49,7 @@ def inbound_entries(done: InboundDone, worker: str) -> list[Entry]:
         else:
             entries += _order_entries(item, done.stored_at, worker)
             entries.append(_file_entry(item, done.filed_at, worker))
-    return entries
+    return entries + clash_entries(done.clashes, taken, worker, done.stored_at)
 
 
 def _order_entries(

@@ -4,7 +4,8 @@ Order of work per batch: render each order as a file; claim the files' names fro
 sink (exclusive across workers); keep only the documents still unsynced at the version
 read; have the sink write them durably; only then mark them synced, conditionally, in one
 bulk write; release the claims. A document changed in between keeps ``isSynced`` unset and
-goes out again; a version older than what another worker already wrote is never written.
+goes out again; where it changed to a synced version (an ERP file landed meanwhile), the
+file is repaired from the store (``watcher.sync.repair``): the claims only save work.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from watcher.store import JournalEvent, StoredDocument, SyncMark, WorkOrderStore
 from watcher.sync.batches import Exported, OutboundDone, Refused
 from watcher.sync.bookkeeping import Bookkeeping
 from watcher.sync.pausing import Pauses
+from watcher.sync.repair import Repair
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.tracing import listed, traced
 
@@ -59,6 +61,7 @@ class Outbound:
     where: str  # for the log line: where the files went
     books: Bookkeeping
     pauses: Pauses  # `watcher pause outbound` holds new exports
+    repair: Repair  # an outbound file written, then its order changed: to the stored version
     reported: dict[str, Hashable] = field(default_factory=dict)  # key → version reported
     unwritten: set[str] = field(default_factory=set)  # keys whose file could not be written
     _lock: anyio.Lock = field(default_factory=anyio.Lock)  # one export at a time
@@ -68,6 +71,7 @@ class Outbound:
         await self.sink.recover()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._rewrite_later)
+            tg.start_soon(self.repair.settle_all, self.batch_size)  # what a crash left
             while True:
                 try:
                     await self.store.follow_unsynced(
@@ -117,6 +121,8 @@ class Outbound:
             now = datetime.now(UTC)
             marks = [_mark(item) for item in written]
             marked = await self.retry(lambda: self.store.mark_synced(marks, now))
+        refused = [item.number for item in written if item.doc.key not in marked]
+        await self.repair.settle(refused)  # written, then changed: maybe to a synced version
         busy = [item for index, item in enumerate(ready) if index not in held]
         self.unwritten.update(item.doc.key for item in [*failed, *busy])
         kept = {item.doc.key for item in current}

@@ -45,6 +45,9 @@ class Count(StrEnum):
     UNEXPORTABLE = "unexportable"
     EXPORT_ERRORS = "export_errors"
     CHANGED_DURING_EXPORT = "changed_during_export"
+    CONFLICTS = "conflicts"  # ERP versions that met a TracOS change not yet synced
+    VERSIONS_NOT_DATES = "versions_not_dates"  # stored updatedAt naming no date, overwritten
+    REPAIRED = "repaired"  # outbound files rewritten to the store's synced version
     RETRIES = "retries"
 
 
@@ -90,6 +93,16 @@ class Latency(deque[float]):
 
 # The counter of each inbound outcome (``orders_inserted`` for ``inserted``, …).
 ORDERS: Final = {outcome: Count(f"orders_{outcome}") for outcome in Outcome}
+
+
+class KeySeen(msgspec.Struct, frozen=True):
+    """An ERP key the format does not know (field drift): in how many files checked it was,
+    when first and last, and an order of a file that carried it."""
+
+    files: int
+    first: datetime
+    last: datetime
+    example_order: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +160,7 @@ class Snapshot:
     trigger: TriggerProgress = field(default_factory=TriggerProgress)  # a copy, see Stats
     paused: frozenset[Direction] = frozenset()  # directions held by ``watcher pause``
     disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # folder → free, total
+    drift: dict[str, KeySeen] = field(default_factory=dict)  # by key, at most ``MAX_KEYS``
 
 
 @dataclass
@@ -164,6 +178,7 @@ class Stats:
     stored: int | None = None
     counts_at: datetime | None = None
     problems: dict[str, str] = field(default_factory=dict)  # what → why it fails
+    drift: dict[str, KeySeen] = field(default_factory=dict)  # unknown ERP keys (sync.drift)
     asked_since: datetime | None = None  # a store call for the counts is under way since
     waiting_age: float | None = None
     in_flight: int = 0
@@ -237,6 +252,7 @@ class Stats:
             trigger=msgspec.structs.replace(self.trigger),
             paused=self.pauses.held,
             disk=self.disk,
+            drift=dict(self.drift),
         )
 
 
