@@ -14,7 +14,7 @@ from typing import Final
 
 import msgspec
 
-from watcher.core.printable import printable
+from watcher.core.printable import json_safe, printable
 from watcher.store.journal import Entry, HistoryQuery
 
 RELATIVE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
@@ -45,7 +45,7 @@ def subject(query: HistoryQuery) -> str:
 
 
 def as_json(entries: Sequence[Entry]) -> bytes:
-    return msgspec.json.encode(entries)
+    return json_safe(msgspec.json.encode(entries))
 
 
 def lines(entries: Sequence[Entry]) -> list[str]:
