@@ -37,6 +37,7 @@ from watcher.store.port import (
 T = TypeVar("T")
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
 WAKE_POLL_SECONDS: Final = 0.2  # how often writes by other processes are looked for
+BUSY_SECONDS: Final = 10.0  # how long a statement waits for another process's lock
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS workorders (
@@ -77,14 +78,18 @@ def _durable_files(path: Path) -> tuple[Path, ...]:
     return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
 
-def connect(path: Path, create: bool = True) -> sqlite3.Connection:
-    """A connection in WAL mode whose acknowledged writes survive a power loss."""
+def connect(
+    path: Path, create: bool = True, busy_seconds: float = BUSY_SECONDS
+) -> sqlite3.Connection:
+    """A connection in WAL mode whose acknowledged writes survive a power loss; a lock held
+    by another process is waited for ``busy_seconds`` at most (from the first statement)."""
     # mode=rw: a file removed since it was checked is an error, never a new empty store
     where = str(path) if create else path.resolve().as_uri() + "?mode=rw"
-    conn = sqlite3.connect(where, isolation_level=None, check_same_thread=False, uri=not create)
+    conn = sqlite3.connect(
+        where, busy_seconds, isolation_level=None, check_same_thread=False, uri=not create
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=10000")
     return conn
 
 
@@ -106,11 +111,16 @@ def translated(path: Path) -> Iterator[None]:
 class SqliteStore:
     """``WorkOrderStore`` on a SQLite file; safe for other processes to read and write."""
 
-    def __init__(self, path: Path, threads: bool = True) -> None:
+    def __init__(
+        self, path: Path, threads: bool = True, busy_seconds: float = BUSY_SECONDS
+    ) -> None:
         """``threads=False``: each call runs right here, never in a worker thread (a
-        one-shot command, which has nothing to do meanwhile and no event loop to start)."""
+        one-shot command, which has nothing to do meanwhile and no event loop to start).
+        ``busy_seconds``: how long to wait for another process's lock (``status`` answers
+        within a second, saying what it could not read)."""
         self._path = path
         self._threads = threads
+        self._busy_seconds = busy_seconds
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._watch: sqlite3.Connection | None = None
@@ -141,13 +151,13 @@ class SqliteStore:
                 " directory, or set DATA_STATE_DIR to the worker's state folder"
                 " (or MONGO_URI, if the worker uses MongoDB)"
             )
-        self._conn = connect(self._path, create)
+        self._conn = connect(self._path, create, self._busy_seconds)
         if create:
             self._conn.executescript(SCHEMA)
         rows.migrate(
             self._conn, self._path
         )  # an existing store is brought up to date, whoever opens it
-        self._watch = connect(self._path, create)
+        self._watch = connect(self._path, create, self._busy_seconds)
         self._identity = {path: _identity(path) for path in _durable_files(self._path)}
 
     async def close(self) -> None:
