@@ -38,6 +38,7 @@ T = TypeVar("T")
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
 WAKE_POLL_SECONDS: Final = 0.2  # how often writes by other processes are looked for
 BUSY_SECONDS: Final = 10.0  # how long a statement waits for another process's lock
+CLOSE_WAIT_SECONDS: Final = 0.2  # how long closing waits for a call stuck behind one
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS workorders (
@@ -161,10 +162,27 @@ class SqliteStore:
         self._identity = {path: _identity(path) for path in _durable_files(self._path)}
 
     async def close(self) -> None:
+        await self.run_closing(self._close_now)
+
+    def _close_now(self) -> None:
         for conn in (self._conn, self._watch):
             if conn is not None:
                 conn.close()
         self._conn = self._watch = None
+
+    async def run_closing(self, close: Callable[[], None]) -> None:
+        """``close`` (connections of this file) once no call is using them. A call stuck
+        behind another process's lock is not waited for beyond ``CLOSE_WAIT_SECONDS``:
+        the process may end meanwhile, as SQLite allows (what was committed is on disk)."""
+        if not self._threads:
+            with self._lock:
+                return close()
+        with anyio.move_on_after(CLOSE_WAIT_SECONDS):
+            await anyio.to_thread.run_sync(self._closing, close, abandon_on_cancel=True)
+
+    def _closing(self, close: Callable[[], None]) -> None:
+        with self._lock:
+            close()
 
     async def ping(self) -> None:
         await self.run_locked(lambda: self._db.execute("SELECT 1").fetchone())
@@ -181,7 +199,9 @@ class SqliteStore:
         in SQLite's busy wait of a millisecond or more); SQLite's errors as ours."""
         if not self._threads:
             return self._locked(work)
-        return await anyio.to_thread.run_sync(self._locked, work)
+        # a caller cancelled (a stop after its grace) stops waiting at once; the call ends
+        # in its thread, its transaction committed or rolled back whole
+        return await anyio.to_thread.run_sync(self._locked, work, abandon_on_cancel=True)
 
     def _locked(self, work: Callable[[], T]) -> T:
         with self._lock, translated(self._path):
@@ -400,20 +420,19 @@ class SqliteStore:
         seen = 0
         wake = self._wake = anyio.Event()
         while True:
-            version = self._data_version()
+            version = await self.run_locked(self._data_version)
             found, seen = await self.run_locked(partial(self._unsynced_after, seen, batch_size))
             if found:
                 await handle(found)
                 continue
-            while self._data_version() == version and not wake.is_set():
+            while await self.run_locked(self._data_version) == version and not wake.is_set():
                 with anyio.move_on_after(WAKE_POLL_SECONDS):
                     await wake.wait()
             wake = self._wake = anyio.Event()
 
     def _data_version(self) -> int:
-        """Changes whenever another connection (or process) commits; nearly free to read."""
+        """Changes whenever another connection (or process) commits; nearly free to read,
+        but it waits while another process holds the file locked: never on the event loop."""
         if self._watch is None:
             raise StoreUnavailable("the embedded store is not open")
-        with translated(self._path):
-            self._check_same_file()
-            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+        return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
