@@ -34,6 +34,7 @@ from watcher.store.configured import build_journal, build_store
 from watcher.sync.inbound import Inbound
 from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
+from watcher.sync.reported import ReportedVersions
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Count, Snapshot, Stats, StoreState
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # Ctrl-C pressed this often quits without waiting for the batch in flight (README)
 FORCE_QUIT_INTERRUPTS: Final = 3
+REPORTED_FILE: Final = "unexportable-reported.json"  # in the state folder
 _FORCE_QUIT_HINT: Final = f"Ctrl-C {FORCE_QUIT_INTERRUPTS} times quits at once"
 
 
@@ -129,6 +131,7 @@ class Worker:
             settings.retry_max_seconds,
             str(settings.outbound_dir),
             self.journal,
+            ReportedVersions(settings.state_dir / REPORTED_FILE),
         )
 
     async def open(self, meanwhile: TaskGroup | None = None) -> None:

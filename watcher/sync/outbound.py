@@ -10,7 +10,7 @@ goes out again; a version older than what another worker already wrote is never 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence, Set
+from collections.abc import Sequence, Set
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from watcher.erp.port import ErpFormat, OutboundFile, OutboundSink
 from watcher.store import StoredDocument, SyncMark, WorkOrderStore
 from watcher.store.journal import Entry
 from watcher.sync.journaling import Recorder
+from watcher.sync.reported import ReportedVersions
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Count, Failure, Stats
 
@@ -58,7 +59,7 @@ class Outbound:
     retry_max_seconds: float
     where: str  # for the log line: where the files went
     journal: Recorder
-    reported: dict[str, Hashable] = field(default_factory=dict)  # key → version reported
+    reported: ReportedVersions = field(default_factory=ReportedVersions)
     unwritten: set[str] = field(default_factory=set)  # keys whose file could not be written
     _lock: anyio.Lock = field(default_factory=anyio.Lock)  # one export at a time
     _entries: list[Entry] = field(default_factory=list)  # the batch's, for the journal
@@ -139,19 +140,22 @@ class Outbound:
         except Unexportable as exc:
             self._unexportable(doc, str(exc))
             return None
-        self.reported.pop(doc.key, None)
+        self.reported.forget(doc.key)
         self.stats.unexportable.pop(doc.key, None)
         return Export(doc, order.number, file)
 
     def _unexportable(self, doc: StoredDocument, reason: str) -> None:
-        """Report once per version; a later change to the document tries it again."""
-        if self.reported.get(doc.key) == doc.version:
+        """Listed as stuck; reported once per version, across restarts too (an earlier
+        run's report is not repeated); a later change to the document tries it again."""
+        first = self.reported.first_time(doc.key, doc.version)
+        if not first and doc.key in self.stats.unexportable:
             return
-        self.reported[doc.key] = doc.version
         now = datetime.now(UTC)
         subject = f"order {doc.doc.get('number', '?')}"
         self.stats.unexportable.pop(doc.key, None)  # re-inserted: the newest come last
         self.stats.unexportable[doc.key] = Failure(now, "out", subject, reason)
+        if not first:
+            return  # reported by an earlier run: listed, not logged again
         self.stats.failure(now, "out", subject, reason)
         self.stats.count(Count.UNEXPORTABLE)
         fields = {"order": doc.doc.get("number"), "document": doc.key, "reason": reason}
