@@ -24,16 +24,18 @@ from anyio.abc import TaskGroup
 
 from watcher.core.errors import ConfigError
 from watcher.core.settings import Settings
+from watcher.erp.folders.layout import prepare
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
-from watcher.fs import prepare
 from watcher.observe.heartbeat import prune_stopped, worker_id
 from watcher.observe.reporting import Reporter, Reporting
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_journal, build_store
+from watcher.sync.bookkeeping import standard_books
 from watcher.sync.inbound import Inbound
 from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
+from watcher.sync.pausing import read_paused
 from watcher.sync.reported import ReportedVersions
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Count, Snapshot, Stats, StoreState
@@ -104,11 +106,13 @@ class Worker:
         self.store = store
         self.integration = integration
         self.stats = stats
+        stats.trigger = store.trigger  # the store's sweeps and progress, in every snapshot
         self.retry = retry
         self.opened = False  # the store was reached: files may have been claimed
         self.graced_out = False  # a stop did not wait for the batch in flight to finish
         self.left_claimed = 0  # files claimed when it closed: resumed at the next start
         self.journal = recorder(settings, store)
+        books = standard_books(stats, self.journal)
         self.inbound = Inbound(
             integration.source,
             integration.format,
@@ -117,20 +121,20 @@ class Worker:
             retry,
             settings.batch_size,
             settings.rescan_seconds,
-            self.journal,
+            books,
         )
         self.reporting = Reporting(settings, stats, store, integration.source)
         self.outbound = Outbound(
             integration.format,
             integration.sink,
             store,
-            stats,
             retry,
             settings.batch_size,
             settings.poll_seconds,
             settings.retry_max_seconds,
             str(settings.outbound_dir),
-            self.journal,
+            books,
+            stats.pauses,
             ReportedVersions(settings.state_dir / REPORTED_FILE),
         )
 
@@ -159,6 +163,7 @@ class Worker:
         )
         prepare(folders)
         prune_stopped(self.settings, datetime.now(UTC))
+        self.stats.pauses.update(read_paused(self.settings.state_dir))  # before any work
 
     async def close(self) -> None:
         """Release the claim folder (a later start resumes anything left in it)."""
@@ -214,6 +219,7 @@ class Worker:
             inbound_done.set()
 
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self.stats.pauses.follow, self.settings.state_dir)
             tg.start_soon(inbound)
             tg.start_soon(self.outbound.run)
             tg.start_soon(self.reporting.run, report, every)
@@ -236,7 +242,8 @@ class Worker:
                 break
             # files not yet valid JSON: judge them once they have been quiet long enough
             await anyio.sleep(max(0.05, due - time.monotonic()))
-        await self.outbound.sweep()
+        if not self.stats.pauses.holds("outbound"):
+            await self.outbound.sweep()
         await self.journal.forget()
 
 
@@ -270,9 +277,16 @@ def _metrics(settings: Settings) -> Iterator[MetricsServer]:
     not this host's is a setting error."""
     from watcher.observe import api  # the HTTP answers: only a worker that serves them imports them
     from watcher.observe.metrics import MetricsServer
+    from watcher.observe.security import exposure_warning, tls_context, token_guard
 
     host, port = settings.metrics_host, settings.metrics_port or 0
-    server = MetricsServer(port, host, routes=lambda served: api.routes(settings, served.latest))
+    server = MetricsServer(
+        port,
+        host,
+        routes=lambda served: api.routes(settings, served.latest),
+        guard=token_guard(settings.http_token, settings.metrics_token_required),
+        tls=tls_context(settings),
+    )
     try:
         server.start()
     except OSError as exc:  # asyncio's bind error repeats the address: its errno says it
@@ -281,7 +295,10 @@ def _metrics(settings: Settings) -> Iterator[MetricsServer]:
             f"METRICS_HOST/METRICS_PORT: cannot listen on {_url_host(host)}:{port}: {reason or exc}"
         ) from None
     paths = ", ".join(["/livez", "/readyz", *server.routes])
-    url = f"http://{_url_host(server.host)}:{server.port}"
+    scheme = "https" if settings.tls_cert_file else "http"
+    url = f"{scheme}://{_url_host(server.host)}:{server.port}"
+    if warning := exposure_warning(settings):
+        log.warning("%s", warning)
     log.info("metrics on %s/metrics (also %s)", url, paths, extra={"url": url})
     try:
         yield server

@@ -12,8 +12,8 @@ import pytest
 
 from tests.helpers.builders import T0, tracos_doc
 from tests.helpers.workers import env_for, opened_store
-from watcher import fs as files
 from watcher.core.settings import Settings
+from watcher.erp.folders import layout
 from watcher.store.configured import build_journal
 from watcher.store.journal import Entry
 
@@ -40,8 +40,8 @@ def _failed_files(settings: Settings) -> None:
     for n in range(MANY):
         name = f"{n}.json"
         (settings.failed_dir / name).write_bytes(b"{")
-        report = files.ErrorReport(name, "not JSON", "$", T0.isoformat())
-        (settings.failed_dir / f"{name}.error.json").write_bytes(files.report_bytes(report))
+        report = layout.ErrorReport(name, "not JSON", "$", T0.isoformat())
+        (settings.failed_dir / f"{name}.error.json").write_bytes(layout.report_bytes(report))
 
 
 @pytest.mark.parametrize("command", [["show"], ["history", "7"], ["failed"]])

@@ -1,4 +1,4 @@
-"""Commands import only what they use (issue 15, start-up): on the embedded store, the
+"""Commands import only what they use (docs/performance.md, start-up): on the embedded store, the
 inspection commands never load the MongoDB driver, the live console, the file watcher or
 the metrics server — ``watcher health`` runs every 15 s in the container."""
 

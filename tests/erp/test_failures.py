@@ -15,8 +15,8 @@ from watcher.app import build_worker, run_once
 from watcher.core.errors import CommandFailed
 from watcher.core.settings import Settings
 from watcher.erp.folders.failed import FailedFile, failed_lines, pair_up, read_failed
+from watcher.erp.folders.layout import ErrorReport, report_bytes
 from watcher.erp.folders.upkeep import REQUEUED_REPORTS, requeue
-from watcher.fs import ErrorReport, report_bytes
 
 
 def quarantine_with_the_worker(settings: Settings, dropped: dict[str, bytes]) -> None:

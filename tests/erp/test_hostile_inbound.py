@@ -1,4 +1,4 @@
-"""Attacks on the inbound side (issue 12): stray claim folders, long names, a full disk, a
+"""Attacks on the inbound side (docs/guarantees.md): stray claim folders, long names, a full disk, a
 clock ahead, hard links, re-drops and files written to while they are processed.
 
 Every input ends in the archive or the failed folder exactly once, a failed file always

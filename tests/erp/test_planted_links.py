@@ -1,4 +1,4 @@
-"""No file the product writes follows a link planted in its folders (issue 12 #16)."""
+"""No file the product writes follows a link planted in its folders (docs/guarantees.md)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from watcher.core.settings import Settings
 from watcher.observe import api
 from watcher.observe.heartbeat import worker_id, write_worker_status
 from watcher.observe.metrics import MetricsServer
-from watcher.observe.status_report import status_report
+from watcher.observe.status_report import gather_status
 from watcher.sync.stats import Stats, StoreState
 
 
@@ -51,7 +51,7 @@ def test_status_is_what_status_json_says(settings: Settings, server: MetricsServ
     status, headers, body = get(server, "/status")
     assert (status, headers["Content-Type"]) == (200, "application/json")
     shown = json.loads(body)
-    expected = json.loads(json.dumps(status_report(settings, None, None, datetime.now(UTC))))
+    expected = json.loads(json.dumps(gather_status(settings, None, None, datetime.now(UTC))))
     assert shown.keys() == expected.keys()
     assert (shown["stored"], shown["unsynced"], shown["files_failed"]) == (12, 3, 1)
     assert (shown["store_reachable"], shown["counts_from"]) == (

@@ -283,3 +283,15 @@ def test_the_lag_line_says_how_far_behind(width: int) -> None:
     assert "lag  oldest file waiting none · oldest unsynced none · in flight 0" in text(
         render(idle(), HEADER), width
     )
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_paused_direction_shows_until_resumed(width: int) -> None:
+    """``watcher pause outbound`` shows as one line; gone once resumed."""
+    stats = busy_stats()
+    stats.pauses.update(frozenset({"outbound"}))
+    assert "PAUSED: outbound takes no new work" in text(
+        render(stats.snapshot(at(5)), HEADER), width
+    )
+    stats.pauses.update(frozenset())
+    assert "PAUSED" not in text(render(stats.snapshot(at(6)), HEADER), width)

@@ -15,10 +15,10 @@ from tests.helpers.builders import T0, erp, tracos_doc
 from tests.helpers.conditions import wait_for
 from tests.helpers.workers import drop, running
 from watcher.core.settings import Settings
+from watcher.erp.folders.layout import oldest_landed
 from watcher.erp.folders.source import FolderSource
 from watcher.erp.registry import load_format
-from watcher.fs import oldest_landed
-from watcher.observe.status_report import StoreAnswer, status_lines, status_report
+from watcher.observe.status_report import StoreAnswer, gather_status, status_lines
 
 pytestmark = pytest.mark.anyio
 MINUTE = timedelta(minutes=1)
@@ -69,18 +69,18 @@ def test_status_gives_each_age_and_what_it_is_measured_from(settings: Settings) 
     landed; nothing behind reads "none" for people and null for scripts."""
     answer = StoreAnswer(5, 2, 0, oldest_unsynced=T0)
     now = T0 + 90 * MINUTE
-    report = status_report(settings, answer, None, now)
+    report = gather_status(settings, answer, None, now)
     assert report["oldest_unsynced_seconds"] == 5400.0
     assert report["oldest_file_waiting_seconds"] is None
     drop(settings.inbound_dir, "late.json", b"{}")
     landed = datetime.fromtimestamp(os.stat(settings.inbound_dir / "late.json").st_ctime, UTC)
-    waiting = status_report(settings, StoreAnswer(5, 0, 0), None, landed + MINUTE)
+    waiting = gather_status(settings, StoreAnswer(5, 0, 0), None, landed + MINUTE)
     assert waiting["oldest_file_waiting_seconds"] == 60.0
     lines = status_lines(waiting)
     assert "oldest file waiting seconds: 60.0" in lines
     assert "    oldest unsynced seconds: none" in lines
     assert "                store error: none" in lines  # it answered: no error, not "unknown"
-    down = status_lines(status_report(settings, None, "no answer", landed + MINUTE))
+    down = status_lines(gather_status(settings, None, "no answer", landed + MINUTE))
     assert "                store error: no answer" in down
     assert "                     stored: unknown" in down
 

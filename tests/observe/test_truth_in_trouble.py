@@ -1,5 +1,6 @@
-"""The product's view of itself tells the truth exactly when something is wrong (issue 13):
-a stuck store, a start-up outage, a MongoDB outage, two workers, after ``once``."""
+"""The product's view of itself tells the truth exactly when something is wrong
+(docs/guarantees.md): a stuck store, a start-up outage, a MongoDB outage, two workers, after
+``once``."""
 
 from __future__ import annotations
 

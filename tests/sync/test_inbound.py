@@ -1,4 +1,4 @@
-"""Inbound with real folders, the real watcher and the embedded store (SPEC §3 Inbound)."""
+"""Inbound with real folders, the real watcher and the embedded store (docs/spec.md §3 Inbound)."""
 
 from __future__ import annotations
 

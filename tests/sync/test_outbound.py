@@ -1,4 +1,5 @@
-"""Outbound on the embedded store: change feed, durable export, conditional mark (SPEC §3)."""
+"""Outbound on the embedded store: change feed, durable export, conditional mark
+(docs/spec.md §3)."""
 
 from __future__ import annotations
 

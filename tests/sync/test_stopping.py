@@ -1,4 +1,4 @@
-"""Stopping says what really happened (issue 12 #14, issue 13 #4): the batch in flight is
+"""Stopping says what really happened (docs/guarantees.md): the batch in flight is
 finished within ``STOP_GRACE_SECONDS``, or the last line says how many claimed files the
 next start resumes; SIGHUP stops like SIGTERM, also during the start-up wait.
 """

@@ -29,11 +29,8 @@ from watcher.core.errors import (
 from watcher.core.printable import json_safe, printable
 from watcher.core.settings import Settings, load_settings
 from watcher.core.tracos import INT64_MAX
-from watcher.erp.folders.failed import failed_lines, read_failed
-from watcher.erp.folders.upkeep import requeue
-from watcher.observe import history
-from watcher.observe.heartbeat import health_problem
-from watcher.observe.logs import fatal, log_format_of
+from watcher.erp import failed_lines, read_failed, requeue
+from watcher.observe import fatal, health_problem, history, log_format_of
 
 log = logging.getLogger("watcher")
 Command = Callable[[Settings, argparse.Namespace], int | None]
@@ -218,7 +215,25 @@ def _parser() -> argparse.ArgumentParser:
         "--outbound", action="store_true", help="of the files written for the ERP instead"
     )
     schema.set_defaults(command=_in("watcher.cli.store_commands", "cmd_schema"))
+    _add_operations(commands)
     return parser
+
+
+def _add_operations(commands: argparse._SubParsersAction[OneLineParser]) -> None:
+    """``config``, ``pause`` and ``resume``: operating a deployment."""
+    config = commands.add_parser("config", help="effective settings and where each came from")
+    config.add_argument("--json", action="store_true", help="machine-readable output")
+    config.set_defaults(command=_in("watcher.cli.operate", "cmd_config"))
+    for verb, says in HOLDS.items():
+        hold = commands.add_parser(verb, help=says)
+        hold.add_argument("direction", choices=("inbound", "outbound"))
+        hold.set_defaults(command=_in("watcher.cli.operate", f"cmd_{verb}"))
+
+
+HOLDS = {
+    "pause": "hold one direction, also across restarts (the batch in flight finishes)",
+    "resume": "end a pause",
+}
 
 
 def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:

@@ -22,14 +22,24 @@ from watcher.core.errors import CommandFailed, StoreUnavailable
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
 from watcher.core.tracos import decode_tracos
-from watcher.erp.folders.upkeep import prune
-from watcher.erp.registry import load_format
-from watcher.observe import history
-from watcher.observe.logs import setup_logging
-from watcher.observe.status_report import StoreAnswer, ask_store, status_lines, status_report
-from watcher.store import Document, PutResult, Replace, WorkOrderStore
-from watcher.store.configured import read_history, with_store
-from watcher.store.journal import HistoryQuery
+from watcher.erp import load_format, prune
+from watcher.observe import (
+    StoreAnswer,
+    ask_store,
+    gather_status,
+    history,
+    setup_logging,
+    status_lines,
+)
+from watcher.store import (
+    Document,
+    HistoryQuery,
+    PutResult,
+    Replace,
+    WorkOrderStore,
+    read_history,
+    with_store,
+)
 
 log = logging.getLogger("watcher")
 SHOW_BATCH: Final = 1000  # documents read and written at a time by ``show``
@@ -89,7 +99,7 @@ def _store_now(settings: Settings) -> tuple[StoreAnswer | None, str | None]:
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     answer, store_error = _store_now(settings)
-    report = status_report(settings, answer, store_error, datetime.now(UTC))
+    report = gather_status(settings, answer, store_error, datetime.now(UTC))
     if args.json:
         print(msgspec.json.encode(report).decode())
         return 0

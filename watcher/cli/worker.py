@@ -18,8 +18,8 @@ from watcher import __version__
 from watcher.app import build_worker, run_once, serve
 from watcher.core.settings import Settings
 from watcher.core.tracos import Outcome
-from watcher.observe.logs import setup_logging
-from watcher.sync.stats import ORDERS, Count, Snapshot
+from watcher.observe import setup_logging, tracing_from
+from watcher.sync import ORDERS, Count, Snapshot
 
 log = logging.getLogger("watcher")
 ONCE_ATTEMPTS: Final = 5
@@ -28,12 +28,12 @@ THREADS_WAIT_SECONDS: Final = 0.2  # for threads still busy when ``run`` has sai
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from watcher.observe.console import (  # rich: here only
-        Header,
-        LiveConsole,
-        LogSummary,
-        is_interactive,
-    )
+    with tracing_from(os.environ):  # before the store: its client reports its commands
+        return _run(settings, args)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from watcher.observe import Header, LiveConsole, LogSummary, is_interactive
 
     worker = build_worker(settings)
     live = None
@@ -81,9 +81,10 @@ def _banner(settings: Settings) -> str:
 
 
 def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
-    worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
-    setup_logging(settings, sys.stderr)
-    run_once(worker)
+    with tracing_from(os.environ):
+        worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
+        setup_logging(settings, sys.stderr)
+        run_once(worker)
     counts = once_counts(worker.stats.snapshot(datetime.now(UTC)))
     log.info("%s", once_summary(counts), extra={"counts": counts})
     return 0

@@ -59,7 +59,8 @@ class InvalidOrder(RejectedInput):
 
 
 class InvalidDocument(RejectedInput):
-    """A TracOS document given to ``watcher put`` breaks SPEC §2.2 (its index in the message)."""
+    """A TracOS document given to ``watcher put`` breaks docs/spec.md §2.2 (its index in the
+    message)."""
 
 
 class Unexportable(WatcherError):

@@ -19,14 +19,14 @@ INT64_MAX: Final = 2**63 - 1
 MICROSECOND: Final = timedelta(microseconds=1)
 
 OrderNo = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
-# The statuses TracOS itself sets (SPEC §2.2), in the order the sample data draws them.
+# The statuses TracOS itself sets (docs/spec.md §2.2), in the order the sample data draws them.
 TracosStatus = Literal["pending", "in_progress", "completed", "on_hold", "cancelled"]
 # Storable statuses: also ``created``, what an order gets whose ERP format does not say.
 Status = Literal[TracosStatus, "created"]
 
 
 class OrderUpsert(msgspec.Struct, kw_only=True, frozen=True, gc=False):
-    """What an ERP order asks of the store: set these TracOS fields if newer (SPEC §2.3).
+    """What an ERP order asks of the store: set these TracOS fields if newer (docs/spec.md §2.3).
 
     ``status`` None leaves the stored status as it is (``created`` on insert): a format
     that only says "deleted" must not invent a status.
@@ -43,7 +43,7 @@ class OrderUpsert(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 
 
 class TracosWorkOrder(msgspec.Struct, kw_only=True, frozen=True):
-    """The typed view of a stored TracOS document, as needed to export it (SPEC §2.2)."""
+    """The typed view of a stored TracOS document, as needed to export it (docs/spec.md §2.2)."""
 
     number: OrderNo
     status: str
@@ -56,7 +56,7 @@ class TracosWorkOrder(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class Outcome(StrEnum):
-    """What an inbound upsert did to one order (SPEC §3 Inbound 5)."""
+    """What an inbound upsert did to one order (docs/spec.md §3 Inbound 5)."""
 
     INSERTED = "inserted"
     UPDATED = "updated"

@@ -110,6 +110,8 @@ class ErpFormat(Protocol):
 
 
 Judge = Callable[[bytes], FileVerdict]
+# How an exchange reports a problem that is no one file's fault: (subject, reason).
+Trouble = Callable[[str, str], None]
 
 
 class Taken(msgspec.Struct, frozen=True):

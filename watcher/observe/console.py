@@ -20,7 +20,7 @@ from rich.text import Text
 
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
-from watcher.sync.stats import ORDERS, Count, Failure, RecentRates, Snapshot
+from watcher.sync import ORDERS, Count, Failure, RecentRates, Snapshot
 
 WIDE: Final = 120  # from this width, events and failures sit side by side
 FIXED_LINES: Final = 10  # header, folders, store, counters (title + 4 rows), latency, lag
@@ -78,7 +78,7 @@ class Dashboard:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width, budget = options.max_width, options.size.height - FIXED_LINES
-        budget -= len(self.snapshot.problems)
+        budget -= len(self.snapshot.problems) + bool(self.snapshot.paused)
         yield from _top(self.snapshot, self.header, width)
         yield from _problems(self.snapshot)
         yield _counters(self.snapshot, self.rates)
@@ -136,6 +136,10 @@ def _counts_age(snapshot: Snapshot) -> str:
 
 
 def _problems(snapshot: Snapshot) -> Iterator[Text]:
+    if snapshot.paused:
+        held = " and ".join(sorted(snapshot.paused))
+        line = f"PAUSED: {held} takes no new work until `watcher resume`"
+        yield Text(line, style="bold yellow", no_wrap=True, overflow="ellipsis")
     for problem in snapshot.problems:
         yield Text(
             f"problem: {_flat(problem)}", style="bold red", no_wrap=True, overflow="ellipsis"

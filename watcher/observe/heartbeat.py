@@ -24,7 +24,7 @@ from watcher.core.settings import Settings
 from watcher.fs import replace_with, write_temp
 
 if TYPE_CHECKING:  # health reads status files alone: it never loads the worker's stats
-    from watcher.sync.stats import Snapshot
+    from watcher.sync import Snapshot
 
 PREFIX: Final = "worker-"
 NEVER: Final = datetime.min.replace(tzinfo=UTC)

@@ -15,11 +15,12 @@ from typing import Final
 import msgspec
 
 from watcher.core.printable import json_safe, printable
-from watcher.store.journal import Entry, HistoryQuery
+from watcher.core.tracos import Outcome
+from watcher.store import Entry, HistoryQuery, JournalEvent
 
 RELATIVE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-ORDER_EVENTS: Final = frozenset({"inserted", "updated", "unchanged", "stale"})
+ORDER_EVENTS: Final = frozenset(str(outcome) for outcome in Outcome)  # an order's inbound
 
 
 def since(raw: str, now: datetime) -> datetime:
@@ -67,9 +68,9 @@ def _what(entry: Entry) -> str:
             archived = f"; file archived to archive/{printable(entry.to)}" if entry.to else ""
             return f"{order} from {file}{version}{archived}"
         return _filed(entry, file) + reason
-    if entry.event == "exported":
+    if entry.event == JournalEvent.EXPORTED:
         return f"{order} to {file}, marked synced{version}"
-    if entry.event == "changed_during_export":
+    if entry.event == JournalEvent.CHANGED_DURING_EXPORT:
         return f"{order} to {file}{version}; changed meanwhile: not marked, goes out again"
     target = f" to {file}" if entry.file else ""
     return f"{order}{target}{version}{reason}"
@@ -78,10 +79,10 @@ def _what(entry: Entry) -> str:
 def _filed(entry: Entry, file: str) -> str:
     """An inbound file's entry: where it went and its orders by outcome."""
     to = printable(entry.to or "?")
-    places = {
-        "archived": f"{file} archived to archive/{to}",
-        "quarantined": f"{file} quarantined to failed/{to}",
-        "partly_rejected": f"{file} archived; rejected elements in failed/{to}",
+    places: dict[str, str] = {
+        JournalEvent.ARCHIVED: f"{file} archived to archive/{to}",
+        JournalEvent.QUARANTINED: f"{file} quarantined to failed/{to}",
+        JournalEvent.PARTLY_REJECTED: f"{file} archived; rejected elements in failed/{to}",
     }
     said = places.get(entry.event, file)
     if entry.counts:

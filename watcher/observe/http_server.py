@@ -13,6 +13,7 @@ are served.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any, Final
@@ -21,6 +22,8 @@ from watcher.core.printable import printable
 
 Response = tuple[int, str, bytes]  # status, content type, body
 Responder = Callable[[str, str], Response]  # (path with query, Accept header) → response
+# (path with query, Authorization header) → None when allowed, else the refusal
+Guard = Callable[[str, str], Response | None]
 
 MAX_CLIENTS: Final = 512
 PROBES: Final = frozenset({b"/livez", b"/readyz"})  # liveness and readiness share no door
@@ -29,7 +32,7 @@ PROBE_SECONDS: Final = 1.0  # that moment
 REQUEST_SECONDS: Final = 5.0  # to send a whole request; then the connection is closed
 MAX_REQUEST_BYTES: Final = 16 * 1024
 REASONS: Final = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
-REASONS[503] = "Service Unavailable"
+REASONS.update({401: "Unauthorized", 503: "Service Unavailable"})
 TEXT: Final = "text/plain; charset=utf-8"
 
 
@@ -43,8 +46,14 @@ class HttpServer:
         port: int,
         max_clients: int = MAX_CLIENTS,
         request_seconds: float = REQUEST_SECONDS,
+        *,
+        guard: Guard | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``guard`` may refuse a request before ``respond`` sees it; ``tls``: HTTPS only."""
         self._respond = respond
+        self._guard = guard
+        self._tls = tls
         self._address = (host, port)
         self._max_clients = max_clients
         self._request_seconds = request_seconds
@@ -77,7 +86,13 @@ class HttpServer:
         loop = asyncio.new_event_loop()
         try:
             self._server = loop.run_until_complete(
-                asyncio.start_server(self._client, *self._address, limit=MAX_REQUEST_BYTES)
+                asyncio.start_server(
+                    self._client,
+                    *self._address,
+                    limit=MAX_REQUEST_BYTES,
+                    ssl=self._tls,
+                    ssl_handshake_timeout=self._request_seconds if self._tls else None,
+                )
             )
         except BaseException:
             loop.close()
@@ -143,6 +158,9 @@ class HttpServer:
             extra.append("Allow: GET, HEAD")
         elif not target.startswith("/"):
             status, content_type, body = 400, TEXT, b"bad request: the target must be a path\n"
+        elif self._guard and (refused := self._guard(target, _header(head, "authorization"))):
+            status, content_type, body = refused
+            extra.append('WWW-Authenticate: Bearer realm="watcher"')
         else:
             status, content_type, body = self._respond(target, _header(head, "accept"))
         lines = [

@@ -17,9 +17,7 @@ from watcher.core.errors import Unexportable
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
 from watcher.core.tracos import read_tracos
-from watcher.erp.folders.upkeep import folder_counts
-from watcher.erp.port import ErpFormat
-from watcher.fs import oldest_landed
+from watcher.erp import ErpFormat, folder_counts, oldest_landed
 from watcher.observe.heartbeat import (
     Found,
     UnexportableEntry,
@@ -29,7 +27,7 @@ from watcher.observe.heartbeat import (
     running_problem,
 )
 from watcher.store import WorkOrderStore
-from watcher.sync.stats import age
+from watcher.sync import age, read_paused
 
 CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
 LISTED: Final = 20  # unexportable orders printed; the rest are counted
@@ -73,7 +71,7 @@ async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer
     return StoreAnswer(stored, unsynced, total, stuck, oldest)
 
 
-def status_report(
+def gather_status(
     settings: Settings, answer: StoreAnswer | None, store_error: str | None, now: datetime
 ) -> dict[str, Any]:
     """Everything ``status`` prints, as plain values (``--json`` prints it as it is)."""
@@ -85,6 +83,7 @@ def status_report(
         "store_reachable": store_error is None,
         "store_error": store_error,
         "mode": running[0]["mode"] if running else "unknown (no worker running)",
+        "paused": sorted(read_paused(settings.state_dir)),  # `watcher pause`, until resumed
         **_counts(answer, files, now),
         **folder_counts(settings),
         "oldest_file_waiting_seconds": _oldest_waiting(settings, now),
@@ -188,6 +187,8 @@ def status_lines(report: dict[str, Any]) -> list[str]:
 def _shown(key: str, value: object, report: dict[str, Any]) -> object:
     """A value for a terminal; an age is "none" when nothing is behind, and so is the store
     error when the store answered."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
     if value is not None:
         return value
     answered = key == "store_error" and report["store_reachable"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -18,6 +19,22 @@ from watcher.core.errors import CommandFailed, capped
 from watcher.core.printable import printable
 
 Direction = Literal["in", "out"]
+
+
+class JournalEvent(StrEnum):
+    """Every event the journal records, named once. An order's inbound entry has its
+    ``Outcome`` as its event (``inserted``, ``updated``, ``unchanged``, ``stale``)."""
+
+    ARCHIVED = "archived"
+    QUARANTINED = "quarantined"
+    PARTLY_REJECTED = "partly_rejected"  # archived; its refused elements in failed/
+    CLAIMED = "claimed"  # stored, not yet filed away: it stays claimed
+    RETAKEN = "retaken"  # changed since it was read: read again
+    EXPORTED = "exported"
+    CHANGED_DURING_EXPORT = "changed_during_export"
+    SUPERSEDED = "superseded"
+    NOT_WRITTEN = "not_written"
+    UNEXPORTABLE = "unexportable"
 
 
 class Entry(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):

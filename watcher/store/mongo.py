@@ -8,6 +8,7 @@ sweep after every (re)open and polling where the server has no change streams.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator, Hashable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from datetime import datetime
@@ -35,6 +36,7 @@ from watcher.store.port import (
     Replace,
     StoredDocument,
     SyncMark,
+    TriggerProgress,
     insert_fields,
     mark_fields,
     replaces,
@@ -141,6 +143,7 @@ class MongoStore:
         self._coll = collection
         self._client = client
         self._mode = "MongoDB"  # says "change stream" only once the server has opened one
+        self.trigger = TriggerProgress()
 
     @classmethod
     def connect(cls, uri: str, database: str, collection: str) -> MongoStore:
@@ -338,13 +341,15 @@ class MongoStore:
     async def _sweep(self, handle: Handler, batch_size: int) -> None:
         """Hand every unsynced document to ``handle``, batch by batch (an empty sweep hands
         over one empty batch: the caller sees that it ran)."""
-        swept = False
+        swept, found, began = False, 0, time.monotonic()
         async with aclosing(self.iter_unsynced(batch_size)) as batches:
             async for batch in batches:
-                swept = True
+                swept, found = True, found + len(batch)
                 await handle(batch)
         if not swept:
             await handle([])
+        self.trigger.swept(time.monotonic() - began, found)
+        self.trigger.progressed(time.time())
 
     @staticmethod
     def _stored(doc: Document, changed_at: datetime | None = None) -> StoredDocument:
@@ -429,7 +434,7 @@ class MongoStore:
             await self._sweep(handle, batch_size)
             send, receive = anyio.create_memory_object_stream[Document | Exception](DRAIN_LIMIT)
             async with receive, anyio.create_task_group() as tg:
-                tg.start_soon(_pump, stream, send)
+                tg.start_soon(_pump, stream, send, self.trigger)
                 error = await self._consume(receive, handle)
                 tg.cancel_scope.cancel()
             raise error
@@ -468,12 +473,23 @@ class StreamClosed(Exception):
     """The server ended the change stream (the collection or database dropped or renamed)."""
 
 
-async def _pump(stream: Any, send: MemoryObjectSendStream[Document | Exception]) -> None:
-    """Read changes as they come (cached ones without a server round trip); pass errors on."""
+async def _pump(
+    stream: Any, send: MemoryObjectSendStream[Document | Exception], trigger: TriggerProgress
+) -> None:
+    """Read changes as they come (cached ones without a server round trip); pass errors on.
+
+    Each answer of the server (a change, or an empty one after its await time, about a
+    second) is progress: a stream that is open but no longer answers ("healthy but doing
+    nothing") shows in the metrics as such. (Only some servers move the resume point on
+    while nothing changes, so the answer itself is counted.)"""
     async with send:
         try:
-            while True:
-                await send.send(await stream.next())
+            while stream.alive:  # what ``next`` does, seeing each empty answer too
+                change = await stream.try_next()
+                trigger.progressed(time.time())
+                if change is not None:
+                    await send.send(change)
+            raise StopAsyncIteration
         except (PyMongoError, StoreUnavailable) as exc:
             await send.send(exc)
         except StopAsyncIteration:  # after an invalidate event the cursor is closed

@@ -22,7 +22,7 @@ Document = dict[str, Any]
 
 
 # Structs, not dataclasses: a sweep makes one per document, and each dataclass costs
-# every command that imports the port about 1.5 ms to create (issue 15, start-up).
+# every command that imports the port about 1.5 ms to create (docs/performance.md, start-up).
 class StoredDocument(msgspec.Struct, frozen=True):
     """A document as read for export: ``version`` is what a conditional mark checks."""
 
@@ -40,6 +40,27 @@ class SyncMark(msgspec.Struct, frozen=True):
 
 
 Handler = Callable[[list[StoredDocument]], Awaitable[None]]
+
+
+class TriggerProgress(msgspec.Struct):
+    """What a store's outbound trigger (``follow_unsynced``) has done, for the metrics: its
+    sweeps, and when it last showed life (a change event, a change stream's resume point
+    moving on, a poll or a look at the embedded store's version), as Unix time."""
+
+    sweeps: int = 0
+    swept_orders: int = 0
+    sweep_seconds: float = 0.0  # all sweeps together
+    last_sweep_seconds: float = 0.0
+    progressed_at: float | None = None
+
+    def swept(self, seconds: float, orders: int) -> None:
+        self.sweeps += 1
+        self.swept_orders += orders
+        self.sweep_seconds += seconds
+        self.last_sweep_seconds = seconds
+
+    def progressed(self, now: float) -> None:
+        self.progressed_at = now
 
 
 class Replace(StrEnum):
@@ -133,6 +154,9 @@ class WorkOrderStore(Protocol):
         (None when there is none): how long the oldest waiting change has waited. Asked
         every two seconds, so an index answers it, never a scan."""
         ...
+
+    # sweeps and signs of life of ``follow_unsynced`` (the worker's stats share the object)
+    trigger: TriggerProgress
 
     async def follow_unsynced(self, handle: Handler, poll_seconds: float, batch_size: int) -> None:
         """Call ``handle`` with a sweep of all unsynced documents (batch by batch, at most

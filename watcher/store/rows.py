@@ -90,7 +90,7 @@ def version_of(doc: Document) -> int | None:
     """``updatedAt`` in epoch milliseconds, or None when it is not a date.
 
     As in MongoDB, only a date is a version: a string (even an ISO one) or a number that
-    TracOS stored there counts as older than any ERP version (SPEC §3 Inbound 5).
+    TracOS stored there counts as older than any ERP version (docs/spec.md §3 Inbound 5).
     """
     value = doc.get("updatedAt")
     return to_millis(value) if isinstance(value, datetime) and value.tzinfo else None

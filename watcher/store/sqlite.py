@@ -11,6 +11,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from watcher.store.port import (
     Replace,
     StoredDocument,
     SyncMark,
+    TriggerProgress,
     apply_upsert,
     replaces,
 )
@@ -131,6 +133,7 @@ class SqliteStore:
         self._identity: dict[Path, tuple[int, int] | None] = {}
         self._commits = 0  # our own commits (``data_version`` only changes for others')
         self._counted: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self.trigger = TriggerProgress()
 
     @property
     def mode(self) -> str:
@@ -417,15 +420,21 @@ class SqliteStore:
     async def follow_unsynced(self, handle: Handler, poll_seconds: float, batch_size: int) -> None:
         """Sweep, then wake on our own writes at once and on other processes' within ~0.2 s:
         one keyset over the write sequence, a page of at most ``batch_size`` at a time."""
-        seen = 0
+        seen, swept = 0, 0
+        began: float | None = time.monotonic()  # the first pass, from the start: a sweep
         wake = self._wake = anyio.Event()
         while True:
             version = await self.run_locked(self._data_version)
             found, seen = await self.run_locked(partial(self._unsynced_after, seen, batch_size))
             if found:
+                swept += len(found)
                 await handle(found)
                 continue
+            if began is not None:
+                self.trigger.swept(time.monotonic() - began, swept)
+                began = None
             while await self.run_locked(self._data_version) == version and not wake.is_set():
+                self.trigger.progressed(time.time())
                 with anyio.move_on_after(WAKE_POLL_SECONDS):
                     await wake.wait()
             wake = self._wake = anyio.Event()

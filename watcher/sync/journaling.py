@@ -21,7 +21,7 @@ from typing import Final
 import anyio
 
 from watcher.core.errors import StoreUnavailable
-from watcher.store.journal import Entry, Journal
+from watcher.store import Entry, Journal
 
 log = logging.getLogger(__name__)
 MAX_WAITING: Final = 200_000  # entries kept while the journal cannot be written

@@ -7,14 +7,20 @@ read frozen snapshots of it. Nothing here does I/O.
 from __future__ import annotations
 
 import itertools
+from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
+import msgspec
+
 from watcher.core.tracos import Outcome
+from watcher.erp import Trouble
+from watcher.store import TriggerProgress
+from watcher.sync.pausing import Direction, Pauses
 
 RECENT: Final = 10
 RECENT_UNEXPORTABLE: Final = 5  # listed in snapshots and the status file; the rest counted
@@ -42,9 +48,48 @@ class Count(StrEnum):
     RETRIES = "retries"
 
 
+# Latency histogram buckets, seconds: fine around the service levels (p50 ≤ 50 ms, p99 ≤
+# 250 ms), coarse up to the minutes an outage or a paused direction can add.
+BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """Every sample since start: how many fell in each bucket of ``BUCKETS`` (the last one
+    past them all), not cumulative, and their sum."""
+
+    counts: tuple[int, ...] = (0,) * (len(BUCKETS) + 1)
+    total: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+class Latency(deque[float]):
+    """The recent samples (for the percentiles on the console) and, in buckets, all of
+    them since start (for a Prometheus histogram that aggregates across workers)."""
+
+    def __init__(self) -> None:
+        super().__init__(maxlen=SAMPLES)
+        self._counts = [0] * (len(BUCKETS) + 1)
+        self._total = 0.0
+
+    def append(self, seconds: float) -> None:
+        super().append(seconds)
+        self._counts[bisect_left(BUCKETS, seconds)] += 1  # a bucket holds values <= its bound
+        self._total += seconds
+
+    def extend(self, samples: Iterable[float]) -> None:
+        for seconds in samples:
+            self.append(seconds)
+
+    def histogram(self) -> Histogram:
+        return Histogram(tuple(self._counts), self._total)
+
+
 # The counter of each inbound outcome (``orders_inserted`` for ``inserted``, …).
 ORDERS: Final = {outcome: Count(f"orders_{outcome}") for outcome in Outcome}
-Trouble = Callable[[str, str], None]  # (subject, reason): a problem that is no one file's fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +142,19 @@ class Snapshot:
     waiting_age: float | None = None
     in_flight: int = 0  # files claimed and not yet filed away
     unsynced_age: float | None = None
+    histogram_in: Histogram = Histogram()  # every sample since start, in buckets
+    histogram_out: Histogram = Histogram()
+    trigger: TriggerProgress = field(default_factory=TriggerProgress)  # a copy, see Stats
+    paused: frozenset[Direction] = frozenset()  # directions held by ``watcher pause``
+    disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # folder → free, total
 
 
 @dataclass
 class Stats:
     started: datetime
     counters: Counter[Count] = field(default_factory=Counter)
-    latency_in: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES))
-    latency_out: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES))
+    latency_in: Latency = field(default_factory=Latency)
+    latency_out: Latency = field(default_factory=Latency)
     waiting_files: int = 0
     unsynced: int = 0
     store: StoreState = field(default_factory=StoreState)
@@ -118,6 +168,10 @@ class Stats:
     waiting_age: float | None = None
     in_flight: int = 0
     unsynced_age: float | None = None
+    # the store's outbound trigger writes here (the worker shares its store's object)
+    trigger: TriggerProgress = field(default_factory=TriggerProgress)
+    pauses: Pauses = field(default_factory=Pauses)
+    disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # folder → free, total
 
     def problem(self, what: str, reason: str) -> bool:
         """A side effect (status file, …) failed; True when it is news."""
@@ -178,6 +232,11 @@ class Stats:
             waiting_age=self.waiting_age,
             in_flight=self.in_flight,
             unsynced_age=self.unsynced_age,
+            histogram_in=self.latency_in.histogram(),
+            histogram_out=self.latency_out.histogram(),
+            trigger=msgspec.structs.replace(self.trigger),
+            paused=self.pauses.held,
+            disk=self.disk,
         )
 
 

@@ -84,11 +84,7 @@ class ClaimDir:
 
     def held(self) -> int:
         """How many files are claimed here now."""
-        try:
-            names = os.listdir(self.where)
-        except OSError:
-            return 0
-        return sum(not name.startswith(".") for name in names)
+        return claimed(self.where)
 
     def release(self) -> None:
         """Give the folder up; an empty one is removed, one with files waits for a resume."""
@@ -265,3 +261,26 @@ def _renames_atomically(folder: Path) -> bool:
             probe.unlink(missing_ok=True)
             moved.unlink(missing_ok=True)
     return _atomic[device]
+
+
+def claimed(folder: str | Path) -> int:
+    """How many files are claimed in one worker's claim folder: "in flight", defined once
+    (its own lock and hidden names left out; a folder gone holds none)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    return sum(not name.startswith(".") for name in names)
+
+
+def in_flight(inbound: Path) -> int:
+    """Files claimed by every worker of this inbound folder, live or gone; a planted link
+    (the claim area or a folder in it) is not counted through."""
+    root = inbound / CLAIMED_DIR
+    if root.is_symlink():
+        return 0
+    try:
+        folders = os.listdir(root)
+    except OSError:
+        return 0
+    return sum(claimed(root / name) for name in folders if not (root / name).is_symlink())

@@ -18,9 +18,8 @@ import anyio
 
 from watcher import fs as files
 from watcher.core.settings import Settings
-from watcher.erp.folders import locks
-from watcher.erp.port import OutboundFile
-from watcher.sync.stats import Trouble
+from watcher.erp.folders import layout, locks
+from watcher.erp.port import OutboundFile, Trouble
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ class FolderSink:
         self._trouble = trouble
 
     async def recover(self) -> None:
-        await anyio.to_thread.run_sync(files.remove_stale_temps, self.folder)
+        await anyio.to_thread.run_sync(layout.remove_stale_temps, self.folder)
 
     @asynccontextmanager
     async def claim(self, outgoing: Sequence[OutboundFile]) -> AsyncIterator[set[int]]:

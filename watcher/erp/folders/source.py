@@ -22,9 +22,8 @@ import msgspec
 from watcher import fs as files
 from watcher.core.errors import MalformedFile, RejectedInput
 from watcher.core.settings import Settings
-from watcher.erp.folders import checked, claims, filing
-from watcher.erp.port import Backlog, Judge, NotFiled, Taken
-from watcher.sync.stats import Trouble
+from watcher.erp.folders import checked, claims, filing, layout
+from watcher.erp.port import Backlog, Judge, NotFiled, Taken, Trouble
 
 log = logging.getLogger(__name__)
 # watchfiles: report a change after at most DEBOUNCE_MS, checking every STEP_MS. Each check
@@ -55,12 +54,12 @@ class FolderSource:
         s = self.settings
         inbound = ("DATA_INBOUND_DIR", s.inbound_dir)
         others = (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
-        files.prepare((inbound, *others))
-        files.same_file_system(inbound, others)
+        layout.prepare((inbound, *others))
+        layout.same_file_system(inbound, others)
         checked.refuse_aliases(inbound, others)
         self._claims = claims.ClaimDir.create(s.inbound_dir)
         try:
-            files.remove_stale_temps(s.failed_dir)  # reports cut short by an older version
+            layout.remove_stale_temps(s.failed_dir)  # reports cut short by an older version
         except OSError as exc:
             log.warning("cannot clear temporary files in %s: %s", s.failed_dir, exc)
         resumed = 0
@@ -98,7 +97,7 @@ class FolderSource:
             than by watchfiles, which calls its filter on every event of a burst (20,000
             for 10,000 files claimed) where the first wanted one settles it."""
             return any(
-                change != Change.deleted and files.is_candidate(os.path.basename(path))
+                change != Change.deleted and layout.is_candidate(os.path.basename(path))
                 for change, path in changes
             )
 
@@ -127,7 +126,7 @@ class FolderSource:
     async def waiting(self) -> list[str]:
         """Names to take now: the listing less files still settling."""
         try:
-            names = await anyio.to_thread.run_sync(files.scan, self.settings.inbound_dir)
+            names = await anyio.to_thread.run_sync(layout.scan, self.settings.inbound_dir)
         except OSError as exc:
             self._folder_trouble(exc)
             return []
@@ -142,7 +141,7 @@ class FolderSource:
     def _backlog(self) -> Backlog:
         in_flight = self._claims.held() if self._claims is not None else 0
         try:
-            return Backlog(files.oldest_landed(self.settings.inbound_dir), in_flight)
+            return Backlog(layout.oldest_landed(self.settings.inbound_dir), in_flight)
         except OSError:  # the folder is gone: the inbound side reports that, with its fix
             return Backlog(None, in_flight)
 
@@ -200,10 +199,13 @@ class FolderSource:
 
     def _settling(self, item: Taken, info: os.stat_result | None, now: float) -> bool:
         """Whether a file that does not decode may still be being written: not yet seen
-        unchanged for the settle time. Measured on the monotonic clock from when this worker
-        first saw it as it is (``now``): a step of the wall clock, or an mtime ahead of it or
-        behind it, neither hurries nor holds up the judgement; the mtime only tells a change."""
+        unchanged for the settle time. A file whose mtime is that long past is quiet (files
+        waiting since before the start are judged at once); otherwise the wait is measured
+        on the monotonic clock from when this worker first saw it as it is (``now``), so a
+        step of the wall clock or an mtime ahead of it never holds up the judgement."""
         if info is None or not isinstance(item.error, MalformedFile):
+            return False
+        if info.st_mtime <= time.time() - self.settings.settle_seconds:
             return False
         seen = self.deferred.get(item.name)
         since = seen.since if seen is not None and seen.version == item.version else now

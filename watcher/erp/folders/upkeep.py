@@ -12,8 +12,9 @@ from typing import Final
 from watcher import fs as files
 from watcher.core.errors import CommandFailed
 from watcher.core.settings import Settings
-from watcher.erp.folders.claims import CLAIMED_DIR
-from watcher.fs import REPORT_SUFFIX
+from watcher.erp.folders import layout
+from watcher.erp.folders.claims import in_flight
+from watcher.erp.folders.layout import REPORT_SUFFIX
 
 REQUEUED_REPORTS: Final = "requeued-reports"
 
@@ -25,15 +26,11 @@ def _files(folder: Path) -> list[Path]:
 
 
 def folder_counts(settings: Settings) -> dict[str, int]:
-    claimed = settings.inbound_dir / CLAIMED_DIR
-    in_flight = 0
-    if claimed.is_dir() and not claimed.is_symlink():  # a planted link is not counted through
-        in_flight = sum(len(_files(d)) - 1 for d in claimed.iterdir() if not d.is_symlink())
     return {
         "files_waiting": len(
-            [p for p in _files(settings.inbound_dir) if files.is_candidate(p.name)]
+            [p for p in _files(settings.inbound_dir) if layout.is_candidate(p.name)]
         ),
-        "files_in_flight": max(0, in_flight),
+        "files_in_flight": in_flight(settings.inbound_dir),
         "files_archived": len(_files(settings.archive_dir)),
         "files_failed": len(_files(settings.failed_dir)),
     }
