@@ -38,6 +38,7 @@ from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
 from watcher.sync.pausing import read_paused
 from watcher.sync.repair import Repair
+from watcher.sync.reported import ReportedVersions
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Count, Snapshot, Stats, StoreState
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # Ctrl-C pressed this often quits without waiting for the batch in flight (README)
 FORCE_QUIT_INTERRUPTS: Final = 3
+REPORTED_FILE: Final = "unexportable-reported.json"  # in the state folder
 _FORCE_QUIT_HINT: Final = f"Ctrl-C {FORCE_QUIT_INTERRUPTS} times quits at once"
 DRIFT_JOURNAL_SECONDS: Final = 1.0
 
@@ -132,6 +134,7 @@ def pipelines(
         books,
         stats.pauses,
         repair,
+        ReportedVersions(settings.state_dir / REPORTED_FILE),
     )
     return inbound, outbound
 

@@ -46,6 +46,9 @@ def read_regular(path: StrPath, limit: int) -> tuple[bytes, os.stat_result]:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise NotRegularFile("not a regular file (symbolic link): not read") from None
+        if exc.errno == errno.ENXIO:  # what opening a UNIX socket says: name what it is
+            kind = _kind(os.lstat(path).st_mode)
+            raise NotRegularFile(f"not a regular file ({kind}): not read") from None
         raise
     try:
         info = os.fstat(fd)

@@ -202,3 +202,21 @@ async def test_status_lists_unexportable_orders_after_once(settings: Settings) -
         "unexportable order 2: Expected `str`, got `int` at $.title"
         in cli(settings, "status").stdout
     )
+
+
+@pytest.mark.system
+@pytest.mark.anyio
+async def test_an_unexportable_order_is_reported_once_not_at_every_start(
+    settings: Settings,
+) -> None:
+    """The first ``once`` logs the order that cannot be exported; the next ones (and a
+    worker started later) do not say it again, while ``status`` still lists it; a change
+    to the order is news again."""
+    async with opened_store(settings) as store:
+        await store.put_documents([tracos_doc(1, status="archived")])
+    said = [cli(settings, "once").stderr for _ in range(3)]
+    assert [text.count("cannot be exported") for text in said] == [1, 0, 0], said
+    assert [e["order"] for e in status_json(settings)["unexportable"]] == ["order 1"]
+    async with opened_store(settings) as store:
+        await store.put_documents([tracos_doc(1, status="lost")])
+    assert cli(settings, "once").stderr.count("cannot be exported") == 1

@@ -16,7 +16,9 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -226,10 +228,42 @@ def test_sigterm_to_the_process_group_of_scripts_run(settings: Settings, tmp_pat
 
 
 def _repeat_seen(log: Path, worker: subprocess.Popen[bytes]) -> bool:
-    return "received again" in log.read_text() or worker.poll() is not None
+    return _said_or_ended(log, worker, "received again")
+
+
+def _said_or_ended(log: Path, worker: subprocess.Popen[Any], said: str) -> bool:
+    return said in log.read_text() or worker.poll() is not None
 
 
 def _serving_child(settings: Settings) -> bool:
     """A worker (whatever its pid under ``uv run``) has reached its store."""
     found = read_status_files(settings)
     return any(f.status is not None and f.status.store_connected for f in found)
+
+
+def test_a_third_ctrl_c_quits_at_once(settings: Settings, tmp_path: Path) -> None:
+    """A batch held in flight by a locked store: the first Ctrl-C stops (waiting for the
+    batch), the second is only logged, the third quits at once (exit 130), as documented."""
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = start_worker(settings, out, {"STOP_GRACE_SECONDS": "60"})
+        holder = None
+        try:
+            wait_until(lambda: serving(settings, worker), "the worker to start")
+            holder = sqlite3.connect(settings.sqlite_path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # the worker's write waits for this
+            drop(settings.inbound_dir, "1.json", (ORDER % (1, 1)).encode())
+            wait_until(lambda: len(claimed_files(settings)) == 1, "the file claimed")
+            for said in ("SIGINT received", "received again"):
+                worker.send_signal(signal.SIGINT)
+                wait_until(partial(_said_or_ended, log, worker, said), said)
+                assert worker.poll() is None, f"ended by a Ctrl-C: {worker.returncode}"
+            worker.send_signal(signal.SIGINT)
+            assert worker.wait(timeout=10) == 130
+        finally:
+            if holder is not None:
+                holder.close()
+            if worker.poll() is None:
+                worker.kill()
+    assert "received a third time: quitting at once" in last_line(log)
+    assert len(claimed_files(settings)) == 1  # resumed at the next start

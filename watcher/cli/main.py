@@ -26,7 +26,7 @@ from watcher.core.errors import (
     StoreUnavailable,
     WatcherError,
 )
-from watcher.core.printable import printable
+from watcher.core.printable import json_safe, printable
 from watcher.core.settings import Settings, load_settings
 from watcher.core.tracos import INT64_MAX
 from watcher.erp import failed_lines, read_failed, requeue
@@ -284,7 +284,7 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
     entries = read_failed(settings.failed_dir)
     if args.json:
-        print(msgspec.json.encode(entries).decode())
+        print(json_safe(msgspec.json.encode(entries)).decode())
     elif entries:
         print("\n".join(failed_lines(entries, settings.inbound_dir)))
     else:

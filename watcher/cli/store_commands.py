@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -42,6 +43,7 @@ from watcher.store import (
 
 log = logging.getLogger("watcher")
 SHOW_BATCH: Final = 1000  # documents read and written at a time by ``show``
+STATUS_PATIENCE_SECONDS: Final = 0.3  # ``status`` waits this long for a lock, then says so
 
 
 def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -88,7 +90,9 @@ def _store_now(settings: Settings) -> tuple[StoreAnswer | None, str | None]:
     """The store's answer from one attempt, or None and why it did not answer."""
     erp_format = load_format(settings.erp_format)
     try:
-        return with_store(settings, lambda store: ask_store(store, erp_format)), None
+        # a store locked by another process: the worker's last counts, within a second
+        ask = partial(ask_store, erp_format=erp_format)
+        return with_store(settings, ask, busy_seconds=STATUS_PATIENCE_SECONDS), None
     except StoreUnavailable as exc:  # status tells what it knows, and that the store is down
         return None, str(exc)
 

@@ -8,6 +8,8 @@ import argparse
 import logging
 import os
 import sys
+import threading
+import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Final
@@ -22,6 +24,7 @@ from watcher.sync import ORDERS, Count, Snapshot
 log = logging.getLogger("watcher")
 ONCE_ATTEMPTS: Final = 5
 LIVE_REFRESH_SECONDS: Final = 0.25
+THREADS_WAIT_SECONDS: Final = 0.2  # for threads still busy when ``run`` has said its last line
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -49,7 +52,24 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     if live:
         live.console.print(summary, highlight=False)
     log.info("%s", summary)
+    _leave_stuck_calls()
     return 0
+
+
+def _leave_stuck_calls() -> None:
+    """A store call stuck behind another process's lock was given up at the stop (its
+    thread waits out SQLite's busy timeout): end now rather than wait for it at exit,
+    beyond the grace a supervisor gives. SQLite allows it: what was committed is on disk,
+    what was not is rolled back, and what stays claimed is resumed at the next start."""
+    deadline = time.monotonic() + THREADS_WAIT_SECONDS
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    for thread in others:
+        if not thread.daemon:  # idle worker threads end at once: they are not waited for long
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon for t in others):
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def _banner(settings: Settings) -> str:

@@ -14,7 +14,7 @@ from typing import Final
 
 import msgspec
 
-from watcher.core.printable import printable
+from watcher.core.printable import json_safe, printable
 from watcher.core.tracos import Outcome
 from watcher.store import Entry, HistoryQuery, JournalEvent
 
@@ -47,7 +47,7 @@ def subject(query: HistoryQuery) -> str:
 
 
 def as_json(entries: Sequence[Entry]) -> bytes:
-    return msgspec.json.encode(entries)
+    return json_safe(msgspec.json.encode(entries))
 
 
 def lines(entries: Sequence[Entry]) -> list[str]:

@@ -111,11 +111,13 @@ def object_ids() -> Iterator[str]:
 def migrate(db: sqlite3.Connection, path: Path) -> None:
     """Tag the dates of rows written before tags existed (they were plain RFC 3339 strings);
     a store from a newer release is refused (``StoreTooNew``), never written to or retried."""
+    found = db.execute("PRAGMA user_version").fetchone()[0]
+    _refuse_newer(db, path, found)
+    if found >= ROW_FORMAT:
+        return  # nothing to write: a command that only looks never waits for the write lock
     db.execute("BEGIN IMMEDIATE")
     try:
-        found = db.execute("PRAGMA user_version").fetchone()[0]
-        _refuse_newer(db, path, found)
-        if found < ROW_FORMAT:
+        if db.execute("PRAGMA user_version").fetchone()[0] < ROW_FORMAT:  # not done meanwhile
             rows = db.execute("SELECT number, doc FROM workorders").fetchall()
             docs = ((n, _with_legacy_dates(_decode(doc))) for n, doc in rows)
             tagged = ((encode(doc), version_of(doc), n) for n, doc in docs)

@@ -48,6 +48,8 @@ from watcher.store.port import (
 T = TypeVar("T")
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
 WAKE_POLL_SECONDS: Final = 0.2  # how often writes by other processes are looked for
+BUSY_SECONDS: Final = 10.0  # how long a statement waits for another process's lock
+CLOSE_WAIT_SECONDS: Final = 0.2  # how long closing waits for a call stuck behind one
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS workorders (
@@ -80,14 +82,18 @@ def _durable_files(path: Path) -> tuple[Path, ...]:
     return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
 
-def connect(path: Path, create: bool = True) -> sqlite3.Connection:
-    """A connection in WAL mode whose acknowledged writes survive a power loss."""
+def connect(
+    path: Path, create: bool = True, busy_seconds: float = BUSY_SECONDS
+) -> sqlite3.Connection:
+    """A connection in WAL mode whose acknowledged writes survive a power loss; a lock held
+    by another process is waited for ``busy_seconds`` at most (from the first statement)."""
     # mode=rw: a file removed since it was checked is an error, never a new empty store
     where = str(path) if create else path.resolve().as_uri() + "?mode=rw"
-    conn = sqlite3.connect(where, isolation_level=None, check_same_thread=False, uri=not create)
+    conn = sqlite3.connect(
+        where, busy_seconds, isolation_level=None, check_same_thread=False, uri=not create
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=10000")
     return conn
 
 
@@ -109,11 +115,16 @@ def translated(path: Path) -> Iterator[None]:
 class SqliteStore:
     """``WorkOrderStore`` on a SQLite file; safe for other processes to read and write."""
 
-    def __init__(self, path: Path, threads: bool = True) -> None:
+    def __init__(
+        self, path: Path, threads: bool = True, busy_seconds: float = BUSY_SECONDS
+    ) -> None:
         """``threads=False``: each call runs right here, never in a worker thread (a
-        one-shot command, which has nothing to do meanwhile and no event loop to start)."""
+        one-shot command, which has nothing to do meanwhile and no event loop to start).
+        ``busy_seconds``: how long to wait for another process's lock (``status`` answers
+        within a second, saying what it could not read)."""
         self._path = path
         self._threads = threads
+        self._busy_seconds = busy_seconds
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._watch: sqlite3.Connection | None = None
@@ -145,20 +156,37 @@ class SqliteStore:
                 " directory, or set DATA_STATE_DIR to the worker's state folder"
                 " (or MONGO_URI, if the worker uses MongoDB)"
             )
-        self._conn = connect(self._path, create)
+        self._conn = connect(self._path, create, self._busy_seconds)
         if create:
             self._conn.executescript(SCHEMA)
         rows.migrate(
             self._conn, self._path
         )  # an existing store is brought up to date, whoever opens it
-        self._watch = connect(self._path, create)
+        self._watch = connect(self._path, create, self._busy_seconds)
         self._identity = {path: _identity(path) for path in _durable_files(self._path)}
 
     async def close(self) -> None:
+        await self.run_closing(self._close_now)
+
+    def _close_now(self) -> None:
         for conn in (self._conn, self._watch):
             if conn is not None:
                 conn.close()
         self._conn = self._watch = None
+
+    async def run_closing(self, close: Callable[[], None]) -> None:
+        """``close`` (connections of this file) once no call is using them. A call stuck
+        behind another process's lock is not waited for beyond ``CLOSE_WAIT_SECONDS``:
+        the process may end meanwhile, as SQLite allows (what was committed is on disk)."""
+        if not self._threads:
+            with self._lock:
+                return close()
+        with anyio.move_on_after(CLOSE_WAIT_SECONDS):
+            await anyio.to_thread.run_sync(self._closing, close, abandon_on_cancel=True)
+
+    def _closing(self, close: Callable[[], None]) -> None:
+        with self._lock:
+            close()
 
     async def ping(self) -> None:
         await self.run_locked(lambda: self._db.execute("SELECT 1").fetchone())
@@ -175,7 +203,9 @@ class SqliteStore:
         in SQLite's busy wait of a millisecond or more); SQLite's errors as ours."""
         if not self._threads:
             return self._locked(work)
-        return await anyio.to_thread.run_sync(self._locked, work)
+        # a caller cancelled (a stop after its grace) stops waiting at once; the call ends
+        # in its thread, its transaction committed or rolled back whole
+        return await anyio.to_thread.run_sync(self._locked, work, abandon_on_cancel=True)
 
     def _locked(self, work: Callable[[], T]) -> T:
         with self._lock, translated(self._path):
@@ -426,7 +456,7 @@ class SqliteStore:
         began: float | None = time.monotonic()  # the first pass, from the start: a sweep
         wake = self._wake = anyio.Event()
         while True:
-            version = self._data_version()
+            version = await self.run_locked(self._data_version)
             found, seen = await self.run_locked(partial(self._unsynced_after, seen, batch_size))
             if found:
                 swept += len(found)
@@ -435,16 +465,15 @@ class SqliteStore:
             if began is not None:
                 self.trigger.swept(time.monotonic() - began, swept)
                 began = None
-            while self._data_version() == version and not wake.is_set():
+            while await self.run_locked(self._data_version) == version and not wake.is_set():
                 self.trigger.progressed(time.time())
                 with anyio.move_on_after(WAKE_POLL_SECONDS):
                     await wake.wait()
             wake = self._wake = anyio.Event()
 
     def _data_version(self) -> int:
-        """Changes whenever another connection (or process) commits; nearly free to read."""
+        """Changes whenever another connection (or process) commits; nearly free to read,
+        but it waits while another process holds the file locked: never on the event loop."""
         if self._watch is None:
             raise StoreUnavailable("the embedded store is not open")
-        with translated(self._path):
-            self._check_same_file()
-            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+        return int(self._watch.execute("PRAGMA data_version").fetchone()[0])

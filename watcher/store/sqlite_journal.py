@@ -61,6 +61,9 @@ class SqliteJournal:
             self._conn.executescript(SCHEMA)
 
     async def close(self) -> None:
+        await self._store.run_closing(self._close_now)
+
+    def _close_now(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None

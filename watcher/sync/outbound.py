@@ -11,7 +11,7 @@ file is repaired from the store (``watcher.sync.repair``): the claims only save 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence, Set
+from collections.abc import Sequence, Set
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ from watcher.sync.batches import Exported, OutboundDone, Refused
 from watcher.sync.bookkeeping import Bookkeeping
 from watcher.sync.pausing import Pauses
 from watcher.sync.repair import Repair
+from watcher.sync.reported import ReportedVersions
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.tracing import listed, traced
 
@@ -62,7 +63,7 @@ class Outbound:
     books: Bookkeeping
     pauses: Pauses  # `watcher pause outbound` holds new exports
     repair: Repair  # an outbound file written, then its order changed: to the stored version
-    reported: dict[str, Hashable] = field(default_factory=dict)  # key → version reported
+    reported: ReportedVersions = field(default_factory=ReportedVersions)
     unwritten: set[str] = field(default_factory=set)  # keys whose file could not be written
     _lock: anyio.Lock = field(default_factory=anyio.Lock)  # one export at a time
 
@@ -163,11 +164,10 @@ class Outbound:
                 order = read_tracos(doc.doc)
                 ready.append(Export(doc, order.number, self.format.render(order)))
             except Unexportable as exc:
-                if self.reported.get(doc.key) != doc.version:
-                    self.reported[doc.key] = doc.version
+                if self.reported.first_time(doc.key, doc.version):  # by any run, not just this
                     refused.append(Refused(doc, str(exc)))
         for item in ready:
-            self.reported.pop(item.doc.key, None)
+            self.reported.forget(item.doc.key)
         return ready, refused
 
     async def _write_all(self, ready: list[Export]) -> list[Export]:
