@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import pytest
 from rich.console import Console
+from rich.live import Live
 
 from watcher.core.settings import load_settings
 from watcher.observe.console import (
     Header,
+    LinesAbove,
     LiveConsole,
     LogSummary,
     is_interactive,
@@ -245,6 +247,47 @@ def test_live_console_draws_the_snapshot_and_logs_above_it() -> None:
     shown = console.export_text()
     assert "store [bold]down" in shown
     assert "1,234" in shown
+
+
+def test_a_flood_of_log_lines_is_drawn_once_a_refresh() -> None:
+    """500 warnings between two refreshes reach the terminal in one piece at the next
+    refresh, under one frame of the console: none is written, nor the console redrawn,
+    per line (each redraw of the whole console made a flood of bad files 7-20x slower)."""
+    terminal = io.StringIO()
+    console = Console(file=terminal, width=80, height=24, force_terminal=True, color_system=None)
+    frames = "watcher 1.0.0 · up"  # the console's first line: once in each frame drawn
+    with LiveConsole(HEADER, console) as live:
+        handler = live.log_handler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        anyio.run(live, busy())
+        drawn = terminal.getvalue()
+        for i in range(500):
+            handler.handle(
+                logging.makeLogRecord({"msg": f"bad-{i}.json quarantined", "levelno": 30})
+            )
+        assert terminal.getvalue() == drawn  # nothing yet: the lines wait for the refresh
+        anyio.run(live, busy_stats().snapshot(at(3734)))
+        shown = terminal.getvalue()[len(drawn) :]
+    assert shown.count(frames) == 1
+    assert all(f"bad-{i}.json quarantined" in shown for i in range(500))
+
+
+def test_a_flood_longer_than_kept_says_how_many_lines_it_left_out() -> None:
+    """Between two redraws the console keeps the newest lines, and counts the others."""
+    console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    with Live(console=console, auto_refresh=False) as live:
+        lines = LinesAbove(live, keep=3)
+        for i in range(5):
+            lines.handle(logging.makeLogRecord({"msg": f"line {i}", "levelno": 30}))
+        taken = lines.take()
+    assert taken is not None
+    assert taken.plain.splitlines() == [
+        "… 2 earlier log lines not shown",
+        "line 2",
+        "line 3",
+        "line 4",
+    ]
+    assert lines.take() is None
 
 
 def test_rates_are_of_the_last_few_seconds() -> None:

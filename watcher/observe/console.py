@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -14,7 +15,6 @@ from typing import Final, Self, TextIO
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.live import Live
-from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
@@ -25,6 +25,8 @@ from watcher.sync import ORDERS, Count, Failure, RecentRates, Snapshot
 WIDE: Final = 120  # from this width, events and failures sit side by side
 FIXED_LINES: Final = 10  # header, folders, store, counters (title + 4 rows), latency, lag
 STALE_COUNTS_SECONDS: Final = 5.0  # from this age, the store line says how old the counts are
+# log lines queued between two redraws of the live console; older ones are counted, not shown
+KEEP_LINES: Final = 1000
 STYLES: Final = {"unchanged": "dim", "stale": "yellow", "failed": "red"}  # others: green
 # the counters grid: (label, counter) per cell; "@" marks a queue depth, which has no rate
 COUNTERS: Final = (
@@ -263,29 +265,87 @@ class LiveConsole:
         self._shown: object = None
         # no refresh thread: we redraw on each snapshot; screen, transient stay off
         self._live = Live(Text("starting…", style="dim"), console=self.console, auto_refresh=False)
+        self._lines = LinesAbove(self._live)
 
     async def __call__(self, snapshot: Snapshot) -> None:
-        """Redraw when something visible changed (at most once a second while idle)."""
+        """Redraw when something visible changed (at most once a second while idle), with
+        the log lines since the last call above it: one frame a call, however many lines."""
         header = self._header() if callable(self._header) else self._header
         rates = self._rates.add(snapshot)
         visible = replace(snapshot, now=snapshot.started)  # all but the clock
         key = (header, int((snapshot.now - snapshot.started).total_seconds()), visible)
-        if key == self._shown:
-            return
-        self._shown = key
-        self._live.update(render(snapshot, header, rates), refresh=True)
+        lines = self._lines.take()
+        if key != self._shown:
+            self._shown = key
+            # printing the lines draws the console below them: no second frame for it
+            self._live.update(render(snapshot, header, rates), refresh=lines is None)
+        if lines is not None:
+            self.console.print(lines)
 
     def log_handler(self, level: int = logging.WARNING) -> logging.Handler:
-        """A handler printing formatted records above the live console (not over it)."""
-        # the caller's formatter gives time and level: no columns of rich's own
-        return RichHandler(level, self.console, show_time=False, show_level=False, show_path=False)
+        """The handler whose records are printed above the live console (not over it), in
+        one piece at each redraw."""
+        self._lines.setLevel(level)
+        return self._lines
 
     def __enter__(self) -> Self:
         self._live.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._lines.flush()
         self._live.stop()
+
+
+class LinesAbove(logging.Handler):
+    """Log records kept as lines for the live console's next redraw.
+
+    While the console is live, each print above it redraws the whole console (all its
+    tables) under the printed text: a line per bad file in a flood of them made the
+    pipeline, which logs as it files each one away, wait on thousands of redraws (a flood
+    of 2,000 was 20x slower than without the console). So records only queue here, and
+    ``LiveConsole`` prints them in one piece a redraw; at most ``keep`` of them, the
+    newest, and how many were left out. Before and after the console is live, a record
+    is printed at once.
+    """
+
+    def __init__(self, live: Live, keep: int = KEEP_LINES) -> None:
+        super().__init__()
+        self._live = live
+        self._lines: deque[str] = deque(maxlen=keep)
+        self._skipped = 0  # records pushed out of ``_lines`` before they were printed
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # logging's own contract: a handler reports, never raises
+            self.handleError(record)
+            return
+        if not self._live.is_started:
+            self._live.console.print(Text(line))
+            return
+        if len(self._lines) == self._lines.maxlen:
+            self._skipped += 1
+        self._lines.append(line)
+
+    def take(self) -> Text | None:
+        """The lines queued since the last call, as one text (None if there are none)."""
+        self.acquire()  # the lock ``handle`` holds around ``emit``, in any thread
+        try:
+            lines, skipped = list(self._lines), self._skipped
+            self._lines.clear()
+            self._skipped = 0
+        finally:
+            self.release()
+        if skipped:
+            lines.insert(0, f"… {skipped:,} earlier log lines not shown")
+        return Text("\n".join(lines)) if lines else None
+
+    def flush(self) -> None:
+        """Print what is queued now (the console stops, or logging shuts down)."""
+        lines = self.take()
+        if lines is not None:
+            self._live.console.print(lines)
 
 
 class LogSummary:
