@@ -19,7 +19,6 @@ from functools import partial
 from typing import Final
 
 import anyio
-import stamina
 
 from watcher.core.errors import StoreUnavailable, Unexportable
 from watcher.core.tracos import read_tracos
@@ -30,7 +29,7 @@ from watcher.sync.bookkeeping import Bookkeeping
 from watcher.sync.pausing import Pauses
 from watcher.sync.repair import Repair
 from watcher.sync.reported import ReportedVersions
-from watcher.sync.retrying import StoreRetry
+from watcher.sync.retrying import StoreRetry, attempted
 from watcher.sync.tracing import listed, traced
 
 log = logging.getLogger("watcher.outbound")
@@ -175,18 +174,16 @@ class Outbound:
         pending = ready
         if not pending:
             return []
+
+        async def write() -> None:
+            nonlocal pending
+            failed = await self.sink.write([item.file for item in pending])
+            pending = [item for index, item in enumerate(pending) if index in failed]
+            if pending:
+                raise WriteFailed(f"{len(pending)} outbound files not written")
+
         try:
-            async for attempt in stamina.retry_context(
-                on=WriteFailed,
-                attempts=WRITE_ATTEMPTS,
-                timeout=None,
-                wait_max=self.retry_max_seconds,
-            ):
-                with attempt:
-                    failed = await self.sink.write([item.file for item in pending])
-                    pending = [item for index, item in enumerate(pending) if index in failed]
-                    if pending:
-                        raise WriteFailed(f"{len(pending)} outbound files not written")
+            await attempted(write, WriteFailed, WRITE_ATTEMPTS, self.retry_max_seconds)
         except WriteFailed:
             log.error(
                 "%d outbound files not written: they stay unsynced, tried later", len(pending)
