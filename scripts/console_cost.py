@@ -92,6 +92,12 @@ class TmuxWorker:
         )
 
 
+def cpu_seconds(pid: int) -> float:
+    """The worker's user and system time so far (steadier than wall time on a busy machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -119,7 +125,7 @@ class PtyWorker:
             close_fds=True,
         )
         os.close(slave)
-        self.master, self.written = master, 0
+        self.pid, self.master, self.written = self.process.pid, master, 0
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self) -> None:
@@ -134,7 +140,7 @@ class PtyWorker:
 
     def wait_ready(self) -> None:
         settings = Settings(state_dir=self.root / "state")
-        until(lambda: _connected(settings, self.process.pid), "the worker to start")
+        until(lambda: _connected(settings, self.pid), "the worker to start")
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -168,8 +174,9 @@ def _dropped(name: str) -> bool:
     return name[0].isdigit() and not name.endswith((".error.json", ".rejected.json"))
 
 
-def one_run(files: Sequence[bytes], console: bool, on_pty: bool) -> tuple[float, int]:
-    """Seconds from the drop to the last file filed away, and the bytes written to the tty."""
+def one_run(files: Sequence[bytes], console: bool, on_pty: bool) -> tuple[float, float, int]:
+    """Seconds from the drop to the last file filed away, the worker's CPU seconds over
+    them, and the bytes written to the terminal (pseudo-terminal only)."""
     with tempfile.TemporaryDirectory(prefix="console-cost-") as tmp:
         root = Path(tmp)
         staged = root / "staged"
@@ -182,15 +189,17 @@ def one_run(files: Sequence[bytes], console: bool, on_pty: bool) -> tuple[float,
         worker = (PtyWorker if on_pty else TmuxWorker)(root, console)
         try:
             worker.wait_ready()
+            cpu = cpu_seconds(worker.pid)
             start = time.time()
             for path in paths:
                 os.rename(path, root / "inbound" / path.name)
             until(lambda: len(filed(root)) >= len(files), "the drop to be filed away", 0.25)
             seconds = max(filed(root)) - start
+            cpu = cpu_seconds(worker.pid) - cpu
         finally:
             worker.stop()
         shutil.rmtree(root, ignore_errors=True)
-        return seconds, worker.written
+        return seconds, cpu, worker.written
 
 
 def main() -> None:
@@ -202,17 +211,20 @@ def main() -> None:
     args = parser.parse_args()
     files = payloads(args.bad, args.good)
     times: dict[bool, list[float]] = {True: [], False: []}
+    cpus: dict[bool, list[float]] = {True: [], False: []}
     print(f"{args.bad} bad + {args.good} good files; load {os.getloadavg()[0]:.2f}")
     for round_ in range(args.rounds):
         for console in (True, False) if round_ % 2 == 0 else (False, True):
-            seconds, written = one_run(files, console, args.pty)
+            seconds, cpu, written = one_run(files, console, args.pty)
             times[console].append(seconds)
+            cpus[console].append(cpu)
             label = "console" if console else "no-console"
             wrote = f"  ({written:,} bytes to the terminal)" if written else ""
-            print(f"  {label:<10} {seconds:7.2f} s{wrote}", flush=True)
-    on, off = statistics.median(times[True]), statistics.median(times[False])
-    print(f"median console {on:.2f} s, no-console {off:.2f} s: {on / off:.2f}x", end="")
-    print(f" (target ≤ 1.1x); load {os.getloadavg()[0]:.2f}")
+            print(f"  {label:<10} {seconds:7.2f} s, CPU {cpu:6.2f} s{wrote}", flush=True)
+    for name, values in (("time", times), ("CPU", cpus)):
+        on, off = statistics.median(values[True]), statistics.median(values[False])
+        print(f"median {name}: console {on:.2f} s, no-console {off:.2f} s: {on / off:.2f}x")
+    print(f"(target ≤ 1.1x); load {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
