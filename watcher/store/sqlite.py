@@ -64,6 +64,11 @@ CREATE INDEX IF NOT EXISTS workorders_seq ON workorders (seq);
 CREATE INDEX IF NOT EXISTS workorders_unsynced ON workorders (seq) WHERE synced = 0;
 CREATE INDEX IF NOT EXISTS workorders_unsynced_age ON workorders (updated_at) WHERE synced = 0;
 """
+# a batch's marks, conditional on the version read (``seq``): the rows marked come back
+MARK: Final = (
+    "UPDATE workorders SET synced = 1, doc = json_set(doc, '$.isSynced', json('true'),"
+    " '$.syncedAt', json(?)) WHERE synced = 0 AND seq IN ({places}) RETURNING seq"
+)
 # min() skips NULLs (an updatedAt that is no date) and reads the partial index above
 OLDEST_UNSYNCED: Final = "SELECT min(updated_at) FROM workorders WHERE synced = 0"
 
@@ -398,17 +403,18 @@ class SqliteStore:
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         synced_at = rows.encoded_date(now)
 
+        # one statement per chunk of the batch, not one per document: it says which rows it
+        # marked, so nothing is read before or after it
+        keys = {mark.version: mark.key for mark in marks}
+
         def mark() -> set[str]:
             done: set[str] = set()
             with self._transaction() as db:
-                for mark in marks:
-                    cursor = db.execute(
-                        "UPDATE workorders SET synced = 1, doc = json_set(doc, '$.isSynced',"
-                        " json('true'), '$.syncedAt', json(?)) WHERE seq = ? AND synced = 0",
-                        (synced_at, mark.version),
-                    )
-                    if cursor.rowcount:
-                        done.add(mark.key)
+                for start in range(0, len(marks), CHUNK):
+                    chunk = [mark.version for mark in marks[start : start + CHUNK]]
+                    places = ",".join("?" * len(chunk))
+                    query = MARK.format(places=places)
+                    done.update(keys[seq] for (seq,) in db.execute(query, [synced_at, *chunk]))
             return done
 
         return await self.run_locked(mark)
