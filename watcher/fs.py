@@ -160,8 +160,7 @@ def write_temp(folder: StrPath, name: str, data: bytes, durable: bool = False) -
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(temp, flags, 0o644)
     try:
-        with os.fdopen(fd, "wb", closefd=False) as handle:
-            handle.write(data)
+        write_all(fd, data)
         if durable:
             os.fsync(fd)
     except BaseException:
@@ -170,6 +169,17 @@ def write_temp(folder: StrPath, name: str, data: bytes, durable: bool = False) -
         raise
     os.close(fd)
     return temp
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd`` with plain ``os.write`` calls: a file written whole at
+    once needs no buffered writer (one made per outbound file cost more than the write),
+    but a write may take only part (a disk nearly full), and the rest must follow."""
+    written = os.write(fd, data)
+    if written < len(data):
+        rest = memoryview(data)[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
 
 
 def replace_with(temp: str, target: StrPath) -> None:
@@ -206,9 +216,8 @@ def write_new(path: StrPath, chunks: Sequence[bytes]) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags, 0o644)
     try:
-        with os.fdopen(fd, "wb", closefd=False) as handle:
-            for chunk in chunks:
-                handle.write(chunk)
+        for chunk in chunks:
+            write_all(fd, chunk)
     except BaseException:
         os.close(fd)
         os.unlink(path)
