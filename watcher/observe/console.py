@@ -280,7 +280,7 @@ class LiveConsole:
             # printing the lines draws the console below them: no second frame for it
             self._live.update(render(snapshot, header, rates), refresh=lines is None)
         if lines is not None:
-            self.console.print(lines)
+            self.console.print(lines, soft_wrap=True)
 
     def log_handler(self, level: int = logging.WARNING) -> logging.Handler:
         """The handler whose records are printed above the live console (not over it), in
@@ -306,7 +306,8 @@ class LinesAbove(logging.Handler):
     of 2,000 was 20x slower than without the console). So records only queue here, and
     ``LiveConsole`` prints them in one piece a redraw; at most ``keep`` of them, the
     newest, and how many were left out. Before and after the console is live, a record
-    is printed at once.
+    is printed at once. Long lines are left to the terminal to wrap (``soft_wrap``): rich
+    wrapping them costs five times the rest of the printing (49 against 9 ms a thousand).
     """
 
     def __init__(self, live: Live, keep: int = KEEP_LINES) -> None:
@@ -322,7 +323,7 @@ class LinesAbove(logging.Handler):
             self.handleError(record)
             return
         if not self._live.is_started:
-            self._live.console.print(Text(line))
+            self._live.console.print(Text(line), soft_wrap=True)
             return
         if len(self._lines) == self._lines.maxlen:
             self._skipped += 1
@@ -345,7 +346,7 @@ class LinesAbove(logging.Handler):
         """Print what is queued now (the console stops, or logging shuts down)."""
         lines = self.take()
         if lines is not None:
-            self._live.console.print(lines)
+            self._live.console.print(lines, soft_wrap=True)
 
 
 class LogSummary:
