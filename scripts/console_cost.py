@@ -36,6 +36,7 @@ from typing import Final
 
 import msgspec
 
+import watcher
 from watcher.cli.samples import erp_orders
 from watcher.core.settings import Settings
 from watcher.observe.heartbeat import read_worker_status
@@ -212,7 +213,9 @@ def main() -> None:
     files = payloads(args.bad, args.good)
     times: dict[bool, list[float]] = {True: [], False: []}
     cpus: dict[bool, list[float]] = {True: [], False: []}
-    print(f"{args.bad} bad + {args.good} good files; load {os.getloadavg()[0]:.2f}")
+    tree = Path(watcher.__file__).parent.parent
+    print(f"{args.bad} bad + {args.good} good files; watcher from {tree}; load", end=" ")
+    print(f"{os.getloadavg()[0]:.2f}")
     for round_ in range(args.rounds):
         for console in (True, False) if round_ % 2 == 0 else (False, True):
             seconds, cpu, written = one_run(files, console, args.pty)
