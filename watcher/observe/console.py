@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -25,6 +26,10 @@ from watcher.sync import ORDERS, Count, Failure, RecentRates, Snapshot
 WIDE: Final = 120  # from this width, events and failures sit side by side
 FIXED_LINES: Final = 10  # header, folders, store, counters (title + 4 rows), latency, lag
 STALE_COUNTS_SECONDS: Final = 5.0  # from this age, the store line says how old the counts are
+# the live console's share of the worker's time at most, drawing frames; but a frame
+# that took long (a terminal slow to take its output) leaves the console still no longer
+FRAME_SHARE: Final = 0.03
+LONGEST_GAP: Final = 2.0  # seconds
 # log lines queued between two redraws of the live console; older ones are counted, not shown
 KEEP_LINES: Final = 1000
 STYLES: Final = {"unchanged": "dim", "stale": "yellow", "failed": "red"}  # others: green
@@ -256,31 +261,50 @@ class LiveConsole:
     """The live console: ``await console(snapshot)`` redraws it (inside ``with console:``)."""
 
     def __init__(
-        self, header: Header | Callable[[], Header], console: Console | None = None
+        self,
+        header: Header | Callable[[], Header],
+        console: Console | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        """``header`` may be a callable, so a store mode that changes shows up."""
+        """``header`` may be a callable, so a store mode that changes shows up; ``clock``
+        times the frames (their cost sets how soon the next may be drawn)."""
         self.console = console or Console()
         self._header = header
         self._rates = RecentRates()
         self._shown: object = None
+        self._clock = clock
+        self._due = -math.inf  # no frame before this time (``clock``'s seconds)
         # no refresh thread: we redraw on each snapshot; screen, transient stay off
         self._live = Live(Text("starting…", style="dim"), console=self.console, auto_refresh=False)
         self._lines = LinesAbove(self._live)
 
     async def __call__(self, snapshot: Snapshot) -> None:
         """Redraw when something visible changed (at most once a second while idle), with
-        the log lines since the last call above it: one frame a call, however many lines."""
+        the log lines since the last call above it: at most two frames a call (the lines'
+        and the new one), however many lines.
+
+        A frame is drawn in the worker's own thread, so frames are spaced to take at most
+        ``FRAME_SHARE`` of its time: a big console (13 ms a frame at 120x40) is drawn about
+        twice a second rather than four times; a call before then is skipped, and its log
+        lines wait for the next frame."""
+        start = self._clock()
+        if start < self._due:
+            return
+        self._draw(snapshot)
+        self._due = start + min((self._clock() - start) / FRAME_SHARE, LONGEST_GAP)
+
+    def _draw(self, snapshot: Snapshot) -> None:
         header = self._header() if callable(self._header) else self._header
         rates = self._rates.add(snapshot)
         visible = replace(snapshot, now=snapshot.started)  # all but the clock
         key = (header, int((snapshot.now - snapshot.started).total_seconds()), visible)
         lines = self._lines.take()
-        if key != self._shown:
-            self._shown = key
-            # printing the lines draws the console below them: no second frame for it
-            self._live.update(render(snapshot, header, rates), refresh=lines is None)
-        if lines is not None:
-            self.console.print(lines, soft_wrap=True)
+        with self.console:  # one write to the terminal for the lines and the frame
+            if lines is not None:  # printed above the console, which is drawn below them
+                self.console.print(lines, soft_wrap=True)
+            if key != self._shown:
+                self._shown = key
+                self._live.update(render(snapshot, header, rates), refresh=True)
 
     def log_handler(self, level: int = logging.WARNING) -> logging.Handler:
         """The handler whose records are printed above the live console (not over it), in
