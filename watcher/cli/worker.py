@@ -98,7 +98,8 @@ def once_counts(snapshot: Snapshot) -> dict[str, int]:
         "files_failed": counted.get(Count.FILES_FAILED, 0),
         **{f"orders_{o}": counted.get(c, 0) for o, c in ORDERS.items()},
         "exported": counted.get(Count.EXPORTED, 0),
-        "unexportable": counted.get(Count.UNEXPORTABLE, 0),
+        # stuck now (listed), whether or not this run was the first to say so
+        "unexportable": snapshot.unexportable_total,
     }
 
 

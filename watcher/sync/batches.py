@@ -48,10 +48,12 @@ class Exported(msgspec.Struct, frozen=True):
 
 
 class Refused(msgspec.Struct, frozen=True):
-    """A document the format cannot render, reported once per version."""
+    """A document the format cannot render: listed as stuck, and ``said`` (logged, counted,
+    journalled) once per version, across restarts too."""
 
     doc: StoredDocument
     reason: str
+    said: bool = True
 
 
 class OutboundDone(msgspec.Struct, frozen=True):

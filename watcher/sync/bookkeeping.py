@@ -108,8 +108,9 @@ class Counting:
             subject = _subject(refused.doc)
             stats.unexportable.pop(refused.doc.key, None)  # re-inserted: the newest come last
             stats.unexportable[refused.doc.key] = Failure(now, "out", subject, refused.reason)
-            stats.failure(now, "out", subject, refused.reason)
-            stats.count(Count.UNEXPORTABLE)
+            if refused.said:
+                stats.failure(now, "out", subject, refused.reason)
+                stats.count(Count.UNEXPORTABLE)
         if not done.exports:
             return
         marked = [e for e in done.exports if e.event is JournalEvent.EXPORTED]
@@ -137,7 +138,8 @@ class Logging:
 
     async def outbound(self, done: OutboundDone) -> None:
         for refused in done.unexportable:
-            _log_unexportable(refused)
+            if refused.said:
+                _log_unexportable(refused)
         events = Counter(e.event for e in done.exports)
         written = events[JournalEvent.EXPORTED] + events[JournalEvent.CHANGED_DURING_EXPORT]
         superseded = events[JournalEvent.SUPERSEDED]

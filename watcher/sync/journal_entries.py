@@ -113,6 +113,7 @@ def outbound_entries(done: OutboundDone, worker: str) -> list[Entry]:
     entries = [
         _out_entry(done.at, JournalEvent.UNEXPORTABLE, r.doc, worker, reason=r.reason)
         for r in done.unexportable
+        if r.said
     ]
     written = (JournalEvent.EXPORTED, JournalEvent.CHANGED_DURING_EXPORT)
     for kinds in (written, (JournalEvent.SUPERSEDED,), (JournalEvent.NOT_WRITTEN,)):

@@ -65,6 +65,7 @@ class Outbound:
     reported: ReportedVersions = field(default_factory=ReportedVersions)
     unwritten: set[str] = field(default_factory=set)  # keys whose file could not be written
     _lock: anyio.Lock = field(default_factory=anyio.Lock)  # one export at a time
+    _listed: set[str] = field(default_factory=set)  # keys this run listed as unexportable
 
     async def run(self) -> None:
         """Follow the store's unsynced documents for as long as the worker runs."""
@@ -163,10 +164,14 @@ class Outbound:
                 order = read_tracos(doc.doc)
                 ready.append(Export(doc, order.number, self.format.render(order)))
             except Unexportable as exc:
-                if self.reported.first_time(doc.key, doc.version):  # by any run, not just this
-                    refused.append(Refused(doc, str(exc)))
+                first = self.reported.first_time(doc.key, doc.version)  # by any run
+                if first or doc.key not in self._listed:  # listed as stuck, said once
+                    self._listed.add(doc.key)
+                    refused.append(Refused(doc, str(exc), said=first))
         for item in ready:
             self.reported.forget(item.doc.key)
+            self._listed.discard(item.doc.key)
+        self.reported.save()
         return ready, refused
 
     async def _write_all(self, ready: list[Export]) -> list[Export]:
