@@ -86,6 +86,13 @@ class ClaimDir:
         """How many files are claimed here now."""
         return claimed(self.where)
 
+    def names(self) -> set[str]:
+        """The files claimed here now (its lock and hidden names left out)."""
+        try:
+            return {name for name in os.listdir(self.where) if not name.startswith(".")}
+        except OSError:
+            return set()
+
     def release(self) -> None:
         """Give the folder up; an empty one is removed, one with files waits for a resume."""
         try:
