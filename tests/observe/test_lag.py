@@ -84,6 +84,22 @@ async def test_a_file_claimed_and_not_filed_away_still_waits(settings: Settings)
         await source.close()
 
 
+async def test_status_counts_a_claimed_file_as_waiting(settings: Settings) -> None:
+    """``watcher status`` (another process) sees a file held claimed: waiting since it was
+    claimed at least, not "none" with nothing left in the inbound folder."""
+    source = FolderSource(settings, lambda subject, reason: None)
+    await source.open()
+    try:
+        drop(settings.inbound_dir, "1.json", erp_bytes(1))
+        await source.take(["1.json"], load_format("challenge").judge, lambda: False)
+        claimed = next(settings.inbound_dir.glob(".processing/*/1.json")).stat().st_ctime
+        now = datetime.fromtimestamp(claimed, UTC) + MINUTE
+        report = gather_status(settings, StoreAnswer(0, 0, 0), None, now)
+        assert (report["oldest_file_waiting_seconds"], report["files_in_flight"]) == (60.0, 1)
+    finally:
+        await source.close()
+
+
 class DownStore(SqliteStore):
     """The embedded store with its writes failing as an outage while ``down``."""
 
