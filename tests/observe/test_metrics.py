@@ -17,7 +17,16 @@ import pytest
 
 from tests.helpers.workers import reset_connections
 from watcher.observe.metrics import MetricsServer, readiness
-from watcher.sync.stats import BUCKETS, SAMPLES, Count, Snapshot, Stats, StoreState
+from watcher.sync.stats import (
+    BUCKETS,
+    LATENCY_WINDOW,
+    SAMPLES,
+    Count,
+    Latency,
+    Snapshot,
+    Stats,
+    StoreState,
+)
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -125,6 +134,24 @@ def test_latency_histograms_count_every_sample_since_start() -> None:
     assert seen.counts[BUCKETS.index(0.025)] == SAMPLES + 500
     assert seen.counts[-1] == 1  # past the last bound: only in +Inf
     assert seen.total == pytest.approx(0.02 * (SAMPLES + 500) + 400.0)
+
+
+def test_the_recent_latency_ages_out_and_the_histogram_does_not() -> None:
+    """An outage's huge latencies leave the console's p50/p95 once they are older than the
+    window, also when no traffic comes after them; the histogram keeps every sample."""
+    clock = Clock()
+    stats = Stats(started=T0, latency_in=Latency(clock=clock))
+    stats.latency_in.extend([120.0] * 10)  # files held by an outage
+    assert stats.snapshot(T0).latency_in == (120.0, 120.0)
+    clock.now += LATENCY_WINDOW - 1
+    stats.latency_in.append(0.02)  # traffic resumes, a little, then stops
+    assert stats.snapshot(T0).latency_in == (120.0, 120.0)
+    clock.now += 2
+    assert stats.snapshot(T0).latency_in == (0.02, 0.02)
+    clock.now += LATENCY_WINDOW
+    seen = stats.snapshot(T0)
+    assert seen.latency_in is None  # nothing recent: no figure, not the outage's
+    assert seen.histogram_in.count == 11
 
 
 def test_nothing_behind_is_an_age_of_zero(server: MetricsServer) -> None:

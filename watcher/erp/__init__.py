@@ -23,6 +23,7 @@ from watcher.erp.port import (
 )
 
 if TYPE_CHECKING:
+    from watcher.erp.folders.claims import oldest_claimed
     from watcher.erp.folders.failed import failed_lines, read_failed
     from watcher.erp.folders.layout import is_candidate, oldest_landed, scan
     from watcher.erp.folders.upkeep import folder_counts, prune, requeue
@@ -46,6 +47,7 @@ __all__ = [
     "folder_counts",
     "is_candidate",
     "load_format",
+    "oldest_claimed",
     "oldest_landed",
     "prune",
     "read_failed",
@@ -63,6 +65,7 @@ __getattr__ = lazy(
         "load_format": "registry",
         "scan": "folders.layout",
         "oldest_landed": "folders.layout",
+        "oldest_claimed": "folders.claims",
         "prune": "folders.upkeep",
         "read_failed": "folders.failed",
         "requeue": "folders.upkeep",

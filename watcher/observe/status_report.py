@@ -17,7 +17,7 @@ from watcher.core.errors import Unexportable
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
 from watcher.core.tracos import read_tracos
-from watcher.erp import ErpFormat, folder_counts, oldest_landed
+from watcher.erp import ErpFormat, folder_counts, oldest_claimed, oldest_landed
 from watcher.observe.heartbeat import (
     Found,
     UnexportableEntry,
@@ -157,11 +157,15 @@ def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> di
 
 
 def _oldest_waiting(settings: Settings, now: datetime) -> float | None:
+    """Waiting in the inbound folder or claimed and not filed away (held by an outage)."""
     try:
         landed = oldest_landed(settings.inbound_dir)
     except OSError:  # no inbound folder here: nothing waits in it
+        landed = None
+    moments = [m for m in (landed, oldest_claimed(settings.inbound_dir)) if m is not None]
+    if not moments:
         return None
-    return None if landed is None else _seconds(age(datetime.fromtimestamp(landed, UTC), now))
+    return _seconds(age(datetime.fromtimestamp(min(moments), UTC), now))
 
 
 def _seconds(value: float | None) -> float | None:

@@ -7,9 +7,10 @@ read frozen snapshots of it. Nothing here does I/O.
 from __future__ import annotations
 
 import itertools
+import time
 from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,6 +26,9 @@ from watcher.sync.pausing import Direction, Pauses
 RECENT: Final = 10
 RECENT_UNEXPORTABLE: Final = 5  # listed in snapshots and the status file; the rest counted
 SAMPLES: Final = 2000  # latency samples kept for the percentiles
+# ... of the last five minutes only: after an outage, once traffic stops, its huge
+# latencies age out instead of staying the console's p50/p95 for ever
+LATENCY_WINDOW: Final = 300.0
 # A store call unanswered for this long shows the store as not answering (not "connected").
 STUCK_SECONDS: Final = 5.0
 # The console's rates are of the last few seconds: a burst shows at its own speed at once.
@@ -70,16 +74,22 @@ class Histogram:
 
 
 class Latency(deque[float]):
-    """The recent samples (for the percentiles on the console) and, in buckets, all of
-    them since start (for a Prometheus histogram that aggregates across workers)."""
+    """The recent samples (for the percentiles on the console: the last ``SAMPLES`` of
+    the last ``window`` seconds, by ``clock``) and, in buckets, all of them since start
+    (for a Prometheus histogram that aggregates across workers)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, window: float = LATENCY_WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(maxlen=SAMPLES)
+        self._times: deque[float] = deque(maxlen=SAMPLES)  # when each sample came, by clock
+        self._window, self._clock = window, clock
         self._counts = [0] * (len(BUCKETS) + 1)
         self._total = 0.0
 
     def append(self, seconds: float) -> None:
         super().append(seconds)
+        self._times.append(self._clock())
         self._counts[bisect_left(BUCKETS, seconds)] += 1  # a bucket holds values <= its bound
         self._total += seconds
 
@@ -89,6 +99,11 @@ class Latency(deque[float]):
 
     def histogram(self) -> Histogram:
         return Histogram(tuple(self._counts), self._total)
+
+    def recent(self) -> list[float]:
+        """The samples that came within the window (older ones no longer count)."""
+        since = self._clock() - self._window
+        return [seconds for seconds, came in zip(self, self._times, strict=True) if came >= since]
 
 
 # The counter of each inbound outcome (``orders_inserted`` for ``inserted``, …).
@@ -135,7 +150,7 @@ class Snapshot:
     started: datetime
     now: datetime
     counters: dict[Count, int]
-    latency_in: tuple[float, float] | None  # p50, p95 in seconds
+    latency_in: tuple[float, float] | None  # p50, p95 in seconds, of the recent samples
     latency_out: tuple[float, float] | None
     waiting_files: int
     unsynced: int
@@ -232,8 +247,8 @@ class Stats:
             started=self.started,
             now=now,
             counters=dict(self.counters),
-            latency_in=percentiles(self.latency_in),
-            latency_out=percentiles(self.latency_out),
+            latency_in=percentiles(self.latency_in.recent()),
+            latency_out=percentiles(self.latency_out.recent()),
             waiting_files=self.waiting_files,
             unsynced=self.unsynced,
             store=self.store_state(now),

@@ -21,7 +21,7 @@ from typing import Final
 
 from watcher import fs as files
 from watcher.core.errors import ConfigError
-from watcher.erp.folders import checked, filing
+from watcher.erp.folders import checked, filing, layout
 from watcher.fs import move_without_clobber
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,13 @@ class ClaimDir:
     def held(self) -> int:
         """How many files are claimed here now."""
         return claimed(self.where)
+
+    def names(self) -> set[str]:
+        """The files claimed here now (its lock and hidden names left out)."""
+        try:
+            return {name for name in os.listdir(self.where) if not name.startswith(".")}
+        except OSError:
+            return set()
 
     def release(self) -> None:
         """Give the folder up; an empty one is removed, one with files waits for a resume."""
@@ -276,11 +283,26 @@ def claimed(folder: str | Path) -> int:
 def in_flight(inbound: Path) -> int:
     """Files claimed by every worker of this inbound folder, live or gone; a planted link
     (the claim area or a folder in it) is not counted through."""
+    return sum(claimed(folder) for folder in _claim_folders(inbound))
+
+
+def oldest_claimed(inbound: Path) -> float | None:
+    """When the longest-claimed file of every worker was claimed (its ``ctime``, which the
+    claim's rename sets; epoch seconds), or None: for a reader outside the worker, which
+    does not know when it landed, a lag at least that long."""
+    moments = []
+    for folder in _claim_folders(inbound):
+        with contextlib.suppress(OSError):  # filed away and removed meanwhile
+            moments.append(layout.oldest_landed(folder))
+    return min((m for m in moments if m is not None), default=None)
+
+
+def _claim_folders(inbound: Path) -> list[Path]:
     root = inbound / CLAIMED_DIR
     if root.is_symlink():
-        return 0
+        return []
     try:
-        folders = os.listdir(root)
+        names = os.listdir(root)
     except OSError:
-        return 0
-    return sum(claimed(root / name) for name in folders if not (root / name).is_symlink())
+        return []
+    return [root / name for name in names if not (root / name).is_symlink()]

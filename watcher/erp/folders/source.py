@@ -42,6 +42,9 @@ class FolderSource:
         self._trouble = trouble
         self._claims: claims.ClaimDir | None = None
         self.deferred: dict[str, _Settling] = {}  # files that do not decode yet
+        # claimed and not yet filed away: when each landed (epoch seconds), by claimed path;
+        # they still count in the lag (a batch held by an outage or a full disk waits on)
+        self._landed: dict[str, float] = {}
         # the folders as plain strings for the per-file paths (a Path costs a conversion each)
         self._inbound, self._archive, self._failed = (
             os.fspath(d) for d in (settings.inbound_dir, settings.archive_dir, settings.failed_dir)
@@ -139,11 +142,16 @@ class FolderSource:
         return await anyio.to_thread.run_sync(self._backlog)
 
     def _backlog(self) -> Backlog:
-        in_flight = self._claims.held() if self._claims is not None else 0
+        held = self._claims.names() if self._claims is not None else set()
+        claimed = min(
+            (t for path, t in self._landed.copy().items() if os.path.basename(path) in held),
+            default=None,
+        )  # a copy: the claiming thread may add to it meanwhile
         try:
-            return Backlog(layout.oldest_landed(self.settings.inbound_dir), in_flight)
+            waiting = layout.oldest_landed(self.settings.inbound_dir)
         except OSError:  # the folder is gone: the inbound side reports that, with its fix
-            return Backlog(None, in_flight)
+            waiting = None
+        return Backlog(_earliest(waiting, claimed), len(held))
 
     def _folder_trouble(self, exc: OSError) -> None:
         inbound = self.settings.inbound_dir
@@ -228,10 +236,13 @@ class FolderSource:
             return None
         try:
             if item.version in (None, filing.version(os.lstat(path))):
-                return msgspec.structs.replace(item, ref=path)
-            return self._judged(path, item.name, judge, item.landed)[0]  # what we now hold
+                held = msgspec.structs.replace(item, ref=path)
+            else:
+                held = self._judged(path, item.name, judge, item.landed)[0]  # what we hold now
         except FileNotFoundError:
             return None  # removed from our claim folder behind our back: nothing to file
+        self._landed[held.ref] = held.landed
+        return held
 
     async def file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | NotFiled]:
         return await anyio.to_thread.run_sync(self._file_away, taken, now)
@@ -243,7 +254,11 @@ class FolderSource:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 self._folder_trouble(exc)
-        return [self._file_one(item, now) for item in taken]
+        filed = [self._file_one(item, now) for item in taken]
+        for item, where in zip(taken, filed, strict=True):
+            if where is not NotFiled.LATER:  # filed away, or back among the waiting
+                self._landed.pop(item.ref, None)
+        return filed
 
     def _file_one(self, item: Taken, now: datetime) -> str | NotFiled:
         try:
@@ -264,6 +279,10 @@ class _Settling(NamedTuple):
     due: float
     version: object
     since: float
+
+
+def _earliest(*moments: float | None) -> float | None:
+    return min((m for m in moments if m is not None), default=None)
 
 
 def _os_reason(exc: OSError) -> str:

@@ -4,7 +4,9 @@ old ones (the product deletes nothing by itself; ``prune`` is the operator's ret
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -31,9 +33,64 @@ def folder_counts(settings: Settings) -> dict[str, int]:
             [p for p in _files(settings.inbound_dir) if layout.is_candidate(p.name)]
         ),
         "files_in_flight": in_flight(settings.inbound_dir),
-        "files_archived": len(_files(settings.archive_dir)),
-        "files_failed": len(_files(settings.failed_dir)),
+        "files_archived": FILED.count(settings.archive_dir),
+        "files_failed": FILED.count(settings.failed_dir),
     }
+
+
+COUNT_SECONDS: Final = 2.0  # a folder's count is reused this long, changed or not
+RACY_NS: Final = 1_000_000_000  # a folder changed this recently may change again unseen
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    key: tuple[int, int, int]  # the folder's device, inode and mtime when listed
+    trusted: bool  # its mtime was old enough then: any change since moves it
+    at: float  # when it was listed, by the counter's clock
+    files: int
+
+
+class FiledCounter:
+    """The files in an archive or failed folder (reports left out), listed again only when
+    the folder's mtime says it changed, and then at most once per ``COUNT_SECONDS``: the
+    cost of ``/status`` asked in a loop does not grow with a 200,000-file archive."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._counted: dict[str, _Counted] = {}
+        self._lock = threading.Lock()  # requests at once share one listing
+
+    def count(self, folder: Path) -> int:
+        with self._lock:
+            try:
+                info = os.stat(folder)
+            except OSError:
+                return 0
+            key, now = (info.st_dev, info.st_ino, info.st_mtime_ns), self._clock()
+            last = self._counted.get(os.fspath(folder))
+            if last is not None and (
+                now - last.at < COUNT_SECONDS or (last.trusted and last.key == key)
+            ):
+                return last.files
+            trusted = info.st_mtime_ns < time.time_ns() - RACY_NS  # mtimes are coarse
+            files = _count_files(folder)
+            self._counted[os.fspath(folder)] = _Counted(key, trusted, now, files)
+            return files
+
+
+def _count_files(folder: Path) -> int:
+    """One listing, no stat per file (the listing's file types)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(
+                not entry.name.endswith(REPORT_SUFFIX) and entry.is_file(follow_symlinks=False)
+                for entry in entries
+            )
+    except OSError:  # gone meanwhile, or not a folder
+        return 0
+
+
+FILED: Final = FiledCounter()  # the worker's, shared by its ``/status`` requests
 
 
 def requeue(settings: Settings, names: Sequence[str]) -> tuple[list[str], list[str]]:
