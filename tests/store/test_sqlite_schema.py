@@ -102,7 +102,9 @@ def _without_ids(found: dict[str, Any]) -> dict[str, Any]:
 
     return {
         "find": [list(plain(d).items()) for d in found["find"]],
-        "unsynced": [[key, version, list(plain(d).items())] for key, version, _, d in found["unsynced"]],
+        "unsynced": [
+            [key, version, list(plain(d).items())] for key, version, _, d in found["unsynced"]
+        ],
         "journal": found["journal"],
         "counts": found["counts"],
     }
@@ -187,3 +189,30 @@ async def test_no_index_serves_only_the_sequence_and_it_still_grows(tmp_path: Pa
     db.close()
     assert not [sql for (sql,) in indexed if sql and sql.endswith("(seq)") and "WHERE" not in sql]
     assert "workorders_unsynced" in plan[0][-1]
+
+
+async def test_a_migrated_store_is_refused_by_the_previous_release_and_its_traces_go(
+    tmp_path: Path,
+) -> None:
+    """What the previous release's check refuses (a higher format, a column it does not
+    know) is there; the ``seq`` index it creates before refusing is dropped at next open."""
+    path = tmp_path / "tracos.sqlite3"
+    shutil.copyfile(V1_STORE, path)
+    store, log = await _opened(path)
+    await _closed(store, log)
+    with sqlite3.connect(path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(workorders)")}
+        assert db.execute("PRAGMA user_version").fetchone()[0] > 1 and "synced_at" in columns
+        db.execute("CREATE INDEX IF NOT EXISTS workorders_seq ON workorders (seq)")
+    db.close()
+    store, log = await _opened(path)
+    try:
+        assert await read_back(store, log) == json.loads(V1_EXPECTED.read_text())
+    finally:
+        await _closed(store, log)
+    with sqlite3.connect(path) as db:
+        assert (
+            db.execute("SELECT 1 FROM sqlite_master WHERE name = 'workorders_seq'").fetchone()
+            is None
+        )
+    db.close()
