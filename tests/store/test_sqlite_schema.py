@@ -216,3 +216,24 @@ async def test_a_migrated_store_is_refused_by_the_previous_release_and_its_trace
             is None
         )
     db.close()
+
+
+async def test_two_processes_writing_in_turn_never_give_the_same_sequence_number(
+    tmp_path: Path,
+) -> None:
+    """The counter is read and advanced in each write transaction, whoever writes: writes
+    of two connections in turn come out of the sweep in the order they were made."""
+    path = tmp_path / "tracos.sqlite3"
+    first, second = SqliteStore(path, threads=False), SqliteStore(path, threads=False)
+    await first.open()
+    await second.open()
+    try:
+        for number in range(1, 7):
+            writer = first if number % 2 else second
+            await writer.put_documents([tracos_doc(number), tracos_doc(number + 10)])
+        swept = [doc async for batch in first.iter_unsynced(100) for doc in batch]
+    finally:
+        await first.close()
+        await second.close()
+    assert [d.version for d in swept] == list(range(1, 13))
+    assert [d.key for d in swept] == [str(n + k) for n in range(1, 7) for k in (0, 10)]
