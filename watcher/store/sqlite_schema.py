@@ -43,11 +43,12 @@ INSERT INTO counter VALUES (0);
 COLUMNS: Final = frozenset(
     {"number", "updated_at", "synced", "seq", "changed_at", "doc", "synced_at"}
 )
+# the counter is read from the ``seq`` index before it goes (a scan of every row without it)
 TO_FORMAT_2: Final = """
 ALTER TABLE workorders ADD COLUMN synced_at INTEGER;
-DROP INDEX IF EXISTS workorders_seq;
 CREATE TABLE counter (seq INTEGER NOT NULL);
 INSERT INTO counter SELECT coalesce(max(seq), 0) FROM workorders;
+DROP INDEX IF EXISTS workorders_seq;
 """
 LEGACY_DATE_FIELDS: Final = ("createdAt", "updatedAt", "deletedAt", "syncedAt")
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
