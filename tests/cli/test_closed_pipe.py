@@ -44,7 +44,7 @@ def _failed_files(settings: Settings) -> None:
         (settings.failed_dir / f"{name}.error.json").write_bytes(layout.report_bytes(report))
 
 
-@pytest.mark.parametrize("command", [["show"], ["history", "7"], ["failed"]])
+@pytest.mark.parametrize("command", [["show"], ["history", "7", "--limit", str(MANY)], ["failed"]])
 def test_a_reader_that_stops_early_ends_the_command_quietly(
     settings: Settings, command: list[str]
 ) -> None:

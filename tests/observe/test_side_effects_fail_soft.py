@@ -53,7 +53,7 @@ def test_show_refuses_what_is_not_an_order_number_in_one_line(
         (lambda p: p.write_bytes(b"\xff\xfe{"), "is damaged"),
         (lambda p: p.write_text('{"pid": 0}'), "is damaged"),
         (lambda p: p.write_text(json.dumps({"pid": 10**20})), "is damaged"),
-        (lambda p: p.mkdir(), "cannot be read: Is a directory"),
+        (lambda p: p.mkdir(), "cannot be read: not a regular file (directory)"),
     ],
     ids=["not-utf8", "pid-0", "huge-pid", "directory"],
 )
@@ -129,7 +129,7 @@ def test_the_status_file_failing_never_stops_the_worker(tmp_path: Path, attack: 
                 expected = {
                     "disk-full": "no space left",
                     "read-only-state": "is not writable",
-                    "directory-at-the-name": "Is a directory",
+                    "directory-at-the-name": "not a regular file (directory)",
                 }[attack]
                 wait_until(lambda: expected in _health(settings), f"health: {expected}", 30)
                 assert p.poll() is None, "the worker died"
