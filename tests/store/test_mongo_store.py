@@ -112,7 +112,7 @@ async def test_outage_is_reported_as_store_unavailable() -> None:
     """A dropped connection surfaces as our StoreUnavailable, not a driver error."""
     facade, store = await opened(FacadeCollection())
     facade.down = True
-    with pytest.raises(StoreUnavailable, match="MongoDB unreachable"):
+    with pytest.raises(StoreUnavailable, match="MongoDB connection refused"):
         await store.upsert([order(1)], datetime.now(UTC))
 
 

@@ -8,8 +8,8 @@ sweep after every (re)open and polling where the server has no change streams.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Hashable, Iterator, Sequence
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncGenerator, Hashable, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any, Final, cast
 
@@ -17,17 +17,21 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
 from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
-from pymongo.errors import (
-    BulkWriteError,
-    ConfigurationError,
-    ConnectionFailure,
-    NotPrimaryError,
-    OperationFailure,
-    PyMongoError,
-)
+from pymongo.errors import BulkWriteError, ConfigurationError, OperationFailure, PyMongoError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
 
-from watcher.core.errors import ConfigError, StoreMissing, StoreUnavailable, WatcherError
+from watcher.core.errors import ConfigError, OrdersRefused, StoreMissing, StoreUnavailable
 from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
+from watcher.store.mongo_errors import (
+    DUPLICATE_KEY,
+    first_line,
+    is_refusal,
+    known_error,
+    refusal_reason,
+    translated,
+    write_concern_failure,
+)
 from watcher.store.port import (
     Document,
     Handler,
@@ -43,13 +47,9 @@ from watcher.store.port import (
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_KEY: Final = 11000
 RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
 NO_CHANGE_STREAMS: Final = 40573  # standalone server
 RESUME_ERRORS: Final = frozenset({260, 280, 286})
-REFUSED: Final = frozenset({13, 18})  # Unauthorized, AuthenticationFailed: a setting to fix
-TRANSIENT: Final = frozenset({50, 91, 262, 11600})  # timeouts, shutdowns
-NOT_PRIMARY: Final = frozenset({189, 10107, 11602, 13435, 13436})  # step-downs, elections
 # The fields an export reads: a conditional mark requires all of them unchanged.
 EXPORTED_FIELDS: Final = (
     "number",
@@ -79,11 +79,8 @@ CHANGE_PIPELINE: Final = [
 POLLING: Final = "MongoDB polling"
 DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
 REOPEN_PAUSE_SECONDS: Final = 1.0  # a stream closed at once, again and again, must not spin
-UNREACHABLE_HINT: Final = (
-    "check that MongoDB is running and that MONGO_URI names it"
-    " (with docker compose: docker compose ps mongo)"
-)
 MARK_FIELD: Final = "syncMark"  # which call marked a document: only that call wrote this id
+UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
 _ABSENT: Final = "\0absent"
 
 
@@ -140,16 +137,24 @@ class MongoStore:
     def __init__(self, collection: Any, client: Any = None) -> None:
         self._coll = collection
         self._client = client
+        # what decides an export is read as the majority has it: never a write that a
+        # failover could roll back (the change stream is majority-committed already)
+        self._committed = _majority_reads(collection)
+        self._unconfirmed: dict[tuple[SyncMark, ...], ObjectId] = {}  # marks not yet answered
+        self.refused_marks: dict[str, str] = {}  # document key → why the server refused it
         self._mode = "MongoDB"  # says "change stream" only once the server has opened one
 
     @classmethod
-    def connect(cls, uri: str, database: str, collection: str) -> MongoStore:
+    def connect(cls, uri: str, database: str, collection: str, **options: Any) -> MongoStore:
+        """``options``: more for the client (``event_listeners`` for instrumentation)."""
         # A quick answer when the server is down (the retry policy does the waiting),
         # unless the connection string chooses its own timeouts.
         timeouts: dict[str, Any] = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000}
         chosen = {k: v for k, v in timeouts.items() if k.lower() not in uri.lower()}
         try:
-            client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True, **chosen)
+            client: AsyncMongoClient[Document] = AsyncMongoClient(
+                uri, tz_aware=True, **chosen, **options
+            )
         except ConfigurationError as exc:  # its message may quote the URI: not repeated
             raise ConfigError(
                 "MONGO_URI is not a valid MongoDB connection string"
@@ -159,7 +164,7 @@ class MongoStore:
             raise ConfigError(
                 f"MONGO_URI: cannot read {exc.filename or 'a file it names'}: {exc.strerror or exc}"
             ) from None
-        return cls(client[database][collection], client)
+        return cls(_durable(client, database)[collection], client)
 
     @property
     def mode(self) -> str:
@@ -175,7 +180,7 @@ class MongoStore:
             await self._create_indexes()
             return
         database = self._coll.database
-        with _translated():
+        with translated():
             names = await database.list_collection_names(filter={"name": self._coll.name})
         if not names:
             raise StoreMissing(
@@ -186,7 +191,7 @@ class MongoStore:
 
     async def _create_indexes(self) -> None:
         """Newer wins only with the unique index; made again if the collection was dropped."""
-        with _translated():
+        with translated():
             await self._coll.create_index("number", unique=True)
             # the sweep, the unsynced count and the oldest unsynced (in updatedAt order)
             await self._coll.create_index([("isSynced", 1), ("updatedAt", 1)])
@@ -196,16 +201,18 @@ class MongoStore:
             await self._client.close()
 
     async def ping(self) -> None:
-        with _translated():
+        with translated():
             await self._coll.database.command("ping")
 
     async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+        """Newer wins per order; an order the server refuses for good (a validator, a size
+        limit) raises ``OrdersRefused`` once the others are written."""
         winner, outcomes = newest_per_number(orders)
         pending = list(winner.values())
+        refusals: dict[int, str] = {}
         for _ in range(RACE_ROUNDS):
-            refused = await self._bulk(
-                [upsert_op(orders[i], now) for i in pending], outcomes, pending
-            )
+            ops = [upsert_op(orders[i], now) for i in pending]
+            refused = await self._bulk(ops, outcomes, pending, refusals)
             if not refused:
                 break
             stored = await self._updated_at([orders[i].number for i in refused])
@@ -216,34 +223,46 @@ class MongoStore:
                     pending.append(i)  # another writer inserted an older one meanwhile: again
         else:
             raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
+        if refusals:
+            raise OrdersRefused(refusals, outcomes)
         return [o for o in outcomes if o is not None]
 
     async def _bulk(
-        self, ops: list[UpdateOne], outcomes: list[Outcome | None], indexes: list[int]
+        self,
+        ops: list[UpdateOne],
+        outcomes: list[Outcome | None],
+        indexes: list[int],
+        refusals: dict[int, str],
     ) -> list[int]:
-        """Run the upserts; fill inserted/updated outcomes, return the indexes refused as stale."""
+        """Run the upserts; fill inserted/updated outcomes and the server's refusals; return
+        the indexes the unique index refused (as new or newer: stale, or a race)."""
         if not ops:
             return []
         details = await self._bulk_write(ops)
         upserted = {u["index"] for u in details.get("upserted", [])}
-        refused = {e["index"] for e in details.get("writeErrors", [])}
+        errors = {e["index"]: e for e in details.get("writeErrors", [])}
         for position, index in enumerate(indexes):
-            if position not in refused:
+            error = errors.get(position)
+            if error is None:
                 outcomes[index] = Outcome.INSERTED if position in upserted else Outcome.UPDATED
-        return [indexes[position] for position in sorted(refused)]
+            elif is_refusal(error):
+                refusals[index] = refusal_reason(error)
+        return [indexes[p] for p, e in sorted(errors.items()) if e["code"] == DUPLICATE_KEY]
 
     async def _bulk_write(self, ops: Sequence[Any]) -> Document:
         """One unordered bulk; its result, where a duplicate key (11000) is an answer (the
-        stored document is as new or newer, or already there), not an error."""
+        stored document is as new or newer, or already there) and a refused document is
+        the caller's to report. Not durable (a write-concern error), or refused for the
+        server's state (an interruption, a step-down): an outage, nothing taken as done."""
         try:
-            with _translated():
+            with translated():
                 result = await self._coll.bulk_write(ops, ordered=False)
             return dict(result.bulk_api_result)
         except BulkWriteError as exc:
             details = dict(exc.details)
-            other = [e for e in details["writeErrors"] if e["code"] != DUPLICATE_KEY]
-            if other:
-                raise StoreUnavailable(f"MongoDB refused a write: {other[0]['errmsg']}") from exc
+            failure = write_concern_failure(details) or _transient_write_error(details)
+            if failure is not None:
+                raise failure from exc
             return details
 
     async def _updated_at(self, numbers: list[int]) -> dict[int, Any]:
@@ -252,32 +271,39 @@ class MongoStore:
         return {d["number"]: d.get("updatedAt") for d in docs}
 
     async def _find(
-        self, query: Document, projection: Document | None = None, expected: int = 0
+        self,
+        query: Document,
+        projection: Document | None = None,
+        expected: int = 0,
+        committed: bool = False,
     ) -> list[Document]:
         """A bounded read, as one list; ``expected`` (documents at most, e.g. an ``$in`` of so
         many ids) asks for them all in the first reply: one round trip, not find + getMore
-        (one more than expected, so that a full reply still closes the cursor)."""
-        cursor = self._coll.find(query, projection, batch_size=expected + 1 if expected else 0)
-        with _translated():
+        (one more than expected, so that a full reply still closes the cursor).
+        ``committed``: as the majority has it (a read that decides an export)."""
+        coll = self._committed if committed else self._coll
+        cursor = coll.find(query, projection, batch_size=expected + 1 if expected else 0)
+        with translated():
             return list(await cursor.sort("number", 1).to_list(None))
 
     async def _batches(
-        self, query: Document, batch_size: int, order: str | None = None
+        self, query: Document, batch_size: int, order: str | None = None, committed: bool = False
     ) -> AsyncGenerator[list[Document], None]:
         """The documents ``query`` matches, from one server cursor, one reply of at most
         ``batch_size`` at a time (the find, then a getMore per batch): never all at once."""
-        cursor = self._coll.find(query, batch_size=batch_size)
+        coll = self._committed if committed else self._coll
+        cursor = coll.find(query, batch_size=batch_size)
         if order is not None:
             cursor = cursor.sort(order, 1)  # an index order: the server streams, no sort
         try:
             while True:
-                with _translated():
+                with translated():
                     batch = await cursor.to_list(batch_size)
                 if not batch:
                     return
                 yield batch
         finally:
-            with _translated():
+            with translated():
                 await cursor.close()
 
     async def put_documents(
@@ -314,7 +340,10 @@ class MongoStore:
     ) -> tuple[PutResult, list[Document]]:
         """One unordered bulk of puts; what it did, and the documents the unique index refused."""
         details = await self._bulk_write([put_op(d, replace) for d in docs])
-        refused = [docs[e["index"]] for e in details.get("writeErrors", [])]
+        errors = details.get("writeErrors", [])
+        if refusal := next((e for e in errors if is_refusal(e)), None):
+            raise StoreUnavailable(f"MongoDB refused a write: {refusal['errmsg']}")
+        refused = [docs[e["index"]] for e in errors]
         inserted = len(details.get("upserted", [])) + int(details.get("nInserted", 0))
         done = PutResult(inserted, int(details.get("nMatched", 0)))
         return done, refused
@@ -331,7 +360,7 @@ class MongoStore:
     async def iter_unsynced(self, batch_size: int) -> AsyncGenerator[list[StoredDocument], None]:
         """In the ``isSynced`` index's order (no sort: a blocking sort of a million documents
         is what a server refuses); a mark moves a document out of the scanned range."""
-        async with aclosing(self._batches(UNSYNCED, batch_size)) as batches:
+        async with aclosing(self._batches(UNSYNCED, batch_size, committed=True)) as batches:
             async for batch in batches:
                 yield [self._stored(doc) for doc in batch]
 
@@ -357,26 +386,46 @@ class MongoStore:
         wanted = {mark.key: mark.version for mark in marks}
         ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
         fields = dict.fromkeys(EXPORTED_FIELDS, 1)  # what a version is made of, and no more
-        docs = await self._find({"_id": {"$in": ids}, **UNSYNCED}, fields, expected=len(ids))
+        query = {"_id": {"$in": ids}, **UNSYNCED}
+        docs = await self._find(query, fields, expected=len(ids), committed=True)
         return {str(d["_id"]) for d in docs if wanted.get(str(d["_id"])) == version_of(d)}
 
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         if not marks:
             return set()
-        token = ObjectId()  # unique to this call: another worker's marks never carry it
+        # unique to these marks: another call's never carry it, and a retry of the same
+        # marks (after a write concern not met, a lost reply) finds its own applied marks
+        key = tuple(marks)
+        token = self._unconfirmed.get(key) or ObjectId()
+        if len(self._unconfirmed) >= UNCONFIRMED_KEPT:
+            self._unconfirmed.clear()
+        self._unconfirmed[key] = token
         update = {"$set": {**mark_fields(now), MARK_FIELD: token}}
-        ops = [UpdateOne(mark_filter(m.version), update) for m in marks]
-        with _translated():
-            result = await self._coll.bulk_write(ops, ordered=False)
-        if result.modified_count == len(marks):
+        details = await self._bulk_write([UpdateOne(mark_filter(m.version), update) for m in marks])
+        del self._unconfirmed[key]
+        self._refused_marks(marks, details)
+        if details.get("nModified") == len(marks):
             return {mark.key for mark in marks}
         ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
         query = {"_id": {"$in": ids}, MARK_FIELD: token}
         marked = await self._find(query, {"_id": 1}, expected=len(ids))
         return {str(doc["_id"]) for doc in marked}
 
+    def _refused_marks(self, marks: Sequence[SyncMark], details: Document) -> None:
+        """Marks the server refused for one document (a validator): it stays unsynced, and
+        the reason is kept for ``refused_marks`` and logged once per document."""
+        for error in details.get("writeErrors", []):
+            if not is_refusal(error):
+                continue
+            key, reason = marks[error["index"]].key, refusal_reason(error)
+            if self.refused_marks.get(key) != reason:
+                log.warning(
+                    "document %s cannot be marked synced (it stays unsynced): %s", key, reason
+                )
+            self.refused_marks[key] = reason
+
     async def counts(self) -> tuple[int, int]:
-        with _translated():
+        with translated():
             return (  # asked every 2 s: an estimate, and a count over the isSynced index
                 await self._coll.estimated_document_count(),
                 await self._coll.count_documents(UNSYNCED),
@@ -386,7 +435,7 @@ class MongoStore:
         oldest = []
         for part in UNSYNCED_PARTS:
             query = {**part, "updatedAt": {"$type": "date"}}
-            with _translated():
+            with translated():
                 cursor = self._coll.find(query, {"_id": 0, "updatedAt": 1})
                 oldest += await cursor.sort("updatedAt", 1).limit(1).to_list(1)
         return min((doc["updatedAt"] for doc in oldest), default=None)
@@ -412,17 +461,17 @@ class MongoStore:
 
     def _stream_failed(self, exc: PyMongoError, poll_seconds: float) -> None:
         """An outage is raised; a lost resume point reopens; a refused stream means polling."""
-        if (known := _known(exc)) is not None:
+        if (known := known_error(exc)) is not None:
             raise known from exc
         if getattr(exc, "code", None) in RESUME_ERRORS:
-            log.warning("change stream lost (%s): sweeping and reopening", _first_line(exc))
+            log.warning("change stream lost (%s): sweeping and reopening", first_line(exc))
             return
         self._mode = POLLING
         log.warning("%s: polling every %.1f s instead", _no_stream_reason(exc), poll_seconds)
 
     async def _follow_stream(self, handle: Handler, batch_size: int) -> None:
         """Open the stream first, then sweep: a change made during the sweep is still seen."""
-        with _translated(passing=OperationFailure):
+        with translated(passing=OperationFailure):
             stream = await self._coll.watch(CHANGE_PIPELINE, full_document="updateLookup")
         try:
             self._mode = "MongoDB change stream"
@@ -459,6 +508,33 @@ class MongoStore:
                 return batch[-1]
 
 
+def _transient_write_error(details: Document) -> StoreUnavailable | None:
+    """A bulk's write error that is about the server's state, not a document: an outage."""
+    for error in details.get("writeErrors", []):
+        if error["code"] != DUPLICATE_KEY and not is_refusal(error):
+            return StoreUnavailable(f"MongoDB: {error.get('errmsg')} (code {error['code']})")
+    return None
+
+
+def _durable(client: AsyncMongoClient[Document], database: str) -> Any:
+    """The database with majority write concern, unless the URI chose its own ``w``:
+    acknowledged then means durable, never a write a failover rolls back (w:1's risk)."""
+    chosen = client.write_concern.document
+    if "w" in chosen:
+        return client[database]
+    wtimeout, journal = chosen.get("wtimeout"), chosen.get("j")
+    concern = WriteConcern("majority", wtimeout=wtimeout, j=journal)
+    return client.get_database(database, write_concern=concern)
+
+
+def _majority_reads(collection: Any) -> Any:
+    """``collection`` reading with ``readConcern: majority`` (a test facade as it is)."""
+    with_options = getattr(collection, "with_options", None)
+    return (
+        collection if with_options is None else with_options(read_concern=ReadConcern("majority"))
+    )
+
+
 def _as_port(doc: Document) -> Document:
     """Across the port ids are strings, as in the embedded store (dates are already aware)."""
     return {**doc, "_id": str(doc["_id"])} if "_id" in doc else doc
@@ -484,45 +560,4 @@ async def _pump(stream: Any, send: MemoryObjectSendStream[Document | Exception])
 def _no_stream_reason(exc: PyMongoError) -> str:
     if getattr(exc, "code", None) == NO_CHANGE_STREAMS:
         return "this MongoDB server has no change streams (standalone, not a replica set)"
-    return f"the change stream was refused ({_first_line(exc)})"
-
-
-@contextmanager
-def _translated(passing: type[Exception] = BulkWriteError) -> Iterator[None]:
-    """Map PyMongo's errors to ours (the adapter's edge): an outage, or a setting to fix.
-
-    ``passing``: driver errors the caller handles itself, unless they are one of those.
-    """
-    try:
-        yield
-    except PyMongoError as exc:
-        known = _known(exc)
-        if known is None and isinstance(exc, passing):
-            raise
-        if isinstance(known, ConfigError):
-            raise known from None  # its message is the whole story
-        raise known or StoreUnavailable(f"MongoDB error: {_first_line(exc)}") from exc
-
-
-def _known(exc: PyMongoError) -> WatcherError | None:
-    code = getattr(exc, "code", None)
-    no_primary = isinstance(exc, ConnectionFailure) and "RSSecondary" in str(exc)
-    if isinstance(exc, NotPrimaryError) or code in NOT_PRIMARY or no_primary:
-        return StoreUnavailable(f"MongoDB: {_not_primary(exc)}")
-    if isinstance(exc, ConnectionFailure):
-        return StoreUnavailable(f"MongoDB unreachable: {_first_line(exc)}", UNREACHABLE_HINT)
-    if code in REFUSED:
-        return ConfigError(f"MongoDB refused us: {_first_line(exc)}")
-    if code in TRANSIENT:
-        return StoreUnavailable(f"MongoDB: {_first_line(exc)}")
-    return None
-
-
-def _not_primary(exc: PyMongoError) -> str:
-    return f"not primary (a step-down or an election; waiting for a primary): {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    """The driver's message without its long topology description."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text.split(" (configured timeouts")[0].split(", Timeout:")[0][:200]
+    return f"the change stream was refused ({first_line(exc)})"

@@ -15,6 +15,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import anyio
 import msgspec
@@ -25,6 +26,7 @@ from watcher.erp.port import ErpFormat, FileVerdict, InboundSource, NotFiled, Ta
 from watcher.store import WorkOrderStore
 from watcher.store.journal import Entry
 from watcher.sync.journaling import Recorder
+from watcher.sync.refusals import upsert_refusing
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import ORDERS, RECENT, Count, Stats
 
@@ -117,8 +119,9 @@ class Inbound:
         orders = [o for t in taken if t.verdict for o in t.verdict.orders]
         outcomes: list[Outcome] = []
         stored_at = datetime.now(UTC)
-        if orders:
-            outcomes = await self.retry(lambda: self.store.upsert(orders, stored_at))
+        if orders:  # an order the store refuses for good is rejected, never retried
+            upsert = partial(upsert_refusing, self.store, taken, orders, stored_at)
+            taken, outcomes = await self.retry(upsert)
         with anyio.CancelScope(shield=True):  # stored: filing away is quick, and never cut
             now = datetime.now(UTC)
             filed = await self.source.file_away(taken, now)

@@ -1,0 +1,201 @@
+"""The MongoDB adapter under the faults real deployments have: a write concern not met, a
+document the server refuses, permanent errors at start, calls that hang.
+
+Faults are injected on a SecantusDB server of the session's own with mongod's
+``configureFailPoint``/``failCommand``, scoped to the worker's ``appName``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from tests.helpers.builders import NOW, erp, order, tracos_doc
+from tests.helpers.conditions import wait_for
+from tests.helpers.failpoints import WRITE_CONCERN_ERROR, app_uri, failing
+from tests.helpers.stores import all_unsynced, make_settings, unique_collection
+from tests.helpers.workers import drop, names, reports, running, stored_docs
+from watcher.core.settings import Settings
+from watcher.store import SyncMark
+from watcher.store.mongo import MongoStore
+from watcher.sync.stats import Count
+
+pytestmark = [pytest.mark.anyio, pytest.mark.system]
+DATABASE = "watcher_tests"
+
+
+def faulty_settings(root: Path, uri: str, **overrides: Any) -> Settings:
+    """A worker's settings whose client the failpoints hit (the test's own client is spared)."""
+    return make_settings(
+        root,
+        mongo_uri=app_uri(uri),
+        mongo_database=DATABASE,
+        mongo_collection=unique_collection(),
+        **overrides,
+    )
+
+
+def erp_bytes(*numbers: int) -> bytes:
+    """One order's file, or a batch (a JSON array) when several numbers are given."""
+    orders = [erp(orderNo=n) for n in numbers]
+    return json.dumps(orders[0] if len(orders) == 1 else orders).encode()
+
+
+async def put_as_tracos(uri: str, settings: Settings, *numbers: int) -> None:
+    """TracOS writes documents (through the test's own client: no failpoint applies)."""
+    store = MongoStore.connect(uri, settings.mongo_database, settings.mongo_collection)
+    try:
+        await store.put_documents([tracos_doc(n) for n in numbers])
+    finally:
+        await store.close()
+
+
+def waiting_on(worker: Any, words: str) -> bool:
+    """The worker is retrying its store, for a reason that says ``words``."""
+    store = worker.stats.store
+    return not store.connected and words in store.error
+
+
+@pytest.mark.usefixtures("real_backoff")
+async def test_an_upsert_without_its_write_concern_leaves_the_file_claimed(
+    tmp_path: Path, fault_uri: str
+) -> None:
+    """A writeConcernError on the upsert is no success: nothing archived, counted or
+    journalled until a retry is confirmed durable; then the file is archived once."""
+    settings = faulty_settings(tmp_path, fault_uri)
+    failure: dict[str, Any] = {"failCommands": ["update"], "writeConcernError": WRITE_CONCERN_ERROR}
+    async with running(settings) as worker:
+        async with failing(fault_uri, **failure):
+            drop(settings.inbound_dir, "1.json", erp_bytes(1))
+            await wait_for(lambda: waiting_on(worker, "write concern"), "the write retried")
+            assert names(settings.archive_dir) == [] and names(settings.failed_dir) == []
+            assert worker.stats.counters[Count.FILES_ARCHIVED] == 0
+            assert sum(worker.stats.counters[c] for c in Count if "orders" in c) == 0
+        await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "archived once durable")
+    assert [d["number"] for d in await stored_docs(settings)] == [1]
+    assert worker.stats.counters[Count.FILES_ARCHIVED] == 1
+
+
+@pytest.mark.usefixtures("real_backoff")
+async def test_marks_without_their_write_concern_are_retried_and_counted_once(
+    tmp_path: Path, fault_uri: str
+) -> None:
+    """A writeConcernError on the marks: retried (never a crash), and the retry finds the
+    marks it applied: exported once, nothing "changed meanwhile"."""
+    settings = faulty_settings(tmp_path, fault_uri)
+    failure: dict[str, Any] = {"failCommands": ["update"], "writeConcernError": WRITE_CONCERN_ERROR}
+    async with running(settings) as worker:
+        async with failing(fault_uri, **failure):
+            await put_as_tracos(fault_uri, settings, 5)
+            await wait_for(lambda: waiting_on(worker, "write concern"), "the marks retried")
+            assert (settings.outbound_dir / "5.json").exists()
+            assert worker.stats.counters[Count.EXPORTED] == 0
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "marked once durable")
+        assert worker.stats.counters[Count.CHANGED_DURING_EXPORT] == 0
+    assert [d["isSynced"] for d in await stored_docs(settings)] == [True]
+
+
+async def test_an_order_the_server_refuses_is_rejected_alone(
+    tmp_path: Path, fault_uri: str
+) -> None:
+    """A validator refuses two orders: each reaches the failed folder with the server's
+    reason (a single-order file whole, a batch's element), the other orders are stored."""
+    settings = faulty_settings(tmp_path, fault_uri)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(fault_uri)
+    schema = {"$jsonSchema": {"properties": {"number": {"maximum": 100}}}}
+    await client[DATABASE].create_collection(settings.mongo_collection, validator=schema)
+    await client.close()
+    async with running(settings) as worker:
+        drop(settings.inbound_dir, "batch.json", erp_bytes(1, 500, 2))
+        drop(settings.inbound_dir, "501.json", erp_bytes(501))
+        drop(settings.inbound_dir, "3.json", erp_bytes(3))
+        archived = ["3.json", "batch.json"]
+        await wait_for(lambda: names(settings.archive_dir) == archived, "the good ones archived")
+        await wait_for(lambda: len(reports(settings)) == 2, "both refusals reported")
+        assert worker.stats.store.connected
+    assert sorted(d["number"] for d in await stored_docs(settings)) == [1, 2, 3]
+    found = reports(settings)
+    assert "order 501: MongoDB refused it: " in found["501.json"]["reason"]
+    assert "Document failed validation" in found["501.json"]["reason"]
+    (element,) = found["batch.json"]["rejected"]
+    assert element["reason"].startswith("order 500: MongoDB refused it: ")
+
+
+async def test_a_mark_refused_for_one_document_leaves_it_unsynced_and_said(
+    tmp_path: Path, fault_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A validator refuses one document's mark: it stays unsynced with the reason kept and
+    logged; the other document is marked; the worker goes on."""
+    settings = faulty_settings(tmp_path, fault_uri)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(fault_uri)
+    never_synced = {"$or": [{"number": {"$ne": 7}}, {"isSynced": {"$ne": True}}]}
+    await client[DATABASE].create_collection(settings.mongo_collection, validator=never_synced)
+    await client.close()
+    async with running(settings) as worker:
+        await put_as_tracos(fault_uri, settings, 7, 8)
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "8 marked")
+        store = worker.store
+        assert isinstance(store, MongoStore)
+        await wait_for(lambda: bool(store.refused_marks), "the refusal kept")
+        assert worker.stats.store.connected
+    (reason,) = store.refused_marks.values()
+    assert "Document failed validation" in reason
+    assert "cannot be marked synced" in caplog.text
+    synced = {d["number"]: d.get("isSynced") for d in await stored_docs(settings)}
+    assert synced == {7: None, 8: True}
+
+
+class Commands(monitoring.CommandListener):
+    """The commands a client sends about one collection, as sent."""
+
+    def __init__(self, collection: str) -> None:
+        self.collection = collection
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command.get(event.command_name) == self.collection:
+            self.sent.append((event.command_name, dict(event.command)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def _sent_by_a_round_trip(uri: str) -> list[tuple[str, dict[str, Any]]]:
+    """What a store sends for an inbound write, a TracOS write, a sweep, a check, marks."""
+    name = unique_collection()
+    listener = Commands(name)
+    store = MongoStore.connect(uri, DATABASE, name, event_listeners=[listener])
+    try:
+        await store.open()
+        await store.upsert([order(1)], NOW)
+        await store.put_documents([tracos_doc(2)])
+        (doc,) = await all_unsynced(store)
+        marks = [SyncMark(doc.key, doc.version)]
+        assert await store.unsynced_at(marks) == {doc.key}
+        assert await store.mark_synced(marks, NOW) == {doc.key}
+        await store.collection.drop()
+    finally:
+        await store.close()
+    return listener.sent
+
+
+async def test_writes_wait_for_the_majority_and_export_reads_see_only_its_data(
+    mongo_uri: str,
+) -> None:
+    """On the wire: every write asks w:majority (unless the URI says otherwise), and the
+    reads that decide an export (sweep, check before writing) ask readConcern majority."""
+    sent = await _sent_by_a_round_trip(mongo_uri)
+    writes = [c for name, c in sent if name == "update"]
+    assert len(writes) == 3 and all(c["writeConcern"] == {"w": "majority"} for c in writes)
+    unsynced = [c for name, c in sent if name == "find" and "isSynced" in str(c["filter"])]
+    assert len(unsynced) >= 2
+    assert all(c["readConcern"] == {"level": "majority"} for c in unsynced)
+    chosen = await _sent_by_a_round_trip(mongo_uri + "&w=1")
+    assert all(c.get("writeConcern", {}).get("w") != "majority" for _, c in chosen)

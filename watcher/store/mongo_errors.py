@@ -1,0 +1,131 @@
+"""PyMongo's errors as ours, at the MongoDB adapter's edge.
+
+Three kinds, by what the worker does next: an outage (``StoreUnavailable``: wait, retry),
+a setting to fix (``ConfigError``: one line, exit 2), or one document the server refuses
+for good (a validator, a size limit, a shard key: that order is reported, the others go
+on). A write the server applied but could not make durable (a ``writeConcernError``) is
+an outage: nothing is taken as done until the write concern is met.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    NetworkTimeout,
+    NotPrimaryError,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
+
+from watcher.core.errors import ConfigError, StoreUnavailable, WatcherError
+
+DUPLICATE_KEY: Final = 11000
+# A setting or a permission to fix: waiting does not help. Unauthorized, AuthenticationFailed,
+# IllegalOperation (retryable writes where the server has none), Atlas's own (a bad password,
+# shared-tier limits), CannotCreateIndex (a collection sharded on another key).
+REFUSED: Final = frozenset({13, 18, 20, 8000, 67})
+# Timeouts, shutdowns, interruptions, write conflicts, a write concern not met: retried.
+TRANSIENT: Final = frozenset({6, 7, 43, 50, 64, 89, 91, 112, 262, 9001, 11600, 11601})
+NOT_PRIMARY: Final = frozenset({189, 10107, 11602, 13435, 13436})  # step-downs, elections
+UNREACHABLE_HINT: Final = (
+    "check that MongoDB is running and that MONGO_URI names it"
+    " (with docker compose: docker compose ps mongo)"
+)
+TIMED_OUT_HINT: Final = (
+    "the server or the network is slow or stuck; MONGO_TIMEOUT_SECONDS bounds each call"
+)
+
+
+@contextmanager
+def translated(passing: type[Exception] = BulkWriteError) -> Iterator[None]:
+    """Map PyMongo's errors to ours (the adapter's edge): an outage, or a setting to fix.
+
+    ``passing``: driver errors the caller handles itself, unless they are one of those.
+    """
+    try:
+        yield
+    except PyMongoError as exc:
+        known = known_error(exc)
+        if known is None and isinstance(exc, passing):
+            raise
+        if isinstance(known, ConfigError):
+            raise known from None  # its message is the whole story
+        raise known or StoreUnavailable(f"MongoDB error: {first_line(exc)}") from exc
+
+
+def known_error(exc: PyMongoError) -> WatcherError | None:
+    """Ours for a driver error whose kind is known; None for any other."""
+    code = getattr(exc, "code", None)
+    no_primary = isinstance(exc, ConnectionFailure) and "RSSecondary" in str(exc)
+    if isinstance(exc, NotPrimaryError) or code in NOT_PRIMARY or no_primary:
+        return StoreUnavailable(f"MongoDB: {_not_primary(exc)}")
+    if isinstance(exc, ConnectionFailure):
+        return _connection_failure(exc)
+    if code in REFUSED:
+        return ConfigError(f"MongoDB refused us: {_refusal(exc)}")
+    if code in TRANSIENT:
+        return StoreUnavailable(f"MongoDB: {first_line(exc)}")
+    return None
+
+
+def write_concern_failure(details: dict[str, Any]) -> StoreUnavailable | None:
+    """A bulk's write-concern error as an outage (applied, not durable: retried), if any."""
+    errors = details.get("writeConcernErrors") or []
+    if not errors:
+        return None
+    first = errors[0]
+    return StoreUnavailable(
+        "MongoDB did not confirm the write as durable (write concern not met:"
+        f" {first.get('errmsg', '?')}, code {first.get('code', '?')}); retried"
+    )
+
+
+def is_refusal(error: dict[str, Any]) -> bool:
+    """A bulk's write error that is about that one document (a validator, a size limit, a
+    shard key, an update the document cannot take), not the server's state."""
+    code = error.get("code")
+    return code != DUPLICATE_KEY and code not in TRANSIENT and code not in NOT_PRIMARY
+
+
+def refusal_reason(error: dict[str, Any]) -> str:
+    """The server's reason for refusing one document, on one line."""
+    text = str(error.get("errmsg") or "refused").splitlines()[0][:200]
+    return f"MongoDB refused it: {text} (code {error.get('code', '?')})"
+
+
+def _connection_failure(exc: ConnectionFailure) -> StoreUnavailable:
+    """Refused, TLS, timed out: named as such, whatever the URI form (a replica set's
+    topology description is no reason)."""
+    text = str(exc)
+    if isinstance(exc, NetworkTimeout) or (
+        not isinstance(exc, ServerSelectionTimeoutError) and "timed out" in text
+    ):
+        said = f"MongoDB did not answer in time: {first_line(exc)}"
+        return StoreUnavailable(said, TIMED_OUT_HINT)
+    if "SSL" in text or "TLS" in text or "certificate" in text:
+        return StoreUnavailable(f"MongoDB TLS failure: {first_line(exc)}", UNREACHABLE_HINT)
+    if "refused" in text.lower():
+        return StoreUnavailable(f"MongoDB connection refused: {first_line(exc)}", UNREACHABLE_HINT)
+    return StoreUnavailable(f"MongoDB unreachable: {first_line(exc)}", UNREACHABLE_HINT)
+
+
+def _refusal(exc: PyMongoError) -> str:
+    if getattr(exc, "code", None) == 20 and "retryWrites" in str(exc):
+        return "this server has no retryable writes: add retryWrites=false to MONGO_URI"
+    return first_line(exc)
+
+
+def _not_primary(exc: PyMongoError) -> str:
+    return f"not primary (a step-down or an election; waiting for a primary): {first_line(exc)}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's message without its long topology description or error document."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = text.split(", full error: ")[0]
+    return text.split(" (configured timeouts")[0].split(", Timeout:")[0][:200]
