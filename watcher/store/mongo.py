@@ -8,7 +8,7 @@ sweep after every (re)open and polling where the server has no change streams.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Hashable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from datetime import datetime
 from typing import Any, Final, cast
@@ -16,7 +16,7 @@ from typing import Any, Final, cast
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
-from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
+from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, ConfigurationError, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
@@ -32,6 +32,17 @@ from watcher.store.mongo_errors import (
     translated,
     write_concern_failure,
 )
+from watcher.store.mongo_ops import (
+    EXPORTED_FIELDS,
+    MARK_FIELD,
+    UNSYNCED,
+    UNSYNCED_PARTS,
+    mark_filter,
+    put_op,
+    stored_date,
+    upsert_op,
+    version_of,
+)
 from watcher.store.port import (
     Document,
     Handler,
@@ -39,10 +50,8 @@ from watcher.store.port import (
     Replace,
     StoredDocument,
     SyncMark,
-    insert_fields,
     mark_fields,
     replaces,
-    upsert_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -50,24 +59,6 @@ log = logging.getLogger(__name__)
 RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
 NO_CHANGE_STREAMS: Final = 40573  # standalone server
 RESUME_ERRORS: Final = frozenset({260, 280, 286})
-# The fields an export reads: a conditional mark requires all of them unchanged.
-EXPORTED_FIELDS: Final = (
-    "number",
-    "status",
-    "title",
-    "createdAt",
-    "updatedAt",
-    "deleted",
-    "deletedAt",
-)
-UNSYNCED: Final[Document] = {"isSynced": {"$ne": True}}
-# The unsynced in two parts, so that the index {isSynced, updatedAt} hands out each in
-# updatedAt order: the usual values (absent, null, false) as points of the index, then
-# anything else TracOS may have stored there (rare) as ranges that are mostly empty.
-UNSYNCED_PARTS: Final[tuple[Document, ...]] = (
-    {"isSynced": {"$in": [None, False], "$ne": True}},
-    {"isSynced": {"$nin": [True, False, None]}},
-)
 CHANGE_PIPELINE: Final = [
     {
         "$match": {
@@ -79,56 +70,7 @@ CHANGE_PIPELINE: Final = [
 POLLING: Final = "MongoDB polling"
 DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
 REOPEN_PAUSE_SECONDS: Final = 1.0  # a stream closed at once, again and again, must not spin
-MARK_FIELD: Final = "syncMark"  # which call marked a document: only that call wrote this id
 UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
-_ABSENT: Final = "\0absent"
-
-
-def version_of(doc: Document) -> Hashable:
-    """The raw ``_id`` and the exported fields' values, hashable; absent ones marked so."""
-    values = tuple(
-        (f, repr(doc[f]) if isinstance(doc.get(f), dict | list) else doc.get(f, _ABSENT))
-        for f in EXPORTED_FIELDS
-    )
-    return (("_id", doc["_id"]), *values)
-
-
-def mark_filter(version: Hashable) -> Document:
-    """Match the document only while it holds exactly the values that were exported."""
-    pairs = cast(tuple[tuple[str, Any], ...], version)
-    query: Document = {"_id": pairs[0][1], **UNSYNCED}
-    for field, value in pairs[1:]:
-        query[field] = {"$exists": False} if value == _ABSENT else {"$eq": value}
-    return query
-
-
-def upsert_op(order: OrderUpsert, now: datetime) -> UpdateOne:
-    """Insert, or update only if the stored ``updatedAt`` is older (or not a date)."""
-    update: Document = {
-        "$set": upsert_fields(order, now),
-        "$setOnInsert": insert_fields(order),
-    }
-    if order.deletedAt is None:
-        update["$unset"] = {"deletedAt": ""}
-    newer = [{"updatedAt": {"$lt": order.updatedAt}}, {"updatedAt": {"$not": {"$type": "date"}}}]
-    return UpdateOne({"number": order.number, "$or": newer}, update, upsert=True)
-
-
-def put_op(doc: Document, replace: Replace) -> ReplaceOne[Document] | InsertOne[Document]:
-    """A put of one whole document: replace, replace if newer, or insert only (a stored
-    number refuses it through the unique index: counted as skipped)."""
-    updated = doc.get("updatedAt")
-    if replace is Replace.ALWAYS:
-        return ReplaceOne({"number": doc["number"]}, doc, upsert=True)
-    if replace is Replace.NEVER or not isinstance(updated, datetime):
-        return InsertOne(dict(doc))  # a copy: the driver adds ``_id`` to what it is given
-    newer = [{"updatedAt": {"$lt": updated}}, {"updatedAt": {"$not": {"$type": "date"}}}]
-    return ReplaceOne({"number": doc["number"], "$or": newer}, doc, upsert=True)
-
-
-def _date(value: object) -> datetime | None:
-    """A stored ``updatedAt`` as newer-wins sees it: a date, or None (older than any)."""
-    return value if isinstance(value, datetime) else None
 
 
 class MongoStore:
@@ -332,7 +274,9 @@ class MongoStore:
         return [
             doc
             for doc in refused
-            if replaces(Replace.IF_NEWER, _date(stored.get(doc["number"])), doc.get("updatedAt"))
+            if replaces(
+                Replace.IF_NEWER, stored_date(stored.get(doc["number"])), doc.get("updatedAt")
+            )
         ]
 
     async def _put(
