@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
@@ -18,7 +19,7 @@ from tests.helpers.builders import NOW, erp, order, tracos_doc
 from tests.helpers.conditions import wait_for
 from tests.helpers.failpoints import WRITE_CONCERN_ERROR, app_uri, failing
 from tests.helpers.stores import all_unsynced, make_settings, unique_collection
-from tests.helpers.workers import drop, names, reports, running, stored_docs
+from tests.helpers.workers import cli, drop, names, reports, running, stored_docs
 from watcher.core.settings import Settings
 from watcher.store import SyncMark
 from watcher.store.mongo import MongoStore
@@ -199,3 +200,41 @@ async def test_writes_wait_for_the_majority_and_export_reads_see_only_its_data(
     assert all(c["readConcern"] == {"level": "majority"} for c in unsynced)
     chosen = await _sent_by_a_round_trip(mongo_uri + "&w=1")
     assert all(c.get("writeConcern", {}).get("w") != "majority" for _, c in chosen)
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "said"),
+    [
+        ("ping", 8000, "a bad user or password in MONGO_URI"),
+        ("ping", 18, "authentication failed: check the user, password"),
+        ("createIndexes", 13, "lacks a privilege"),
+        ("createIndexes", 67, "sharded on number"),
+    ],
+)
+async def test_a_permanent_refusal_at_start_is_one_line_and_exit_2(
+    tmp_path: Path, fault_uri: str, command: str, code: int, said: str
+) -> None:
+    """Bad credentials (Atlas's 8000 too), missing privileges, an index the server cannot
+    make: one line naming what to fix, exit 2 — never waited out as an outage."""
+    settings = faulty_settings(tmp_path, fault_uri)
+    async with failing(fault_uri, failCommands=[command], errorCode=code):
+        result = await anyio.to_thread.run_sync(lambda: cli(settings, "once", check=False))
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("watcher: configuration error: ") and said in line
+    assert "full error" not in line and "{" not in line
+
+
+async def test_duplicate_numbers_stop_the_start_naming_them(
+    tmp_path: Path, fault_uri: str
+) -> None:
+    """Numbers stored twice stop the unique index: exit 2, the numbers named."""
+    settings = faulty_settings(tmp_path, fault_uri)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(fault_uri)
+    coll = client[DATABASE][settings.mongo_collection]
+    await coll.insert_many([tracos_doc(n) for n in (4, 4, 9, 9, 9, 10)])
+    await client.close()
+    result = await anyio.to_thread.run_sync(lambda: cli(settings, "once", check=False))
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert "duplicate numbers stop the unique index on number: 4 (2 documents), 9 (3" in line

@@ -25,6 +25,8 @@ from watcher.core.errors import ConfigError, OrdersRefused, StoreMissing, StoreU
 from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
+    DUPLICATES_LISTED,
+    duplicate_numbers,
     first_line,
     is_refusal,
     known_error,
@@ -132,11 +134,29 @@ class MongoStore:
             )
 
     async def _create_indexes(self) -> None:
-        """Newer wins only with the unique index; made again if the collection was dropped."""
-        with translated():
-            await self._coll.create_index("number", unique=True)
-            # the sweep, the unsynced count and the oldest unsynced (in updatedAt order)
+        """Newer wins only with the unique index; made again if the collection was dropped.
+        Numbers stored twice stop it: ``ConfigError`` naming a few of them."""
+        try:
+            with translated(passing=OperationFailure):
+                await self._coll.create_index("number", unique=True)
+        except OperationFailure as exc:
+            if exc.code != DUPLICATE_KEY:
+                raise StoreUnavailable(f"MongoDB error: {first_line(exc)}") from exc
+            raise duplicate_numbers(await self._duplicates()) from None
+        with translated():  # the sweep, the unsynced count and the oldest unsynced
             await self._coll.create_index([("isSynced", 1), ("updatedAt", 1)])
+
+    async def _duplicates(self) -> list[Document]:
+        """A few numbers stored more than once, with their counts (a scan: only on failure)."""
+        pipeline: list[Document] = [
+            {"$group": {"_id": "$number", "count": {"$sum": 1}}},
+            {"$match": {"count": {"$gt": 1}}},
+            {"$sort": {"_id": 1}},
+            {"$limit": DUPLICATES_LISTED},
+        ]
+        with translated():
+            cursor = await self._coll.aggregate(pipeline)
+            return list(await cursor.to_list(None))
 
     async def close(self) -> None:
         if self._client is not None:

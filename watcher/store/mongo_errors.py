@@ -23,12 +23,26 @@ from pymongo.errors import (
 )
 
 from watcher.core.errors import ConfigError, StoreUnavailable, WatcherError
+from watcher.store.port import Document
 
 DUPLICATE_KEY: Final = 11000
-# A setting or a permission to fix: waiting does not help. Unauthorized, AuthenticationFailed,
-# IllegalOperation (retryable writes where the server has none), Atlas's own (a bad password,
-# shared-tier limits), CannotCreateIndex (a collection sharded on another key).
-REFUSED: Final = frozenset({13, 18, 20, 8000, 67})
+DUPLICATES_LISTED: Final = 5  # duplicate numbers named in the message
+# A setting or a permission to fix: waiting does not help. What to fix, by code.
+REFUSED: Final = {
+    13: "the MongoDB user lacks a privilege the worker needs (readWrite on the database)",
+    18: "MongoDB authentication failed: check the user, password and authSource in MONGO_URI",
+    20: "MongoDB refused an operation",  # retryable writes where the server has none: below
+    67: (
+        "MongoDB cannot make the unique index on number (a sharded collection must be"
+        " sharded on number, or on a key that starts with it)"
+    ),
+    85: "an index on number with other options exists: drop it (the worker makes its own)",
+    86: "an index on number with other options exists: drop it (the worker makes its own)",
+    8000: (
+        "MongoDB Atlas refused us: a bad user or password in MONGO_URI, or a limit of"
+        " the cluster's tier"
+    ),
+}
 # Timeouts, shutdowns, interruptions, write conflicts, a write concern not met: retried.
 TRANSIENT: Final = frozenset({6, 7, 43, 50, 64, 89, 91, 112, 262, 9001, 11600, 11601})
 NOT_PRIMARY: Final = frozenset({189, 10107, 11602, 13435, 13436})  # step-downs, elections
@@ -67,7 +81,7 @@ def known_error(exc: PyMongoError) -> WatcherError | None:
     if isinstance(exc, ConnectionFailure):
         return _connection_failure(exc)
     if code in REFUSED:
-        return ConfigError(f"MongoDB refused us: {_refusal(exc)}")
+        return ConfigError(_refusal(exc, REFUSED[code]))
     if code in TRANSIENT:
         return StoreUnavailable(f"MongoDB: {first_line(exc)}")
     return None
@@ -114,10 +128,20 @@ def _connection_failure(exc: ConnectionFailure) -> StoreUnavailable:
     return StoreUnavailable(f"MongoDB unreachable: {first_line(exc)}", UNREACHABLE_HINT)
 
 
-def _refusal(exc: PyMongoError) -> str:
-    if getattr(exc, "code", None) == 20 and "retryWrites" in str(exc):
-        return "this server has no retryable writes: add retryWrites=false to MONGO_URI"
-    return first_line(exc)
+def _refusal(exc: PyMongoError, what: str) -> str:
+    if "retryWrites" in str(exc):
+        return "this MongoDB server has no retryable writes: add retryWrites=false to MONGO_URI"
+    return f"{what} ({first_line(exc)})"
+
+
+def duplicate_numbers(duplicates: list[Document]) -> ConfigError:
+    """The unique index on ``number`` cannot be made: these numbers are stored twice or more."""
+    listed = ", ".join(f"{d['_id']} ({d['count']} documents)" for d in duplicates)
+    return ConfigError(
+        f"duplicate numbers stop the unique index on number: {listed or '?'}"
+        f"{', …' if len(duplicates) >= DUPLICATES_LISTED else ''};"
+        " keep one document per number (newer wins needs the index)"
+    )
 
 
 def _not_primary(exc: PyMongoError) -> str:
