@@ -8,6 +8,8 @@ Faults are injected on a SecantusDB server of the session's own with mongod's
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from tests.helpers.builders import NOW, erp, order, tracos_doc
-from tests.helpers.conditions import wait_for
+from tests.helpers.conditions import wait_for, wait_until
 from tests.helpers.failpoints import WRITE_CONCERN_ERROR, app_uri, failing
+from tests.helpers.harness import serving, start_worker
 from tests.helpers.stores import all_unsynced, make_settings, unique_collection
 from tests.helpers.workers import cli, drop, names, reports, running, stored_docs
 from watcher.core.settings import Settings
@@ -225,9 +228,7 @@ async def test_a_permanent_refusal_at_start_is_one_line_and_exit_2(
     assert "full error" not in line and "{" not in line
 
 
-async def test_duplicate_numbers_stop_the_start_naming_them(
-    tmp_path: Path, fault_uri: str
-) -> None:
+async def test_duplicate_numbers_stop_the_start_naming_them(tmp_path: Path, fault_uri: str) -> None:
     """Numbers stored twice stop the unique index: exit 2, the numbers named."""
     settings = faulty_settings(tmp_path, fault_uri)
     client: AsyncMongoClient[Any] = AsyncMongoClient(fault_uri)
@@ -238,3 +239,43 @@ async def test_duplicate_numbers_stop_the_start_naming_them(
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.splitlines()
     assert "duplicate numbers stop the unique index on number: 4 (2 documents), 9 (3" in line
+
+
+def _health(settings: Settings) -> str:
+    result = cli(settings, "health", check=False)
+    return f"{result.returncode} {result.stdout}{result.stderr}"
+
+
+async def test_a_hung_server_shows_not_answering_times_out_and_never_holds_a_stop(
+    tmp_path: Path, fault_uri: str
+) -> None:
+    """Writes that hang: health fails saying so within seconds, the call ends at
+    MONGO_TIMEOUT_SECONDS as an outage (retried), and SIGTERM is answered within the grace."""
+    settings = faulty_settings(tmp_path, fault_uri)
+    settings.inbound_dir.mkdir(parents=True)
+    env = {"MONGO_TIMEOUT_SECONDS": "7", "STOP_GRACE_SECONDS": "2"}
+    log_path = tmp_path / "worker.log"
+    hang: dict[str, Any] = {
+        "failCommands": ["update"],
+        "blockConnection": True,
+        "blockTimeMS": 60_000,
+    }
+    with log_path.open("w") as log:
+        process = start_worker(settings, log, {**env, "STORE_RETRY_MAX_SECONDS": "0.5"})
+        try:
+            wait_until(lambda: serving(settings, process), "the worker started")
+            async with failing(fault_uri, **hang):
+                drop(settings.inbound_dir, "1.json", erp_bytes(1))
+                wait_until(lambda: "has not answered for" in _health(settings), "health fails", 12)
+                wait_until(
+                    lambda: "did not answer in time" in log_path.read_text(), "timed out", 15
+                )
+                stopping = time.monotonic()
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(timeout=10) == 0
+                assert time.monotonic() - stopping < 2 + 3  # the grace, and closing
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert names(settings.archive_dir) == []  # still claimed: resumed at the next start

@@ -27,7 +27,10 @@ def build_store(settings: Settings, threads: bool = True) -> WorkOrderStore:
         from watcher.store.mongo import MongoStore
 
         return MongoStore.connect(
-            settings.mongo_uri, settings.mongo_database, settings.mongo_collection
+            settings.mongo_uri,
+            settings.mongo_database,
+            settings.mongo_collection,
+            timeout=settings.mongo_timeout_seconds,
         )
     from watcher.store.sqlite import SqliteStore
 

@@ -8,12 +8,13 @@ sweep after every (re)open and polling where the server has no change streams.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from datetime import datetime
 from typing import Any, Final, cast
 
 import anyio
+import pymongo
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
 from pymongo import AsyncMongoClient, UpdateOne
@@ -72,15 +73,19 @@ CHANGE_PIPELINE: Final = [
 POLLING: Final = "MongoDB polling"
 DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
 REOPEN_PAUSE_SECONDS: Final = 1.0  # a stream closed at once, again and again, must not spin
+CALL_TIMEOUT_SECONDS: Final = 30.0
 UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
 
 
 class MongoStore:
     """``WorkOrderStore`` on a MongoDB collection (``AsyncCollection`` or a test facade)."""
 
-    def __init__(self, collection: Any, client: Any = None) -> None:
+    def __init__(
+        self, collection: Any, client: Any = None, timeout: float = CALL_TIMEOUT_SECONDS
+    ) -> None:
         self._coll = collection
         self._client = client
+        self._timeout = timeout  # every call's, client-side: a hung server is an outage
         # what decides an export is read as the majority has it: never a write that a
         # failover could roll back (the change stream is majority-committed already)
         self._committed = _majority_reads(collection)
@@ -89,8 +94,16 @@ class MongoStore:
         self._mode = "MongoDB"  # says "change stream" only once the server has opened one
 
     @classmethod
-    def connect(cls, uri: str, database: str, collection: str, **options: Any) -> MongoStore:
-        """``options``: more for the client (``event_listeners`` for instrumentation)."""
+    def connect(
+        cls,
+        uri: str,
+        database: str,
+        collection: str,
+        timeout: float = CALL_TIMEOUT_SECONDS,
+        **options: Any,
+    ) -> MongoStore:
+        """``timeout``: the longest any call may take (seconds); ``options``: more for the
+        client (``event_listeners`` for instrumentation)."""
         # A quick answer when the server is down (the retry policy does the waiting),
         # unless the connection string chooses its own timeouts.
         timeouts: dict[str, Any] = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000}
@@ -108,7 +121,13 @@ class MongoStore:
             raise ConfigError(
                 f"MONGO_URI: cannot read {exc.filename or 'a file it names'}: {exc.strerror or exc}"
             ) from None
-        return cls(_durable(client, database)[collection], client)
+        return cls(_durable(client, database)[collection], client, timeout)
+
+    @contextmanager
+    def _bounded(self, passing: type[Exception] = BulkWriteError) -> Iterator[None]:
+        """One call to the server: within the time limit, its errors as ours."""
+        with pymongo.timeout(self._timeout), translated(passing):
+            yield
 
     @property
     def mode(self) -> str:
@@ -124,7 +143,7 @@ class MongoStore:
             await self._create_indexes()
             return
         database = self._coll.database
-        with translated():
+        with self._bounded():
             names = await database.list_collection_names(filter={"name": self._coll.name})
         if not names:
             raise StoreMissing(
@@ -137,13 +156,13 @@ class MongoStore:
         """Newer wins only with the unique index; made again if the collection was dropped.
         Numbers stored twice stop it: ``ConfigError`` naming a few of them."""
         try:
-            with translated(passing=OperationFailure):
+            with self._bounded(passing=OperationFailure):
                 await self._coll.create_index("number", unique=True)
         except OperationFailure as exc:
             if exc.code != DUPLICATE_KEY:
                 raise StoreUnavailable(f"MongoDB error: {first_line(exc)}") from exc
             raise duplicate_numbers(await self._duplicates()) from None
-        with translated():  # the sweep, the unsynced count and the oldest unsynced
+        with self._bounded():  # the sweep, the unsynced count and the oldest unsynced
             await self._coll.create_index([("isSynced", 1), ("updatedAt", 1)])
 
     async def _duplicates(self) -> list[Document]:
@@ -154,7 +173,7 @@ class MongoStore:
             {"$sort": {"_id": 1}},
             {"$limit": DUPLICATES_LISTED},
         ]
-        with translated():
+        with self._bounded():
             cursor = await self._coll.aggregate(pipeline)
             return list(await cursor.to_list(None))
 
@@ -163,7 +182,7 @@ class MongoStore:
             await self._client.close()
 
     async def ping(self) -> None:
-        with translated():
+        with self._bounded():
             await self._coll.database.command("ping")
 
     async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
@@ -217,7 +236,7 @@ class MongoStore:
         the caller's to report. Not durable (a write-concern error), or refused for the
         server's state (an interruption, a step-down): an outage, nothing taken as done."""
         try:
-            with translated():
+            with self._bounded():
                 result = await self._coll.bulk_write(ops, ordered=False)
             return dict(result.bulk_api_result)
         except BulkWriteError as exc:
@@ -245,7 +264,7 @@ class MongoStore:
         ``committed``: as the majority has it (a read that decides an export)."""
         coll = self._committed if committed else self._coll
         cursor = coll.find(query, projection, batch_size=expected + 1 if expected else 0)
-        with translated():
+        with self._bounded():
             return list(await cursor.sort("number", 1).to_list(None))
 
     async def _batches(
@@ -259,13 +278,13 @@ class MongoStore:
             cursor = cursor.sort(order, 1)  # an index order: the server streams, no sort
         try:
             while True:
-                with translated():
+                with self._bounded():
                     batch = await cursor.to_list(batch_size)
                 if not batch:
                     return
                 yield batch
         finally:
-            with translated():
+            with self._bounded():
                 await cursor.close()
 
     async def put_documents(
@@ -389,7 +408,7 @@ class MongoStore:
             self.refused_marks[key] = reason
 
     async def counts(self) -> tuple[int, int]:
-        with translated():
+        with self._bounded():
             return (  # asked every 2 s: an estimate, and a count over the isSynced index
                 await self._coll.estimated_document_count(),
                 await self._coll.count_documents(UNSYNCED),
@@ -399,7 +418,7 @@ class MongoStore:
         oldest = []
         for part in UNSYNCED_PARTS:
             query = {**part, "updatedAt": {"$type": "date"}}
-            with translated():
+            with self._bounded():
                 cursor = self._coll.find(query, {"_id": 0, "updatedAt": 1})
                 oldest += await cursor.sort("updatedAt", 1).limit(1).to_list(1)
         return min((doc["updatedAt"] for doc in oldest), default=None)
@@ -435,7 +454,7 @@ class MongoStore:
 
     async def _follow_stream(self, handle: Handler, batch_size: int) -> None:
         """Open the stream first, then sweep: a change made during the sweep is still seen."""
-        with translated(passing=OperationFailure):
+        with self._bounded(passing=OperationFailure):
             stream = await self._coll.watch(CHANGE_PIPELINE, full_document="updateLookup")
         try:
             self._mode = "MongoDB change stream"

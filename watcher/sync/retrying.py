@@ -36,7 +36,8 @@ class StoreRetry:
         ):
             with attempt:
                 try:
-                    result = await operation()
+                    with self.stats.asking():
+                        result = await operation()
                 except StoreUnavailable as exc:
                     self._note_outage(exc, attempt.next_wait)
                     raise

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -115,6 +116,7 @@ class Stats:
     counts_at: datetime | None = None
     problems: dict[str, str] = field(default_factory=dict)  # what → why it fails
     asked_since: datetime | None = None  # a store call for the counts is under way since
+    calls: dict[object, datetime] = field(default_factory=dict)  # the pipelines' calls, since
     waiting_age: float | None = None
     in_flight: int = 0
     unsynced_age: float | None = None
@@ -148,9 +150,20 @@ class Stats:
     def failure(self, time: datetime, direction: str, subject: str, reason: str) -> None:
         self.failures.append(Failure(time, direction, subject, reason))
 
+    @contextmanager
+    def asking(self) -> Iterator[None]:
+        """A store call under way for the block: one hanging for long shows (``store_state``)."""
+        call = object()
+        self.calls[call] = datetime.now(UTC)
+        try:
+            yield
+        finally:
+            del self.calls[call]
+
     def store_state(self, now: datetime) -> StoreState:
         """The store as the view should tell it: a call hanging for long is not "connected"."""
-        since = self.asked_since
+        asked = [when for when in (self.asked_since, *self.calls.values()) if when is not None]
+        since = min(asked, default=None)
         if self.store.connected and since is not None:
             waited = (now - since).total_seconds()
             if waited > STUCK_SECONDS:
