@@ -253,7 +253,7 @@ async def test_a_hung_server_shows_not_answering_times_out_and_never_holds_a_sto
     MONGO_TIMEOUT_SECONDS as an outage (retried), and SIGTERM is answered within the grace."""
     settings = faulty_settings(tmp_path, fault_uri)
     settings.inbound_dir.mkdir(parents=True)
-    env = {"MONGO_TIMEOUT_SECONDS": "7", "STOP_GRACE_SECONDS": "2"}
+    env = {"MONGO_TIMEOUT_SECONDS": "6", "STOP_GRACE_SECONDS": "2"}
     log_path = tmp_path / "worker.log"
     hang: dict[str, Any] = {
         "failCommands": ["update"],
@@ -279,3 +279,85 @@ async def test_a_hung_server_shows_not_answering_times_out_and_never_holds_a_sto
                 process.kill()
                 process.wait()
     assert names(settings.archive_dir) == []  # still claimed: resumed at the next start
+
+
+def erp_version(number: int, hours: int) -> bytes:
+    """Order ``number`` as the ERP had it ``hours`` after the builders' base time."""
+    updated = f"2025-10-01T{hours:02d}:04:29.045089+00:00"
+    return json.dumps(erp(orderNo=number, lastUpdateDate=updated)).encode()
+
+
+async def _unique_index(client: AsyncMongoClient[Any], settings: Settings) -> bool:
+    info = await client[DATABASE][settings.mongo_collection].index_information()
+    return bool(info.get("number_1", {}).get("unique"))
+
+
+async def test_a_dropped_unique_index_is_made_again_before_an_older_file_is_written(
+    tmp_path: Path, fault_uri: str
+) -> None:
+    """A DBA drops the unique index under a running worker, then the ERP re-delivers an
+    older version: the index is made again and the older version is stale, never a
+    second document."""
+    settings = faulty_settings(tmp_path, fault_uri)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(fault_uri)
+    try:
+        async with running(settings) as worker:
+            drop(settings.inbound_dir, "1.json", erp_version(1, 5))
+            await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "the newer stored")
+            await client[DATABASE][settings.mongo_collection].drop_index("number_1")
+            drop(settings.inbound_dir, "1-again.json", erp_version(1, 3))
+            await wait_for(lambda: len(names(settings.archive_dir)) == 2, "the older judged")
+            assert worker.stats.counters[Count.ORDERS_STALE] == 1
+        assert await _unique_index(client, settings)
+    finally:
+        await client.close()
+    assert [d["number"] for d in await stored_docs(settings)] == [1]
+
+
+@pytest.mark.usefixtures("real_backoff")
+async def test_duplicates_that_stop_the_index_hold_inbound_and_say_so(
+    tmp_path: Path, fault_uri: str
+) -> None:
+    """Index dropped and a number stored twice meanwhile: inbound waits (the files stay
+    claimed) with the duplicates named, and goes on once they are resolved."""
+    settings = faulty_settings(tmp_path, fault_uri)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(fault_uri)
+    coll = client[DATABASE][settings.mongo_collection]
+    try:
+        async with running(settings) as worker:
+            drop(settings.inbound_dir, "1.json", erp_version(1, 5))
+            await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "the first stored")
+            await coll.drop_index("number_1")
+            await coll.insert_many([tracos_doc(2), tracos_doc(2, title="twin")])
+            drop(settings.inbound_dir, "1-again.json", erp_version(1, 3))
+            said = "duplicate numbers stop the unique index on number: 2 (2 documents)"
+            await wait_for(lambda: waiting_on(worker, said), "inbound waiting, saying why")
+            assert names(settings.archive_dir) == ["1.json"]
+            await coll.delete_one({"title": "twin"})
+            await wait_for(lambda: len(names(settings.archive_dir)) == 2, "inbound went on")
+        assert await _unique_index(client, settings)
+    finally:
+        await client.close()
+    assert sorted(d["number"] for d in await stored_docs(settings)) == [1, 2]
+
+
+async def test_every_sweep_makes_a_missing_index_again(mongo_uri: str) -> None:
+    """A (re)opened follow starts with a sweep, and the sweep checks the indexes first."""
+    store = MongoStore.connect(mongo_uri, DATABASE, unique_collection())
+    await store.open()
+    swept = anyio.Event()
+
+    async def handle(batch: Any) -> None:
+        swept.set()
+
+    try:
+        await store.collection.drop_index("number_1")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.follow_unsynced, handle, 0.1, 100)
+            await swept.wait()
+            tg.cancel_scope.cancel()
+        info = await store.collection.index_information()
+        assert info["number_1"]["unique"] is True
+    finally:
+        await store.collection.drop()
+        await store.close()

@@ -8,13 +8,12 @@ sweep after every (re)open and polling where the server has no change streams.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Iterator, Sequence
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any, Final, cast
 
 import anyio
-import pymongo
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
 from pymongo import AsyncMongoClient, UpdateOne
@@ -29,6 +28,7 @@ from watcher.store.mongo_errors import (
     DUPLICATES_LISTED,
     duplicate_numbers,
     first_line,
+    is_missing_index,
     is_refusal,
     known_error,
     refusal_reason,
@@ -74,18 +74,16 @@ POLLING: Final = "MongoDB polling"
 DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
 REOPEN_PAUSE_SECONDS: Final = 1.0  # a stream closed at once, again and again, must not spin
 CALL_TIMEOUT_SECONDS: Final = 30.0
+CLOSE_SECONDS: Final = 2.0
 UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
 
 
 class MongoStore:
     """``WorkOrderStore`` on a MongoDB collection (``AsyncCollection`` or a test facade)."""
 
-    def __init__(
-        self, collection: Any, client: Any = None, timeout: float = CALL_TIMEOUT_SECONDS
-    ) -> None:
+    def __init__(self, collection: Any, client: Any = None) -> None:
         self._coll = collection
         self._client = client
-        self._timeout = timeout  # every call's, client-side: a hung server is an outage
         # what decides an export is read as the majority has it: never a write that a
         # failover could roll back (the change stream is majority-committed already)
         self._committed = _majority_reads(collection)
@@ -106,7 +104,14 @@ class MongoStore:
         client (``event_listeners`` for instrumentation)."""
         # A quick answer when the server is down (the retry policy does the waiting),
         # unless the connection string chooses its own timeouts.
-        timeouts: dict[str, Any] = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000}
+        # Every read of a reply is bounded (socketTimeoutMS, not pymongo.timeout: under that
+        # one, finding a server waits as long as the call may, and a stop cut into it left
+        # the client unable to close).
+        timeouts: dict[str, Any] = {
+            "serverSelectionTimeoutMS": 2000,
+            "connectTimeoutMS": 2000,
+            "socketTimeoutMS": round(timeout * 1000),
+        }
         chosen = {k: v for k, v in timeouts.items() if k.lower() not in uri.lower()}
         try:
             client: AsyncMongoClient[Document] = AsyncMongoClient(
@@ -121,13 +126,7 @@ class MongoStore:
             raise ConfigError(
                 f"MONGO_URI: cannot read {exc.filename or 'a file it names'}: {exc.strerror or exc}"
             ) from None
-        return cls(_durable(client, database)[collection], client, timeout)
-
-    @contextmanager
-    def _bounded(self, passing: type[Exception] = BulkWriteError) -> Iterator[None]:
-        """One call to the server: within the time limit, its errors as ours."""
-        with pymongo.timeout(self._timeout), translated(passing):
-            yield
+        return cls(_durable(client, database)[collection], client)
 
     @property
     def mode(self) -> str:
@@ -143,7 +142,7 @@ class MongoStore:
             await self._create_indexes()
             return
         database = self._coll.database
-        with self._bounded():
+        with translated():
             names = await database.list_collection_names(filter={"name": self._coll.name})
         if not names:
             raise StoreMissing(
@@ -156,14 +155,37 @@ class MongoStore:
         """Newer wins only with the unique index; made again if the collection was dropped.
         Numbers stored twice stop it: ``ConfigError`` naming a few of them."""
         try:
-            with self._bounded(passing=OperationFailure):
+            with translated(passing=OperationFailure):
                 await self._coll.create_index("number", unique=True)
         except OperationFailure as exc:
             if exc.code != DUPLICATE_KEY:
                 raise StoreUnavailable(f"MongoDB error: {first_line(exc)}") from exc
             raise duplicate_numbers(await self._duplicates()) from None
-        with self._bounded():  # the sweep, the unsynced count and the oldest unsynced
+        with translated():  # the sweep, the unsynced count and the oldest unsynced
             await self._coll.create_index([("isSynced", 1), ("updatedAt", 1)])
+
+    async def _ensure_indexes(self) -> None:
+        """Make the indexes again if they are gone (a DBA, a restored or wiped server):
+        checked at every sweep, so after every reconnect too. Duplicates stopping the
+        unique index are said here; inbound waits on them (``upsert``)."""
+        with translated():
+            indexes = await self._coll.index_information()
+        if any(_unique_on_number(index) for index in indexes.values()):
+            return
+        log.warning("the unique index on number is missing (dropped?): making it again")
+        try:
+            await self._create_indexes()
+        except ConfigError as exc:
+            log.warning("%s", exc)
+
+    async def _restore_unique_index(self) -> None:
+        """Make the unique index again; while duplicates stop it, inbound waits (an outage
+        that names them), never writing a second document for a number."""
+        log.warning("the unique index on number is missing (dropped?): making it again")
+        try:
+            await self._create_indexes()
+        except ConfigError as exc:
+            raise StoreUnavailable(f"{exc}; inbound waits until then") from None
 
     async def _duplicates(self) -> list[Document]:
         """A few numbers stored more than once, with their counts (a scan: only on failure)."""
@@ -173,21 +195,32 @@ class MongoStore:
             {"$sort": {"_id": 1}},
             {"$limit": DUPLICATES_LISTED},
         ]
-        with self._bounded():
+        with translated():
             cursor = await self._coll.aggregate(pipeline)
             return list(await cursor.to_list(None))
 
     async def close(self) -> None:
+        """Close the client; never longer than a moment, whatever the server does (a stop
+        is answered within its grace)."""
         if self._client is not None:
-            await self._client.close()
+            with anyio.move_on_after(CLOSE_SECONDS):
+                await self._client.close()
 
     async def ping(self) -> None:
-        with self._bounded():
+        with translated():
             await self._coll.database.command("ping")
 
     async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
         """Newer wins per order; an order the server refuses for good (a validator, a size
-        limit) raises ``OrdersRefused`` once the others are written."""
+        limit) raises ``OrdersRefused`` once the others are written. Never without the
+        unique index: one found missing is made again first (or the write waits)."""
+        try:
+            return await self._upsert(orders, now)
+        except UniqueIndexMissing:
+            await self._restore_unique_index()
+            return await self._upsert(orders, now)
+
+    async def _upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
         winner, outcomes = newest_per_number(orders)
         pending = list(winner.values())
         refusals: dict[int, str] = {}
@@ -236,11 +269,13 @@ class MongoStore:
         the caller's to report. Not durable (a write-concern error), or refused for the
         server's state (an interruption, a step-down): an outage, nothing taken as done."""
         try:
-            with self._bounded():
+            with translated():
                 result = await self._coll.bulk_write(ops, ordered=False)
             return dict(result.bulk_api_result)
         except BulkWriteError as exc:
             details = dict(exc.details)
+            if any(is_missing_index(e) for e in details.get("writeErrors", [])):
+                raise UniqueIndexMissing("the unique index on number is missing") from exc
             failure = write_concern_failure(details) or _transient_write_error(details)
             if failure is not None:
                 raise failure from exc
@@ -264,7 +299,7 @@ class MongoStore:
         ``committed``: as the majority has it (a read that decides an export)."""
         coll = self._committed if committed else self._coll
         cursor = coll.find(query, projection, batch_size=expected + 1 if expected else 0)
-        with self._bounded():
+        with translated():
             return list(await cursor.sort("number", 1).to_list(None))
 
     async def _batches(
@@ -278,13 +313,13 @@ class MongoStore:
             cursor = cursor.sort(order, 1)  # an index order: the server streams, no sort
         try:
             while True:
-                with self._bounded():
+                with translated():
                     batch = await cursor.to_list(batch_size)
                 if not batch:
                     return
                 yield batch
         finally:
-            with self._bounded():
+            with translated():
                 await cursor.close()
 
     async def put_documents(
@@ -349,7 +384,8 @@ class MongoStore:
 
     async def _sweep(self, handle: Handler, batch_size: int) -> None:
         """Hand every unsynced document to ``handle``, batch by batch (an empty sweep hands
-        over one empty batch: the caller sees that it ran)."""
+        over one empty batch: the caller sees that it ran). The indexes are checked first."""
+        await self._ensure_indexes()
         swept = False
         async with aclosing(self.iter_unsynced(batch_size)) as batches:
             async for batch in batches:
@@ -408,7 +444,7 @@ class MongoStore:
             self.refused_marks[key] = reason
 
     async def counts(self) -> tuple[int, int]:
-        with self._bounded():
+        with translated():
             return (  # asked every 2 s: an estimate, and a count over the isSynced index
                 await self._coll.estimated_document_count(),
                 await self._coll.count_documents(UNSYNCED),
@@ -418,7 +454,7 @@ class MongoStore:
         oldest = []
         for part in UNSYNCED_PARTS:
             query = {**part, "updatedAt": {"$type": "date"}}
-            with self._bounded():
+            with translated():
                 cursor = self._coll.find(query, {"_id": 0, "updatedAt": 1})
                 oldest += await cursor.sort("updatedAt", 1).limit(1).to_list(1)
         return min((doc["updatedAt"] for doc in oldest), default=None)
@@ -454,7 +490,7 @@ class MongoStore:
 
     async def _follow_stream(self, handle: Handler, batch_size: int) -> None:
         """Open the stream first, then sweep: a change made during the sweep is still seen."""
-        with self._bounded(passing=OperationFailure):
+        with translated(passing=OperationFailure):
             stream = await self._coll.watch(CHANGE_PIPELINE, full_document="updateLookup")
         try:
             self._mode = "MongoDB change stream"
@@ -489,6 +525,15 @@ class MongoStore:
                 await handle(docs)
             if isinstance(batch[-1], Exception):
                 return batch[-1]
+
+
+class UniqueIndexMissing(StoreUnavailable):
+    """A write refused because the unique index on ``number`` is gone."""
+
+
+def _unique_on_number(index: Document) -> bool:
+    key = list(index.get("key", []))
+    return bool(index.get("unique")) and len(key) == 1 and key[0][0] == "number"
 
 
 def _transient_write_error(details: Document) -> StoreUnavailable | None:

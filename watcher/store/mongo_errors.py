@@ -26,6 +26,7 @@ from watcher.core.errors import ConfigError, StoreUnavailable, WatcherError
 from watcher.store.port import Document
 
 DUPLICATE_KEY: Final = 11000
+BAD_VALUE: Final = 2
 DUPLICATES_LISTED: Final = 5  # duplicate numbers named in the message
 # A setting or a permission to fix: waiting does not help. What to fix, by code.
 REFUSED: Final = {
@@ -103,7 +104,13 @@ def is_refusal(error: dict[str, Any]) -> bool:
     """A bulk's write error that is about that one document (a validator, a size limit, a
     shard key, an update the document cannot take), not the server's state."""
     code = error.get("code")
-    return code != DUPLICATE_KEY and code not in TRANSIENT and code not in NOT_PRIMARY
+    transient = code in TRANSIENT or code in NOT_PRIMARY or is_missing_index(error)
+    return code != DUPLICATE_KEY and not transient
+
+
+def is_missing_index(error: dict[str, Any]) -> bool:
+    """A write refused because the index it was told to use is gone (BadValue on the hint)."""
+    return error.get("code") == BAD_VALUE and "hint" in str(error.get("errmsg", ""))
 
 
 def refusal_reason(error: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ EXPORTED_FIELDS: Final = (
     "deleted",
     "deletedAt",
 )
+NUMBER_INDEX: Final = [("number", 1)]  # unique: newer wins only with it
 UNSYNCED: Final[Document] = {"isSynced": {"$ne": True}}
 # The unsynced in two parts, so that the index {isSynced, updatedAt} hands out each in
 # updatedAt order: the usual values (absent, null, false) as points of the index, then
@@ -61,7 +62,10 @@ def upsert_op(order: OrderUpsert, now: datetime) -> UpdateOne:
     if order.deletedAt is None:
         update["$unset"] = {"deletedAt": ""}
     newer = [{"updatedAt": {"$lt": order.updatedAt}}, {"updatedAt": {"$not": {"$type": "date"}}}]
-    return UpdateOne({"number": order.number, "$or": newer}, update, upsert=True)
+    query = {"number": order.number, "$or": newer}
+    # the hint makes the server refuse the write when the index is gone (dropped, a wiped
+    # server): without it, an older version's upsert would insert a second document
+    return UpdateOne(query, update, upsert=True, hint=NUMBER_INDEX)
 
 
 def put_op(doc: Document, replace: Replace) -> ReplaceOne[Document] | InsertOne[Document]:
