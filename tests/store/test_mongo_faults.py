@@ -361,3 +361,52 @@ async def test_every_sweep_makes_a_missing_index_again(mongo_uri: str) -> None:
     finally:
         await store.collection.drop()
         await store.close()
+
+
+def streaming(root: Path, uri: str) -> Settings:
+    """A worker that could never export by polling within a test's deadline."""
+    return faulty_settings(root, uri, poll_seconds=3600.0)
+
+
+async def _stream_opened(worker: Any) -> None:
+    await wait_for(lambda: worker.store.mode == "MongoDB change stream", "the stream opened")
+
+
+async def test_a_tracos_edit_with_set_is_exported_through_the_stream(
+    tmp_path: Path, fault_uri: str
+) -> None:
+    """TracOS edits an exported order with $set (an update event, no document in it): the
+    stream looks the document up, and the edit goes out."""
+    settings = streaming(tmp_path, fault_uri)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(fault_uri)
+    coll = client[DATABASE][settings.mongo_collection]
+    try:
+        async with running(settings) as worker:
+            await _stream_opened(worker)
+            await put_as_tracos(fault_uri, settings, 9)
+            await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "first export")
+            edit = {"title": "edited by TracOS", "isSynced": False, "updatedAt": NOW}
+            await coll.update_one({"number": 9}, {"$set": edit})
+            await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 2, "the edit out")
+    finally:
+        await client.close()
+    assert json.loads((settings.outbound_dir / "9.json").read_bytes())["summary"] == (
+        "edited by TracOS"
+    )
+
+
+@pytest.mark.parametrize("code", [10334, 11601, 280])
+async def test_a_stream_error_reopens_the_stream_never_polling(
+    tmp_path: Path, fault_uri: str, caplog: pytest.LogCaptureFixture, code: int
+) -> None:
+    """An event too large (10334), a killOp (11601), a fatal stream error (280): the stream
+    is reopened after a sweep, and later changes still come through it."""
+    settings = streaming(tmp_path, fault_uri)
+    async with running(settings) as worker:
+        await _stream_opened(worker)
+        async with failing(fault_uri, mode={"times": 1}, failCommands=["getMore"], errorCode=code):
+            await wait_for(lambda: "reopening" in caplog.text, "the stream reopened", 10)
+        await _stream_opened(worker)
+        await put_as_tracos(fault_uri, settings, 4)
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "exported by stream")
+        assert worker.store.mode == "MongoDB change stream"

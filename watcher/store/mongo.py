@@ -60,8 +60,12 @@ from watcher.store.port import (
 log = logging.getLogger(__name__)
 
 RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
-NO_CHANGE_STREAMS: Final = 40573  # standalone server
-RESUME_ERRORS: Final = frozenset({260, 280, 286})
+# The server has no change streams: a standalone (40573), no $changeStream stage (40324,
+# older servers and emulations), the command not supported (115). Only these mean polling.
+NO_CHANGE_STREAMS_STANDALONE: Final = 40573
+# The stream's cursor was killed or interrupted (killOp, a time limit): the server is fine.
+STREAM_KILLED: Final = frozenset({43, 50, 11601})
+NO_CHANGE_STREAMS: Final = frozenset({40573, 40324, 115})
 CHANGE_PIPELINE: Final = [
     {
         "$match": {
@@ -73,6 +77,7 @@ CHANGE_PIPELINE: Final = [
 POLLING: Final = "MongoDB polling"
 DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
 REOPEN_PAUSE_SECONDS: Final = 1.0  # a stream closed at once, again and again, must not spin
+REOPEN_MAX_SECONDS: Final = 30.0  # the longest pause between two attempts to reopen
 CALL_TIMEOUT_SECONDS: Final = 30.0
 CLOSE_SECONDS: Final = 2.0
 UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
@@ -90,6 +95,7 @@ class MongoStore:
         self._unconfirmed: dict[tuple[SyncMark, ...], ObjectId] = {}  # marks not yet answered
         self.refused_marks: dict[str, str] = {}  # document key → why the server refused it
         self._mode = "MongoDB"  # says "change stream" only once the server has opened one
+        self._reopen_pause = REOPEN_PAUSE_SECONDS
 
     @classmethod
     def connect(
@@ -471,22 +477,29 @@ class MongoStore:
             except StreamClosed as exc:
                 log.warning("%s: sweeping and reopening", exc)
                 await anyio.sleep(REOPEN_PAUSE_SECONDS)
-                await self._create_indexes()
             except PyMongoError as exc:
-                self._stream_failed(exc, poll_seconds)
+                await self._stream_failed(exc, poll_seconds)
         while True:
             await self._sweep(handle, batch_size)
             await anyio.sleep(poll_seconds)
 
-    def _stream_failed(self, exc: PyMongoError, poll_seconds: float) -> None:
-        """An outage is raised; a lost resume point reopens; a refused stream means polling."""
-        if (known := known_error(exc)) is not None:
-            raise known from exc
-        if getattr(exc, "code", None) in RESUME_ERRORS:
-            log.warning("change stream lost (%s): sweeping and reopening", first_line(exc))
+    async def _stream_failed(self, exc: PyMongoError, poll_seconds: float) -> None:
+        """An outage is raised; a server without change streams is polled; any other
+        error (a lost resume point, an interruption, an event too large) reopens the
+        stream after a pause that grows while it keeps failing (the reopen sweeps)."""
+        code = getattr(exc, "code", None)
+        if (known := known_error(exc)) is not None and code not in STREAM_KILLED:
+            raise known from exc  # unreachable, shutting down, not primary, a setting to fix
+        if code in NO_CHANGE_STREAMS:
+            self._mode = POLLING
+            log.warning("%s: polling every %.1f s instead", _no_stream_reason(exc), poll_seconds)
             return
-        self._mode = POLLING
-        log.warning("%s: polling every %.1f s instead", _no_stream_reason(exc), poll_seconds)
+        pause = self._reopen_pause
+        self._reopen_pause = min(pause * 2, REOPEN_MAX_SECONDS)
+        log.warning(
+            "change stream failed (%s): sweeping and reopening in %.0f s", first_line(exc), pause
+        )
+        await anyio.sleep(pause)
 
     async def _follow_stream(self, handle: Handler, batch_size: int) -> None:
         """Open the stream first, then sweep: a change made during the sweep is still seen."""
@@ -495,6 +508,7 @@ class MongoStore:
         try:
             self._mode = "MongoDB change stream"
             await self._sweep(handle, batch_size)
+            self._reopen_pause = REOPEN_PAUSE_SECONDS  # opened and swept: the next failure is news
             send, receive = anyio.create_memory_object_stream[Document | Exception](DRAIN_LIMIT)
             async with receive, anyio.create_task_group() as tg:
                 tg.start_soon(_pump, stream, send)
@@ -586,6 +600,6 @@ async def _pump(stream: Any, send: MemoryObjectSendStream[Document | Exception])
 
 
 def _no_stream_reason(exc: PyMongoError) -> str:
-    if getattr(exc, "code", None) == NO_CHANGE_STREAMS:
+    if getattr(exc, "code", None) == NO_CHANGE_STREAMS_STANDALONE:
         return "this MongoDB server has no change streams (standalone, not a replica set)"
-    return f"the change stream was refused ({first_line(exc)})"
+    return f"this MongoDB server has no change streams ({first_line(exc)})"
