@@ -15,8 +15,9 @@ from tests.helpers.stores import all_unsynced
 from watcher.core.errors import ConfigError, StoreUnavailable
 from watcher.core.tracos import Outcome
 from watcher.store import StoredDocument, SyncMark
-from watcher.store.mongo import CHANGE_PIPELINE, MongoStore
+from watcher.store.mongo import MongoStore
 from watcher.store.mongo_ops import mark_filter, version_of
+from watcher.store.mongo_stream import CHANGE_PIPELINE
 
 pytestmark = pytest.mark.anyio
 

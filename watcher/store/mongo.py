@@ -14,10 +14,9 @@ from datetime import datetime
 from typing import Any, Final, cast
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
 from pymongo import AsyncMongoClient, UpdateOne
-from pymongo.errors import BulkWriteError, ConfigurationError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ConfigurationError, OperationFailure
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -26,12 +25,13 @@ from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
     DUPLICATES_LISTED,
+    UniqueIndexMissing,
     duplicate_numbers,
     first_line,
     is_missing_index,
     is_refusal,
-    known_error,
     refusal_reason,
+    transient_write_error,
     translated,
     write_concern_failure,
 )
@@ -43,9 +43,11 @@ from watcher.store.mongo_ops import (
     mark_filter,
     put_op,
     stored_date,
+    unique_on_number,
     upsert_op,
     version_of,
 )
+from watcher.store.mongo_stream import ChangeFollower
 from watcher.store.port import (
     Document,
     Handler,
@@ -60,24 +62,6 @@ from watcher.store.port import (
 log = logging.getLogger(__name__)
 
 RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
-# The server has no change streams: a standalone (40573), no $changeStream stage (40324,
-# older servers and emulations), the command not supported (115). Only these mean polling.
-NO_CHANGE_STREAMS_STANDALONE: Final = 40573
-# The stream's cursor was killed or interrupted (killOp, a time limit): the server is fine.
-STREAM_KILLED: Final = frozenset({43, 50, 11601})
-NO_CHANGE_STREAMS: Final = frozenset({40573, 40324, 115})
-CHANGE_PIPELINE: Final = [
-    {
-        "$match": {
-            "operationType": {"$in": ["insert", "update", "replace"]},
-            "fullDocument.isSynced": {"$ne": True},
-        }
-    }
-]
-POLLING: Final = "MongoDB polling"
-DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
-REOPEN_PAUSE_SECONDS: Final = 1.0  # a stream closed at once, again and again, must not spin
-REOPEN_MAX_SECONDS: Final = 30.0  # the longest pause between two attempts to reopen
 CALL_TIMEOUT_SECONDS: Final = 30.0
 CLOSE_SECONDS: Final = 2.0
 UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
@@ -94,8 +78,7 @@ class MongoStore:
         self._committed = _majority_reads(collection)
         self._unconfirmed: dict[tuple[SyncMark, ...], ObjectId] = {}  # marks not yet answered
         self.refused_marks: dict[str, str] = {}  # document key → why the server refused it
-        self._mode = "MongoDB"  # says "change stream" only once the server has opened one
-        self._reopen_pause = REOPEN_PAUSE_SECONDS
+        self._follower = ChangeFollower(collection, self._sweep, self._stored)
 
     @classmethod
     def connect(
@@ -136,7 +119,7 @@ class MongoStore:
 
     @property
     def mode(self) -> str:
-        return self._mode
+        return self._follower.mode
 
     @property
     def collection(self) -> Any:
@@ -176,7 +159,7 @@ class MongoStore:
         unique index are said here; inbound waits on them (``upsert``)."""
         with translated():
             indexes = await self._coll.index_information()
-        if any(_unique_on_number(index) for index in indexes.values()):
+        if any(unique_on_number(index) for index in indexes.values()):
             return
         log.warning("the unique index on number is missing (dropped?): making it again")
         try:
@@ -282,7 +265,7 @@ class MongoStore:
             details = dict(exc.details)
             if any(is_missing_index(e) for e in details.get("writeErrors", [])):
                 raise UniqueIndexMissing("the unique index on number is missing") from exc
-            failure = write_concern_failure(details) or _transient_write_error(details)
+            failure = write_concern_failure(details) or transient_write_error(details)
             if failure is not None:
                 raise failure from exc
             return details
@@ -471,91 +454,7 @@ class MongoStore:
         An outage raises ``StoreUnavailable``: the caller waits with its retry policy and
         calls again, and every call starts with a sweep, so nothing is missed.
         """
-        while self._mode != POLLING:
-            try:
-                await self._follow_stream(handle, batch_size)
-            except StreamClosed as exc:
-                log.warning("%s: sweeping and reopening", exc)
-                await anyio.sleep(REOPEN_PAUSE_SECONDS)
-            except PyMongoError as exc:
-                await self._stream_failed(exc, poll_seconds)
-        while True:
-            await self._sweep(handle, batch_size)
-            await anyio.sleep(poll_seconds)
-
-    async def _stream_failed(self, exc: PyMongoError, poll_seconds: float) -> None:
-        """An outage is raised; a server without change streams is polled; any other
-        error (a lost resume point, an interruption, an event too large) reopens the
-        stream after a pause that grows while it keeps failing (the reopen sweeps)."""
-        code = getattr(exc, "code", None)
-        if (known := known_error(exc)) is not None and code not in STREAM_KILLED:
-            raise known from exc  # unreachable, shutting down, not primary, a setting to fix
-        if code in NO_CHANGE_STREAMS:
-            self._mode = POLLING
-            log.warning("%s: polling every %.1f s instead", _no_stream_reason(exc), poll_seconds)
-            return
-        pause = self._reopen_pause
-        self._reopen_pause = min(pause * 2, REOPEN_MAX_SECONDS)
-        log.warning(
-            "change stream failed (%s): sweeping and reopening in %.0f s", first_line(exc), pause
-        )
-        await anyio.sleep(pause)
-
-    async def _follow_stream(self, handle: Handler, batch_size: int) -> None:
-        """Open the stream first, then sweep: a change made during the sweep is still seen."""
-        with translated(passing=OperationFailure):
-            stream = await self._coll.watch(CHANGE_PIPELINE, full_document="updateLookup")
-        try:
-            self._mode = "MongoDB change stream"
-            await self._sweep(handle, batch_size)
-            self._reopen_pause = REOPEN_PAUSE_SECONDS  # opened and swept: the next failure is news
-            send, receive = anyio.create_memory_object_stream[Document | Exception](DRAIN_LIMIT)
-            async with receive, anyio.create_task_group() as tg:
-                tg.start_soon(_pump, stream, send)
-                error = await self._consume(receive, handle)
-                tg.cancel_scope.cancel()
-            raise error
-        finally:
-            await stream.close()
-
-    async def _consume(
-        self, receive: MemoryObjectReceiveStream[Document | Exception], handle: Handler
-    ) -> Exception:
-        """Hand over every change already received as one batch; return the stream's error."""
-        while True:
-            batch = [await receive.receive()]
-            while len(batch) < DRAIN_LIMIT and not isinstance(batch[-1], Exception):
-                try:
-                    batch.append(receive.receive_nowait())
-                except anyio.WouldBlock:
-                    break
-            changes = [c for c in batch if not isinstance(c, Exception)]
-            docs = [
-                self._stored(c["fullDocument"], c.get("wallTime"))
-                for c in changes
-                if c.get("fullDocument")
-            ]
-            if docs:
-                await handle(docs)
-            if isinstance(batch[-1], Exception):
-                return batch[-1]
-
-
-class UniqueIndexMissing(StoreUnavailable):
-    """A write refused because the unique index on ``number`` is gone."""
-
-
-def _unique_on_number(index: Document) -> bool:
-    key = list(index.get("key", []))
-    return bool(index.get("unique")) and len(key) == 1 and key[0][0] == "number"
-
-
-def _transient_write_error(details: Document) -> StoreUnavailable | None:
-    """A bulk's write error that is about the server's state, not a document: an outage."""
-    for error in details.get("writeErrors", []):
-        if error["code"] != DUPLICATE_KEY and not is_refusal(error):
-            return StoreUnavailable(f"MongoDB: {error.get('errmsg')} (code {error['code']})")
-    return None
+        await self._follower.follow(handle, poll_seconds, batch_size)
 
 
 def _durable(client: AsyncMongoClient[Document], database: str) -> Any:
@@ -580,26 +479,3 @@ def _majority_reads(collection: Any) -> Any:
 def _as_port(doc: Document) -> Document:
     """Across the port ids are strings, as in the embedded store (dates are already aware)."""
     return {**doc, "_id": str(doc["_id"])} if "_id" in doc else doc
-
-
-class StreamClosed(Exception):
-    """The server ended the change stream (the collection or database dropped or renamed)."""
-
-
-async def _pump(stream: Any, send: MemoryObjectSendStream[Document | Exception]) -> None:
-    """Read changes as they come (cached ones without a server round trip); pass errors on."""
-    async with send:
-        try:
-            while True:
-                await send.send(await stream.next())
-        except (PyMongoError, StoreUnavailable) as exc:
-            await send.send(exc)
-        except StopAsyncIteration:  # after an invalidate event the cursor is closed
-            closed = "the server closed the change stream (collection dropped or renamed?)"
-            await send.send(StreamClosed(closed))
-
-
-def _no_stream_reason(exc: PyMongoError) -> str:
-    if getattr(exc, "code", None) == NO_CHANGE_STREAMS_STANDALONE:
-        return "this MongoDB server has no change streams (standalone, not a replica set)"
-    return f"this MongoDB server has no change streams ({first_line(exc)})"

@@ -160,3 +160,15 @@ def first_line(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     text = text.split(", full error: ")[0]
     return text.split(" (configured timeouts")[0].split(", Timeout:")[0][:200]
+
+
+class UniqueIndexMissing(StoreUnavailable):
+    """A write refused because the unique index on ``number`` is gone."""
+
+
+def transient_write_error(details: Document) -> StoreUnavailable | None:
+    """A bulk's write error that is about the server's state, not a document: an outage."""
+    for error in details.get("writeErrors", []):
+        if error["code"] != DUPLICATE_KEY and not is_refusal(error):
+            return StoreUnavailable(f"MongoDB: {error.get('errmsg')} (code {error['code']})")
+    return None

@@ -83,3 +83,9 @@ def put_op(doc: Document, replace: Replace) -> ReplaceOne[Document] | InsertOne[
 def stored_date(value: object) -> datetime | None:
     """A stored ``updatedAt`` as newer-wins sees it: a date, or None (older than any)."""
     return value if isinstance(value, datetime) else None
+
+
+def unique_on_number(index: Document) -> bool:
+    """Whether an index (as ``index_information`` gives it) is the unique one on ``number``."""
+    key = list(index.get("key", []))
+    return bool(index.get("unique")) and len(key) == 1 and key[0][0] == "number"
