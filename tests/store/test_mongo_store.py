@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import re
+import socket
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -191,3 +195,34 @@ async def test_the_oldest_unsynced_has_an_index_to_walk() -> None:
     facade, _ = await opened(FacadeCollection())
     keys = [info["key"] for info in facade.raw.index_information().values()]
     assert [("isSynced", 1), ("updatedAt", 1)] in keys
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "options",
+    ["?replicaSet=rs0&directConnection=true&", "?", "?replicaSet=rs0&"],
+    ids=["direct-to-a-set-member", "plain", "replica-set"],
+)
+async def test_a_refused_connection_is_named_so_whatever_the_uri_form(options: str) -> None:
+    """Nothing listens: 'connection refused', in one line, never pymongo's 'this node
+    belongs to a set named None' nor its topology description."""
+    uri = f"mongodb://127.0.0.1:{_closed_port()}/{options}serverSelectionTimeoutMS=300"
+    store = MongoStore.connect(uri, "watcher_tests", "refused")
+    try:
+        with pytest.raises(StoreUnavailable) as raised:
+            await store.open()
+    finally:
+        await store.close()
+        with warnings.catch_warnings():  # pymongo 4.20 leaves a refused socket to the GC:
+            warnings.simplefilter("ignore", ResourceWarning)  # its leak, not this test's
+            await anyio.sleep(0.2)  # its monitor's last attempt ends
+            gc.collect()
+    said = str(raised.value)
+    assert re.search("connection refused|Connect call failed", said, re.IGNORECASE), said
+    assert "set named" not in said and "Topology" not in said and "\n" not in said

@@ -25,6 +25,8 @@ from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
     DUPLICATES_LISTED,
+    NOT_A_MEMBER,
+    UNREACHABLE_HINT,
     UniqueIndexMissing,
     duplicate_numbers,
     first_line,
@@ -64,6 +66,7 @@ log = logging.getLogger(__name__)
 RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
 CALL_TIMEOUT_SECONDS: Final = 30.0
 CLOSE_SECONDS: Final = 2.0
+PROBE_SECONDS: Final = 1.0  # a look at the address that did not answer
 UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
 
 
@@ -196,8 +199,13 @@ class MongoStore:
                 await self._client.close()
 
     async def ping(self) -> None:
-        with translated():
-            await self._coll.database.command("ping")
+        try:
+            with translated():
+                await self._coll.database.command("ping")
+        except StoreUnavailable as exc:
+            if NOT_A_MEMBER not in str(exc) or self._client is None:
+                raise
+            raise await _why_no_answer(self._client) from exc
 
     async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
         """Newer wins per order; an order the server refuses for good (a validator, a size
@@ -455,6 +463,30 @@ class MongoStore:
         calls again, and every call starts with a sweep, so nothing is missed.
         """
         await self._follower.follow(handle, poll_seconds, batch_size)
+
+
+async def _why_no_answer(client: AsyncMongoClient[Document]) -> StoreUnavailable:
+    """Why the seed named in the URI did not answer as a replica-set member: refused,
+    unreachable, or it answers (then TLS or the set's name is wrong)."""
+    host, port = next(iter(client.topology_description.server_descriptions()))
+    where = f"{host}:{port}"
+    try:
+        with anyio.fail_after(PROBE_SECONDS):
+            connection = await anyio.connect_tcp(host, port or 27017)
+        await connection.aclose()
+    except TimeoutError:
+        return StoreUnavailable(f"MongoDB at {where} did not answer in time", UNREACHABLE_HINT)
+    except OSError as exc:  # anyio's, with each address's own error as its cause
+        cause = exc.__cause__ or exc
+        causes: list[OSError] = list(getattr(cause, "exceptions", [cause]))
+        if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+            return StoreUnavailable(f"MongoDB connection refused at {where}", UNREACHABLE_HINT)
+        reason = causes[0].strerror or causes[0]
+        return StoreUnavailable(f"MongoDB unreachable at {where}: {reason}", UNREACHABLE_HINT)
+    return StoreUnavailable(
+        f"MongoDB at {where} accepts connections but not as a member of the replica set"
+        " MONGO_URI names: check replicaSet= and the TLS options (tls=, tlsCAFile=)"
+    )
 
 
 def _durable(client: AsyncMongoClient[Document], database: str) -> Any:

@@ -25,6 +25,10 @@ from pymongo.errors import (
 from watcher.core.errors import ConfigError, StoreUnavailable, WatcherError
 from watcher.store.port import Document
 
+# With directConnection and replicaSet, pymongo hides why a server did not answer (refused,
+# TLS) behind this; the store looks at the address itself (``MongoStore.ping``).
+NO_ANSWER_AS_MEMBER: Final = "but this node belongs to a set named 'None'"
+NOT_A_MEMBER: Final = "no answer from the server as a member of its replica set"
 DUPLICATE_KEY: Final = 11000
 BAD_VALUE: Final = 2
 DUPLICATES_LISTED: Final = 5  # duplicate numbers named in the message
@@ -128,6 +132,8 @@ def _connection_failure(exc: ConnectionFailure) -> StoreUnavailable:
     ):
         said = f"MongoDB did not answer in time: {first_line(exc)}"
         return StoreUnavailable(said, TIMED_OUT_HINT)
+    if NO_ANSWER_AS_MEMBER in text:  # pymongo's words for a seed that never answered
+        return StoreUnavailable(f"MongoDB unreachable: {NOT_A_MEMBER}", UNREACHABLE_HINT)
     if "SSL" in text or "TLS" in text or "certificate" in text:
         return StoreUnavailable(f"MongoDB TLS failure: {first_line(exc)}", UNREACHABLE_HINT)
     if "refused" in text.lower():
