@@ -16,20 +16,15 @@ from typing import Any, Final, cast
 import anyio
 from bson import ObjectId
 from pymongo import AsyncMongoClient, UpdateOne
-from pymongo.errors import BulkWriteError, ConfigurationError, OperationFailure
-from pymongo.read_concern import ReadConcern
-from pymongo.write_concern import WriteConcern
+from pymongo.errors import BulkWriteError, ConfigurationError
 
 from watcher.core.errors import ConfigError, OrdersRefused, StoreMissing, StoreUnavailable
 from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
+from watcher.store.mongo_client import durable, majority_reads, why_no_answer
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
-    DUPLICATES_LISTED,
     NOT_A_MEMBER,
-    UNREACHABLE_HINT,
     UniqueIndexMissing,
-    duplicate_numbers,
-    first_line,
     is_missing_index,
     is_refusal,
     refusal_reason,
@@ -37,6 +32,7 @@ from watcher.store.mongo_errors import (
     translated,
     write_concern_failure,
 )
+from watcher.store.mongo_indexes import create_indexes, ensure_indexes, restore_unique_index
 from watcher.store.mongo_ops import (
     EXPORTED_FIELDS,
     MARK_FIELD,
@@ -45,7 +41,6 @@ from watcher.store.mongo_ops import (
     mark_filter,
     put_op,
     stored_date,
-    unique_on_number,
     upsert_op,
     version_of,
 )
@@ -66,7 +61,6 @@ log = logging.getLogger(__name__)
 RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
 CALL_TIMEOUT_SECONDS: Final = 30.0
 CLOSE_SECONDS: Final = 2.0
-PROBE_SECONDS: Final = 1.0  # a look at the address that did not answer
 UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
 
 
@@ -78,7 +72,7 @@ class MongoStore:
         self._client = client
         # what decides an export is read as the majority has it: never a write that a
         # failover could roll back (the change stream is majority-committed already)
-        self._committed = _majority_reads(collection)
+        self._committed = majority_reads(collection)
         self._unconfirmed: dict[tuple[SyncMark, ...], ObjectId] = {}  # marks not yet answered
         self.refused_marks: dict[str, str] = {}  # document key → why the server refused it
         self._follower = ChangeFollower(collection, self._sweep, self._stored)
@@ -118,7 +112,7 @@ class MongoStore:
             raise ConfigError(
                 f"MONGO_URI: cannot read {exc.filename or 'a file it names'}: {exc.strerror or exc}"
             ) from None
-        return cls(_durable(client, database)[collection], client)
+        return cls(durable(client, database)[collection], client)
 
     @property
     def mode(self) -> str:
@@ -131,7 +125,7 @@ class MongoStore:
     async def open(self, create: bool = True) -> None:
         await self.ping()
         if create:
-            await self._create_indexes()
+            await create_indexes(self._coll)
             return
         database = self._coll.database
         with translated():
@@ -142,54 +136,6 @@ class MongoStore:
                 " set MONGO_DATABASE and MONGO_COLLECTION (or the database in MONGO_URI) to"
                 " the worker's, or start the worker first"
             )
-
-    async def _create_indexes(self) -> None:
-        """Newer wins only with the unique index; made again if the collection was dropped.
-        Numbers stored twice stop it: ``ConfigError`` naming a few of them."""
-        try:
-            with translated(passing=OperationFailure):
-                await self._coll.create_index("number", unique=True)
-        except OperationFailure as exc:
-            if exc.code != DUPLICATE_KEY:
-                raise StoreUnavailable(f"MongoDB error: {first_line(exc)}") from exc
-            raise duplicate_numbers(await self._duplicates()) from None
-        with translated():  # the sweep, the unsynced count and the oldest unsynced
-            await self._coll.create_index([("isSynced", 1), ("updatedAt", 1)])
-
-    async def _ensure_indexes(self) -> None:
-        """Make the indexes again if they are gone (a DBA, a restored or wiped server):
-        checked at every sweep, so after every reconnect too. Duplicates stopping the
-        unique index are said here; inbound waits on them (``upsert``)."""
-        with translated():
-            indexes = await self._coll.index_information()
-        if any(unique_on_number(index) for index in indexes.values()):
-            return
-        log.warning("the unique index on number is missing (dropped?): making it again")
-        try:
-            await self._create_indexes()
-        except ConfigError as exc:
-            log.warning("%s", exc)
-
-    async def _restore_unique_index(self) -> None:
-        """Make the unique index again; while duplicates stop it, inbound waits (an outage
-        that names them), never writing a second document for a number."""
-        log.warning("the unique index on number is missing (dropped?): making it again")
-        try:
-            await self._create_indexes()
-        except ConfigError as exc:
-            raise StoreUnavailable(f"{exc}; inbound waits until then") from None
-
-    async def _duplicates(self) -> list[Document]:
-        """A few numbers stored more than once, with their counts (a scan: only on failure)."""
-        pipeline: list[Document] = [
-            {"$group": {"_id": "$number", "count": {"$sum": 1}}},
-            {"$match": {"count": {"$gt": 1}}},
-            {"$sort": {"_id": 1}},
-            {"$limit": DUPLICATES_LISTED},
-        ]
-        with translated():
-            cursor = await self._coll.aggregate(pipeline)
-            return list(await cursor.to_list(None))
 
     async def close(self) -> None:
         """Close the client; never longer than a moment, whatever the server does (a stop
@@ -205,7 +151,7 @@ class MongoStore:
         except StoreUnavailable as exc:
             if NOT_A_MEMBER not in str(exc) or self._client is None:
                 raise
-            raise await _why_no_answer(self._client) from exc
+            raise await why_no_answer(self._client) from exc
 
     async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
         """Newer wins per order; an order the server refuses for good (a validator, a size
@@ -214,7 +160,7 @@ class MongoStore:
         try:
             return await self._upsert(orders, now)
         except UniqueIndexMissing:
-            await self._restore_unique_index()
+            await restore_unique_index(self._coll)
             return await self._upsert(orders, now)
 
     async def _upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
@@ -382,7 +328,7 @@ class MongoStore:
     async def _sweep(self, handle: Handler, batch_size: int) -> None:
         """Hand every unsynced document to ``handle``, batch by batch (an empty sweep hands
         over one empty batch: the caller sees that it ran). The indexes are checked first."""
-        await self._ensure_indexes()
+        await ensure_indexes(self._coll)
         swept = False
         async with aclosing(self.iter_unsynced(batch_size)) as batches:
             async for batch in batches:
@@ -463,49 +409,6 @@ class MongoStore:
         calls again, and every call starts with a sweep, so nothing is missed.
         """
         await self._follower.follow(handle, poll_seconds, batch_size)
-
-
-async def _why_no_answer(client: AsyncMongoClient[Document]) -> StoreUnavailable:
-    """Why the seed named in the URI did not answer as a replica-set member: refused,
-    unreachable, or it answers (then TLS or the set's name is wrong)."""
-    host, port = next(iter(client.topology_description.server_descriptions()))
-    where = f"{host}:{port}"
-    try:
-        with anyio.fail_after(PROBE_SECONDS):
-            connection = await anyio.connect_tcp(host, port or 27017)
-        await connection.aclose()
-    except TimeoutError:
-        return StoreUnavailable(f"MongoDB at {where} did not answer in time", UNREACHABLE_HINT)
-    except OSError as exc:  # anyio's, with each address's own error as its cause
-        cause = exc.__cause__ or exc
-        causes: list[OSError] = list(getattr(cause, "exceptions", [cause]))
-        if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
-            return StoreUnavailable(f"MongoDB connection refused at {where}", UNREACHABLE_HINT)
-        reason = causes[0].strerror or causes[0]
-        return StoreUnavailable(f"MongoDB unreachable at {where}: {reason}", UNREACHABLE_HINT)
-    return StoreUnavailable(
-        f"MongoDB at {where} accepts connections but not as a member of the replica set"
-        " MONGO_URI names: check replicaSet= and the TLS options (tls=, tlsCAFile=)"
-    )
-
-
-def _durable(client: AsyncMongoClient[Document], database: str) -> Any:
-    """The database with majority write concern, unless the URI chose its own ``w``:
-    acknowledged then means durable, never a write a failover rolls back (w:1's risk)."""
-    chosen = client.write_concern.document
-    if "w" in chosen:
-        return client[database]
-    wtimeout, journal = chosen.get("wtimeout"), chosen.get("j")
-    concern = WriteConcern("majority", wtimeout=wtimeout, j=journal)
-    return client.get_database(database, write_concern=concern)
-
-
-def _majority_reads(collection: Any) -> Any:
-    """``collection`` reading with ``readConcern: majority`` (a test facade as it is)."""
-    with_options = getattr(collection, "with_options", None)
-    return (
-        collection if with_options is None else with_options(read_concern=ReadConcern("majority"))
-    )
 
 
 def _as_port(doc: Document) -> Document:
