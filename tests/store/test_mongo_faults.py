@@ -82,6 +82,9 @@ async def test_an_upsert_without_its_write_concern_leaves_the_file_claimed(
         await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "archived once durable")
     assert [d["number"] for d in await stored_docs(settings)] == [1]
     assert worker.stats.counters[Count.FILES_ARCHIVED] == 1
+    # the retry found its own unconfirmed write: still "inserted", never "unchanged"
+    assert worker.stats.counters[Count.ORDERS_INSERTED] == 1
+    assert worker.stats.counters[Count.ORDERS_UNCHANGED] == 0
 
 
 @pytest.mark.usefixtures("real_backoff")

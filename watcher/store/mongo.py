@@ -24,6 +24,7 @@ from watcher.store.mongo_client import durable, majority_reads, why_no_answer
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
     NOT_A_MEMBER,
+    Unconfirmed,
     UniqueIndexMissing,
     is_missing_index,
     is_refusal,
@@ -74,6 +75,8 @@ class MongoStore:
         # failover could roll back (the change stream is majority-committed already)
         self._committed = majority_reads(collection)
         self._unconfirmed: dict[tuple[SyncMark, ...], ObjectId] = {}  # marks not yet answered
+        # upserts applied but not confirmed durable: what they did, for their retry
+        self._applied: dict[tuple[tuple[OrderUpsert, ...], datetime], list[Outcome | None]] = {}
         self.refused_marks: dict[str, str] = {}  # document key → why the server refused it
         self._follower = ChangeFollower(collection, self._sweep, self._stored)
 
@@ -156,33 +159,49 @@ class MongoStore:
     async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
         """Newer wins per order; an order the server refuses for good (a validator, a size
         limit) raises ``OrdersRefused`` once the others are written. Never without the
-        unique index: one found missing is made again first (or the write waits)."""
+        unique index: one found missing is made again first (or the write waits). A retry
+        of a write applied but not confirmed keeps that write's outcomes (its own earlier
+        write is no "unchanged")."""
+        key = (tuple(orders), now)
+        earlier = self._applied.pop(key, None)
+        outcomes: list[Outcome | None] = []
         try:
-            return await self._upsert(orders, now)
-        except UniqueIndexMissing:
-            await restore_unique_index(self._coll)
-            return await self._upsert(orders, now)
+            try:
+                refusals = await self._upsert(orders, now, outcomes)
+            except UniqueIndexMissing:
+                await restore_unique_index(self._coll)
+                refusals = await self._upsert(orders, now, outcomes)
+        except Unconfirmed:
+            if len(self._applied) >= UNCONFIRMED_KEPT:
+                self._applied.clear()
+            self._applied[key] = kept_outcomes(earlier, outcomes)
+            raise
+        outcomes = kept_outcomes(earlier, outcomes)
+        if refusals:
+            raise OrdersRefused(refusals, outcomes)
+        return [o for o in outcomes if o is not None]
 
-    async def _upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
-        winner, outcomes = newest_per_number(orders)
+    async def _upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, outcomes: list[Outcome | None]
+    ) -> dict[int, str]:
+        """Fill ``outcomes`` (one per order, in place: kept if an attempt is cut short);
+        the server's refusals by order index."""
+        winner, decided = newest_per_number(orders)
+        outcomes[:] = decided
         pending = list(winner.values())
         refusals: dict[int, str] = {}
         for _ in range(RACE_ROUNDS):
             ops = [upsert_op(orders[i], now) for i in pending]
             refused = await self._bulk(ops, outcomes, pending, refusals)
             if not refused:
-                break
+                return refusals
             stored = await self._updated_at([orders[i].number for i in refused])
             pending = []
             for i in refused:
                 outcomes[i] = decide(stored.get(orders[i].number), orders[i].updatedAt)
                 if outcomes[i] in (Outcome.INSERTED, Outcome.UPDATED):
                     pending.append(i)  # another writer inserted an older one meanwhile: again
-        else:
-            raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
-        if refusals:
-            raise OrdersRefused(refusals, outcomes)
-        return [o for o in outcomes if o is not None]
+        raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
 
     async def _bulk(
         self,
@@ -191,20 +210,17 @@ class MongoStore:
         indexes: list[int],
         refusals: dict[int, str],
     ) -> list[int]:
-        """Run the upserts; fill inserted/updated outcomes and the server's refusals; return
-        the indexes the unique index refused (as new or newer: stale, or a race)."""
+        """Run the upserts; fill inserted/updated outcomes and the server's refusals (also
+        for an attempt applied but not confirmed, which is then raised); return the
+        indexes the unique index refused (as new or newer: stale, or a race)."""
         if not ops:
             return []
-        details = await self._bulk_write(ops)
-        upserted = {u["index"] for u in details.get("upserted", [])}
-        errors = {e["index"]: e for e in details.get("writeErrors", [])}
-        for position, index in enumerate(indexes):
-            error = errors.get(position)
-            if error is None:
-                outcomes[index] = Outcome.INSERTED if position in upserted else Outcome.UPDATED
-            elif is_refusal(error):
-                refusals[index] = refusal_reason(error)
-        return [indexes[p] for p, e in sorted(errors.items()) if e["code"] == DUPLICATE_KEY]
+        try:
+            details = await self._bulk_write(ops)
+        except Unconfirmed as exc:
+            bulk_outcomes(exc.details, outcomes, indexes, refusals)
+            raise
+        return bulk_outcomes(details, outcomes, indexes, refusals)
 
     async def _bulk_write(self, ops: Sequence[Any]) -> Document:
         """One unordered bulk; its result, where a duplicate key (11000) is an answer (the
@@ -409,6 +425,39 @@ class MongoStore:
         calls again, and every call starts with a sweep, so nothing is missed.
         """
         await self._follower.follow(handle, poll_seconds, batch_size)
+
+
+def bulk_outcomes(
+    details: Document,
+    outcomes: list[Outcome | None],
+    indexes: list[int],
+    refusals: dict[int, str],
+) -> list[int]:
+    """What a bulk of upserts did, into ``outcomes`` and ``refusals``; the indexes the
+    unique index refused."""
+    upserted = {u["index"] for u in details.get("upserted", [])}
+    errors = {e["index"]: e for e in details.get("writeErrors", [])}
+    for position, index in enumerate(indexes):
+        error = errors.get(position)
+        if error is None:
+            outcomes[index] = Outcome.INSERTED if position in upserted else Outcome.UPDATED
+        elif is_refusal(error):
+            refusals[index] = refusal_reason(error)
+    return [indexes[p] for p, e in sorted(errors.items()) if e["code"] == DUPLICATE_KEY]
+
+
+def kept_outcomes(
+    earlier: list[Outcome | None] | None, now: list[Outcome | None]
+) -> list[Outcome | None]:
+    """``now``'s outcomes, but where an earlier unconfirmed attempt wrote an order and the
+    retry found it there ("unchanged"), the earlier attempt's ("inserted", "updated")."""
+    if earlier is None or len(earlier) != len(now):
+        return now
+    written = (Outcome.INSERTED, Outcome.UPDATED)
+    return [
+        before if before in written and after is Outcome.UNCHANGED else after
+        for before, after in zip(earlier, now, strict=True)
+    ]
 
 
 def _as_port(doc: Document) -> Document:

@@ -92,15 +92,25 @@ def known_error(exc: PyMongoError) -> WatcherError | None:
     return None
 
 
-def write_concern_failure(details: dict[str, Any]) -> StoreUnavailable | None:
+class Unconfirmed(StoreUnavailable):
+    """Applied, but not confirmed durable (a write concern not met): retried. ``details``:
+    what the attempt did, so that the retry can tell its own earlier writes."""
+
+    def __init__(self, message: str, details: Document) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def write_concern_failure(details: Document) -> Unconfirmed | None:
     """A bulk's write-concern error as an outage (applied, not durable: retried), if any."""
     errors = details.get("writeConcernErrors") or []
     if not errors:
         return None
     first = errors[0]
-    return StoreUnavailable(
+    return Unconfirmed(
         "MongoDB did not confirm the write as durable (write concern not met:"
-        f" {first.get('errmsg', '?')}, code {first.get('code', '?')}); retried"
+        f" {first.get('errmsg', '?')}, code {first.get('code', '?')}); retried",
+        details,
     )
 
 
