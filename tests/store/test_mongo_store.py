@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import re
 import socket
 import warnings
 from datetime import UTC, datetime
@@ -118,7 +117,7 @@ async def test_outage_is_reported_as_store_unavailable() -> None:
     """A dropped connection surfaces as our StoreUnavailable, not a driver error."""
     facade, store = await opened(FacadeCollection())
     facade.down = True
-    with pytest.raises(StoreUnavailable, match="MongoDB connection refused"):
+    with pytest.raises(StoreUnavailable, match="MongoDB unreachable: connection refused"):
         await store.upsert([order(1)], datetime.now(UTC))
 
 
@@ -224,5 +223,5 @@ async def test_a_refused_connection_is_named_so_whatever_the_uri_form(options: s
             await anyio.sleep(0.2)  # its monitor's last attempt ends
             gc.collect()
     said = str(raised.value)
-    assert re.search("connection refused|Connect call failed", said, re.IGNORECASE), said
+    assert said.startswith("MongoDB unreachable: connection refused"), said
     assert "set named" not in said and "Topology" not in said and "\n" not in said

@@ -11,7 +11,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from watcher.core.errors import StoreUnavailable
-from watcher.store.mongo_errors import UNREACHABLE_HINT
+from watcher.store.mongo_errors import unreachable
 from watcher.store.port import Document
 
 PROBE_SECONDS: Final = 1.0  # a look at the address that did not answer
@@ -27,17 +27,16 @@ async def why_no_answer(client: AsyncMongoClient[Document]) -> StoreUnavailable:
             connection = await anyio.connect_tcp(host, port or 27017)
         await connection.aclose()
     except TimeoutError:
-        return StoreUnavailable(f"MongoDB at {where} did not answer in time", UNREACHABLE_HINT)
+        return unreachable(f"{where} did not answer in time")
     except OSError as exc:  # anyio's, with each address's own error as its cause
         cause = exc.__cause__ or exc
         causes: list[OSError] = list(getattr(cause, "exceptions", [cause]))
         if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
-            return StoreUnavailable(f"MongoDB connection refused at {where}", UNREACHABLE_HINT)
-        reason = causes[0].strerror or causes[0]
-        return StoreUnavailable(f"MongoDB unreachable at {where}: {reason}", UNREACHABLE_HINT)
-    return StoreUnavailable(
-        f"MongoDB at {where} accepts connections but not as a member of the replica set"
-        " MONGO_URI names: check replicaSet= and the TLS options (tls=, tlsCAFile=)"
+            return unreachable(f"connection refused at {where}")
+        return unreachable(f"{where}: {causes[0].strerror or causes[0]}")
+    return unreachable(
+        f"{where} accepts connections but not as a member of the replica set MONGO_URI"
+        " names: check replicaSet= and the TLS options (tls=, tlsCAFile=)"
     )
 
 

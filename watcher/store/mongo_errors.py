@@ -9,6 +9,7 @@ an outage: nothing is taken as done until the write concern is met.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -143,12 +144,17 @@ def _connection_failure(exc: ConnectionFailure) -> StoreUnavailable:
         said = f"MongoDB did not answer in time: {first_line(exc)}"
         return StoreUnavailable(said, TIMED_OUT_HINT)
     if NO_ANSWER_AS_MEMBER in text:  # pymongo's words for a seed that never answered
-        return StoreUnavailable(f"MongoDB unreachable: {NOT_A_MEMBER}", UNREACHABLE_HINT)
+        return unreachable(NOT_A_MEMBER)
     if "SSL" in text or "TLS" in text or "certificate" in text:
-        return StoreUnavailable(f"MongoDB TLS failure: {first_line(exc)}", UNREACHABLE_HINT)
-    if "refused" in text.lower():
-        return StoreUnavailable(f"MongoDB connection refused: {first_line(exc)}", UNREACHABLE_HINT)
-    return StoreUnavailable(f"MongoDB unreachable: {first_line(exc)}", UNREACHABLE_HINT)
+        return unreachable(f"TLS failure ({first_line(exc)})")
+    if "refused" in text.lower() or f"[Errno {errno.ECONNREFUSED}]" in text:
+        return unreachable(f"connection refused ({first_line(exc)})")
+    return unreachable(first_line(exc))
+
+
+def unreachable(why: str) -> StoreUnavailable:
+    """The server could not be reached, and why (refused, TLS, no answer): one line."""
+    return StoreUnavailable(f"MongoDB unreachable: {why}", UNREACHABLE_HINT)
 
 
 def _refusal(exc: PyMongoError, what: str) -> str:
