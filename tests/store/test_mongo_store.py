@@ -217,6 +217,7 @@ def _closed_port() -> int:
     ["?replicaSet=rs0&directConnection=true&"],
     ids=["direct-to-a-set-member"],
 )
+@pytest.mark.system  # (the slow tier: even this form's monitor leaks a socket, now and then)
 async def test_a_refused_connection_is_named_so_whatever_the_uri_form(options: str) -> None:
     """Nothing listens: 'connection refused', in one line, never pymongo's 'this node
     belongs to a set named None' nor its topology description."""
