@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The always-on worker. Build: docker build -t tracos-sync-watcher .
-# Run it with docker compose (MongoDB replica set next to it): README.md, "Production".
+# Run it with docker compose (MongoDB replica set next to it): docs/operations.md, "Production".
 
 # Both stages must use the same image: the virtual environment points at its interpreter.
 ARG PYTHON_IMAGE=python:3.11-slim-trixie
@@ -17,11 +17,11 @@ WORKDIR /src
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=uv.lock \
     --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    uv sync --frozen --no-dev --no-install-project
+    uv sync --frozen --no-dev --extra tracing --no-install-project
 COPY pyproject.toml uv.lock README.md ./
 COPY watcher ./watcher
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable
+    uv sync --frozen --no-dev --extra tracing --no-editable
 
 # --- runtime: the interpreter, the virtual environment, nothing else -------------------
 FROM ${PYTHON_IMAGE}

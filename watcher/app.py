@@ -17,23 +17,28 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, NoReturn
 
 import anyio
 from anyio.abc import TaskGroup
 
 from watcher.core.errors import ConfigError
 from watcher.core.settings import Settings
+from watcher.erp.folders.layout import prepare
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
-from watcher.fs import prepare
 from watcher.observe.heartbeat import prune_stopped, worker_id
 from watcher.observe.reporting import Reporter, Reporting
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_journal, build_store
+from watcher.sync.bookkeeping import Observer, standard_books
+from watcher.sync.drift import DriftWatch
 from watcher.sync.inbound import Inbound
 from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
+from watcher.sync.pausing import read_paused
+from watcher.sync.repair import Repair
+from watcher.sync.reported import ReportedVersions
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Count, Snapshot, Stats, StoreState
 
@@ -41,6 +46,11 @@ if TYPE_CHECKING:
     from watcher.observe.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
+# Ctrl-C pressed this often quits without waiting for the batch in flight (README)
+FORCE_QUIT_INTERRUPTS: Final = 3
+REPORTED_FILE: Final = "unexportable-reported.json"  # in the state folder
+_FORCE_QUIT_HINT: Final = f"Ctrl-C {FORCE_QUIT_INTERRUPTS} times quits at once"
+DRIFT_JOURNAL_SECONDS: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +76,7 @@ def build_integration(settings: Settings, stats: Stats) -> Integration:
 
     return Integration(
         name=settings.erp_format,
-        format=load_format(settings.erp_format),
+        format=DriftWatch(load_format(settings.erp_format), stats),
         source=FolderSource(settings, stats.trouble("in")),
         sink=FolderSink(settings, stats.trouble("out", Count.EXPORT_ERRORS)),
     )
@@ -84,6 +94,51 @@ def build_worker(
     return Worker(settings, store or build_store(settings), integration, stats, retry)
 
 
+def pipelines(
+    settings: Settings,
+    *,
+    store: WorkOrderStore,
+    integration: Integration,
+    stats: Stats,
+    retry: StoreRetry,
+    journal: Recorder,
+) -> tuple[Inbound, Outbound]:
+    """The two pipelines, the books they keep and the repair they share."""
+    observers: list[Observer] = []
+    if settings.receipts_dir is not None:
+        from watcher.sync.receipts import Receipts
+
+        observers.append(Receipts(settings.receipts_dir, settings.archive_dir, settings.failed_dir))
+    books = standard_books(stats, journal, observers)
+    repair = Repair(integration.format, integration.sink, store, stats, retry, journal)
+    inbound = Inbound(
+        integration.source,
+        integration.format,
+        store,
+        stats,
+        retry,
+        settings.batch_size,
+        settings.rescan_seconds,
+        books,
+        repair,
+    )
+    outbound = Outbound(
+        integration.format,
+        integration.sink,
+        store,
+        retry,
+        settings.batch_size,
+        settings.poll_seconds,
+        settings.retry_max_seconds,
+        str(settings.outbound_dir),
+        books,
+        stats.pauses,
+        repair,
+        ReportedVersions(settings.state_dir / REPORTED_FILE),
+    )
+    return inbound, outbound
+
+
 class Worker:
     """One running worker: its store, ERP integration, pipelines and stats."""
 
@@ -99,34 +154,21 @@ class Worker:
         self.store = store
         self.integration = integration
         self.stats = stats
+        stats.trigger = store.trigger  # the store's sweeps and progress, in every snapshot
         self.retry = retry
         self.opened = False  # the store was reached: files may have been claimed
         self.graced_out = False  # a stop did not wait for the batch in flight to finish
         self.left_claimed = 0  # files claimed when it closed: resumed at the next start
         self.journal = recorder(settings, store)
-        self.inbound = Inbound(
-            integration.source,
-            integration.format,
-            store,
-            stats,
-            retry,
-            settings.batch_size,
-            settings.rescan_seconds,
-            self.journal,
+        self.inbound, self.outbound = pipelines(
+            settings,
+            store=store,
+            integration=integration,
+            stats=stats,
+            retry=retry,
+            journal=self.journal,
         )
         self.reporting = Reporting(settings, stats, store, integration.source)
-        self.outbound = Outbound(
-            integration.format,
-            integration.sink,
-            store,
-            stats,
-            retry,
-            settings.batch_size,
-            settings.poll_seconds,
-            settings.retry_max_seconds,
-            str(settings.outbound_dir),
-            self.journal,
-        )
 
     async def open(self, meanwhile: TaskGroup | None = None) -> None:
         """Folders and the claim lock (a bad folder raises ``ConfigError``), then the store;
@@ -153,6 +195,7 @@ class Worker:
         )
         prepare(folders)
         prune_stopped(self.settings, datetime.now(UTC))
+        self.stats.pauses.update(read_paused(self.settings.state_dir))  # before any work
 
     async def close(self) -> None:
         """Release the claim folder (a later start resumes anything left in it)."""
@@ -208,12 +251,14 @@ class Worker:
             inbound_done.set()
 
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self.stats.pauses.follow, self.settings.state_dir)
             tg.start_soon(inbound)
             tg.start_soon(self.outbound.run)
             tg.start_soon(self.reporting.run, report, every)
             tg.start_soon(self.reporting.refresh_counts)
             tg.start_soon(self.reporting.refresh_backlog)
             tg.start_soon(self.journal.forget_old)
+            tg.start_soon(self._journal_drift)
             await stop.wait()
             with anyio.move_on_after(self.settings.stop_grace_seconds) as grace:
                 await inbound_done.wait()
@@ -229,9 +274,22 @@ class Worker:
             if due is None:
                 break
             # files not yet valid JSON: judge them once they have been quiet long enough
-            await anyio.sleep(max(0.05, due - time.time()))
-        await self.outbound.sweep()
+            await anyio.sleep(max(0.05, due - time.monotonic()))
+        if not self.stats.pauses.holds("outbound"):
+            await self.outbound.sweep()
+        await self._record_drift()
         await self.journal.forget()
+
+    async def _journal_drift(self) -> None:
+        """Keys the ERP started sending, into the journal as they are first seen."""
+        while True:
+            await anyio.sleep(DRIFT_JOURNAL_SECONDS)
+            await self._record_drift()
+
+    async def _record_drift(self) -> None:
+        watch = self.integration.format
+        if isinstance(watch, DriftWatch) and self.journal.on:
+            await self.journal.record(watch.new_entries(self.journal.worker))
 
 
 def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:
@@ -264,9 +322,16 @@ def _metrics(settings: Settings) -> Iterator[MetricsServer]:
     not this host's is a setting error."""
     from watcher.observe import api  # the HTTP answers: only a worker that serves them imports them
     from watcher.observe.metrics import MetricsServer
+    from watcher.observe.security import exposure_warning, tls_context, token_guard
 
     host, port = settings.metrics_host, settings.metrics_port or 0
-    server = MetricsServer(port, host, routes=lambda served: api.routes(settings, served.latest))
+    server = MetricsServer(
+        port,
+        host,
+        routes=lambda served: api.routes(settings, served.latest),
+        guard=token_guard(settings.http_token, settings.metrics_token_required),
+        tls=tls_context(settings),
+    )
     try:
         server.start()
     except OSError as exc:  # asyncio's bind error repeats the address: its errno says it
@@ -275,7 +340,10 @@ def _metrics(settings: Settings) -> Iterator[MetricsServer]:
             f"METRICS_HOST/METRICS_PORT: cannot listen on {_url_host(host)}:{port}: {reason or exc}"
         ) from None
     paths = ", ".join(["/livez", "/readyz", *server.routes])
-    url = f"http://{_url_host(server.host)}:{server.port}"
+    scheme = "https" if settings.tls_cert_file else "http"
+    url = f"{scheme}://{_url_host(server.host)}:{server.port}"
+    if warning := exposure_warning(settings):
+        log.warning("%s", warning)
     log.info("metrics on %s/metrics (also %s)", url, paths, extra={"url": url})
     try:
         yield server
@@ -293,15 +361,37 @@ def _left_claimed(count: int) -> str:
 
 
 async def _stop_on_signal(stop: anyio.Event, grace: float) -> None:
+    """Set ``stop`` at the first stop signal, and keep answering the ones that follow: a
+    SIGTERM to the process group reaches the worker twice under ``uv run`` (once directly,
+    once forwarded), and the default action of the second would cut the batch in flight.
+    Only a deliberate third Ctrl-C quits at once."""
     stops = [signal.SIGINT, signal.SIGTERM]
     if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # under nohup, a hangup is no stop
         stops.append(signal.SIGHUP)
+    interrupts = 0
     with anyio.open_signal_receiver(*stops) as signals:
         async for received in signals:
             name = signal.Signals(received).name
-            log.warning("%s received: finishing the batch in flight (for up to %g s)", name, grace)
-            stop.set()
-            return
+            interrupts += received == signal.SIGINT
+            if interrupts >= FORCE_QUIT_INTERRUPTS:
+                _force_quit(name)
+            elif stop.is_set():
+                log.warning("%s received again: already stopping (%s)", name, _FORCE_QUIT_HINT)
+            else:
+                log.warning(
+                    "%s received: finishing the batch in flight (for up to %g s)", name, grace
+                )
+                stop.set()
+
+
+def _force_quit(name: str) -> NoReturn:
+    """The operator insists: leave now; what is claimed is resumed at the next start (the
+    claim folder's lock dies with the process)."""
+    log.warning(
+        "%s received a third time: quitting at once; claimed files wait for the next start", name
+    )
+    logging.shutdown()
+    os._exit(130)
 
 
 def run_once(worker: Worker) -> None:

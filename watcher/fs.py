@@ -1,4 +1,4 @@
-"""Blocking file operations on the exchange folders: filter, read, claim, move, write.
+"""File primitives, blocking: read, claim, move, write; never clobber, durable when asked.
 
 Invariants: a file is only ever renamed or linked, never overwritten or deleted before a
 copy of it exists elsewhere; names in other folders are chosen without clobbering; no
@@ -11,83 +11,19 @@ import contextlib
 import ctypes
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-import msgspec
-
-from watcher.core.errors import ConfigError
-
-IGNORED_SUFFIXES: Final = (".tmp", ".part", ".swp", "~")
 AT_FDCWD: Final = -100
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
 _syncfs = getattr(_libc, "syncfs", None)  # Linux: one call makes a file system's writes durable
-REPORT_SUFFIX: Final = ".error.json"
 NAME_MAX: Final = 255  # bytes in one file name (ext4, xfs, btrfs, tmpfs)
 StrPath = str | os.PathLike[str]
-
-
-class RejectedElement(msgspec.Struct, frozen=True):
-    """One refused element of a batch file, in its ``.error.json`` report."""
-
-    index: int | None
-    path: str
-    reason: str
-
-
-class ErrorReport(msgspec.Struct, frozen=True, omit_defaults=True):
-    """``<name>.error.json``: what operators (and ``watcher failed``) read about a file."""
-
-    file: str
-    reason: str
-    path: str
-    time: str  # ISO 8601 with its offset, as ``datetime.isoformat`` spells it
-    rejected: list[RejectedElement] | None = None  # a batch's refused elements (the first)
-    unlisted: int = 0  # refused elements not listed in ``rejected``
-
-
-_encode_report = msgspec.json.Encoder().encode
-
-
-def is_candidate(name: str) -> bool:
-    """Only ``*.json`` (any case); hidden, temporary and editor files are left alone."""
-    lowered = name.lower()
-    return (
-        lowered.endswith(".json")
-        and not name.startswith(".")
-        and not lowered.endswith(IGNORED_SUFFIXES)
-    )
-
-
-def scan(folder: Path) -> list[str]:
-    """Candidate names in ``folder``, directories skipped (the listing's file types: no stat)."""
-    with os.scandir(folder) as entries:
-        return sorted(
-            entry.name
-            for entry in entries
-            if is_candidate(entry.name) and not entry.is_dir(follow_symlinks=False)
-        )
-
-
-def oldest_landed(folder: Path) -> float | None:
-    """When the longest-waiting candidate in ``folder`` landed there (epoch seconds), or
-    None when none waits: its ``ctime``, which writing it there or moving it in sets (a
-    copy keeping an old ``mtime`` still lands now) — the clock of the inbound latency."""
-    oldest = None
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if not is_candidate(entry.name) or entry.is_dir(follow_symlinks=False):
-                continue
-            try:
-                landed = entry.stat(follow_symlinks=False).st_ctime
-            except FileNotFoundError:
-                continue  # taken meanwhile
-            oldest = landed if oldest is None else min(oldest, landed)
-    return oldest
 
 
 class RefusedFile(OSError):
@@ -110,6 +46,9 @@ def read_regular(path: StrPath, limit: int) -> tuple[bytes, os.stat_result]:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise NotRegularFile("not a regular file (symbolic link): not read") from None
+        if exc.errno == errno.ENXIO:  # what opening a UNIX socket says: name what it is
+            kind = _kind(os.lstat(path).st_mode)
+            raise NotRegularFile(f"not a regular file ({kind}): not read") from None
         raise
     try:
         info = os.fstat(fd)
@@ -221,8 +160,7 @@ def write_temp(folder: StrPath, name: str, data: bytes, durable: bool = False) -
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(temp, flags, 0o644)
     try:
-        with os.fdopen(fd, "wb", closefd=False) as handle:
-            handle.write(data)
+        write_all(fd, data)
         if durable:
             os.fsync(fd)
     except BaseException:
@@ -231,6 +169,17 @@ def write_temp(folder: StrPath, name: str, data: bytes, durable: bool = False) -
         raise
     os.close(fd)
     return temp
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd`` with plain ``os.write`` calls: a file written whole at
+    once needs no buffered writer (one made per outbound file cost more than the write),
+    but a write may take only part (a disk nearly full), and the rest must follow."""
+    written = os.write(fd, data)
+    if written < len(data):
+        rest = memoryview(data)[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
 
 
 def replace_with(temp: str, target: StrPath) -> None:
@@ -267,18 +216,13 @@ def write_new(path: StrPath, chunks: Sequence[bytes]) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags, 0o644)
     try:
-        with os.fdopen(fd, "wb", closefd=False) as handle:
-            for chunk in chunks:
-                handle.write(chunk)
+        for chunk in chunks:
+            write_all(fd, chunk)
     except BaseException:
         os.close(fd)
         os.unlink(path)
         raise
     os.close(fd)
-
-
-def report_bytes(report: ErrorReport) -> bytes:
-    return _encode_report(report) + b"\n"
 
 
 def stages_with_fsync() -> bool:
@@ -309,41 +253,14 @@ def open_folder(folder: Path) -> int:
     return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def prepare(folders: Sequence[tuple[str, Path]]) -> None:
-    """Create the folders (setting name, path); one this user cannot use stops start-up."""
-    for variable, folder in folders:
+def disk_space(folders: dict[str, Path]) -> dict[str, tuple[int, int]]:
+    """Free and total bytes of the file system holding each folder (one that cannot be
+    asked, e.g. not created yet, is left out)."""
+    space = {}
+    for name, folder in folders.items():
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            reason = f"cannot create folder {folder}: {exc.strerror or exc}"
-            raise ConfigError(f"{variable} ({folder}): {reason}") from None
-        if problem := _unusable(folder):
-            raise ConfigError(f"{variable} ({folder}): {problem}")
-
-
-def _unusable(folder: Path) -> str:
-    """Why this process cannot read and write in ``folder`` ("" when it can)."""
-    if not folder.is_dir():
-        return "not a folder"
-    if os.statvfs(folder).f_flag & os.ST_RDONLY:
-        return "on a read-only file system"
-    if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
-        return "not readable and writable by this user"
-    return ""
-
-
-def same_file_system(reference: tuple[str, Path], others: Sequence[tuple[str, Path]]) -> None:
-    """Each of ``others`` (setting name, folder) must be reachable by rename from ``reference``."""
-    device = reference[1].stat().st_dev
-    for variable, folder in others:
-        if folder.stat().st_dev != device:
-            raise ConfigError(
-                f"{variable} ({folder}) must be on the same file system as {reference[0]}:"
-                " files are moved by atomic rename"
-            )
-
-
-def remove_stale_temps(folder: Path) -> None:
-    """Temp files of ours left by a crash mid-write (the document stayed unsynced)."""
-    for path in folder.glob(".*.tmp"):
-        path.unlink(missing_ok=True)
+            usage = shutil.disk_usage(folder)
+        except OSError:
+            continue
+        space[name] = (usage.free, usage.total)
+    return space

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from watcher.core.settings import VARIABLES, Settings, load_settings
+from watcher.core.settings import SECRETS, VARIABLES, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$")
@@ -165,8 +165,10 @@ def test_compose_documents_the_polling_switch() -> None:
 
 
 def test_env_example_names_exactly_the_settings_variables() -> None:
-    """Every variable in .env.example is read by the worker, and every one is documented."""
-    assert {name for name, _ in _env_example_lines()} == set(VARIABLES)
+    """Every variable in .env.example is read by the worker, and every one is documented
+    (with the ``*_FILE`` form of each secret)."""
+    files = {f"{name}_FILE" for name in SECRETS}
+    assert {name for name, _ in _env_example_lines()} == set(VARIABLES) | files
 
 
 def test_env_example_loads_to_the_defaults() -> None:
@@ -295,15 +297,23 @@ def test_ci_compose_job_runs_the_stack_end_to_end() -> None:
     assert "docker compose down --volumes" in teardown["run"]
 
 
-DOCS = ("README.md", "Dockerfile", "docker-compose.yml", ".env.example")
+DOCS = (
+    "README.md",
+    "Dockerfile",
+    "docker-compose.yml",
+    ".env.example",
+    *sorted(str(page.relative_to(ROOT)) for page in (ROOT / "docs").glob("*.md")),
+)
 MONGO_URIS = re.compile(r"mongodb://[^\s`'\"]+")
 
 
 def test_no_file_points_at_a_document_that_does_not_exist() -> None:
-    """Every ``something.md`` that the docs and deployment files name is in the repository."""
+    """Every ``something.md`` that the docs and deployment files name is in the repository
+    (named from the repository's root, or from the naming file's folder)."""
     for name in DOCS:
         for target in re.findall(r"[\w./-]+\.md\b", (ROOT / name).read_text()):
-            assert (ROOT / target).exists(), f"{name} points at {target}, which does not exist"
+            found = (ROOT / target).exists() or ((ROOT / name).parent / target).exists()
+            assert found, f"{name} points at {target}, which does not exist"
 
 
 def test_the_compose_mongodb_has_one_spelling_per_side() -> None:
@@ -327,7 +337,26 @@ def test_the_metrics_port_example_is_the_same_everywhere() -> None:
         for name in DOCS
         for port in re.findall(r"(?:METRICS_PORT\D{0,12}|:)(9\d{3})\b", (ROOT / name).read_text())
     }
-    assert ports == {"9108"}
+    assert ports - {"9090"} == {"9108"}  # 9090: Prometheus itself (profile monitoring)
+
+
+def test_compose_waits_for_the_stop_grace() -> None:
+    """Compose's stop_grace_period leaves the worker its STOP_GRACE_SECONDS plus a second
+    to exit before SIGKILL."""
+    period = _service("watcher")["stop_grace_period"]
+    assert period.endswith("s")
+    assert float(period.removesuffix("s")) > Settings().stop_grace_seconds + 1
+
+
+def test_the_monitoring_profile_mounts_what_ships() -> None:
+    """Prometheus and Grafana come up only with --profile monitoring, with the shipped
+    rules, scrape configuration, provisioning and dashboard."""
+    for name in ("prometheus", "grafana"):
+        service = _service(name)
+        assert service["profiles"] == ["monitoring"]
+        for volume in service["volumes"]:
+            source = volume.split(":")[0]
+            assert not source.startswith(".") or (ROOT / source).exists(), volume
 
 
 def test_uv_is_found_in_tools_without_reinstalling(tmp_path: Path) -> None:

@@ -74,3 +74,33 @@ def test_the_worker_does_not_start_on_a_broken_env_file(
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"watcher: configuration error: {expected}"]
+
+
+@pytest.mark.parametrize("name", ["MONGO_URI", "HTTP_TOKEN"])
+def test_a_secret_can_come_from_a_file(tmp_path: Path, name: str) -> None:
+    """``<NAME>_FILE`` (a Docker or Kubernetes secret) gives the value, its newline dropped."""
+    secret = tmp_path / "secret"
+    secret.write_text("mongodb://u:s3cret@h/\n")
+    values, origins = environment(tmp_path / ".env", {f"{name}_FILE": str(secret)})
+    assert values[name] == "mongodb://u:s3cret@h/"
+    assert origins[name] == f"from {name}_FILE {secret}"
+
+
+@pytest.mark.parametrize(
+    ("content", "also", "message"),
+    [
+        (None, {}, "HTTP_TOKEN_FILE: cannot read {path}: No such file or directory"),
+        ("\n", {}, "HTTP_TOKEN_FILE: {path} is empty"),
+        ("t0ken-t0ken-t0ken", {"HTTP_TOKEN": "x"}, "HTTP_TOKEN and HTTP_TOKEN_FILE are both set"),
+    ],
+)
+def test_a_secret_file_that_cannot_be_used_is_one_line(
+    tmp_path: Path, content: str | None, also: dict[str, str], message: str
+) -> None:
+    """Missing, empty, or set twice: start-up stops naming the variable, never the value."""
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        environment(tmp_path / ".env", {"HTTP_TOKEN_FILE": str(path), **also})
+    assert str(caught.value).startswith(message.format(path=path))

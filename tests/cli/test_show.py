@@ -1,5 +1,6 @@
 """``watcher show`` streams its JSON array: batch by batch from the store, the same bytes as
-formatting the whole list, in bounded memory, and whole while a worker exports (issue 15)."""
+formatting the whole list, in bounded memory, and whole while a worker exports
+(docs/performance.md)."""
 
 from __future__ import annotations
 

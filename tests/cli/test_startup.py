@@ -1,4 +1,4 @@
-"""Commands import only what they use (issue 15, start-up): on the embedded store, the
+"""Commands import only what they use (docs/performance.md, start-up): on the embedded store, the
 inspection commands never load the MongoDB driver, the live console, the file watcher or
 the metrics server — ``watcher health`` runs every 15 s in the container."""
 
@@ -85,6 +85,20 @@ def test_one_shot_commands_on_the_embedded_store_start_no_event_loop(
     code, modules = modules_of(embedded, tmp_path, *args)
     assert code == (1 if args[0] == "history" else 0)  # order 1 was put, never journaled
     assert "asyncio" not in modules
+
+
+# What ``once`` with nothing to do must not load: the retry library (only a failed store
+# call or write needs it).
+NOT_NEEDED_WITH_NOTHING_TO_DO = ("stamina", "tenacity")
+
+
+def test_once_with_nothing_to_do_loads_no_retry_library(settings: Settings, tmp_path: Path) -> None:
+    """``watcher once`` on the embedded store, nothing waiting: its start-up is most of its
+    time, so the modules only a retry or another command needs stay unloaded."""
+    code, modules = modules_of(settings, tmp_path, "once")
+    assert code == 0
+    loaded = sorted({name.partition(".")[0] for name in modules})
+    assert [name for name in NOT_NEEDED_WITH_NOTHING_TO_DO if name in loaded] == []
 
 
 def test_a_one_shot_command_that_would_wait_is_stopped_and_said() -> None:

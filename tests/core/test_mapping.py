@@ -1,4 +1,4 @@
-"""The pure core: ERP ↔ TracOS translation and the whole-file verdict (SPEC §2)."""
+"""The pure core: ERP ↔ TracOS translation and the whole-file verdict (docs/spec.md §2)."""
 
 from __future__ import annotations
 

@@ -73,6 +73,11 @@ def test_empty_values_keep_defaults() -> None:
         ("MONGO_URI", "mongodb://h:notaport/", "MONGO_URI: host h: the port must be 1-65535"),
         ("MONGO_URI", "mongodb://u:pw@h:99999/", "MONGO_URI: host h: the port must be 1-65535"),
         ("MONGO_URI", "mongodb://a:1,b:x/?replicaSet=rs0", "MONGO_URI: host b: the port"),
+        ("HTTP_TOKEN", "short", "HTTP_TOKEN: 16 or more printable ASCII characters"),
+        ("HTTP_TOKEN", "sixteen chars with spaces", "HTTP_TOKEN: 16 or more printable"),
+        ("METRICS_TOKEN_REQUIRED", "true", "METRICS_TOKEN_REQUIRED needs HTTP_TOKEN"),
+        ("HTTP_TLS_CERT_FILE", "c.pem", "HTTP_TLS_CERT_FILE and HTTP_TLS_KEY_FILE go together"),
+        ("HTTP_TLS_KEY_FILE", "k.pem", "HTTP_TLS_CERT_FILE and HTTP_TLS_KEY_FILE go together"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
@@ -175,3 +180,10 @@ def test_two_roles_in_one_folder_are_refused(first: str, second: str, value: str
 def test_folders_inside_one_another_are_fine() -> None:
     """Only the top of the inbound folder is read, so an archive inside it is no loop."""
     load_settings({"DATA_ARCHIVE_DIR": "data/inbound/archive"})
+
+
+def test_a_bad_token_is_never_repeated() -> None:
+    """A refused HTTP_TOKEN is a secret all the same: the message does not show it."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"HTTP_TOKEN": "tooshort-s3cret"})
+    assert "s3cret" not in str(caught.value)

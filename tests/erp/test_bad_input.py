@@ -1,4 +1,4 @@
-"""Bad input (SPEC §2, §7): a corpus of malformed files, special files and huge files."""
+"""Bad input (docs/spec.md §2, §7): a corpus of malformed files, special files and huge files."""
 
 from __future__ import annotations
 

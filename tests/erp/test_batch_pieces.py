@@ -1,4 +1,4 @@
-"""A batch judged a piece at a time gives the verdict of judging it whole (issue 12 #1, #21).
+"""A batch judged a piece at a time gives the verdict of judging it whole (docs/guarantees.md).
 
 Pieces of a few bytes put a cut between every pair of elements, inside strings and nested
 values too: the verdict (orders, refusals, refused bytes, the error's words) must not move.

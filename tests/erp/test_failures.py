@@ -10,11 +10,13 @@ import pytest
 
 from tests.helpers.builders import erp
 from tests.helpers.workers import cli, drop, names
+from watcher import fs as files
 from watcher.app import build_worker, run_once
 from watcher.core.errors import CommandFailed
 from watcher.core.settings import Settings
 from watcher.erp.folders.failed import FailedFile, failed_lines, pair_up, read_failed
-from watcher.fs import ErrorReport, report_bytes
+from watcher.erp.folders.layout import ErrorReport, report_bytes
+from watcher.erp.folders.upkeep import REQUEUED_REPORTS, requeue
 
 
 def quarantine_with_the_worker(settings: Settings, dropped: dict[str, bytes]) -> None:
@@ -70,7 +72,7 @@ def test_the_worker_s_reports_read_back_newest_first(settings: Settings) -> None
     )
     assert lines[1].endswith("  bad-7.json  Expected `int`, got `str` at $.orderNo")
     assert lines[2] == (
-        f"2 failed files; watcher requeue NAME (or no NAME: all) moves them back to"
+        f"2 failed files; watcher requeue -- NAME (or no NAME: all) moves them back to"
         f" {settings.inbound_dir} to be read again"
     )
 
@@ -151,7 +153,7 @@ def test_the_failed_command_for_people_and_scripts(settings: Settings) -> None:
     cli(settings, "once")
     lines = cli(settings, "failed").stdout.splitlines()
     assert lines[0].endswith("  bad.json  expected a JSON object or array, got a number at $")
-    assert lines[1].startswith("1 failed file; watcher requeue NAME")
+    assert lines[1].startswith("1 failed file; watcher requeue -- NAME")
     [entry] = json.loads(cli(settings, "failed", "--json").stdout)
     assert (entry["file"], entry["report"], entry["path"]) == (
         "bad.json",
@@ -165,3 +167,48 @@ def test_the_failed_command_for_people_and_scripts(settings: Settings) -> None:
     wrong = cli(settings, "failed", check=False)
     assert (wrong.returncode, wrong.stdout) == (1, "")
     assert wrong.stderr.startswith(f"watcher: no failed folder at {settings.failed_dir}")
+
+
+# --- issue 23 #6, #9: requeue repaired after a kill, names that look like options ----------
+
+
+def test_a_requeue_cut_short_leaves_no_phantom_and_a_rerun_finishes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after its first move: ``watcher failed`` shows no report whose file is gone;
+    run again, the requeue finishes (the file in inbound, its report set aside)."""
+    quarantine_with_the_worker(settings, {"bad.json": b"12"})
+    real_move = files.move_without_clobber
+    moves = 0
+
+    def move(source: files.StrPath, folder: files.StrPath, name: str, room: int = 0) -> str:
+        nonlocal moves
+        moves += 1
+        if moves > 1:
+            raise KeyboardInterrupt  # the process ends here, as under SIGKILL
+        return real_move(source, folder, name, room)
+
+    monkeypatch.setattr(files, "move_without_clobber", move)
+    with pytest.raises(KeyboardInterrupt):
+        requeue(settings, [])
+    monkeypatch.undo()
+    left = read_failed(settings.failed_dir)
+    assert all(e.problem is None or "only the report" not in e.problem for e in left), left
+    requeue(settings, [])
+    assert read_failed(settings.failed_dir) == []
+    assert names(settings.inbound_dir) == ["bad.json"]
+    assert names(settings.failed_dir / REQUEUED_REPORTS) == ["bad.json.error.json"]
+
+
+@pytest.mark.system
+@pytest.mark.parametrize("name", ["--help.json", "-rf.json"])
+def test_a_name_like_an_option_is_requeued_the_way_the_hint_says(
+    settings: Settings, name: str
+) -> None:
+    """``watcher failed``'s last line says how; done that way, the file goes back."""
+    drop(settings.inbound_dir, name, b"12")
+    cli(settings, "once")
+    hint = cli(settings, "failed").stdout.splitlines()[-1]
+    assert "watcher requeue -- NAME" in hint, hint
+    done = cli(settings, "requeue", "--", name)
+    assert name in done.stdout and names(settings.inbound_dir) == [name]

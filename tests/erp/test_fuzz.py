@@ -1,4 +1,5 @@
-"""Fuzzing the decode path (SPEC §2, §7): mutated valid files are refused or give valid orders."""
+"""Fuzzing the decode path (docs/spec.md §2, §7): mutated valid files are refused or give
+valid orders."""
 
 from __future__ import annotations
 

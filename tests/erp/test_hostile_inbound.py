@@ -1,4 +1,4 @@
-"""Attacks on the inbound side (issue 12): stray claim folders, long names, a full disk, a
+"""Attacks on the inbound side (docs/guarantees.md): stray claim folders, long names, a full disk, a
 clock ahead, hard links, re-drops and files written to while they are processed.
 
 Every input ends in the archive or the failed folder exactly once, a failed file always
@@ -30,7 +30,7 @@ from tests.helpers.stores import make_settings
 from tests.helpers.workers import cli, drop, env_for, names, reports, running
 from watcher import fs as files
 from watcher.core.settings import Settings
-from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.core.tracos import Clash, OrderUpsert, Outcome
 from watcher.erp.folders import claims
 from watcher.store.sqlite import SqliteStore
 from watcher.sync.stats import Count
@@ -339,6 +339,49 @@ async def test_run_settles_a_file_dated_in_the_future(settings: Settings) -> Non
         await wait_for(lambda: "tomorrow.json" in reports(settings), "quarantined", 10)
 
 
+def step_the_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The wall clock steps by ``seconds`` (NTP after a suspend, an operator's ``date -s``);
+    the monotonic clock, as in life, does not."""
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + seconds)
+
+
+async def test_a_wall_clock_step_back_does_not_hold_up_a_half_written_file(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A truncated file seen, then the wall clock steps back a day: it is still judged
+    (quarantined) once it has been quiet for the settle time, not a day later."""
+    async with running(settings) as worker:
+        drop(settings.inbound_dir, "half.json", b'{"orderNo": 1, "summary": "cut sh')
+        source = worker.integration.source
+        await wait_for(lambda: source.next_look() is not None, "the file left to settle")
+        step_the_wall_clock(monkeypatch, -86_400)
+        await wait_for(lambda: "half.json" in reports(settings), "quarantined", 10)
+
+
+async def test_a_wall_clock_step_back_does_not_hold_up_filing_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Filing away fails (ENOSPC), the wall clock steps back a day, writing works again:
+    the stored file is filed away within the run's next look, not a day later."""
+    real_write = files.write_new
+    full = True
+
+    def write(path: files.StrPath, chunks: Sequence[bytes]) -> None:
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(path, chunks)
+
+    monkeypatch.setattr(files, "write_new", write)
+    async with running(settings):
+        drop(settings.inbound_dir, "scalar.json", b"12")
+        await wait_for(lambda: len(claimed(settings)) == 1, "claimed, not filed")
+        step_the_wall_clock(monkeypatch, -86_400)
+        full = False
+        await wait_for(lambda: claimed(settings) == [], "filed away", 10)
+    assert "scalar.json" in reports(settings)
+
+
 # --- #11 hard links ------------------------------------------------------------------------
 
 
@@ -400,10 +443,12 @@ class HeldStore(SqliteStore):
         self.holding = anyio.Event()
         self.release = anyio.Event()
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
         self.holding.set()
         await self.release.wait()
-        return await super().upsert(orders, now)
+        return await super().upsert(orders, now, clashes)
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.conditions import wait_until
+from tests.helpers.conditions import wait_for, wait_until
 from tests.helpers.harness import start_worker
-from tests.helpers.workers import names
+from tests.helpers.workers import cli, names, reports, running
 from tests.observe.test_console import HEADER, text
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
@@ -78,3 +79,40 @@ def test_hostile_names_in_the_log_stay_on_their_own_line(
         assert not line.startswith("2026-01-01T00:00:00.000Z"), f"a forged line: {line!r}"
     messages = [json.loads(line)["message"] for line in lines] if log_format == "json" else lines
     assert any("evil\\x0a2026" in message for message in messages)
+
+
+# --- issue 23 #9: JSON outputs, and a socket among the inputs ---------------------------------
+
+BIDI_C1 = ("invoice\u202enosj.exe.json", "csi\x9b2Jclear.json", "del\x7f.json")
+RAW_UNSAFE = ("\u202e", "\x9b", "\x7f")
+
+
+@pytest.mark.system
+def test_json_outputs_escape_bidi_overrides_and_c1_controls(settings: Settings) -> None:
+    """``failed --json`` and ``history --json`` (``/history`` shares its encoder) write
+    such characters as escapes: a reader of the JSON gets the names back whole."""
+    settings.inbound_dir.mkdir(parents=True)
+    for name in BIDI_C1:
+        (settings.inbound_dir / name).write_bytes(b"12")
+    cli(settings, "once")
+    outputs = [cli(settings, "failed", "--json").stdout]
+    outputs += [cli(settings, "history", "--file", name, "--json").stdout for name in BIDI_C1]
+    for output in outputs:
+        assert not any(c in output for c in RAW_UNSAFE), ascii(output)
+    assert sorted(e["file"] for e in json.loads(outputs[0])) == sorted(BIDI_C1)
+    assert [json.loads(o)[0]["file"] for o in outputs[1:]] == list(BIDI_C1)
+
+
+@pytest.mark.anyio
+async def test_a_unix_socket_named_like_an_input_is_quarantined_as_a_socket(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``x.json`` is a UNIX socket: quarantined with a reason that names a socket (not
+    "No such device or address")."""
+    settings.inbound_dir.mkdir(parents=True)
+    monkeypatch.chdir(settings.inbound_dir)  # a socket's path is short: bind it by name
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind("x.json")
+        async with running(settings):
+            await wait_for(lambda: "x.json" in reports(settings), "quarantined")
+    assert reports(settings)["x.json"]["reason"] == "not a regular file (socket): not read"

@@ -19,6 +19,7 @@ from mongomock.collection import BulkOperationBuilder
 from pymongo.errors import AutoReconnect, OperationFailure
 
 Document = dict[str, Any]
+AWAIT_SECONDS = 0.2  # how long a "getMore" on the fake stream waits for a change
 
 _add_update = BulkOperationBuilder.add_update
 _add_replace = BulkOperationBuilder.add_replace
@@ -42,6 +43,7 @@ class FakeChangeStream:
     def __init__(self, match: Document) -> None:
         self.match = match
         self.send, self.receive = anyio.create_memory_object_stream[Document | Exception](math.inf)
+        self.alive = True
 
     def offer(self, event: Document) -> None:
         if mongomock.filtering.filter_applies(self.match, event):  # type: ignore[no-untyped-call]
@@ -54,15 +56,16 @@ class FakeChangeStream:
         return item
 
     async def try_next(self) -> Document | None:
-        try:
-            item = self.receive.receive_nowait()
-        except anyio.WouldBlock:
-            return None
-        if isinstance(item, Exception):
-            raise item
-        return item
+        """Like the driver: one "getMore", waiting a while for a change, else None."""
+        with anyio.move_on_after(AWAIT_SECONDS):
+            item = await self.receive.receive()
+            if isinstance(item, Exception):
+                raise item
+            return item
+        return None
 
     async def close(self) -> None:
+        self.alive = False
         self.send.close()
         self.receive.close()
 

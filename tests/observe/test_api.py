@@ -4,18 +4,22 @@ it is read-only, and a wrong path or parameter gets its status code with a reaso
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.observe.test_http_server import ask
 from watcher.core.settings import Settings
+from watcher.erp.folders import upkeep
 from watcher.observe import api
 from watcher.observe.heartbeat import worker_id, write_worker_status
 from watcher.observe.metrics import MetricsServer
-from watcher.observe.status_report import status_report
+from watcher.observe.status_report import gather_status
 from watcher.sync.stats import Stats, StoreState
 
 
@@ -51,7 +55,7 @@ def test_status_is_what_status_json_says(settings: Settings, server: MetricsServ
     status, headers, body = get(server, "/status")
     assert (status, headers["Content-Type"]) == (200, "application/json")
     shown = json.loads(body)
-    expected = json.loads(json.dumps(status_report(settings, None, None, datetime.now(UTC))))
+    expected = json.loads(json.dumps(gather_status(settings, None, None, datetime.now(UTC))))
     assert shown.keys() == expected.keys()
     assert (shown["stored"], shown["unsynced"], shown["files_failed"]) == (12, 3, 1)
     assert (shown["store_reachable"], shown["counts_from"]) == (
@@ -59,6 +63,59 @@ def test_status_is_what_status_json_says(settings: Settings, server: MetricsServ
         f"worker {worker_id(settings)}",
     )
     assert body.endswith("}\n") and body.count("\n") == 1
+
+
+def test_status_does_not_list_an_unchanged_archive_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/status asked again beside an unchanged 2,000-file archive does not read the folder
+    again: its cost does not grow with the archive."""
+    settings.archive_dir.mkdir(parents=True)
+    for number in range(2000):
+        (settings.archive_dir / f"{number}.json").write_bytes(b"{}")
+    os.utime(settings.archive_dir, (1_000_000_000, 1_000_000_000))  # long unchanged
+    reads = count_reads(monkeypatch, settings.archive_dir)
+    status = api.routes(settings, lambda: None)["/status"]
+    for _ in range(3):
+        body = status({})[1]
+        assert isinstance(body, dict) and body["files_archived"] == 2000
+    assert len(reads) == 1
+
+
+def test_a_changed_folder_is_counted_again(tmp_path: Path) -> None:
+    """A file filed away or removed changes the folder's mtime: listed again (at most once
+    per COUNT_SECONDS while it keeps changing)."""
+    clock = [0.0]
+    counter = upkeep.FiledCounter(clock=lambda: clock[0])
+    (tmp_path / "1.json").write_bytes(b"{}")
+    (tmp_path / "1.json.error.json").write_bytes(b"{}")  # a report: not a file filed
+    assert counter.count(tmp_path) == 1
+    (tmp_path / "2.json").write_bytes(b"{}")
+    assert counter.count(tmp_path) == 1  # within COUNT_SECONDS of the listing: reused
+    clock[0] += upkeep.COUNT_SECONDS
+    assert counter.count(tmp_path) == 2
+    os.utime(tmp_path, (1_000_000_000, 1_000_000_000))
+    clock[0] += upkeep.COUNT_SECONDS
+    assert counter.count(tmp_path) == 2
+    (tmp_path / "1.json").unlink()
+    os.utime(tmp_path, (1_000_000_001, 1_000_000_001))  # an old mtime, but another one
+    clock[0] += upkeep.COUNT_SECONDS
+    assert counter.count(tmp_path) == 1
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch, folder: Path) -> list[str]:
+    """Every listing of ``folder`` from now on (``os.scandir`` or ``os.listdir``)."""
+    reads: list[str] = []
+    for name in ("scandir", "listdir"):
+        real = getattr(os, name)
+
+        def counted(path: Any = ".", real: Any = real, name: str = name) -> Any:
+            if os.fspath(path) == os.fspath(folder):
+                reads.append(name)
+            return real(path)
+
+        monkeypatch.setattr(os, name, counted)
+    return reads
 
 
 def test_status_tells_a_store_outage(settings: Settings, server: MetricsServer) -> None:

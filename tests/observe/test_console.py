@@ -10,10 +10,14 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import pytest
 from rich.console import Console
+from rich.live import Live
 
 from watcher.core.settings import load_settings
 from watcher.observe.console import (
+    FRAME_SHARE,
+    LONGEST_GAP,
     Header,
+    LinesAbove,
     LiveConsole,
     LogSummary,
     is_interactive,
@@ -26,6 +30,11 @@ T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 URI = "mongodb://user:s3cret@host/?replicaSet=rs0"
 HEADER = Header.from_settings(load_settings({}), "1.0.0", "embedded")
 REASON = "Expected `int`, got `str` - at `$.orderNo`; the rest of this reason is long " * 2
+
+
+def still() -> float:
+    """A clock that does not move: frames take no time, and every call draws one."""
+    return 0.0
 
 
 def at(seconds: float) -> datetime:
@@ -247,6 +256,80 @@ def test_live_console_draws_the_snapshot_and_logs_above_it() -> None:
     assert "1,234" in shown
 
 
+def test_a_flood_of_log_lines_is_drawn_once_a_refresh() -> None:
+    """500 warnings between two refreshes reach the terminal in one piece at the next
+    refresh, with the console's new frame below them: none is written, nor the console
+    redrawn, per line (each redraw of the whole console made a flood 7-20x slower)."""
+    terminal = io.StringIO()
+    console = Console(file=terminal, width=80, height=24, force_terminal=True, color_system=None)
+    frames = "watcher 1.0.0 · up"  # the console's first line: once in each frame drawn
+    with LiveConsole(HEADER, console, clock=still) as live:
+        handler = live.log_handler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        anyio.run(live, busy())
+        drawn = terminal.getvalue()
+        for i in range(500):
+            handler.handle(
+                logging.makeLogRecord({"msg": f"bad-{i}.json quarantined", "levelno": 30})
+            )
+        assert terminal.getvalue() == drawn  # nothing yet: the lines wait for the refresh
+        anyio.run(live, busy_stats().snapshot(at(3734)))
+        shown = terminal.getvalue()[len(drawn) :]
+    assert shown.count(frames) <= 2  # below the lines, then the new one
+    assert shown.rindex("up 1:02:14") > shown.rindex("bad-499.json")  # the new frame last
+    assert all(f"bad-{i}.json quarantined" in shown for i in range(500))
+
+
+def test_a_flood_longer_than_kept_says_how_many_lines_it_left_out() -> None:
+    """Between two redraws the console keeps the newest lines, and counts the others."""
+    console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    with Live(console=console, auto_refresh=False) as live:
+        lines = LinesAbove(live, keep=3)
+        for i in range(5):
+            lines.handle(logging.makeLogRecord({"msg": f"line {i}", "levelno": 30}))
+        taken = lines.take()
+    assert taken is not None
+    assert taken.plain.splitlines() == [
+        "… 2 earlier log lines not shown",
+        "line 2",
+        "line 3",
+        "line 4",
+    ]
+    assert lines.take() is None
+
+
+def test_frames_are_spaced_to_take_a_small_share_of_the_time() -> None:
+    """A frame that took 10 ms is followed by none for 10 ms / FRAME_SHARE (a third of a
+    second at 3%): a call before then draws nothing, and its log lines wait for the next."""
+    terminal = io.StringIO()
+    console = Console(file=terminal, width=80, height=24, force_terminal=True, color_system=None)
+    ticks = iter([0.0, 0.010, 0.25, 0.5, 0.51])  # each frame's start and end; a skipped call
+    with LiveConsole(HEADER, console, clock=lambda: next(ticks)) as live:
+        handler = live.log_handler()
+        for second in range(3):
+            handler.handle(logging.makeLogRecord({"msg": f"line {second}", "levelno": 30}))
+            anyio.run(live, busy_stats().snapshot(at(3733 + second)))
+            if second == 1:
+                assert "line 1" not in terminal.getvalue()  # waits for the next frame
+        shown = terminal.getvalue()
+    assert 0.010 / FRAME_SHARE > 0.25
+    assert "up 1:02:13" in shown and "up 1:02:14" not in shown and "up 1:02:15" in shown
+    assert all(f"line {second}" in shown for second in range(3))
+
+
+def test_a_frame_that_took_long_leaves_the_console_still_no_longer_than_the_longest_gap() -> None:
+    """A terminal that took a second to take a frame: the next is drawn two seconds later
+    (LONGEST_GAP), not the 33 s that the frames' share of the time alone would give."""
+    terminal = io.StringIO()
+    console = Console(file=terminal, width=80, height=24, force_terminal=True, color_system=None)
+    ticks = iter([0.0, 1.0, LONGEST_GAP - 0.01, LONGEST_GAP, LONGEST_GAP])
+    with LiveConsole(HEADER, console, clock=lambda: next(ticks)) as live:
+        for second in range(3):
+            anyio.run(live, busy_stats().snapshot(at(3733 + second)))
+        shown = terminal.getvalue()
+    assert "up 1:02:13" in shown and "up 1:02:14" not in shown and "up 1:02:15" in shown
+
+
 def test_rates_are_of_the_last_few_seconds() -> None:
     """After ten seconds at 500/s, the rate is the new 2,500/s within the window, and 0
     once the flow stops for as long: no ten-second average in between."""
@@ -267,7 +350,7 @@ def test_live_console_shows_the_recent_rate() -> None:
     """The live console's rates come from the last few seconds; repeats are skipped."""
     stats = Stats(started=T0)
     console = Console(record=True, width=80, height=24, file=io.StringIO(), color_system=None)
-    with LiveConsole(HEADER, console) as live:
+    with LiveConsole(HEADER, console, clock=still) as live:
         for seconds, files in [(0, 0), (5, 5000), (9, 7000), (12, 14500), (12, 14500)]:
             stats.count(Count.FILES_SEEN, files - stats.counters[Count.FILES_SEEN])
             anyio.run(live, stats.snapshot(at(seconds)))
@@ -283,3 +366,15 @@ def test_the_lag_line_says_how_far_behind(width: int) -> None:
     assert "lag  oldest file waiting none · oldest unsynced none · in flight 0" in text(
         render(idle(), HEADER), width
     )
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_paused_direction_shows_until_resumed(width: int) -> None:
+    """``watcher pause outbound`` shows as one line; gone once resumed."""
+    stats = busy_stats()
+    stats.pauses.update(frozenset({"outbound"}))
+    assert "PAUSED: outbound takes no new work" in text(
+        render(stats.snapshot(at(5)), HEADER), width
+    )
+    stats.pauses.update(frozenset())
+    assert "PAUSED" not in text(render(stats.snapshot(at(6)), HEADER), width)

@@ -4,6 +4,7 @@ tells, for an order's whole life and for a batch file with rejected elements."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -207,3 +208,64 @@ def ask_the_endpoint(settings: Settings) -> None:
         ):
             status, body = http_get(server.port, target)
             assert status == 400 and reason in json.loads(body)["error"], (target, body)
+
+
+# --- issue 23 #4: every input edge answers a reason ------------------------------------------
+
+
+@pytest.mark.parametrize("age", ["99999999999d", "999999d"])
+def test_an_age_beyond_the_calendar_is_a_reason(settings: Settings, age: str) -> None:
+    """``--since`` too long ago: one line and exit 2, not a traceback."""
+    with pytest.raises(ValueError, match="too long ago"):
+        history_text.since(age, T0)
+    told = cli(settings, "history", "7", "--since", age, check=False)
+    assert told.returncode == 2 and len(told.stderr.strip().splitlines()) == 1, told.stderr
+    assert "--since" in told.stderr and "Traceback" not in told.stderr
+
+
+def plant_foreign_entry(settings: Settings) -> None:
+    """A document another program put into the journal, about order 7."""
+    if settings.mongo_uri:
+        from pymongo import MongoClient
+        from pymongo.database import Database
+
+        from watcher.store.mongo_journal import journal_name
+
+        client: MongoClient[dict[str, Any]]
+        with MongoClient(settings.mongo_uri) as client:
+            database: Database[dict[str, Any]] = client[settings.mongo_database]
+            database[journal_name(settings.mongo_collection)].insert_one(
+                {"number": 7, "at": datetime.now(UTC), "hello": "world"}
+            )
+        return
+    db = sqlite3.connect(settings.sqlite_path)
+    with db:
+        db.execute(
+            "INSERT INTO journal (at, number, file, entry) VALUES (?, 7, NULL, ?)",
+            (int(datetime.now(UTC).timestamp() * 1000), b'{"hello": "world"}'),
+        )
+    db.close()
+
+
+async def test_a_foreign_entry_in_the_journal_is_one_line(any_settings: Settings) -> None:
+    """``history`` says in one line that the journal holds something not ours; ``/history``
+    answers that reason (not "bad query string"); a far ``since`` there is a 400."""
+    settings = any_settings
+    async with running(settings):
+        drop(settings.inbound_dir, "7.json", json.dumps(erp(orderNo=7)).encode())
+        await wait_for(lambda: names(settings.archive_dir) == ["7.json"], "archived")
+    plant_foreign_entry(settings)
+    told = cli(settings, "history", "7", check=False)
+    assert told.returncode == 1 and told.stdout == "", told.stderr
+    [line] = told.stderr.strip().splitlines()
+    assert "the sync journal holds an entry that is not a watcher entry" in line, line
+    await anyio.to_thread.run_sync(ask_about_the_foreign_entry, settings)
+
+
+def ask_about_the_foreign_entry(settings: Settings) -> None:
+    routes = lambda served: api.routes(settings, served.latest)  # noqa: E731
+    with MetricsServer(0, routes=routes) as server:
+        status, body = http_get(server.port, "/history?number=7")
+        assert status == 500 and "not a watcher entry" in json.loads(body)["error"], body
+        status, body = http_get(server.port, "/history?number=7&since=99999999999d")
+        assert status == 400 and "too long ago" in json.loads(body)["error"], body

@@ -60,7 +60,8 @@ def test_idle_connections_cost_no_threads_and_time_out(server: HttpServer) -> No
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(300)]
     try:
         assert ask(server.port).endswith(b"hello /livez\n")
-        assert threading.active_count() == threads
+        # no thread per connection (other tests' idle pool threads may end meanwhile)
+        assert threading.active_count() <= threads
         for conn in idle[:5]:
             conn.settimeout(10)
             assert conn.recv(1) == b""  # closed by the server after request_seconds
@@ -69,8 +70,8 @@ def test_idle_connections_cost_no_threads_and_time_out(server: HttpServer) -> No
             conn.close()
 
 
-def test_past_the_limit_new_connections_are_closed_at_once() -> None:
-    """With max_clients held by idle clients, one more is closed straight away."""
+def test_past_the_limit_new_connections_are_closed_unanswered() -> None:
+    """With max_clients held by idle clients, one more that is no probe gets no answer."""
     bounded = HttpServer(hello, "127.0.0.1", 0, max_clients=3, request_seconds=30.0)
     bounded.start()
     idle = [socket.create_connection(("127.0.0.1", bounded.port)) for _ in range(3)]
@@ -89,3 +90,61 @@ def test_an_oversized_request_is_dropped(server: HttpServer) -> None:
     """A header block over the limit gets no answer and costs nothing more."""
     assert ask(server.port, b"GET / HTTP/1.1\r\nX: " + b"a" * 100_000 + b"\r\n\r\n") == b""
     assert ask(server.port).endswith(b"hello /livez\n")
+
+
+# --- issue 23 #5: probes share no door with the crowd ----------------------------------------
+
+
+def probe(port: int, path: str = "/livez") -> bytes:
+    """A probe as a kubelet sends it, answered within a second or not at all."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        answer = b""
+        try:
+            while chunk := conn.recv(4096):
+                answer += chunk
+        except TimeoutError:
+            pass  # no answer within the second
+    return answer
+
+
+def test_probes_answer_past_the_connection_limit() -> None:
+    """Every connection the server takes is held by a slow client: ``/livez`` and
+    ``/readyz`` still answer within a second; anything else past the limit does not."""
+    bounded = HttpServer(hello, "127.0.0.1", 0, max_clients=50, request_seconds=30.0)
+    bounded.start()
+    slow = [socket.create_connection(("127.0.0.1", bounded.port)) for _ in range(50)]
+    try:
+        wait_until(lambda: bounded.clients == 50, "the slow clients counted")
+        for path in ("/livez", "/readyz"):
+            assert probe(bounded.port, path).endswith(f"hello {path}\n".encode())
+        assert probe(bounded.port, "/status") == b""
+    finally:
+        for conn in slow:
+            conn.close()
+        bounded.stop()
+
+
+def test_probes_answer_while_every_thread_is_busy() -> None:
+    """Slow answers (a ``/status`` over a huge archive) take every thread the server has:
+    the probes still answer within a second."""
+    release = threading.Event()
+
+    def slow_status(path: str, accept: str) -> Response:
+        if path.startswith("/status"):
+            release.wait(30)
+        return hello(path, accept)
+
+    busy = HttpServer(slow_status, "127.0.0.1", 0, max_clients=400, request_seconds=30.0)
+    busy.start()
+    crowd = [socket.create_connection(("127.0.0.1", busy.port)) for _ in range(40)]
+    try:
+        for conn in crowd:
+            conn.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: busy.clients == 40, "the crowd waiting for its answers")
+        assert probe(busy.port).endswith(b"hello /livez\n")
+    finally:
+        release.set()
+        for conn in crowd:
+            conn.close()
+        busy.stop()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import platform
+import re
 import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
@@ -14,7 +17,16 @@ import pytest
 
 from tests.helpers.workers import reset_connections
 from watcher.observe.metrics import MetricsServer, readiness
-from watcher.sync.stats import Count, Snapshot, Stats, StoreState
+from watcher.sync.stats import (
+    BUCKETS,
+    LATENCY_WINDOW,
+    SAMPLES,
+    Count,
+    Latency,
+    Snapshot,
+    Stats,
+    StoreState,
+)
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -37,6 +49,10 @@ def snapshot(connected: bool = True) -> Snapshot:
     stats.waiting_files, stats.unsynced = 4, 5
     stats.latency_in.extend([0.01, 0.03])
     stats.waiting_age, stats.in_flight, stats.unsynced_age = 12.0, 7, 3630.0
+    stats.trigger.swept(0.5, 3)
+    stats.disk = {"state": (250, 1000)}
+    stats.pauses.update(frozenset({"outbound"}))
+    stats.trigger.progressed(1_790_000_000.0)
     if not connected:
         stats.count(Count.RETRIES, 2)
         stats.store = StoreState(connected=False, error="connection\nrefused")
@@ -84,11 +100,58 @@ def test_metrics_expose_the_snapshot_counters(server: MetricsServer) -> None:
         "watcher_files_in_flight 7.0",
         "watcher_oldest_file_waiting_seconds 12.0",
         "watcher_oldest_unsynced_seconds 3630.0",
-        'watcher_inbound_latency_seconds{quantile="0.5"} 0.03',
-        'watcher_inbound_latency_seconds{quantile="0.95"} 0.03',
+        'watcher_inbound_latency_seconds_bucket{le="0.005"} 0.0',
+        'watcher_inbound_latency_seconds_bucket{le="0.01"} 1.0',
+        'watcher_inbound_latency_seconds_bucket{le="0.025"} 1.0',
+        'watcher_inbound_latency_seconds_bucket{le="0.05"} 2.0',
+        'watcher_inbound_latency_seconds_bucket{le="+Inf"} 2.0',
+        "watcher_inbound_latency_seconds_count 2.0",
+        "watcher_inbound_latency_seconds_sum 0.04",
+        "watcher_outbound_latency_seconds_count 0.0",
+        "watcher_sweeps_total 1.0",
+        'watcher_folder_free_bytes{folder="state"} 250.0',
+        'watcher_folder_size_bytes{folder="state"} 1000.0',
+        "watcher_last_snapshot_timestamp_seconds 1.79516523e+09",
+        'watcher_paused{direction="inbound"} 0.0',
+        'watcher_paused{direction="outbound"} 1.0',
+        "watcher_swept_orders_total 3.0",
+        "watcher_sweep_seconds_total 0.5",
+        "watcher_last_sweep_duration_seconds 0.5",
+        "watcher_outbound_progress_timestamp_seconds 1.79e+09",
+        f'watcher_build_info{{python_version="{platform.python_version()}",version="1.0.0"}} 1.0',
     ]:
         assert line in body.splitlines()
-    assert "watcher_outbound_latency_seconds{" not in body
+    assert "quantile" not in body
+
+
+def test_latency_histograms_count_every_sample_since_start() -> None:
+    """The histogram keeps counting past the recent samples the console's percentiles use."""
+    stats = Stats(started=T0)
+    stats.latency_out.extend([0.02] * (SAMPLES + 500) + [400.0])
+    seen = stats.snapshot(T0).histogram_out
+    assert len(stats.latency_out) == SAMPLES
+    assert seen.count == SAMPLES + 501
+    assert seen.counts[BUCKETS.index(0.025)] == SAMPLES + 500
+    assert seen.counts[-1] == 1  # past the last bound: only in +Inf
+    assert seen.total == pytest.approx(0.02 * (SAMPLES + 500) + 400.0)
+
+
+def test_the_recent_latency_ages_out_and_the_histogram_does_not() -> None:
+    """An outage's huge latencies leave the console's p50/p95 once they are older than the
+    window, also when no traffic comes after them; the histogram keeps every sample."""
+    clock = Clock()
+    stats = Stats(started=T0, latency_in=Latency(clock=clock))
+    stats.latency_in.extend([120.0] * 10)  # files held by an outage
+    assert stats.snapshot(T0).latency_in == (120.0, 120.0)
+    clock.now += LATENCY_WINDOW - 1
+    stats.latency_in.append(0.02)  # traffic resumes, a little, then stops
+    assert stats.snapshot(T0).latency_in == (120.0, 120.0)
+    clock.now += 2
+    assert stats.snapshot(T0).latency_in == (0.02, 0.02)
+    clock.now += LATENCY_WINDOW
+    seen = stats.snapshot(T0)
+    assert seen.latency_in is None  # nothing recent: no figure, not the outage's
+    assert seen.histogram_in.count == 11
 
 
 def test_nothing_behind_is_an_age_of_zero(server: MetricsServer) -> None:
@@ -113,6 +176,19 @@ def test_livez_answers_while_serving(server: MetricsServer) -> None:
     """/livez is 200 even before the first snapshot, when /metrics has no samples yet."""
     assert get(server, "/livez") == (200, "ok\n")
     assert "watcher_" not in get(server, "/metrics")[1]
+
+
+def test_livez_fails_only_when_snapshots_stop(server: MetricsServer, clock: Clock) -> None:
+    """/livez: 200 through a store outage; 503 once no snapshot came for a minute (a stuck
+    loop), 200 again when they come back."""
+    server.update(snapshot(connected=False))
+    assert get(server, "/livez") == (200, "ok\n")
+    clock.now += 59.0
+    assert get(server, "/livez") == (200, "ok\n")
+    clock.now += 2.0
+    assert get(server, "/livez") == (503, "not live: no snapshot for 61 s (the loop is stuck)\n")
+    server.update(snapshot())
+    assert get(server, "/livez") == (200, "ok\n")
 
 
 def test_readyz_follows_the_store_and_the_snapshot_age(server: MetricsServer, clock: Clock) -> None:
@@ -168,3 +244,18 @@ def test_rude_scrapes_are_quiet_and_cost_no_threads(
             conn.close()
     captured = capfd.readouterr()
     assert "Traceback" not in captured.out + captured.err
+
+
+def test_every_metric_is_documented(server: MetricsServer) -> None:
+    """docs/metrics.md names every metric family /metrics serves."""
+    server.update(snapshot())
+    body = get(server, "/metrics")[1]
+    families = {
+        line.split()[2].removesuffix("_total")
+        for line in body.splitlines()
+        if line.startswith("# TYPE")
+    }
+    docs = (Path(__file__).parents[2] / "docs" / "metrics.md").read_text()
+    named = {name.removesuffix("_total") for name in re.findall(r"`(watcher_\w+)`", docs)}
+    assert len(families) > 20
+    assert families <= named, f"undocumented: {sorted(families - named)}"

@@ -1,4 +1,4 @@
-"""Side effects fail soft and commands answer in one line (issue 12 #3, #17, #20).
+"""Side effects fail soft and commands answer in one line (docs/guarantees.md).
 
 Status file writes are side effects: a full disk, a read-only state folder or a directory
 at the file's name is shown (console, status, health, /readyz) and retried, never fatal.

@@ -1,5 +1,6 @@
-"""The product's view of itself tells the truth exactly when something is wrong (issue 13):
-a stuck store, a start-up outage, a MongoDB outage, two workers, after ``once``."""
+"""The product's view of itself tells the truth exactly when something is wrong
+(docs/guarantees.md): a stuck store, a start-up outage, a MongoDB outage, two workers, after
+``once``."""
 
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ async def test_a_start_up_outage_is_shown_from_the_first_second(tmp_path: Path) 
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(running.serve, stop, report, 0.05)
-        await wait_for(lambda: any(not s.store.connected for s in seen), "the outage reported")
+        # the first snapshots say "connecting": wait for the failed attempt to be reported
+        await wait_for(lambda: any(_unreachable(s.store) for s in seen), "the outage reported")
         drop(settings.inbound_dir, "1.json", json.dumps(erp(orderNo=1)).encode())
         await wait_for(lambda: seen[-1].waiting_files == 1, "the file dropped meanwhile shown")
         await wait_for(lambda: _says_unreachable(settings), "the outage in the status file")
@@ -116,15 +118,19 @@ async def test_a_start_up_outage_is_shown_from_the_first_second(tmp_path: Path) 
         stop.set()
     assert not seen[0].store.connected, "'connected' before the store ever answered"
     assert "store connecting…" in shown(seen[0])
-    assert "MongoDB unreachable" in [s for s in seen if not s.store.connected][-1].store.error
+    outage = [s for s in seen if _unreachable(s.store)][-1]
     assert problem is not None and "cannot reach its store: MongoDB unreachable" in problem
-    shown_text = shown([s for s in seen if not s.store.connected][-1])
+    shown_text = shown(outage)
     assert "store RETRYING: MongoDB unreachable" in shown_text
+
+
+def _unreachable(store: StoreState) -> bool:
+    return not store.connected and "MongoDB unreachable" in store.error
 
 
 def _says_unreachable(settings: Settings) -> bool:
     status = read_worker_status(settings)
-    return status is not None and not status.store_connected
+    return status is not None and not status.store_connected and "unreachable" in status.store_error
 
 
 @pytest.mark.system
@@ -196,3 +202,21 @@ async def test_status_lists_unexportable_orders_after_once(settings: Settings) -
         "unexportable order 2: Expected `str`, got `int` at $.title"
         in cli(settings, "status").stdout
     )
+
+
+@pytest.mark.system
+@pytest.mark.anyio
+async def test_an_unexportable_order_is_reported_once_not_at_every_start(
+    settings: Settings,
+) -> None:
+    """The first ``once`` logs the order that cannot be exported; the next ones (and a
+    worker started later) do not say it again, while ``status`` still lists it; a change
+    to the order is news again."""
+    async with opened_store(settings) as store:
+        await store.put_documents([tracos_doc(1, status="archived")])
+    said = [cli(settings, "once").stderr for _ in range(3)]
+    assert [text.count("cannot be exported") for text in said] == [1, 0, 0], said
+    assert [e["order"] for e in status_json(settings)["unexportable"]] == ["order 1"]
+    async with opened_store(settings) as store:
+        await store.put_documents([tracos_doc(1, status="lost")])
+    assert cli(settings, "once").stderr.count("cannot be exported") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,59 @@ async def test_a_deleted_store_file_stops_acknowledging(settings: Settings) -> N
         assert len(names(settings.archive_dir)) == 5
         assert names(settings.failed_dir) == []
     assert len(list(settings.inbound_dir.rglob("*.json"))) == 5  # waiting, or claimed for later
+
+
+@pytest.mark.usefixtures("real_backoff")
+async def test_a_deleted_write_ahead_log_stops_acknowledging(settings: Settings) -> None:
+    """Only ``-wal`` deleted while running: SQLite would go on committing into the unlinked
+    log (lost at the next crash); no file is archived after it, the view names the log,
+    and what was stored before it is still there after a restart."""
+    wal = store_files(settings)[1]
+    async with running(settings) as worker:
+        for number in range(5):
+            drop(settings.inbound_dir, f"{number}.json", erp_file(number))
+        await wait_for(lambda: len(names(settings.archive_dir)) == 5, "first files archived")
+        wal.unlink()
+        for number in range(5, 10):
+            drop(settings.inbound_dir, f"{number}.json", erp_file(number))
+        await wait_for(lambda: not worker.stats.store.connected, "the loss noticed")
+        assert f"{wal.name} was deleted or replaced" in (worker.stats.store.error or "")
+        await wait_for(lambda: worker.stats.counters[Count.RETRIES] >= 3, "several retries")
+        assert len(names(settings.archive_dir)) == 5
+    assert len(list(settings.inbound_dir.rglob("*.json"))) == 5  # waiting, or claimed for later
+    async with opened_store(settings) as store:
+        assert sorted(d["number"] for d in await store.find()) == list(range(5))
+
+
+def _newer_release(settings: Settings, change: str) -> None:
+    """A store as a later release might leave it: a higher format, or one more column."""
+    with sqlite3.connect(settings.sqlite_path) as db:
+        db.execute(change)
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        ("PRAGMA user_version = 7", "store format 7"),
+        ("ALTER TABLE workorders ADD COLUMN tenant TEXT", "store format 1, with columns tenant"),
+    ],
+)
+async def test_a_store_from_a_newer_release_is_one_line_and_exit_2(
+    settings: Settings, change: str, what: str
+) -> None:
+    """Commands and the worker say which formats in one line and exit 2 (no retry can help)."""
+    async with opened_store(settings):
+        pass
+    _newer_release(settings, change)
+    for command in (["once"], ["run", "--no-console"], ["show"]):
+        result = cli(settings, *command, check=False)
+        assert result.returncode == 2, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(
+            f"watcher: embedded store {settings.sqlite_path} was written by a newer release"
+        ), line
+        assert f"({what}; this release " in line and "reads format 1 at most" in line, line
 
 
 def _garbage(settings: Settings) -> None:

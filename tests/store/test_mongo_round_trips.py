@@ -1,4 +1,4 @@
-"""What the MongoDB adapter sends per batch, counted on a real server (issue 15): the
+"""What the MongoDB adapter sends per batch, counted on a real server (docs/performance.md): the
 commands each store call issues, as the driver's command monitoring sees them.
 
 The test server scans collections for conditional upserts, so its speed says nothing;
@@ -64,7 +64,7 @@ class Commands(CommandListener):
         total = sum(self.names.values())
         kb = f"{self.sent / 1024:.0f} KB sent, {self.received / 1024:.0f} KB received"
         line = f"{what}: {total} commands {dict(self.names)}, {kb}"
-        print(line)  # the figures the README's performance section quotes (pytest -s)
+        print(line)  # the figures docs/performance.md quotes (pytest -s)
         return line
 
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.helpers.builders import T0, ms_dates, order
+from tests.helpers.builders import T0, ms_dates, order, tracos_doc
 from watcher.core.tracos import OrderUpsert, Outcome
 from watcher.store import rows
-from watcher.store.port import apply_upsert
+from watcher.store.port import SyncMark, apply_upsert
 from watcher.store.sqlite import OLDEST_UNSYNCED, SCHEMA, SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -97,3 +97,25 @@ async def test_the_oldest_unsynced_is_read_from_an_index(tmp_path: Path) -> None
     with sqlite3.connect(tmp_path / "state" / "tracos.sqlite3") as db:
         plan = db.execute(f"EXPLAIN QUERY PLAN {OLDEST_UNSYNCED}").fetchall()
     assert "USING INDEX workorders_unsynced_age" in plan[0][-1]
+
+
+async def test_a_batch_of_marks_is_one_statement_per_chunk_not_one_per_document(
+    tmp_path: Path,
+) -> None:
+    """1,200 marks (one changed since it was read) are three UPDATEs of up to 500 rows,
+    each telling which rows it marked: the changed one is not among them."""
+    store = SqliteStore(tmp_path / "tracos.sqlite3")
+    await store.open()
+    await store.put_documents([tracos_doc(n) for n in range(1, 1201)])
+    read = [doc async for batch in store.iter_unsynced(2000) for doc in batch]
+    await store.put_documents([tracos_doc(7, title="changed")])
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)  # the statements SQLite runs, as run
+    marked = await store.mark_synced([SyncMark(d.key, d.version) for d in read], T0)
+    store._db.set_trace_callback(None)
+    assert marked == {str(n) for n in range(1, 1201)} - {"7"}
+    assert [s.split()[0] for s in statements if not s.startswith(("BEGIN", "COMMIT"))] == [
+        "UPDATE"
+    ] * 3
+    assert (await store.counts())[1] == 1
+    await store.close()

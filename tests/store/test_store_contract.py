@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import aclosing
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import anyio
@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers.builders import NOW, T0, order, tracos_doc
 from tests.helpers.stores import all_unsynced
-from watcher.core.tracos import Outcome
+from watcher.core.tracos import Clash, Outcome
 from watcher.store import StoredDocument, SyncMark, WorkOrderStore
 
 pytestmark = pytest.mark.anyio
@@ -141,16 +141,87 @@ async def test_unsynced_at_names_only_documents_still_at_the_version_read(
 
 
 @pytest.mark.parametrize(
-    "odd", ["2099-01-01T00:00:00+00:00", 4_102_444_800_000, None], ids=["iso-string", "int", "null"]
+    ("text", "outcome"),
+    [
+        ("2099-01-01T00:00:00+00:00", Outcome.STALE),
+        ("2020-01-01T00:00:00Z", Outcome.UPDATED),
+        (
+            (T0 + timedelta(hours=2)).astimezone(timezone(timedelta(hours=2))).isoformat(),
+            Outcome.UNCHANGED,
+        ),
+    ],
+    ids=["newer", "older", "same-instant-other-offset"],
 )
-async def test_a_stored_version_that_is_not_a_date_counts_as_older(
+async def test_a_stored_version_that_is_rfc3339_text_is_compared_as_its_date(
+    store: WorkOrderStore, text: str, outcome: Outcome
+) -> None:
+    """TracOS's own tools store ``updatedAt`` as text: newer wins on the date it names."""
+    await store.put_documents([tracos_doc(1, updatedAt=text, isSynced=True)])
+    clashes: list[Clash] = []
+    assert await store.upsert([order(1, T0 + timedelta(hours=2))], NOW, clashes) == [outcome]
+    doc = await one(store, 1)
+    assert doc["updatedAt"] == (T0 + timedelta(hours=2) if outcome is Outcome.UPDATED else text)
+    assert clashes == []
+
+
+@pytest.mark.parametrize(
+    "odd", [4_102_444_800_000, None, "next tuesday"], ids=["int", "null", "text"]
+)
+async def test_a_stored_version_that_is_no_date_loses_and_is_reported(
     store: WorkOrderStore, odd: object
 ) -> None:
-    """TracOS stored ``updatedAt`` as no date (even an ISO string of 2099): the ERP's wins."""
-    await store.put_documents([tracos_doc(1, updatedAt=odd)])
-    assert await store.upsert([order(1, title="From the ERP")], NOW) == [Outcome.UPDATED]
+    """An ``updatedAt`` that names no date counts as older than any ERP version, and the
+    store says so (the journal records it)."""
+    await store.put_documents([tracos_doc(1, updatedAt=odd, isSynced=True)])
+    clashes: list[Clash] = []
+    assert await store.upsert([order(1, title="From the ERP")], NOW, clashes) == [Outcome.UPDATED]
     doc = await one(store, 1)
     assert (doc["title"], doc["isSynced"]) == ("From the ERP", True)
+    assert [(c.kind, c.number, c.tracos_version, c.stored_text) for c in clashes] == [
+        ("no_date", 1, None, repr(odd))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hours", "outcome"),
+    [(5, Outcome.UPDATED), (-5, Outcome.STALE)],
+    ids=["erp-newer", "erp-older"],
+)
+async def test_an_erp_version_meeting_an_unsynced_tracos_change_is_a_conflict(
+    store: WorkOrderStore, hours: int, outcome: Outcome
+) -> None:
+    """TracOS changed the order since it was last synced, and the ERP sends another
+    version: the newer still wins, and the store reports both versions and what differs."""
+    tracos_at = T0 + timedelta(hours=1)
+    await store.put_documents([tracos_doc(1, title="TracOS's", updatedAt=tracos_at)])
+    await store.put_documents([tracos_doc(2, updatedAt=tracos_at, isSynced=True)])
+    erp_at = tracos_at + timedelta(hours=hours)
+    clashes: list[Clash] = []
+    sent = [order(n, erp_at, title="ERP's", status="completed") for n in (1, 2)]
+    assert await store.upsert(sent, NOW, clashes) == [outcome, outcome]
+    [found] = clashes
+    assert (found.kind, found.number, found.outcome) == ("conflict", 1, outcome)
+    assert (found.erp_version, found.tracos_version) == (erp_at, tracos_at)
+    assert found.differs == ('title: "TracOS\'s" → "ERP\'s"',)
+    winner = "ERP's" if outcome is Outcome.UPDATED else "TracOS's"
+    assert (await one(store, 1))["title"] == winner
+
+
+@pytest.mark.parametrize(
+    "erp_version",
+    [datetime(1960, 1, 1, tzinfo=UTC), datetime(1969, 12, 31, 12, tzinfo=UTC)],
+    ids=["1960", "the-eve-of-1970"],
+)
+async def test_a_document_without_updated_at_loses_even_to_a_version_before_1970(
+    store: WorkOrderStore, erp_version: datetime
+) -> None:
+    """No ``updatedAt`` stored is older than any version, however early: every store agrees."""
+    undated = {k: v for k, v in tracos_doc(1).items() if k != "updatedAt"}
+    await store.put_documents([undated])
+    erp = order(1, updated=erp_version, title="From the ERP")
+    assert await store.upsert([erp], NOW) == [Outcome.UPDATED]
+    doc = await one(store, 1)
+    assert (doc["title"], doc["updatedAt"]) == ("From the ERP", erp_version)
 
 
 async def test_a_mark_reports_only_what_this_call_marked(store: WorkOrderStore) -> None:
@@ -297,3 +368,15 @@ async def test_every_document_streams_in_number_order_once(store: WorkOrderStore
     assert [d["number"] for batch in batches for d in batch] == [1, 2, 3, 4, 5, 30]
     assert [d for batch in batches for d in batch] == await store.find()
     assert [batch async for batch in store.iter_documents(10)] == [await store.find()]
+
+
+async def test_unsync_makes_synced_orders_go_out_again(store: WorkOrderStore) -> None:
+    """`watcher resend`: a synced order becomes unsynced at a new version (swept, markable);
+    an unsynced or unknown one is left as it is."""
+    await store.put_documents([tracos_doc(1, isSynced=True), tracos_doc(2)])
+    assert await store.unsync([1, 2, 3]) == 1
+    unsynced = {d.doc["number"]: d for d in await all_unsynced(store)}
+    assert sorted(unsynced) == [1, 2] and unsynced[1].doc["isSynced"] is False
+    assert await store.mark_synced([SyncMark(unsynced[1].key, unsynced[1].version)], NOW) == {
+        unsynced[1].key
+    }

@@ -1,4 +1,4 @@
-"""Memory and report size stay bounded whatever a batch holds (SPEC §7, issue 12 #1, #21).
+"""Memory and report size stay bounded whatever a batch holds (docs/spec.md §7).
 
 Each case runs ``watcher once`` in a process of its own and reads that process's peak
 resident memory from the kernel (``wait4``'s rusage). A small launcher process starts it:
@@ -33,7 +33,7 @@ def peak_of_once(settings: Settings, log: Path) -> int:
 
 
 def limit(size: int) -> float:
-    """SPEC §7: peak memory ≤ 2.5 x the file size + 100 MB."""
+    """docs/spec.md §7: peak memory ≤ 2.5 x the file size + 100 MB."""
     return 2.5 * size + 100 * MB
 
 
@@ -82,8 +82,8 @@ def test_batch_of_bad_orders_with_huge_reasons(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_memory_grows_at_most_two_and_a_half_times_a_batch(tmp_path: Path) -> None:
     """A batch of 270,000 valid orders (60 MB): the peak over an idle ``once`` stays within
-    2.5 x the file, so the bound holds at every size (the 100 MB of SPEC §7 are not needed
-    to hold it). A million orders in 215 MB were measured by hand (README)."""
+    2.5 x the file, so the bound holds at every size (the 100 MB of docs/spec.md §7 are not needed
+    to hold it). A million orders in 215 MB were measured by hand (docs/guarantees.md)."""
     idle = make_settings(tmp_path / "idle")
     baseline = peak_of_once(idle, tmp_path / "idle.log")
     settings = make_settings(tmp_path / "batch", settle_seconds=0.1)

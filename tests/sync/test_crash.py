@@ -1,4 +1,4 @@
-"""kill -9 at random moments during a burst, many times over, then the invariants (SPEC §7).
+"""kill -9 at random moments during a burst, many times over, then the invariants (docs/spec.md §7).
 
 On both stores; smaller on MongoDB, whose test server scans the collection per upsert.
 """

@@ -1,4 +1,4 @@
-"""Inbound with real folders, the real watcher and the embedded store (SPEC §3 Inbound)."""
+"""Inbound with real folders, the real watcher and the embedded store (docs/spec.md §3 Inbound)."""
 
 from __future__ import annotations
 
@@ -162,6 +162,7 @@ async def test_file_archived_before_the_crash_is_not_processed_twice(settings: S
     dead = settings.inbound_dir / folders.CLAIMED_DIR / "99-cafe"
     dead.mkdir(parents=True)
     settings.archive_dir.mkdir(parents=True)
+    (dead / folders.LOCK_FILE).touch()  # a worker takes its lock before it claims a file
     (dead / "8.json").write_bytes(b"{}")
     os.link(dead / "8.json", settings.archive_dir / "8.json")
     async with running(settings):

@@ -1,4 +1,5 @@
-"""Outbound on the embedded store: change feed, durable export, conditional mark (SPEC §3)."""
+"""Outbound on the embedded store: change feed, durable export, conditional mark
+(docs/spec.md §3)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import stat
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -238,7 +240,7 @@ async def test_a_failed_sync_renames_and_marks_nothing(
     outbound = build_worker(settings, store).outbound
     await outbound.export(await all_unsynced(store))
     assert len(await all_unsynced(store)) == 2
-    assert list(settings.outbound_dir.iterdir()) == [settings.outbound_dir / ".tracos-sync.lock"]
+    assert list(settings.outbound_dir.iterdir()) == []  # the ERP's folder: no lock file
     failing = False
     await outbound.export(await all_unsynced(store))
     assert await all_unsynced(store) == []
@@ -265,6 +267,27 @@ async def test_without_syncfs_each_file_is_fsynced_and_exported(
         await wait_for(exported(worker, 2), "both exported")
     assert names(settings.outbound_dir) == ["1.json", "2.json"]
     assert len(files_synced) == 2
+
+
+def test_a_staged_file_is_written_whole_through_writes_that_take_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging writes with plain ``os.write`` (no buffered writer per file); a write that
+    takes only part of the data (a disk nearly full) is followed by the rest."""
+    real_write = os.write
+    calls: list[int] = []
+
+    def part(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        return real_write(fd, bytes(data[:7]))
+
+    data = msgspec.json.encode(erp(orderNo=12, summary="written seven bytes at a time"))
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "write", part)
+        staged = files.stage_file(tmp_path, "12.json", data)
+    with open(staged, "rb") as written:
+        assert written.read() == data
+    assert len(calls) == -(-len(data) // 7)  # every write was ours, and took seven bytes
 
 
 @pytest.mark.parametrize("has_syncfs", [True, False], ids=["syncfs", "fsync-each"])

@@ -1,6 +1,7 @@
-"""Two workers, one paused mid-export: a stale export never overwrites a newer file (issue 12
-#2). Worker A reads v1 of every document and is SIGSTOPped while writing; TracOS writes v2;
-worker B exports v2; A resumes. Every document synced at v2 must have v2's bytes on disk."""
+"""Two workers, one paused mid-export: a stale export never overwrites a newer file
+(docs/guarantees.md). Worker A reads v1 of every document and is SIGSTOPped while writing;
+TracOS writes v2; worker B exports v2; A resumes. Every document synced at v2 must have v2's
+bytes on disk."""
 
 from __future__ import annotations
 

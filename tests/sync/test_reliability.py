@@ -23,7 +23,7 @@ from tests.helpers.workers import cli, drop, env_for, names, running, stored_doc
 from watcher import fs as folders
 from watcher.core.errors import StoreUnavailable
 from watcher.core.settings import Settings
-from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.core.tracos import Clash, OrderUpsert, Outcome
 from watcher.store import StoredDocument, SyncMark
 from watcher.store.mongo import MongoStore
 from watcher.store.sqlite import SqliteStore
@@ -47,9 +47,11 @@ class FlakyStore(SqliteStore):
         self._check()
         await super().ping()
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
         self._check()
-        return await super().upsert(orders, now)
+        return await super().upsert(orders, now, clashes)
 
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         self._check()

@@ -1,4 +1,4 @@
-"""Stopping says what really happened (issue 12 #14, issue 13 #4): the batch in flight is
+"""Stopping says what really happened (docs/guarantees.md): the batch in flight is
 finished within ``STOP_GRACE_SECONDS``, or the last line says how many claimed files the
 next start resumes; SIGHUP stops like SIGTERM, also during the start-up wait.
 """
@@ -10,12 +10,15 @@ import pty
 import re
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -26,7 +29,8 @@ from tests.helpers.stores import make_settings
 from tests.helpers.workers import drop, env_for, names, running, stored_docs
 from watcher.app import build_worker
 from watcher.core.settings import Settings
-from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.core.tracos import Clash, OrderUpsert, Outcome
+from watcher.observe.heartbeat import read_status_files
 from watcher.store.sqlite import SqliteStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
@@ -41,7 +45,9 @@ UNREACHABLE = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=100"
 class StuckStore(SqliteStore):
     """The embedded store, its upserts never answering (a store that hangs)."""
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
@@ -180,3 +186,84 @@ def _read(fd: int, wait: float) -> bytes:
             break
         got += chunk
     return got
+
+
+RUN_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "run"
+
+
+def test_sigterm_to_the_process_group_of_scripts_run(settings: Settings, tmp_path: Path) -> None:
+    """``./scripts/run`` stopped the way systemd stops it: SIGTERM to its process group (uv
+    forwards it, so the worker gets it twice), then once more for good measure, while a
+    batch is held in flight by a store locked by another process: each repeat is logged,
+    the batch is finished, exit 0 with the true last line."""
+    log = tmp_path / "worker.log"
+    env = {**env_for(settings), "STOP_GRACE_SECONDS": "60"}
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [str(RUN_SCRIPT), "--no-console"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until(lambda: _serving_child(settings), "the worker to start", 60)
+            holder = sqlite3.connect(settings.sqlite_path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # the worker's write waits for this
+            drop(settings.inbound_dir, "1.json", (ORDER % (1, 1)).encode())
+            wait_until(lambda: len(claimed_files(settings)) == 1, "the file claimed")
+            os.killpg(worker.pid, signal.SIGTERM)
+            wait_until(lambda: "SIGTERM received" in log.read_text(), "the first SIGTERM")
+            os.killpg(worker.pid, signal.SIGTERM)
+            wait_until(lambda: _repeat_seen(log, worker), "the repeat logged")
+            assert worker.poll() is None, f"killed by the repeat: {worker.returncode}"
+            holder.execute("ROLLBACK")
+            holder.close()
+            assert worker.wait(timeout=30) == 0, log.read_text()
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+    assert last_line(log).endswith("stopped: every file taken was stored and filed away")
+    assert names(settings.archive_dir) == ["1.json"]
+
+
+def _repeat_seen(log: Path, worker: subprocess.Popen[bytes]) -> bool:
+    return _said_or_ended(log, worker, "received again")
+
+
+def _said_or_ended(log: Path, worker: subprocess.Popen[Any], said: str) -> bool:
+    return said in log.read_text() or worker.poll() is not None
+
+
+def _serving_child(settings: Settings) -> bool:
+    """A worker (whatever its pid under ``uv run``) has reached its store."""
+    found = read_status_files(settings)
+    return any(f.status is not None and f.status.store_connected for f in found)
+
+
+def test_a_third_ctrl_c_quits_at_once(settings: Settings, tmp_path: Path) -> None:
+    """A batch held in flight by a locked store: the first Ctrl-C stops (waiting for the
+    batch), the second is only logged, the third quits at once (exit 130), as documented."""
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = start_worker(settings, out, {"STOP_GRACE_SECONDS": "60"})
+        holder = None
+        try:
+            wait_until(lambda: serving(settings, worker), "the worker to start")
+            holder = sqlite3.connect(settings.sqlite_path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # the worker's write waits for this
+            drop(settings.inbound_dir, "1.json", (ORDER % (1, 1)).encode())
+            wait_until(lambda: len(claimed_files(settings)) == 1, "the file claimed")
+            for said in ("SIGINT received", "received again"):
+                worker.send_signal(signal.SIGINT)
+                wait_until(partial(_said_or_ended, log, worker, said), said)
+                assert worker.poll() is None, f"ended by a Ctrl-C: {worker.returncode}"
+            worker.send_signal(signal.SIGINT)
+            assert worker.wait(timeout=10) == 130
+        finally:
+            if holder is not None:
+                holder.close()
+            if worker.poll() is None:
+                worker.kill()
+    assert "received a third time: quitting at once" in last_line(log)
+    assert len(claimed_files(settings)) == 1  # resumed at the next start

@@ -1,4 +1,4 @@
-"""Two worker processes on the same folders and the same store, on both stores (SPEC §3)."""
+"""Two worker processes on the same folders and the same store, on both stores (docs/spec.md §3)."""
 
 from __future__ import annotations
 

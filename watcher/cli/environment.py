@@ -1,4 +1,4 @@
-"""Where the settings come from: the real environment over a ``.env`` file (SPEC §4).
+"""Where the settings come from: the real environment over a ``.env`` file (docs/spec.md §4).
 
 The file is read literally (``${…}`` is not expanded: a password ``pa${HOME}ss`` stays what
 it says); a line that cannot be parsed, or a file that is not UTF-8, stops start-up with a
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from watcher.core.errors import ConfigError
+from watcher.core.settings import SECRETS
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -48,4 +49,25 @@ def environment(
     """The variables (the real environment wins) and, for those from the file, where from."""
     from_file = read_env_file(path)
     origins = {key: f"from {path}" for key in from_file if key not in real}
-    return {**from_file, **real}, origins
+    env = {**from_file, **real}
+    for name in SECRETS:
+        _read_secret_file(name, env, origins)
+    return env, origins
+
+
+def _read_secret_file(name: str, env: dict[str, str], origins: dict[str, str]) -> None:
+    """``<name>_FILE`` names a file holding the secret (its trailing newline dropped)."""
+    where = env.get(f"{name}_FILE", "").strip()
+    if not where:
+        return
+    if env.get(name, "").strip():
+        raise ConfigError(f"{name} and {name}_FILE are both set: keep one of them")
+    try:
+        value = Path(where).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"{name}_FILE: cannot read {where}: {reason}") from None
+    if not value:
+        raise ConfigError(f"{name}_FILE: {where} is empty")
+    env[name] = value
+    origins[name] = f"from {name}_FILE {where}"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import import_module
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -20,17 +22,15 @@ from watcher.core.errors import (
     ConfigError,
     InvalidDocument,
     StoreMissing,
+    StoreTooNew,
     StoreUnavailable,
     WatcherError,
 )
-from watcher.core.printable import printable
+from watcher.core.printable import json_safe, printable
 from watcher.core.settings import Settings, load_settings
 from watcher.core.tracos import INT64_MAX
-from watcher.erp.folders.failed import failed_lines, read_failed
-from watcher.erp.folders.upkeep import requeue
-from watcher.observe import history
-from watcher.observe.heartbeat import health_problem
-from watcher.observe.logs import fatal, log_format_of
+from watcher.erp import failed_lines, read_failed, requeue
+from watcher.observe import fatal, health_problem, history, log_format_of
 
 log = logging.getLogger("watcher")
 Command = Callable[[Settings, argparse.Namespace], int | None]
@@ -50,10 +50,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (``watcher show | head``): stop quietly, with the
+    status of a writer that SIGPIPE ended, as other command-line tools do."""
+    with contextlib.suppress(OSError):  # Python's flush at exit would hit the pipe again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def _fatal_line(exc: WatcherError) -> tuple[str, int, str]:
     """The one line, the exit code and the kind of error for a JSON line."""
+    if isinstance(exc, StoreTooNew):  # no setting is wrong: the message says what to run
+        return str(exc), 2, "store from a newer release"
     if isinstance(exc, ConfigError):
         return f"configuration error: {exc}", 2, "configuration"
     if isinstance(exc, StoreMissing):  # its message says how to point at the right one
@@ -71,7 +83,7 @@ def _unwrapped(command: Callable[[], int]) -> int:
     try:
         return command()
     except BaseExceptionGroup as group:
-        matched, _ = group.split(WatcherError)
+        matched, _ = group.split((WatcherError, BrokenPipeError))
         if matched is None:
             raise
         ours: BaseException = matched
@@ -186,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     story.add_argument("--json", action="store_true", help="machine-readable output")
     story.set_defaults(command=_in("watcher.cli.store_commands", "cmd_history"))
+    _agreement_commands(commands)
     again = commands.add_parser("requeue", help="move failed files back into the inbound folder")
     again.add_argument("names", nargs="*", metavar="NAME")
     again.set_defaults(command=cmd_requeue)
@@ -202,8 +215,59 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--outbound", action="store_true", help="of the files written for the ERP instead"
     )
+    schema.add_argument(
+        "--receipts", action="store_true", help="of the receipts written for it (RECEIPTS_DIR)"
+    )
     schema.set_defaults(command=_in("watcher.cli.store_commands", "cmd_schema"))
+    _add_operations(commands)
     return parser
+
+
+def _add_operations(commands: argparse._SubParsersAction[OneLineParser]) -> None:
+    """``config``, ``pause`` and ``resume``: operating a deployment."""
+    config = commands.add_parser("config", help="effective settings and where each came from")
+    config.add_argument("--json", action="store_true", help="machine-readable output")
+    config.set_defaults(command=_in("watcher.cli.operate", "cmd_config"))
+    for verb, says in HOLDS.items():
+        hold = commands.add_parser(verb, help=says)
+        hold.add_argument("direction", choices=("inbound", "outbound"))
+        hold.set_defaults(command=_in("watcher.cli.operate", f"cmd_{verb}"))
+
+
+HOLDS = {
+    "pause": "hold one direction, also across restarts (the batch in flight finishes)",
+    "resume": "end a pause",
+}
+
+
+def _agreement_commands(commands: Any) -> None:
+    """``verify``, ``conflicts``, ``resend`` and ``replay`` (docs/agreement.md)."""
+    check = commands.add_parser("verify", help="where the store and the ERP's folders disagree")
+    check.add_argument("--json", action="store_true", help="JSON lines, one per finding")
+    check.add_argument(
+        "--archive", action="store_true", help="also archived ERP files newer than stored"
+    )
+    check.set_defaults(command=_in("watcher.cli.agreement", "cmd_verify"))
+    clashes = commands.add_parser("conflicts", help="orders both sides changed since last synced")
+    clashes.add_argument(
+        "--since", type=_since, metavar="WHEN", help="from this time (ISO 8601) or age (2h, 7d)"
+    )
+    clashes.add_argument(
+        "--limit", type=_positive_count, default=1000, metavar="N", help="the newest N (1000)"
+    )
+    clashes.add_argument("--json", action="store_true", help="machine-readable output")
+    clashes.set_defaults(command=_in("watcher.cli.agreement", "cmd_conflicts"))
+    resend = commands.add_parser("resend", help="make orders go out to the ERP again")
+    resend.add_argument("numbers", nargs="*", type=order_number, metavar="NUMBER")
+    resend.add_argument("--since", type=_since, metavar="WHEN", help="orders updated since WHEN")
+    resend.add_argument("--all", action="store_true", help="every stored order")
+    resend.add_argument("--dry-run", action="store_true", help="only say what would go out")
+    resend.set_defaults(command=_in("watcher.cli.repairs", "cmd_resend"))
+    replay = commands.add_parser("replay", help="apply archived ERP files again (newer wins)")
+    replay.add_argument("files", nargs="*", metavar="FILE", help="names in the archive folder")
+    replay.add_argument("--since", type=_since, metavar="WHEN", help="files archived since WHEN")
+    replay.add_argument("--dry-run", action="store_true", help="per order, what would happen")
+    replay.set_defaults(command=_in("watcher.cli.repairs", "cmd_replay"))
 
 
 def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
@@ -220,7 +284,7 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
     entries = read_failed(settings.failed_dir)
     if args.json:
-        print(msgspec.json.encode(entries).decode())
+        print(json_safe(msgspec.json.encode(entries)).decode())
     elif entries:
         print("\n".join(failed_lines(entries, settings.inbound_dir)))
     else:

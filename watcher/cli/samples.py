@@ -1,4 +1,4 @@
-"""The challenge's sample data (SPEC §2.4): TracOS documents and ERP files for 1..N,
+"""The challenge's sample data (docs/spec.md §2.4): TracOS documents and ERP files for 1..N,
 the ERP files in the configured format."""
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from typing import Final, get_args
 import msgspec
 
 from watcher.core.tracos import TracosStatus, TracosWorkOrder
-from watcher.erp.formats.challenge import ChallengeFormat
-from watcher.erp.formats.challenge.mapping import tracos_to_erp
-from watcher.erp.port import ErpFormat, OutboundFile
+from watcher.erp import ChallengeFormat, ErpFormat, OutboundFile, tracos_to_erp
 from watcher.fs import replace_with, write_temp
 from watcher.store import Document, PutResult
 
@@ -82,7 +80,7 @@ def erp_files(
     erp_format: ErpFormat, count: int, now: datetime, rng: random.Random
 ) -> list[OutboundFile]:
     """The sample ERP files in ``erp_format``: the challenge's spelled as its generator did
-    (SPEC §2.4), any other as that format writes the same orders."""
+    (docs/spec.md §2.4), any other as that format writes the same orders."""
     if erp_format.name == CHALLENGE:
         orders = erp_orders(count, now, rng)
         return [OutboundFile(f"{o['orderNo']}.json", msgspec.json.encode(o)) for o in orders]

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -21,17 +22,28 @@ from watcher.core.errors import CommandFailed, StoreUnavailable
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
 from watcher.core.tracos import decode_tracos
-from watcher.erp.folders.upkeep import prune
-from watcher.erp.registry import load_format
-from watcher.observe import history
-from watcher.observe.logs import setup_logging
-from watcher.observe.status_report import StoreAnswer, ask_store, status_lines, status_report
-from watcher.store import Document, PutResult, Replace, WorkOrderStore
-from watcher.store.configured import read_history, with_store
-from watcher.store.journal import HistoryQuery
+from watcher.erp import load_format, prune
+from watcher.observe import (
+    StoreAnswer,
+    ask_store,
+    gather_status,
+    history,
+    setup_logging,
+    status_lines,
+)
+from watcher.store import (
+    Document,
+    HistoryQuery,
+    PutResult,
+    Replace,
+    WorkOrderStore,
+    read_history,
+    with_store,
+)
 
 log = logging.getLogger("watcher")
 SHOW_BATCH: Final = 1000  # documents read and written at a time by ``show``
+STATUS_PATIENCE_SECONDS: Final = 0.3  # ``status`` waits this long for a lock, then says so
 
 
 def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -78,14 +90,16 @@ def _store_now(settings: Settings) -> tuple[StoreAnswer | None, str | None]:
     """The store's answer from one attempt, or None and why it did not answer."""
     erp_format = load_format(settings.erp_format)
     try:
-        return with_store(settings, lambda store: ask_store(store, erp_format)), None
+        # a store locked by another process: the worker's last counts, within a second
+        ask = partial(ask_store, erp_format=erp_format)
+        return with_store(settings, ask, busy_seconds=STATUS_PATIENCE_SECONDS), None
     except StoreUnavailable as exc:  # status tells what it knows, and that the store is down
         return None, str(exc)
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     answer, store_error = _store_now(settings)
-    report = status_report(settings, answer, store_error, datetime.now(UTC))
+    report = gather_status(settings, answer, store_error, datetime.now(UTC))
     if args.json:
         print(msgspec.json.encode(report).decode())
         return 0
@@ -147,7 +161,12 @@ def _read_input(name: str) -> bytes:
 
 
 def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
-    schema = load_format(settings.erp_format).schema("outbound" if args.outbound else "inbound")
+    if args.receipts:
+        from watcher.sync import receipt_schema
+
+        schema = receipt_schema()
+    else:
+        schema = load_format(settings.erp_format).schema("outbound" if args.outbound else "inbound")
     sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n")
     return 0
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import threading
+import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Final
@@ -15,21 +18,22 @@ from watcher import __version__
 from watcher.app import build_worker, run_once, serve
 from watcher.core.settings import Settings
 from watcher.core.tracos import Outcome
-from watcher.observe.logs import setup_logging
-from watcher.sync.stats import ORDERS, Count, Snapshot
+from watcher.observe import setup_logging, tracing_from
+from watcher.sync import ORDERS, Count, Snapshot
 
 log = logging.getLogger("watcher")
 ONCE_ATTEMPTS: Final = 5
 LIVE_REFRESH_SECONDS: Final = 0.25
+THREADS_WAIT_SECONDS: Final = 0.2  # for threads still busy when ``run`` has said its last line
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from watcher.observe.console import (  # rich: here only
-        Header,
-        LiveConsole,
-        LogSummary,
-        is_interactive,
-    )
+    with tracing_from(os.environ):  # before the store: its client reports its commands
+        return _run(settings, args)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from watcher.observe import Header, LiveConsole, LogSummary, is_interactive
 
     worker = build_worker(settings)
     live = None
@@ -48,7 +52,24 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if live:
         live.console.print(summary, highlight=False)
     log.info("%s", summary)
+    _leave_stuck_calls()
     return 0
+
+
+def _leave_stuck_calls() -> None:
+    """A store call stuck behind another process's lock was given up at the stop (its
+    thread waits out SQLite's busy timeout): end now rather than wait for it at exit,
+    beyond the grace a supervisor gives. SQLite allows it: what was committed is on disk,
+    what was not is rolled back, and what stays claimed is resumed at the next start."""
+    deadline = time.monotonic() + THREADS_WAIT_SECONDS
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    for thread in others:
+        if not thread.daemon:  # idle worker threads end at once: they are not waited for long
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon for t in others):
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def _banner(settings: Settings) -> str:
@@ -60,9 +81,10 @@ def _banner(settings: Settings) -> str:
 
 
 def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
-    worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
-    setup_logging(settings, sys.stderr)
-    run_once(worker)
+    with tracing_from(os.environ):
+        worker = build_worker(settings, attempts=ONCE_ATTEMPTS)
+        setup_logging(settings, sys.stderr)
+        run_once(worker)
     counts = once_counts(worker.stats.snapshot(datetime.now(UTC)))
     log.info("%s", once_summary(counts), extra={"counts": counts})
     return 0
@@ -76,7 +98,8 @@ def once_counts(snapshot: Snapshot) -> dict[str, int]:
         "files_failed": counted.get(Count.FILES_FAILED, 0),
         **{f"orders_{o}": counted.get(c, 0) for o, c in ORDERS.items()},
         "exported": counted.get(Count.EXPORTED, 0),
-        "unexportable": counted.get(Count.UNEXPORTABLE, 0),
+        # stuck now (listed), whether or not this run was the first to say so
+        "unexportable": snapshot.unexportable_total,
     }
 
 

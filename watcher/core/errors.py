@@ -2,6 +2,7 @@
 
 WatcherError
 ├── ConfigError            bad setting: start-up stops with a one-line message
+│   └── StoreTooNew        the store was written by a newer release (one line, exit 2)
 ├── CommandFailed          a command cannot do what was asked (one line, exit 1)
 ├── RejectedInput          permanent problem with one input: quarantine and report
 │   ├── MalformedFile      not JSON at all (may still be being written: wait to settle)
@@ -38,6 +39,10 @@ class ConfigError(WatcherError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+class StoreTooNew(ConfigError):
+    """The store's format is newer than this release reads: no retry can fix that."""
+
+
 class CommandFailed(WatcherError):
     """A command cannot do what it was asked (an unreadable input file, say); nothing done."""
 
@@ -60,7 +65,8 @@ class InvalidOrder(RejectedInput):
 
 
 class InvalidDocument(RejectedInput):
-    """A TracOS document given to ``watcher put`` breaks SPEC §2.2 (its index in the message)."""
+    """A TracOS document given to ``watcher put`` breaks docs/spec.md §2.2 (its index in the
+    message)."""
 
 
 class Unexportable(WatcherError):

@@ -34,3 +34,21 @@ def display_name(name: str) -> str:
     if name.isascii():
         return name  # nearly every name, and already safe: no round trip
     return name.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+
+
+# What a JSON encoder leaves raw but a terminal or an editor acts on: DEL and C1 controls
+# (``\x9b`` is CSI), zero-width and bidi controls, line separators, BOM (C0 controls are
+# always escaped by JSON itself)
+_UNSAFE_IN_JSON: Final = re.compile(
+    "[\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2069\ufeff]"
+)
+
+
+def json_safe(encoded: bytes) -> bytes:
+    """UTF-8 JSON with each such character written as a ``\\uXXXX`` escape: the same value
+    for a JSON reader, nothing that reorders or controls what a person sees. They can
+    only stand inside strings, where the escape means the same character."""
+    text = encoded.decode()
+    if text.isascii() and "\x7f" not in text:
+        return encoded  # nearly always: nothing to look for
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()

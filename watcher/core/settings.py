@@ -1,4 +1,5 @@
-"""Settings: one frozen object built by a pure function from an environment mapping (SPEC §4)."""
+"""Settings: one frozen object built by a pure function from an environment mapping
+(docs/spec.md §4)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_id: str = ""  # names this worker's heartbeat file; "" = host and pid
     history_days: float = 30.0  # how long the sync journal keeps entries; 0 = no journal
     history_max_entries: int = 1_000_000
+    http_token: str | None = None  # required by /status, /history (and /metrics if asked)
+    metrics_token_required: bool = False
+    tls_cert_file: Path | None = None  # both set: the HTTP endpoints speak HTTPS only
+    tls_key_file: Path | None = None
+    receipts_dir: Path | None = None  # a receipt per inbound file for the ERP; None = off
 
     @property
     def store_label(self) -> str:
@@ -163,6 +169,12 @@ def uri_database(uri: str | None) -> str:
     return _uri_parts(uri)[1] if uri else ""
 
 
+def _token(raw: str) -> str:
+    if not re.fullmatch(r"[\x21-\x7e]{16,}", raw):
+        raise ValueError("16 or more printable ASCII characters, no spaces")
+    return raw
+
+
 # variable → (field, parser); unset or empty variables keep the default.
 VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "MONGO_URI": ("mongo_uri", _mongo_uri),
@@ -191,7 +203,15 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "WATCHER_ID": ("worker_id", lambda raw: _name(_text(raw))),
     "HISTORY_DAYS": ("history_days", _not_negative),
     "HISTORY_MAX_ENTRIES": ("history_max_entries", _positive(int)),
+    "HTTP_TOKEN": ("http_token", _token),
+    "METRICS_TOKEN_REQUIRED": ("metrics_token_required", _flag),
+    "HTTP_TLS_CERT_FILE": ("tls_cert_file", lambda raw: Path(_text(raw))),
+    "HTTP_TLS_KEY_FILE": ("tls_key_file", lambda raw: Path(_text(raw))),
+    "RECEIPTS_DIR": ("receipts_dir", lambda raw: Path(_text(raw))),
 }
+# Variables holding secrets: masked by ``watcher config``; each may come from a file named
+# by ``<NAME>_FILE`` instead (Docker and Kubernetes secrets are files).
+SECRETS: Final = ("MONGO_URI", "HTTP_TOKEN")
 
 
 def load_settings(env: Mapping[str, str], origins: Mapping[str, str] | None = None) -> Settings:
@@ -210,7 +230,15 @@ def load_settings(env: Mapping[str, str], origins: Mapping[str, str] | None = No
     _database_from_uri(values)
     settings = Settings(**values)  # type: ignore[arg-type]
     _refuse_shared_folders(settings)
+    _refuse_half_security(settings)
     return settings
+
+
+def _refuse_half_security(settings: Settings) -> None:
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise ConfigError("HTTP_TLS_CERT_FILE and HTTP_TLS_KEY_FILE go together: set both")
+    if settings.metrics_token_required and settings.http_token is None:
+        raise ConfigError("METRICS_TOKEN_REQUIRED needs HTTP_TOKEN (or HTTP_TOKEN_FILE)")
 
 
 FOLDERS: Final = (

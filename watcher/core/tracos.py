@@ -6,7 +6,7 @@ every ERP format build on these types, so what "newer" means is decided in one p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -19,14 +19,14 @@ INT64_MAX: Final = 2**63 - 1
 MICROSECOND: Final = timedelta(microseconds=1)
 
 OrderNo = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
-# The statuses TracOS itself sets (SPEC §2.2), in the order the sample data draws them.
+# The statuses TracOS itself sets (docs/spec.md §2.2), in the order the sample data draws them.
 TracosStatus = Literal["pending", "in_progress", "completed", "on_hold", "cancelled"]
 # Storable statuses: also ``created``, what an order gets whose ERP format does not say.
 Status = Literal[TracosStatus, "created"]
 
 
 class OrderUpsert(msgspec.Struct, kw_only=True, frozen=True, gc=False):
-    """What an ERP order asks of the store: set these TracOS fields if newer (SPEC §2.3).
+    """What an ERP order asks of the store: set these TracOS fields if newer (docs/spec.md §2.3).
 
     ``status`` None leaves the stored status as it is (``created`` on insert): a format
     that only says "deleted" must not invent a status.
@@ -43,7 +43,7 @@ class OrderUpsert(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 
 
 class TracosWorkOrder(msgspec.Struct, kw_only=True, frozen=True):
-    """The typed view of a stored TracOS document, as needed to export it (SPEC §2.2)."""
+    """The typed view of a stored TracOS document, as needed to export it (docs/spec.md §2.2)."""
 
     number: OrderNo
     status: str
@@ -56,7 +56,7 @@ class TracosWorkOrder(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class Outcome(StrEnum):
-    """What an inbound upsert did to one order (SPEC §3 Inbound 5)."""
+    """What an inbound upsert did to one order (docs/spec.md §3 Inbound 5)."""
 
     INSERTED = "inserted"
     UPDATED = "updated"
@@ -112,6 +112,64 @@ def read_tracos(doc: object) -> TracosWorkOrder:
 
 
 AwareDate = Annotated[datetime, msgspec.Meta(tz=True)]
+# What a stored ``updatedAt`` that names no date counts as: older than any ERP version.
+NOT_A_DATE: Final = datetime.min.replace(tzinfo=UTC)
+COMPARED: Final = ("status", "title", "deleted")  # what a conflict's diff looks at
+
+
+def stored_date(value: object) -> datetime:
+    """A stored ``updatedAt`` as newer-wins compares it: a date; an RFC 3339 string (with
+    an offset, as TracOS's own tools write them) as the date it names; else ``NOT_A_DATE``."""
+    if isinstance(value, datetime):
+        return normalise_date(value)
+    if isinstance(value, str):
+        try:
+            return normalise_date(msgspec.convert(value, AwareDate))
+        except msgspec.ValidationError:
+            pass
+    return NOT_A_DATE
+
+
+class Clash(msgspec.Struct, frozen=True):
+    """An ERP version that met more than an older synced version: TracOS's own change not
+    synced yet (``conflict``; the newer still wins) or an ``updatedAt`` that is no date
+    (``no_date``; the ERP's wins)."""
+
+    kind: Literal["conflict", "no_date"]
+    number: int
+    outcome: Outcome
+    erp_version: datetime
+    tracos_version: datetime | None  # None: the stored value named no date
+    stored_text: str  # the stored ``updatedAt`` as it was, for the journal
+    differs: tuple[str, ...]  # "title: 'a' → 'b'", TracOS's value first
+
+
+def clash(stored: Mapping[str, Any], order: OrderUpsert, outcome: Outcome) -> Clash | None:
+    """What to record about ``order`` meeting the ``stored`` document, if anything."""
+    if outcome not in (Outcome.UPDATED, Outcome.STALE):
+        return None
+    raw = stored.get("updatedAt")
+    when = stored_date(raw)
+    differs = differing(stored, order)
+    if when is NOT_A_DATE:
+        kind: Literal["conflict", "no_date"] = "no_date"
+    elif stored.get("isSynced") is not True and differs:
+        kind = "conflict"
+    else:
+        return None
+    shown = raw.isoformat() if isinstance(raw, datetime) else repr(raw)
+    version = None if when is NOT_A_DATE else when
+    return Clash(kind, order.number, outcome, order.updatedAt, version, shown, differs)
+
+
+def differing(stored: Mapping[str, Any], order: OrderUpsert) -> tuple[str, ...]:
+    """The compared fields whose values differ, TracOS's first: a short diff."""
+    incoming = {"status": order.status, "title": order.title, "deleted": order.deleted}
+    return tuple(
+        f"{field}: {stored.get(field)!r} → {incoming[field]!r}"
+        for field in COMPARED
+        if incoming[field] is not None and stored.get(field) != incoming[field]
+    )
 
 
 class _PutFields(msgspec.Struct, kw_only=True):

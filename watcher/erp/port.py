@@ -110,6 +110,8 @@ class ErpFormat(Protocol):
 
 
 Judge = Callable[[bytes], FileVerdict]
+# How an exchange reports a problem that is no one file's fault: (subject, reason).
+Trouble = Callable[[str, str], None]
 
 
 class Taken(msgspec.Struct, frozen=True):
@@ -169,7 +171,8 @@ class InboundSource(Protocol):
         ...
 
     def next_look(self) -> float | None:
-        """When a document left out as still being written is due again (epoch s), if any."""
+        """When a document left out as still being written is due again, if any: a
+        ``time.monotonic()`` reading (a wait: a step of the wall clock must not move it)."""
         ...
 
     async def backlog(self) -> Backlog:
@@ -202,4 +205,9 @@ class OutboundSink(Protocol):
 
     async def write(self, files: Sequence[OutboundFile]) -> set[int]:
         """Write every file durably; the indexes of those not written (each one reported)."""
+        ...
+
+    async def read(self, names: Sequence[str]) -> list[bytes | None]:
+        """What each named file holds now (None: there is none, e.g. the ERP took it), so
+        that a file holding another version than the stored one can be repaired."""
         ...

@@ -21,10 +21,9 @@ from watcher.core.settings import Settings
 from watcher.core.tracos import INT64_MAX
 from watcher.observe import history
 from watcher.observe.http_server import Response
-from watcher.observe.status_report import status_report
-from watcher.store.configured import read_history
-from watcher.store.journal import HistoryQuery
-from watcher.sync.stats import Snapshot
+from watcher.observe.status_report import gather_status
+from watcher.store import HistoryQuery, UnreadableEntry, read_history
+from watcher.sync import Snapshot
 
 Query = Mapping[str, list[str]]
 Route = Callable[[Query], tuple[int, object]]
@@ -66,7 +65,7 @@ def routes(settings: Settings, latest: Callable[[], Snapshot | None]) -> dict[st
 
     def status(query: Query) -> tuple[int, object]:
         parameters(query, "/status")
-        return 200, status_report(settings, None, _store_error(latest()), datetime.now(UTC))
+        return 200, gather_status(settings, None, _store_error(latest()), datetime.now(UTC))
 
     def history_of(query: Query) -> tuple[int, object]:
         return history_route(settings, parameters(query, "/history", HISTORY_PARAMETERS))
@@ -83,6 +82,8 @@ def history_route(settings: Settings, given: Mapping[str, str]) -> tuple[int, ob
     query = history_query(given)
     try:
         entries = read_history(settings, query)
+    except UnreadableEntry as exc:  # a foreign document in the journal: not the query's fault
+        return 500, {"error": str(exc)}
     except CommandFailed as exc:  # the journal is off
         return 404, {"error": str(exc)}
     except StoreUnavailable as exc:

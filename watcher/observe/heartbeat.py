@@ -24,7 +24,7 @@ from watcher.core.settings import Settings
 from watcher.fs import replace_with, write_temp
 
 if TYPE_CHECKING:  # health reads status files alone: it never loads the worker's stats
-    from watcher.sync.stats import Snapshot
+    from watcher.sync import Snapshot
 
 PREFIX: Final = "worker-"
 NEVER: Final = datetime.min.replace(tzinfo=UTC)
@@ -32,6 +32,16 @@ NEVER: Final = datetime.min.replace(tzinfo=UTC)
 FRESH_SECONDS: Final = 10.0
 PRUNE_SECONDS: Final = 86400.0  # a status file without a heartbeat for a day is removed
 Pid = Annotated[int, msgspec.Meta(gt=0, le=2**31 - 1)]  # 0 or -1 would name a group
+
+
+class DriftEntry(msgspec.Struct, frozen=True):
+    """An ERP key the format does not know, as a worker saw it (``sync.stats.KeySeen``,
+    repeated here: ``health`` never loads the worker's stats)."""
+
+    files: int
+    first: datetime
+    last: datetime
+    example_order: int | None = None
 
 
 class UnexportableEntry(msgspec.Struct, frozen=True):
@@ -65,6 +75,7 @@ class WorkerStatus(msgspec.Struct, frozen=True, kw_only=True):
     unexportable: list[UnexportableEntry] = []  # the most recent few
     problems: list[str] = []  # side effects that keep failing
     oldest_unsynced_seconds: float | None = None  # as last measured, with the counts
+    drift: dict[str, DriftEntry] = {}  # ERP keys the format does not know (sync.drift)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,10 @@ def write_worker_status(settings: Settings, snapshot: Snapshot, mode: str) -> No
         ],
         problems=list(snapshot.problems),
         oldest_unsynced_seconds=snapshot.unsynced_age,
+        drift={
+            key: DriftEntry(seen.files, seen.first, seen.last, seen.example_order)
+            for key, seen in snapshot.drift.items()
+        },
     )
     target = status_path(settings)
     replace_with(write_temp(target.parent, target.name, _encode(status)), target)

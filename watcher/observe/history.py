@@ -14,12 +14,14 @@ from typing import Final
 
 import msgspec
 
-from watcher.core.printable import printable
-from watcher.store.journal import Entry, HistoryQuery
+from watcher.core.printable import json_safe, printable
+from watcher.core.tracos import Outcome
+from watcher.store import Entry, HistoryQuery, JournalEvent
 
 RELATIVE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-ORDER_EVENTS: Final = frozenset({"inserted", "updated", "unchanged", "stale"})
+ORDER_EVENTS: Final = frozenset(str(outcome) for outcome in Outcome)  # an order's inbound
+CLASHES: Final = frozenset({JournalEvent.CONFLICT, JournalEvent.NO_DATE_VERSION})
 
 
 def since(raw: str, now: datetime) -> datetime:
@@ -27,7 +29,10 @@ def since(raw: str, now: datetime) -> datetime:
     as ``30m``, ``2h``, ``7d``; ``ValueError`` with the reason otherwise."""
     text = raw.strip()
     if match := RELATIVE.fullmatch(text):
-        return now - timedelta(**{UNITS[match[2]]: float(match[1])})
+        try:
+            return now - timedelta(**{UNITS[match[2]]: float(match[1])})
+        except OverflowError:  # beyond timedelta's or datetime's range: before year 1
+            raise ValueError(f"too long ago: {raw[:40]!r} (at most {now.year - 1} years)") from None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -42,7 +47,7 @@ def subject(query: HistoryQuery) -> str:
 
 
 def as_json(entries: Sequence[Entry]) -> bytes:
-    return msgspec.json.encode(entries)
+    return json_safe(msgspec.json.encode(entries))
 
 
 def lines(entries: Sequence[Entry]) -> list[str]:
@@ -60,13 +65,15 @@ def _what(entry: Entry) -> str:
     version = f", version {_time(entry.version)}" if entry.version else ""
     reason = f": {printable(entry.reason)}" if entry.reason else ""
     if entry.direction == "in":
+        if entry.event in CLASHES:
+            return f"{order} from {file}{version}{reason}"
         if entry.event in ORDER_EVENTS:  # ``to``: its file, of this order alone, archived
             archived = f"; file archived to archive/{printable(entry.to)}" if entry.to else ""
             return f"{order} from {file}{version}{archived}"
         return _filed(entry, file) + reason
-    if entry.event == "exported":
+    if entry.event == JournalEvent.EXPORTED:
         return f"{order} to {file}, marked synced{version}"
-    if entry.event == "changed_during_export":
+    if entry.event == JournalEvent.CHANGED_DURING_EXPORT:
         return f"{order} to {file}{version}; changed meanwhile: not marked, goes out again"
     target = f" to {file}" if entry.file else ""
     return f"{order}{target}{version}{reason}"
@@ -75,10 +82,10 @@ def _what(entry: Entry) -> str:
 def _filed(entry: Entry, file: str) -> str:
     """An inbound file's entry: where it went and its orders by outcome."""
     to = printable(entry.to or "?")
-    places = {
-        "archived": f"{file} archived to archive/{to}",
-        "quarantined": f"{file} quarantined to failed/{to}",
-        "partly_rejected": f"{file} archived; rejected elements in failed/{to}",
+    places: dict[str, str] = {
+        JournalEvent.ARCHIVED: f"{file} archived to archive/{to}",
+        JournalEvent.QUARANTINED: f"{file} quarantined to failed/{to}",
+        JournalEvent.PARTLY_REJECTED: f"{file} archived; rejected elements in failed/{to}",
     }
     said = places.get(entry.event, file)
     if entry.counts:

@@ -2,15 +2,18 @@
 
 One thread runs an asyncio loop, so an idle connection costs a socket and a coroutine, not
 a thread; each connection gets one request (``Connection: close``) within a deadline; past
-``max_clients`` open connections new ones are closed at once; a client that resets or
-stalls is dropped without a word in the worker's log. The responder runs in a worker
-thread: one that reads folders (``/status``) never holds up ``/livez`` on the loop.
-Only GET and HEAD are served.
+``max_clients`` open connections new ones are closed unless they are probes; a client that
+resets or stalls is dropped without a word in the worker's log. The responder runs in a
+worker thread (one that reads folders, ``/status``, never holds up the loop), except for
+the probes (``/livez``, ``/readyz``): cheap answers made on the loop, so that no crowd on
+the other endpoints, of threads or of connections, keeps them waiting. Only GET and HEAD
+are served.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any, Final
@@ -19,12 +22,17 @@ from watcher.core.printable import printable
 
 Response = tuple[int, str, bytes]  # status, content type, body
 Responder = Callable[[str, str], Response]  # (path with query, Accept header) → response
+# (path with query, Authorization header) → None when allowed, else the refusal
+Guard = Callable[[str, str], Response | None]
 
 MAX_CLIENTS: Final = 512
+PROBES: Final = frozenset({b"/livez", b"/readyz"})  # liveness and readiness share no door
+PROBE_CLIENTS: Final = 64  # connections past MAX_CLIENTS given a moment to be a probe
+PROBE_SECONDS: Final = 1.0  # that moment
 REQUEST_SECONDS: Final = 5.0  # to send a whole request; then the connection is closed
 MAX_REQUEST_BYTES: Final = 16 * 1024
 REASONS: Final = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
-REASONS[503] = "Service Unavailable"
+REASONS.update({401: "Unauthorized", 503: "Service Unavailable"})
 TEXT: Final = "text/plain; charset=utf-8"
 
 
@@ -38,12 +46,19 @@ class HttpServer:
         port: int,
         max_clients: int = MAX_CLIENTS,
         request_seconds: float = REQUEST_SECONDS,
+        *,
+        guard: Guard | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``guard`` may refuse a request before ``respond`` sees it; ``tls``: HTTPS only."""
         self._respond = respond
+        self._guard = guard
+        self._tls = tls
         self._address = (host, port)
         self._max_clients = max_clients
         self._request_seconds = request_seconds
         self._clients = 0
+        self._probing = 0  # connections past the cap, waiting to show they are probes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -71,7 +86,13 @@ class HttpServer:
         loop = asyncio.new_event_loop()
         try:
             self._server = loop.run_until_complete(
-                asyncio.start_server(self._client, *self._address, limit=MAX_REQUEST_BYTES)
+                asyncio.start_server(
+                    self._client,
+                    *self._address,
+                    limit=MAX_REQUEST_BYTES,
+                    ssl=self._tls,
+                    ssl_handshake_timeout=self._request_seconds if self._tls else None,
+                )
             )
         except BaseException:
             loop.close()
@@ -98,20 +119,33 @@ class HttpServer:
                 task.cancel()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._clients >= self._max_clients:
+        """One request. Past ``max_clients`` a connection still has ``PROBE_SECONDS`` to
+        show it is a probe (up to ``PROBE_CLIENTS`` at a time): a crowd of slow clients
+        never locks ``/livez`` and ``/readyz`` out."""
+        crowded = self._clients >= self._max_clients
+        if crowded and self._probing >= PROBE_CLIENTS:
             writer.close()
             return
-        self._clients += 1
+        self._count(crowded, 1)
         try:
-            async with asyncio.timeout(self._request_seconds):
+            async with asyncio.timeout(PROBE_SECONDS if crowded else self._request_seconds):
                 head = await reader.readuntil(b"\r\n\r\n")
-                writer.write(await asyncio.to_thread(self._answer, head))
+                if is_probe(head):  # on the loop: a probe never waits for a busy thread
+                    writer.write(self._answer(head))
+                elif not crowded:
+                    writer.write(await asyncio.to_thread(self._answer, head))
                 await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # a client that went away, stalled or sent too much: nothing to say
         finally:
-            self._clients -= 1
+            self._count(crowded, -1)
             writer.close()
+
+    def _count(self, crowded: bool, change: int) -> None:
+        if crowded:
+            self._probing += change
+        else:
+            self._clients += change
 
     def _answer(self, head: bytes) -> bytes:
         method, _, rest = head.decode("latin-1").partition(" ")
@@ -124,6 +158,9 @@ class HttpServer:
             extra.append("Allow: GET, HEAD")
         elif not target.startswith("/"):
             status, content_type, body = 400, TEXT, b"bad request: the target must be a path\n"
+        elif self._guard and (refused := self._guard(target, _header(head, "authorization"))):
+            status, content_type, body = refused
+            extra.append('WWW-Authenticate: Bearer realm="watcher"')
         else:
             status, content_type, body = self._respond(target, _header(head, "accept"))
         lines = [
@@ -134,6 +171,14 @@ class HttpServer:
             "Connection: close",
         ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if method == "HEAD" else body)
+
+
+def is_probe(head: bytes) -> bool:
+    """Whether the request is a GET or HEAD of a probe's path (its answer is cheap: made
+    on the server's loop, past the connection cap)."""
+    method, _, rest = head.partition(b" ")
+    path = rest.partition(b" ")[0].partition(b"?")[0]
+    return method in (b"GET", b"HEAD") and path in PROBES
 
 
 def _header(head: bytes, name: str) -> str:

@@ -28,14 +28,11 @@ def setup_logging(
     settings: Settings, stream: Any = None, handler: logging.Handler | None = None
 ) -> None:
     """Log lines to ``stream`` (or ``handler``), as text or JSON lines."""
-    import stamina  # only the commands that log (and so may retry) load it; health never does
-
     handler = handler or logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    stamina.instrumentation.set_on_retry_hooks([])  # our own retry log line says more
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected": noise
 
 

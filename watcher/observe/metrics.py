@@ -7,6 +7,7 @@ registry, never the global one); a small HTTP server serves ``/metrics``, ``/liv
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Final, Self
@@ -17,10 +18,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from watcher.core.printable import printable
-from watcher.observe import api
+from watcher.observe import api, families
 from watcher.observe.heartbeat import FRESH_SECONDS
-from watcher.observe.http_server import TEXT, HttpServer, Response
-from watcher.sync.stats import ORDERS, Count, Snapshot
+from watcher.observe.http_server import TEXT, Guard, HttpServer, Response
+from watcher.sync import ORDERS, Count, Snapshot
 
 # counter name (without _total) → (snapshot counter, help text)
 COUNTERS: Final = {
@@ -35,6 +36,18 @@ COUNTERS: Final = {
     "watcher_changed_during_export": (
         Count.CHANGED_DURING_EXPORT,
         "Exported work orders left unsynced because they changed meanwhile.",
+    ),
+    "watcher_conflicts": (
+        Count.CONFLICTS,
+        "ERP versions that met a TracOS change not yet synced (the newer won).",
+    ),
+    "watcher_versions_not_dates": (
+        Count.VERSIONS_NOT_DATES,
+        "Stored updatedAt values that named no date, overwritten by the ERP's version.",
+    ),
+    "watcher_outbound_repaired": (
+        Count.REPAIRED,
+        "Outbound files rewritten because they held another version than the store's.",
     ),
     "watcher_store_retries": (
         Count.RETRIES,
@@ -56,10 +69,13 @@ class SnapshotCollector:
         snapshot = self.latest
         if snapshot is None:
             return
+        yield families.build_info()
         yield from _counters(snapshot)
         yield from _gauges(snapshot)
-        yield _latency("watcher_inbound_latency_seconds", "File landed → committed.", snapshot)
-        yield _latency("watcher_outbound_latency_seconds", "TracOS change → file.", snapshot)
+        yield from families.latencies(snapshot)
+        yield from families.trigger(snapshot)
+        yield families.pauses(snapshot.paused)
+        yield from families.worker(snapshot)
 
 
 def _counters(snapshot: Snapshot) -> Iterator[Metric]:
@@ -92,6 +108,14 @@ def _gauges(snapshot: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "watcher_start_time_seconds", "Worker start, Unix time.", snapshot.started.timestamp()
     )
+    drift = GaugeMetricFamily(
+        "watcher_erp_unknown_key_files",
+        "Files checked that carried an ERP key the format does not know (at most 20 keys).",
+        labels=["key"],
+    )
+    for key, seen in snapshot.drift.items():
+        drift.add_metric([key], seen.files)
+    yield drift
 
 
 def _lag(snapshot: Snapshot) -> Iterator[Metric]:
@@ -112,16 +136,6 @@ def _lag(snapshot: Snapshot) -> Iterator[Metric]:
     )
 
 
-def _latency(name: str, documentation: str, snapshot: Snapshot) -> Metric:
-    """p50/p95 of the recent samples as a summary with quantiles only (no sum, no count)."""
-    metric = Metric(name, f"{documentation} Recent samples, seconds.", "summary")
-    pair = snapshot.latency_in if name.startswith("watcher_inbound") else snapshot.latency_out
-    if pair is not None:
-        for quantile, value in zip(("0.5", "0.95"), pair, strict=True):
-            metric.add_sample(name, {"quantile": quantile}, value)
-    return metric
-
-
 def readiness(snapshot: Snapshot | None, age: float, fresh_seconds: float = FRESH_SECONDS) -> str:
     """Why the worker is not ready ("" when it is): no fresh snapshot, the store is down,
     or a side effect (the status file) keeps failing."""
@@ -138,6 +152,8 @@ def readiness(snapshot: Snapshot | None, age: float, fresh_seconds: float = FRES
 
 
 PATHS: Final = ("/metrics", "/livez", "/readyz")
+# No snapshot for this long (one comes every second): the worker's loop is stuck, restart it.
+LIVE_SECONDS: Final = 60.0
 
 
 class MetricsServer:
@@ -151,15 +167,19 @@ class MetricsServer:
         fresh_seconds: float = FRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         routes: Callable[[MetricsServer], Mapping[str, api.Route]] | None = None,
+        *,
+        guard: Guard | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        """``routes``: the JSON routes, made for this server (they may ask ``latest``)."""
+        """``routes``: the JSON routes, made for this server (they may ask ``latest``);
+        ``guard`` refuses requests without the token; ``tls``: HTTPS only."""
         self.collector = SnapshotCollector()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
         self.fresh_seconds = fresh_seconds
         self._clock = clock
         self._received: float | None = None
-        self._http = HttpServer(self.respond, host, port)
+        self._http = HttpServer(self.respond, host, port, guard=guard, tls=tls)
         self.routes = dict(routes(self)) if routes else {}
 
     async def __call__(self, snapshot: Snapshot) -> None:
@@ -206,11 +226,22 @@ class MetricsServer:
             encode, content_type = choose_encoder(accept)
             return 200, content_type, encode(self.registry)
         if target.path == "/livez":
-            return 200, TEXT, b"ok\n"
+            return self._live()
         if target.path == "/readyz":
             return self._ready()
         known = ", ".join((*PATHS, *self.routes))
         return 404, TEXT, f"not found: {printable(target.path[:200])} (try {known})\n".encode()
+
+    def _live(self) -> Response:
+        """Alive unless the worker's loop has stopped taking snapshots (never the store:
+        snapshots go on through an outage); alive before the first one (start-up)."""
+        if self._received is not None and (age := self._clock() - self._received) > LIVE_SECONDS:
+            return (
+                503,
+                TEXT,
+                f"not live: no snapshot for {age:.0f} s (the loop is stuck)\n".encode(),
+            )
+        return 200, TEXT, b"ok\n"
 
     def _ready(self) -> Response:
         age = 0.0 if self._received is None else self._clock() - self._received

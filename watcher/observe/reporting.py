@@ -15,16 +15,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 
 import anyio
 
 from watcher.core.errors import StoreUnavailable
 from watcher.core.settings import Settings
-from watcher.erp.port import InboundSource
+from watcher.erp import InboundSource
+from watcher.fs import disk_space
 from watcher.observe.heartbeat import status_path, write_worker_status
 from watcher.store import WorkOrderStore
-from watcher.sync.stats import Snapshot, Stats, StoreState, age
+from watcher.sync import Snapshot, Stats, StoreState, age
 
 log = logging.getLogger(__name__)
 STATUS_SECONDS: Final = 2.0  # store counts and the status file (health allows 10 s)
@@ -81,7 +83,18 @@ class Reporting:
             landed = backlog.oldest_landed
             self.stats.waiting_age = None if landed is None else max(0.0, time.time() - landed)
             self.stats.in_flight = backlog.in_flight
+            self.stats.disk = await anyio.to_thread.run_sync(disk_space, self._folders())
             await anyio.sleep(STATUS_SECONDS)  # a stat per file waiting: ~60 ms for 10,000
+
+    def _folders(self) -> dict[str, Path]:
+        chosen = self.settings
+        return {
+            "inbound": chosen.inbound_dir,
+            "outbound": chosen.outbound_dir,
+            "archive": chosen.archive_dir,
+            "failed": chosen.failed_dir,
+            "state": chosen.state_dir,
+        }
 
     async def refresh_counts(self) -> None:
         """The store's counts on their own schedule; only this task waits for them."""

@@ -17,9 +17,7 @@ from watcher.core.errors import Unexportable
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
 from watcher.core.tracos import read_tracos
-from watcher.erp.folders.upkeep import folder_counts
-from watcher.erp.port import ErpFormat
-from watcher.fs import oldest_landed
+from watcher.erp import ErpFormat, folder_counts, oldest_claimed, oldest_landed
 from watcher.observe.heartbeat import (
     Found,
     UnexportableEntry,
@@ -29,7 +27,7 @@ from watcher.observe.heartbeat import (
     running_problem,
 )
 from watcher.store import WorkOrderStore
-from watcher.sync.stats import age
+from watcher.sync import age, read_paused
 
 CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
 LISTED: Final = 20  # unexportable orders printed; the rest are counted
@@ -73,7 +71,7 @@ async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer
     return StoreAnswer(stored, unsynced, total, stuck, oldest)
 
 
-def status_report(
+def gather_status(
     settings: Settings, answer: StoreAnswer | None, store_error: str | None, now: datetime
 ) -> dict[str, Any]:
     """Everything ``status`` prints, as plain values (``--json`` prints it as it is)."""
@@ -85,14 +83,41 @@ def status_report(
         "store_reachable": store_error is None,
         "store_error": store_error,
         "mode": running[0]["mode"] if running else "unknown (no worker running)",
+        "paused": sorted(read_paused(settings.state_dir)),  # `watcher pause`, until resumed
         **_counts(answer, files, now),
         **folder_counts(settings),
         "oldest_file_waiting_seconds": _oldest_waiting(settings, now),
         "worker_running": bool(running),
         "worker_problem": health_problem(settings, now),
+        **_agreement(files, now),
+        "field_drift": _drift(files),
         "workers": workers,
     }
     return report
+
+
+def _drift(files: list[Found]) -> dict[str, dict[str, Any]]:
+    """Unknown ERP keys over every worker's status file: files, first and last seen."""
+    merged: dict[str, dict[str, Any]] = {}
+    for found in files:
+        for key, seen in (found.status.drift if found.status else {}).items():
+            was = merged.setdefault(key, {"files": 0, "first": seen.first, "last": seen.last})
+            was["files"] += seen.files
+            was["first"], was["last"] = min(was["first"], seen.first), max(was["last"], seen.last)
+            was.setdefault("example_order", seen.example_order)
+    return merged
+
+
+def _agreement(files: list[Found], now: datetime) -> dict[str, int]:
+    """What the running workers met since they started: conflicts (``watcher conflicts``
+    lists them), stored versions that named no date, outbound files repaired."""
+    counters = [
+        f.status.counters for f in files if f.status and running_problem(f.status, now) is None
+    ]
+    return {
+        f"{name}_since_start": sum(c.get(name, 0) for c in counters)
+        for name in ("conflicts", "versions_not_dates", "repaired")
+    }
 
 
 def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> dict[str, Any]:
@@ -132,11 +157,15 @@ def _counts(answer: StoreAnswer | None, files: list[Found], now: datetime) -> di
 
 
 def _oldest_waiting(settings: Settings, now: datetime) -> float | None:
+    """Waiting in the inbound folder or claimed and not filed away (held by an outage)."""
     try:
         landed = oldest_landed(settings.inbound_dir)
     except OSError:  # no inbound folder here: nothing waits in it
+        landed = None
+    moments = [m for m in (landed, oldest_claimed(settings.inbound_dir)) if m is not None]
+    if not moments:
         return None
-    return None if landed is None else _seconds(age(datetime.fromtimestamp(landed, UTC), now))
+    return _seconds(age(datetime.fromtimestamp(min(moments), UTC), now))
 
 
 def _seconds(value: float | None) -> float | None:
@@ -169,7 +198,7 @@ def status_lines(report: dict[str, Any]) -> list[str]:
     from outside — reasons, errors — shown escaped)."""
     lines = []
     for key, value in report.items():
-        if key in ("workers", "unexportable"):
+        if key in ("workers", "unexportable", "field_drift"):
             continue
         shown = _shown(key, value, report)
         lines.append(f"{key.replace('_', ' '):>27}: {printable(str(shown))}")
@@ -179,6 +208,14 @@ def status_lines(report: dict[str, Any]) -> list[str]:
         lines.append(printable(f"  worker {name}: {state}" + _problem_note(worker)))
     for entry in report.get("unexportable", []):
         lines.append(f"  unexportable {entry['order']}: {printable(entry['reason'])}")
+    for key, seen in report.get("field_drift", {}).items():
+        lines.append(
+            printable(
+                f"  ERP key {key!r} not in the format: {seen['files']} files checked carried"
+                f" it, first {seen['first']}, last {seen['last']}, e.g. order"
+                f" {seen['example_order']}"
+            )
+        )
     more = (report.get("unexportable_total") or 0) - len(report.get("unexportable", []))
     if more > 0:
         lines.append(f"  … and {more} more unexportable orders")
@@ -188,6 +225,8 @@ def status_lines(report: dict[str, Any]) -> list[str]:
 def _shown(key: str, value: object, report: dict[str, Any]) -> object:
     """A value for a terminal; an age is "none" when nothing is behind, and so is the store
     error when the store answered."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
     if value is not None:
         return value
     answered = key == "store_error" and report["store_reachable"]

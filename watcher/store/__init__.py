@@ -1,17 +1,48 @@
-"""The store: where TracOS work orders live, behind one port (``port.py``).
+"""The store: where TracOS work orders live, behind one port (``port.py``), and the sync
+journal kept beside them (``journal.py``).
 
 Two adapters pass one contract suite: ``mongo`` (production) and ``sqlite`` (embedded);
-``configured`` picks the one the settings name. Other rooms import the port's names from
-here.
+``configured`` picks the one the settings name. This is the face other rooms import from:
+the ports' names, and the configured store's use by one command (loaded on first use).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from watcher.core.faces import lazy
+from watcher.store.journal import Entry, HistoryQuery, Journal, JournalEvent, UnreadableEntry
 from watcher.store.port import (
     Document,
     PutResult,
     Replace,
     StoredDocument,
     SyncMark,
+    TriggerProgress,
     WorkOrderStore,
 )
 
-__all__ = ["Document", "PutResult", "Replace", "StoredDocument", "SyncMark", "WorkOrderStore"]
+if TYPE_CHECKING:
+    from watcher.store.configured import build_journal, read_history, with_store
+
+__all__ = [
+    "Document",
+    "Entry",
+    "HistoryQuery",
+    "Journal",
+    "JournalEvent",
+    "PutResult",
+    "Replace",
+    "StoredDocument",
+    "SyncMark",
+    "TriggerProgress",
+    "UnreadableEntry",
+    "WorkOrderStore",
+    "build_journal",
+    "read_history",
+    "with_store",
+]
+__getattr__ = lazy(
+    __name__,
+    {"build_journal": "configured", "read_history": "configured", "with_store": "configured"},
+)

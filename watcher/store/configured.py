@@ -20,9 +20,11 @@ from watcher.store.port import WorkOrderStore
 T = TypeVar("T")
 
 
-def build_store(settings: Settings, threads: bool = True) -> WorkOrderStore:
+def build_store(
+    settings: Settings, threads: bool = True, busy_seconds: float | None = None
+) -> WorkOrderStore:
     """``threads=False``: an embedded store that does its work right where it is called
-    (a one-shot command)."""
+    (a one-shot command); ``busy_seconds``: its patience with another process's lock."""
     if settings.mongo_uri:
         from watcher.store.mongo import MongoStore
 
@@ -34,11 +36,16 @@ def build_store(settings: Settings, threads: bool = True) -> WorkOrderStore:
         )
     from watcher.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.sqlite_path, threads)
+    if busy_seconds is None:
+        return SqliteStore(settings.sqlite_path, threads)
+    return SqliteStore(settings.sqlite_path, threads, busy_seconds)
 
 
 def with_store(
-    settings: Settings, work: Callable[[WorkOrderStore], Awaitable[T]], create: bool = False
+    settings: Settings,
+    work: Callable[[WorkOrderStore], Awaitable[T]],
+    create: bool = False,
+    busy_seconds: float | None = None,
 ) -> T:
     """Open the configured store, run ``work``, close it: one attempt, one line if it fails
     (a command an operator typed answers at once; the worker is the one that waits).
@@ -47,7 +54,7 @@ def with_store(
     run from the wrong directory, says there is none instead of making an empty one.
     """
 
-    store = build_store(settings, threads=False)
+    store = build_store(settings, threads=False, busy_seconds=busy_seconds)
 
     async def main() -> T:
         try:

@@ -7,14 +7,39 @@ one contract suite; retention is by age and by a count, so the journal stays bou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from enum import StrEnum
+from typing import Any, Literal, Protocol
 
 import msgspec
 
+from watcher.core.errors import CommandFailed, capped
+from watcher.core.printable import printable
+
 Direction = Literal["in", "out"]
+
+
+class JournalEvent(StrEnum):
+    """Every event the journal records, named once. An order's inbound entry has its
+    ``Outcome`` as its event (``inserted``, ``updated``, ``unchanged``, ``stale``)."""
+
+    ARCHIVED = "archived"
+    QUARANTINED = "quarantined"
+    PARTLY_REJECTED = "partly_rejected"  # archived; its refused elements in failed/
+    CLAIMED = "claimed"  # stored, not yet filed away: it stays claimed
+    RETAKEN = "retaken"  # changed since it was read: read again
+    EXPORTED = "exported"
+    CHANGED_DURING_EXPORT = "changed_during_export"
+    SUPERSEDED = "superseded"
+    NOT_WRITTEN = "not_written"
+    UNEXPORTABLE = "unexportable"
+    CONFLICT = "conflict"  # both sides changed an order since it was last synced
+    NO_DATE_VERSION = "no_date_version"  # a stored updatedAt that named no date, overwritten
+    REPAIRED = "repaired"  # an outbound file rewritten to the store's synced version
+    RESEND = "resend"  # `watcher resend`: marked unsynced to go out again
+    FIELD_DRIFT = "field_drift"  # a key the ERP format does not know, first seen
 
 
 class Entry(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
@@ -37,6 +62,9 @@ class Entry(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     reason: str | None = None
     counts: dict[str, int] | None = None
     worker: str | None = None
+    trace: str | None = None  # the OpenTelemetry trace id of the work, when tracing is on
+    tracos_version: datetime | None = None  # a conflict's other side
+    differs: list[str] | None = None  # a conflict's fields that differ, TracOS's value first
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +76,7 @@ class HistoryQuery:
     file: str | None = None
     since: datetime | None = None
     limit: int = 1000
+    event: str | None = None  # every entry of this event instead (``watcher conflicts``)
 
 
 class Journal(Protocol):
@@ -76,8 +105,33 @@ def encode(entry: Entry) -> bytes:
     return _encode(entry)
 
 
+class UnreadableEntry(CommandFailed):
+    """An entry in the journal that is not one of ours (written by hand, or by another
+    program into the same table or collection): reading the history says so in one line."""
+
+
 def decode(data: bytes | str) -> Entry:
-    return _decode(data)
+    """An entry as the embedded store keeps it (JSON); ``UnreadableEntry`` if it is not one."""
+    try:
+        return _decode(data)
+    except msgspec.DecodeError as exc:  # also a ValidationError
+        raise _unreadable(exc, data) from None
+
+
+def convert(doc: Mapping[str, Any]) -> Entry:
+    """An entry as MongoDB returns it; ``UnreadableEntry`` if it is not one."""
+    try:
+        return msgspec.convert(doc, Entry)
+    except msgspec.ValidationError as exc:
+        raise _unreadable(exc, doc) from None
+
+
+def _unreadable(exc: Exception, found: object) -> UnreadableEntry:
+    shown = printable(capped(repr(found), 120))
+    return UnreadableEntry(
+        f"the sync journal holds an entry that is not a watcher entry ({capped(str(exc))}):"
+        f" {shown}; remove it from the journal"
+    )
 
 
 _encode = msgspec.json.Encoder().encode

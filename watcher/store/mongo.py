@@ -8,6 +8,7 @@ sweep after every (re)open and polling where the server has no change streams.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from datetime import datetime
@@ -19,7 +20,15 @@ from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, ConfigurationError
 
 from watcher.core.errors import ConfigError, OrdersRefused, StoreMissing, StoreUnavailable
-from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number
+from watcher.core.tracos import (
+    Clash,
+    OrderUpsert,
+    Outcome,
+    clash,
+    decide,
+    newest_per_number,
+    stored_date,
+)
 from watcher.store.mongo_client import durable, majority_reads, why_no_answer
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
@@ -41,7 +50,7 @@ from watcher.store.mongo_ops import (
     UNSYNCED_PARTS,
     mark_filter,
     put_op,
-    stored_date,
+    unsync_op,
     upsert_op,
     version_of,
 )
@@ -53,6 +62,7 @@ from watcher.store.port import (
     Replace,
     StoredDocument,
     SyncMark,
+    TriggerProgress,
     mark_fields,
     replaces,
 )
@@ -63,6 +73,8 @@ RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
 CALL_TIMEOUT_SECONDS: Final = 30.0
 CLOSE_SECONDS: Final = 2.0
 UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
+# an upsert applied but not confirmed: its outcomes and the clashes it met, by order index
+Applied = tuple[list[Outcome | None], dict[int, Clash]]
 
 
 class MongoStore:
@@ -76,9 +88,10 @@ class MongoStore:
         self._committed = majority_reads(collection)
         self._unconfirmed: dict[tuple[SyncMark, ...], ObjectId] = {}  # marks not yet answered
         # upserts applied but not confirmed durable: what they did, for their retry
-        self._applied: dict[tuple[tuple[OrderUpsert, ...], datetime], list[Outcome | None]] = {}
+        self._applied: dict[tuple[tuple[OrderUpsert, ...], datetime], Applied] = {}
         self.refused_marks: dict[str, str] = {}  # document key → why the server refused it
-        self._follower = ChangeFollower(collection, self._sweep, self._stored)
+        self.trigger = TriggerProgress()
+        self._follower = ChangeFollower(collection, self._sweep, self._stored, self.trigger)
 
     @classmethod
     def connect(
@@ -156,52 +169,78 @@ class MongoStore:
                 raise
             raise await why_no_answer(self._client) from exc
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
         """Newer wins per order; an order the server refuses for good (a validator, a size
         limit) raises ``OrdersRefused`` once the others are written. Never without the
         unique index: one found missing is made again first (or the write waits). A retry
         of a write applied but not confirmed keeps that write's outcomes (its own earlier
-        write is no "unchanged")."""
+        write is no "unchanged"). ``clashes`` gets the conflicts the written orders met
+        (also when others are refused)."""
         key = (tuple(orders), now)
-        earlier = self._applied.pop(key, None)
+        earlier, earlier_noted = self._applied.pop(key, (None, {}))
         outcomes: list[Outcome | None] = []
+        noted: dict[int, Clash] = {}  # the last word per order: a later round may see anew
         try:
             try:
-                refusals = await self._upsert(orders, now, outcomes)
+                refusals = await self._upsert(orders, now, outcomes, noted)
             except UniqueIndexMissing:
                 await restore_unique_index(self._coll)
-                refusals = await self._upsert(orders, now, outcomes)
+                noted.clear()
+                refusals = await self._upsert(orders, now, outcomes, noted)
         except Unconfirmed:
             if len(self._applied) >= UNCONFIRMED_KEPT:
                 self._applied.clear()
-            self._applied[key] = kept_outcomes(earlier, outcomes)
+            self._applied[key] = (kept_outcomes(earlier, outcomes), {**earlier_noted, **noted})
             raise
         outcomes = kept_outcomes(earlier, outcomes)
+        noted = {**earlier_noted, **noted}  # what the unconfirmed write met still stands
+        if clashes is not None:
+            clashes.extend(noted[i] for i in sorted(noted) if i not in refusals)
         if refusals:
             raise OrdersRefused(refusals, outcomes)
         return [o for o in outcomes if o is not None]
 
     async def _upsert(
-        self, orders: Sequence[OrderUpsert], now: datetime, outcomes: list[Outcome | None]
+        self,
+        orders: Sequence[OrderUpsert],
+        now: datetime,
+        outcomes: list[Outcome | None],
+        noted: dict[int, Clash],
     ) -> dict[int, str]:
-        """Fill ``outcomes`` (one per order, in place: kept if an attempt is cut short);
-        the server's refusals by order index."""
+        """Fill ``outcomes`` (one per order, in place: kept if an attempt is cut short) and
+        ``noted`` (the clashes, by order index); the server's refusals by order index.
+
+        A synced document with an older date is updated at once; anything else is refused
+        (11000) and decided from the document read: then the update applies only while
+        the document is still exactly as read (or the order is decided again)."""
         winner, decided = newest_per_number(orders)
         outcomes[:] = decided
         pending = list(winner.values())
         refusals: dict[int, str] = {}
+        read: dict[int, Document] = {}
         for _ in range(RACE_ROUNDS):
-            ops = [upsert_op(orders[i], now) for i in pending]
+            ops = [upsert_op(orders[i], now, read.get(orders[i].number)) for i in pending]
             refused = await self._bulk(ops, outcomes, pending, refusals)
             if not refused:
                 return refusals
-            stored = await self._updated_at([orders[i].number for i in refused])
+            read = await self._stored_docs([orders[i].number for i in refused])
             pending = []
             for i in refused:
-                outcomes[i] = decide(stored.get(orders[i].number), orders[i].updatedAt)
-                if outcomes[i] in (Outcome.INSERTED, Outcome.UPDATED):
-                    pending.append(i)  # another writer inserted an older one meanwhile: again
+                doc = read.get(orders[i].number)
+                when = None if doc is None else stored_date(doc.get("updatedAt"))
+                outcomes[i] = outcome = decide(when, orders[i].updatedAt)
+                noted.pop(i, None)
+                if doc is not None and (found := clash(doc, orders[i], outcome)):
+                    noted[i] = found
+                if outcome in (Outcome.INSERTED, Outcome.UPDATED):
+                    pending.append(i)  # written only while it is still as read: or again
         raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
+
+    async def _stored_docs(self, numbers: list[int]) -> dict[int, Document]:
+        docs = await self._find({"number": {"$in": numbers}}, expected=len(numbers))
+        return {doc["number"]: doc for doc in docs}
 
     async def _bulk(
         self,
@@ -345,13 +384,15 @@ class MongoStore:
         """Hand every unsynced document to ``handle``, batch by batch (an empty sweep hands
         over one empty batch: the caller sees that it ran). The indexes are checked first."""
         await ensure_indexes(self._coll)
-        swept = False
+        swept, found, began = False, 0, time.monotonic()
         async with aclosing(self.iter_unsynced(batch_size)) as batches:
             async for batch in batches:
-                swept = True
+                swept, found = True, found + len(batch)
                 await handle(batch)
         if not swept:
             await handle([])
+        self.trigger.swept(time.monotonic() - began, found)
+        self.trigger.progressed(time.time())
 
     @staticmethod
     def _stored(doc: Document, changed_at: datetime | None = None) -> StoredDocument:
@@ -401,6 +442,16 @@ class MongoStore:
                     "document %s cannot be marked synced (it stays unsynced): %s", key, reason
                 )
             self.refused_marks[key] = reason
+
+    async def unsync(self, numbers: Sequence[int]) -> int:
+        """Mark the synced ones of ``numbers`` unsynced (``watcher resend``): durable, as
+        every write (a write-concern error is an outage); how many were."""
+        if not numbers:
+            return 0
+        details = await self._bulk_write([unsync_op(numbers)])
+        if refusal := next((e for e in details.get("writeErrors", []) if is_refusal(e)), None):
+            raise StoreUnavailable(f"MongoDB refused a write: {refusal_reason(refusal)}")
+        return int(details.get("nModified", 0))
 
     async def counts(self) -> tuple[int, int]:
         with translated():

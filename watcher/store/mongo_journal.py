@@ -14,6 +14,7 @@ from typing import Any, Final
 import msgspec
 from pymongo.errors import OperationFailure
 
+from watcher.store import journal
 from watcher.store.journal import Entry, HistoryQuery
 from watcher.store.mongo_errors import translated
 from watcher.store.port import Document
@@ -63,12 +64,14 @@ class MongoJournal:
 
     async def history(self, query: HistoryQuery) -> list[Entry]:
         match: Document = {"number": query.number} if query.file is None else {"file": query.file}
+        if query.event is not None:
+            match = {"event": query.event}
         if query.since is not None:
             match["at"] = {"$gte": query.since}
         with translated():
             cursor = self._coll.find(match, {"_id": 0}).sort([("at", -1), ("_id", -1)])
             found = await cursor.limit(query.limit).to_list(None)
-        return [msgspec.convert(doc, Entry) for doc in reversed(found)]
+        return [journal.convert(doc) for doc in reversed(found)]
 
     async def forget(self, before: datetime, keep: int) -> int:
         with translated():

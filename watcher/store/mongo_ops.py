@@ -3,11 +3,11 @@ whole-document puts, and the queries for the unsynced. Pure: no client, no I/O."
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
-from pymongo import InsertOne, ReplaceOne, UpdateOne
+from pymongo import InsertOne, ReplaceOne, UpdateMany, UpdateOne
 
 from watcher.core.tracos import OrderUpsert
 from watcher.store.port import Document, Replace, insert_fields, upsert_fields
@@ -53,19 +53,35 @@ def mark_filter(version: Hashable) -> Document:
     return query
 
 
-def upsert_op(order: OrderUpsert, now: datetime) -> UpdateOne:
-    """Insert, or update only if the stored ``updatedAt`` is older (or not a date)."""
+def upsert_op(order: OrderUpsert, now: datetime, stored: Document | None = None) -> UpdateOne:
+    """Insert, or update a synced document whose ``updatedAt`` is an older date; anything
+    else is refused (11000) and decided from the document read (``stored``): then the
+    update applies only while the document is still exactly as read."""
     update: Document = {
         "$set": upsert_fields(order, now),
         "$setOnInsert": insert_fields(order),
     }
     if order.deletedAt is None:
         update["$unset"] = {"deletedAt": ""}
-    newer = [{"updatedAt": {"$lt": order.updatedAt}}, {"updatedAt": {"$not": {"$type": "date"}}}]
-    query = {"number": order.number, "$or": newer}
+    if stored is None:
+        query: Document = {"number": order.number, "updatedAt": {"$lt": order.updatedAt}}
+        query["isSynced"] = True
+    else:
+        exactly = {f: _exactly(stored, f) for f in ("updatedAt", "isSynced")}
+        query = {"_id": stored["_id"], "number": order.number, **exactly}
     # the hint makes the server refuse the write when the index is gone (dropped, a wiped
     # server): without it, an older version's upsert would insert a second document
     return UpdateOne(query, update, upsert=True, hint=NUMBER_INDEX)
+
+
+def _exactly(doc: Document, field: str) -> Document:
+    return {"$eq": doc[field]} if field in doc else {"$exists": False}
+
+
+def unsync_op(numbers: Sequence[int]) -> UpdateMany:
+    """The synced ones of ``numbers`` made unsynced (``watcher resend``)."""
+    query = {"number": {"$in": list(numbers)}, "isSynced": True}
+    return UpdateMany(query, {"$set": {"isSynced": False}})
 
 
 def put_op(doc: Document, replace: Replace) -> ReplaceOne[Document] | InsertOne[Document]:
@@ -78,11 +94,6 @@ def put_op(doc: Document, replace: Replace) -> ReplaceOne[Document] | InsertOne[
         return InsertOne(dict(doc))  # a copy: the driver adds ``_id`` to what it is given
     newer = [{"updatedAt": {"$lt": updated}}, {"updatedAt": {"$not": {"$type": "date"}}}]
     return ReplaceOne({"number": doc["number"], "$or": newer}, doc, upsert=True)
-
-
-def stored_date(value: object) -> datetime | None:
-    """A stored ``updatedAt`` as newer-wins sees it: a date, or None (older than any)."""
-    return value if isinstance(value, datetime) else None
 
 
 def unique_on_number(index: Document) -> bool:

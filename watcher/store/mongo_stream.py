@@ -4,6 +4,7 @@ after any error, or polling where the server has no change streams at all."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Final
@@ -14,7 +15,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from watcher.core.errors import StoreUnavailable
 from watcher.store.mongo_errors import first_line, known_error, translated
-from watcher.store.port import Document, Handler, StoredDocument
+from watcher.store.port import Document, Handler, StoredDocument, TriggerProgress
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,11 @@ class StreamClosed(Exception):
 class ChangeFollower:
     """Hands unsynced documents over as they change: ``sweep`` first, then each change."""
 
-    def __init__(self, collection: Any, sweep: Sweep, stored: Stored) -> None:
+    def __init__(
+        self, collection: Any, sweep: Sweep, stored: Stored, trigger: TriggerProgress
+    ) -> None:
         self._coll = collection
+        self._trigger = trigger
         self._sweep = sweep
         self._stored = stored
         self.mode = "MongoDB"  # says "change stream" only once the server has opened one
@@ -99,7 +103,7 @@ class ChangeFollower:
             self._reopen_pause = REOPEN_PAUSE_SECONDS  # opened and swept: the next failure is news
             send, receive = anyio.create_memory_object_stream[Document | Exception](DRAIN_LIMIT)
             async with receive, anyio.create_task_group() as tg:
-                tg.start_soon(_pump, stream, send)
+                tg.start_soon(_pump, stream, send, self._trigger)
                 error = await self._consume(receive, handle)
                 tg.cancel_scope.cancel()
             raise error
@@ -129,12 +133,23 @@ class ChangeFollower:
                 return batch[-1]
 
 
-async def _pump(stream: Any, send: MemoryObjectSendStream[Document | Exception]) -> None:
-    """Read changes as they come (cached ones without a server round trip); pass errors on."""
+async def _pump(
+    stream: Any, send: MemoryObjectSendStream[Document | Exception], trigger: TriggerProgress
+) -> None:
+    """Read changes as they come (cached ones without a server round trip); pass errors on.
+
+    Each answer of the server (a change, or an empty one after its await time, about a
+    second) is progress: a stream that is open but no longer answers ("healthy but doing
+    nothing") shows in the metrics as such. (Only some servers move the resume point on
+    while nothing changes, so the answer itself is counted.)"""
     async with send:
         try:
-            while True:
-                await send.send(await stream.next())
+            while stream.alive:  # what ``next`` does, seeing each empty answer too
+                change = await stream.try_next()
+                trigger.progressed(time.time())
+                if change is not None:
+                    await send.send(change)
+            raise StopAsyncIteration
         except (PyMongoError, StoreUnavailable) as exc:
             await send.send(exc)
         except StopAsyncIteration:  # after an invalidate event the cursor is closed

@@ -16,13 +16,13 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from watcher.core.tracos import OrderUpsert, Outcome, normalise_date
+from watcher.core.tracos import Clash, OrderUpsert, Outcome, normalise_date
 
 Document = dict[str, Any]
 
 
 # Structs, not dataclasses: a sweep makes one per document, and each dataclass costs
-# every command that imports the port about 1.5 ms to create (issue 15, start-up).
+# every command that imports the port about 1.5 ms to create (docs/performance.md, start-up).
 class StoredDocument(msgspec.Struct, frozen=True):
     """A document as read for export: ``version`` is what a conditional mark checks."""
 
@@ -40,6 +40,27 @@ class SyncMark(msgspec.Struct, frozen=True):
 
 
 Handler = Callable[[list[StoredDocument]], Awaitable[None]]
+
+
+class TriggerProgress(msgspec.Struct):
+    """What a store's outbound trigger (``follow_unsynced``) has done, for the metrics: its
+    sweeps, and when it last showed life (a change event, a change stream's resume point
+    moving on, a poll or a look at the embedded store's version), as Unix time."""
+
+    sweeps: int = 0
+    swept_orders: int = 0
+    sweep_seconds: float = 0.0  # all sweeps together
+    last_sweep_seconds: float = 0.0
+    progressed_at: float | None = None
+
+    def swept(self, seconds: float, orders: int) -> None:
+        self.sweeps += 1
+        self.swept_orders += orders
+        self.sweep_seconds += seconds
+        self.last_sweep_seconds = seconds
+
+    def progressed(self, now: float) -> None:
+        self.progressed_at = now
 
 
 class Replace(StrEnum):
@@ -78,8 +99,13 @@ class WorkOrderStore(Protocol):
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers now."""
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
-        """Newer wins, per order, in one bulk write; outcomes in the order given."""
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
+        """Newer wins, per order, in one bulk write; outcomes in the order given. A stored
+        ``updatedAt`` that is RFC 3339 text counts as the date it names, anything else that
+        is no date as older than any. ``clashes`` gets what an operator must hear of: TracOS
+        changes not yet synced that met an ERP version, and versions that were no date."""
         ...
 
     async def put_documents(
@@ -124,6 +150,11 @@ class WorkOrderStore(Protocol):
         """Set ``isSynced``/``syncedAt`` where the version still matches; the keys marked."""
         ...
 
+    async def unsync(self, numbers: Sequence[int]) -> int:
+        """Mark these orders unsynced (``watcher resend``): the worker exports them again,
+        as any TracOS change. The number of orders that were synced."""
+        ...
+
     async def counts(self) -> tuple[int, int]:
         """(stored, unsynced)."""
         ...
@@ -133,6 +164,9 @@ class WorkOrderStore(Protocol):
         (None when there is none): how long the oldest waiting change has waited. Asked
         every two seconds, so an index answers it, never a scan."""
         ...
+
+    # sweeps and signs of life of ``follow_unsynced`` (the worker's stats share the object)
+    trigger: TriggerProgress
 
     async def follow_unsynced(self, handle: Handler, poll_seconds: float, batch_size: int) -> None:
         """Call ``handle`` with a sweep of all unsynced documents (batch by batch, at most

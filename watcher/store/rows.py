@@ -14,10 +14,13 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
+from watcher import __version__
+from watcher.core.errors import StoreTooNew
 from watcher.core.tracos import normalise_date
 from watcher.store.port import UPSERT_DATES, Document
 
@@ -25,6 +28,8 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND: Final = timedelta(milliseconds=1)
 DATE: Final = "$date"
 ROW_FORMAT: Final = 1  # PRAGMA user_version of a store whose dates are tagged
+# the columns of ``workorders`` this release knows (``sqlite.SCHEMA``): any other is a newer one's
+COLUMNS: Final = frozenset({"number", "updated_at", "synced", "seq", "changed_at", "doc"})
 LEGACY_DATE_FIELDS: Final = ("createdAt", "updatedAt", "deletedAt", "syncedAt")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
@@ -85,7 +90,7 @@ def version_of(doc: Document) -> int | None:
     """``updatedAt`` in epoch milliseconds, or None when it is not a date.
 
     As in MongoDB, only a date is a version: a string (even an ISO one) or a number that
-    TracOS stored there counts as older than any ERP version (SPEC §3 Inbound 5).
+    TracOS stored there counts as older than any ERP version (docs/spec.md §3 Inbound 5).
     """
     value = doc.get("updatedAt")
     return to_millis(value) if isinstance(value, datetime) and value.tzinfo else None
@@ -103,11 +108,16 @@ def object_ids() -> Iterator[str]:
         yield "%08x%s%06x" % (int(time.time()), middle, counter & 0xFFFFFF)  # noqa: UP031 (faster)
 
 
-def migrate(db: sqlite3.Connection) -> None:
-    """Tag the dates of rows written before tags existed (they were plain RFC 3339 strings)."""
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Tag the dates of rows written before tags existed (they were plain RFC 3339 strings);
+    a store from a newer release is refused (``StoreTooNew``), never written to or retried."""
+    found = db.execute("PRAGMA user_version").fetchone()[0]
+    _refuse_newer(db, path, found)
+    if found >= ROW_FORMAT:
+        return  # nothing to write: a command that only looks never waits for the write lock
     db.execute("BEGIN IMMEDIATE")
     try:
-        if db.execute("PRAGMA user_version").fetchone()[0] < ROW_FORMAT:
+        if db.execute("PRAGMA user_version").fetchone()[0] < ROW_FORMAT:  # not done meanwhile
             rows = db.execute("SELECT number, doc FROM workorders").fetchall()
             docs = ((n, _with_legacy_dates(_decode(doc))) for n, doc in rows)
             tagged = ((encode(doc), version_of(doc), n) for n, doc in docs)
@@ -117,6 +127,19 @@ def migrate(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _refuse_newer(db: sqlite3.Connection, path: Path, found: int) -> None:
+    """A higher ``user_version``, or columns this release does not know: a newer release's."""
+    extra = sorted({row[1] for row in db.execute("PRAGMA table_info(workorders)")} - COLUMNS)
+    if found <= ROW_FORMAT and not extra:
+        return
+    what = f"store format {found}" + (f", with columns {', '.join(extra)}" if extra else "")
+    raise StoreTooNew(
+        f"embedded store {path} was written by a newer release of watcher ({what}; this"
+        f" release {__version__} reads format {ROW_FORMAT} at most): run that release,"
+        " or point DATA_STATE_DIR at another folder"
+    )
 
 
 def _with_legacy_dates(doc: Document) -> Document:

@@ -7,12 +7,14 @@ Each row keeps the whole document as JSON plus the columns the rules need: the n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -20,7 +22,16 @@ from typing import Any, Final, TypeVar
 import anyio
 
 from watcher.core.errors import StoreDamaged, StoreMissing, StoreUnavailable
-from watcher.core.tracos import OrderUpsert, Outcome, decide, newest_per_number, normalise_date
+from watcher.core.tracos import (
+    Clash,
+    OrderUpsert,
+    Outcome,
+    clash,
+    decide,
+    newest_per_number,
+    normalise_date,
+    stored_date,
+)
 from watcher.store import rows
 from watcher.store.port import (
     Document,
@@ -29,14 +40,16 @@ from watcher.store.port import (
     Replace,
     StoredDocument,
     SyncMark,
+    TriggerProgress,
     apply_upsert,
     replaces,
 )
 
 T = TypeVar("T")
-OLDEST: Final = rows.EPOCH - timedelta(days=1)  # what a stored non-date counts as
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
 WAKE_POLL_SECONDS: Final = 0.2  # how often writes by other processes are looked for
+BUSY_SECONDS: Final = 10.0  # how long a statement waits for another process's lock
+CLOSE_WAIT_SECONDS: Final = 0.2  # how long closing waits for a call stuck behind one
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS workorders (
@@ -51,12 +64,13 @@ CREATE INDEX IF NOT EXISTS workorders_seq ON workorders (seq);
 CREATE INDEX IF NOT EXISTS workorders_unsynced ON workorders (seq) WHERE synced = 0;
 CREATE INDEX IF NOT EXISTS workorders_unsynced_age ON workorders (updated_at) WHERE synced = 0;
 """
+# a batch's marks, conditional on the version read (``seq``): the rows marked come back
+MARK: Final = (
+    "UPDATE workorders SET synced = 1, doc = json_set(doc, '$.isSynced', json('true'),"
+    " '$.syncedAt', json(?)) WHERE synced = 0 AND seq IN ({places}) RETURNING seq"
+)
 # min() skips NULLs (an updatedAt that is no date) and reads the partial index above
 OLDEST_UNSYNCED: Final = "SELECT min(updated_at) FROM workorders WHERE synced = 0"
-
-
-def _stored_version(millis: int | None) -> datetime:
-    return OLDEST if millis is None else rows.from_millis(millis)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -67,14 +81,24 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def connect(path: Path, create: bool = True) -> sqlite3.Connection:
-    """A connection in WAL mode whose acknowledged writes survive a power loss."""
+def _durable_files(path: Path) -> tuple[Path, ...]:
+    """The files an acknowledged write rests on: the database, its write-ahead log (a
+    commit is durable there until a checkpoint copies it over) and the log's index."""
+    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def connect(
+    path: Path, create: bool = True, busy_seconds: float = BUSY_SECONDS
+) -> sqlite3.Connection:
+    """A connection in WAL mode whose acknowledged writes survive a power loss; a lock held
+    by another process is waited for ``busy_seconds`` at most (from the first statement)."""
     # mode=rw: a file removed since it was checked is an error, never a new empty store
     where = str(path) if create else path.resolve().as_uri() + "?mode=rw"
-    conn = sqlite3.connect(where, isolation_level=None, check_same_thread=False, uri=not create)
+    conn = sqlite3.connect(
+        where, busy_seconds, isolation_level=None, check_same_thread=False, uri=not create
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=10000")
     return conn
 
 
@@ -96,19 +120,26 @@ def translated(path: Path) -> Iterator[None]:
 class SqliteStore:
     """``WorkOrderStore`` on a SQLite file; safe for other processes to read and write."""
 
-    def __init__(self, path: Path, threads: bool = True) -> None:
+    def __init__(
+        self, path: Path, threads: bool = True, busy_seconds: float = BUSY_SECONDS
+    ) -> None:
         """``threads=False``: each call runs right here, never in a worker thread (a
-        one-shot command, which has nothing to do meanwhile and no event loop to start)."""
+        one-shot command, which has nothing to do meanwhile and no event loop to start).
+        ``busy_seconds``: how long to wait for another process's lock (``status`` answers
+        within a second, saying what it could not read)."""
         self._path = path
         self._threads = threads
+        self._busy_seconds = busy_seconds
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._watch: sqlite3.Connection | None = None
         self._wake: anyio.Event | None = None  # while following: our own writes wake it
         self._ids = rows.object_ids()
-        self._identity: tuple[int, int] | None = None  # the file opened: device and inode
+        # the files opened (``_durable_files``): device and inode each, None if absent
+        self._identity: dict[Path, tuple[int, int] | None] = {}
         self._commits = 0  # our own commits (``data_version`` only changes for others')
         self._counted: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self.trigger = TriggerProgress()
 
     @property
     def mode(self) -> str:
@@ -130,18 +161,37 @@ class SqliteStore:
                 " directory, or set DATA_STATE_DIR to the worker's state folder"
                 " (or MONGO_URI, if the worker uses MongoDB)"
             )
-        self._conn = connect(self._path, create)
+        self._conn = connect(self._path, create, self._busy_seconds)
         if create:
             self._conn.executescript(SCHEMA)
-        rows.migrate(self._conn)  # an existing store is brought up to date, whoever opens it
-        self._watch = connect(self._path, create)
-        self._identity = _identity(self._path)
+        rows.migrate(
+            self._conn, self._path
+        )  # an existing store is brought up to date, whoever opens it
+        self._watch = connect(self._path, create, self._busy_seconds)
+        self._identity = {path: _identity(path) for path in _durable_files(self._path)}
 
     async def close(self) -> None:
+        await self.run_closing(self._close_now)
+
+    def _close_now(self) -> None:
         for conn in (self._conn, self._watch):
             if conn is not None:
                 conn.close()
         self._conn = self._watch = None
+
+    async def run_closing(self, close: Callable[[], None]) -> None:
+        """``close`` (connections of this file) once no call is using them. A call stuck
+        behind another process's lock is not waited for beyond ``CLOSE_WAIT_SECONDS``:
+        the process may end meanwhile, as SQLite allows (what was committed is on disk)."""
+        if not self._threads:
+            with self._lock:
+                return close()
+        with anyio.move_on_after(CLOSE_WAIT_SECONDS):
+            await anyio.to_thread.run_sync(self._closing, close, abandon_on_cancel=True)
+
+    def _closing(self, close: Callable[[], None]) -> None:
+        with self._lock:
+            close()
 
     async def ping(self) -> None:
         await self.run_locked(lambda: self._db.execute("SELECT 1").fetchone())
@@ -158,7 +208,9 @@ class SqliteStore:
         in SQLite's busy wait of a millisecond or more); SQLite's errors as ours."""
         if not self._threads:
             return self._locked(work)
-        return await anyio.to_thread.run_sync(self._locked, work)
+        # a caller cancelled (a stop after its grace) stops waiting at once; the call ends
+        # in its thread, its transaction committed or rolled back whole
+        return await anyio.to_thread.run_sync(self._locked, work, abandon_on_cancel=True)
 
     def _locked(self, work: Callable[[], T]) -> T:
         with self._lock, translated(self._path):
@@ -166,13 +218,23 @@ class SqliteStore:
             return work()
 
     def _check_same_file(self) -> None:
-        """Never acknowledge a write into a file that no longer has the store's name."""
-        if self._identity is not None and _identity(self._path) != self._identity:
-            raise StoreDamaged(
-                f"embedded store {self._path} was deleted or replaced while the worker ran:"
-                " nothing more is written to it; restore the file, or restart the worker to"
-                " begin a new store"
-            )
+        """Never acknowledge a write into a file that no longer has the store's name: the
+        database, or the write-ahead log every commit goes to first (deleted, SQLite would
+        go on writing into the unlinked log, and a crash would lose all of it)."""
+        for path, known in self._identity.items():
+            if known is not None and _identity(path) != known:
+                self._save_what_was_acknowledged()
+                raise StoreDamaged(
+                    f"embedded store {self._path}: {path.name} was deleted or replaced while"
+                    " the worker ran: nothing more is written to it; restore the file, or"
+                    " restart the worker (which keeps what was stored)"
+                )
+
+    def _save_what_was_acknowledged(self) -> None:
+        """Copy the unlinked log's commits into the database while it is still open."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(FULL)")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -187,19 +249,29 @@ class SqliteStore:
         db.execute("COMMIT")
         self._commits += 1
 
-    async def upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
-        return await self.run_locked(lambda: self._upsert(orders, now))
+    async def upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
+    ) -> list[Outcome]:
+        return await self.run_locked(lambda: self._upsert(orders, now, clashes))
 
-    def _upsert(self, orders: Sequence[OrderUpsert], now: datetime) -> list[Outcome]:
+    def _upsert(
+        self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None
+    ) -> list[Outcome]:
         now = normalise_date(now)  # once, not once an order
         winner, outcomes = newest_per_number(orders)
         with self._transaction() as db:
-            stored = self._stored(db, list(winner))
+            stored = self._stored(db, list(winner), synced=True)
             writes: list[tuple[OrderUpsert, str | None]] = []
             for number, index in winner.items():
-                millis, doc = stored.get(number, (None, None))
-                when = None if doc is None else _stored_version(millis)
+                millis, doc, synced = stored.get(number, (None, None, 1))
+                odd = doc is not None and (millis is None or not synced)
+                when = None if doc is None or millis is None else rows.from_millis(millis)
+                parsed = rows.decode(doc) if odd and doc is not None else {}
+                if odd and millis is None:
+                    when = stored_date(parsed.get("updatedAt"))  # maybe text naming a date
                 outcomes[index] = outcome = decide(when, orders[index].updatedAt)
+                if odd and clashes is not None and (found := clash(parsed, orders[index], outcome)):
+                    clashes.append(found)
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
                     writes.append((orders[index], doc))
             # rows made as they are written: a batch's encoded rows never coexist
@@ -214,14 +286,18 @@ class SqliteStore:
         doc.setdefault("_id", next(self._ids))
         return order.number, rows.to_millis(order.updatedAt), 1, rows.encode_set(doc)
 
-    def _stored(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, tuple[Any, str]]:
-        """``updated_at`` and the document's JSON per stored number, in one query per chunk."""
-        found: dict[int, tuple[Any, str]] = {}
+    def _stored(
+        self, db: sqlite3.Connection, numbers: list[int], synced: bool = False
+    ) -> dict[int, tuple[Any, ...]]:
+        """``updated_at`` and the document's JSON (and ``synced``, if asked) per stored
+        number, in one query per chunk."""
+        found: dict[int, tuple[Any, ...]] = {}
+        columns = "number, updated_at, doc" + (", synced" if synced else "")
         for start in range(0, len(numbers), CHUNK):
             chunk = numbers[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT number, updated_at, doc FROM workorders WHERE number IN ({marks})"
-            found.update((n, (millis, doc)) for n, millis, doc in db.execute(query, chunk))
+            query = f"SELECT {columns} FROM workorders WHERE number IN ({marks})"
+            found.update((row[0], row[1:]) for row in db.execute(query, chunk))
         return found
 
     def _replace(self, db: sqlite3.Connection, written: Iterable[rows.Row], now: datetime) -> None:
@@ -327,20 +403,37 @@ class SqliteStore:
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         synced_at = rows.encoded_date(now)
 
+        # one statement per chunk of the batch, not one per document: it says which rows it
+        # marked, so nothing is read before or after it
+        keys = {mark.version: mark.key for mark in marks}
+
         def mark() -> set[str]:
             done: set[str] = set()
             with self._transaction() as db:
-                for mark in marks:
-                    cursor = db.execute(
-                        "UPDATE workorders SET synced = 1, doc = json_set(doc, '$.isSynced',"
-                        " json('true'), '$.syncedAt', json(?)) WHERE seq = ? AND synced = 0",
-                        (synced_at, mark.version),
-                    )
-                    if cursor.rowcount:
-                        done.add(mark.key)
+                for start in range(0, len(marks), CHUNK):
+                    chunk = [mark.version for mark in marks[start : start + CHUNK]]
+                    places = ",".join("?" * len(chunk))
+                    query = MARK.format(places=places)
+                    done.update(keys[seq] for (seq,) in db.execute(query, [synced_at, *chunk]))
             return done
 
         return await self.run_locked(mark)
+
+    async def unsync(self, numbers: Sequence[int]) -> int:
+        def unsync() -> int:
+            changed = rows.to_millis(datetime.now(UTC))
+            sql = (
+                "UPDATE workorders SET synced = 0, changed_at = ?,"
+                " seq = (SELECT max(seq) FROM workorders) + 1,"  # a new version: one row each
+                " doc = json_set(doc, '$.isSynced', json('false')) WHERE number = ? AND synced = 1"
+            )
+            with self._transaction() as db:
+                return sum(db.execute(sql, (changed, n)).rowcount for n in numbers)
+
+        done = await self.run_locked(unsync)
+        if self._wake is not None:
+            self._wake.set()
+        return done
 
     async def counts(self) -> tuple[int, int]:
         return await self.run_locked(self._counts)
@@ -365,23 +458,28 @@ class SqliteStore:
     async def follow_unsynced(self, handle: Handler, poll_seconds: float, batch_size: int) -> None:
         """Sweep, then wake on our own writes at once and on other processes' within ~0.2 s:
         one keyset over the write sequence, a page of at most ``batch_size`` at a time."""
-        seen = 0
+        seen, swept = 0, 0
+        began: float | None = time.monotonic()  # the first pass, from the start: a sweep
         wake = self._wake = anyio.Event()
         while True:
-            version = self._data_version()
+            version = await self.run_locked(self._data_version)
             found, seen = await self.run_locked(partial(self._unsynced_after, seen, batch_size))
             if found:
+                swept += len(found)
                 await handle(found)
                 continue
-            while self._data_version() == version and not wake.is_set():
+            if began is not None:
+                self.trigger.swept(time.monotonic() - began, swept)
+                began = None
+            while await self.run_locked(self._data_version) == version and not wake.is_set():
+                self.trigger.progressed(time.time())
                 with anyio.move_on_after(WAKE_POLL_SECONDS):
                     await wake.wait()
             wake = self._wake = anyio.Event()
 
     def _data_version(self) -> int:
-        """Changes whenever another connection (or process) commits; nearly free to read."""
+        """Changes whenever another connection (or process) commits; nearly free to read,
+        but it waits while another process holds the file locked: never on the event loop."""
         if self._watch is None:
             raise StoreUnavailable("the embedded store is not open")
-        with translated(self._path):
-            self._check_same_file()
-            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+        return int(self._watch.execute("PRAGMA data_version").fetchone()[0])

@@ -61,6 +61,9 @@ class SqliteJournal:
             self._conn.executescript(SCHEMA)
 
     async def close(self) -> None:
+        await self._store.run_closing(self._close_now)
+
+    def _close_now(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -90,6 +93,8 @@ class SqliteJournal:
 
     async def history(self, query: HistoryQuery) -> list[Entry]:
         column, value = ("number", query.number) if query.file is None else ("file", query.file)
+        if query.event is not None:  # rare (an operator's command): a scan, no index
+            column, value = "json_extract(CAST(entry AS TEXT), '$.event')", query.event
         since = rows.to_millis(query.since) if query.since else -(2**62)
         sql = (
             f"SELECT entry FROM journal WHERE {column} = ? AND at >= ?"

@@ -21,7 +21,8 @@ from typing import Final
 import anyio
 
 from watcher.core.errors import StoreUnavailable
-from watcher.store.journal import Entry, Journal
+from watcher.store import Entry, Journal
+from watcher.sync.tracing import traced_entries
 
 log = logging.getLogger(__name__)
 MAX_WAITING: Final = 200_000  # entries kept while the journal cannot be written
@@ -64,7 +65,7 @@ class Recorder:
         """Write a batch's entries, with any still waiting from a failed write."""
         if self.journal is None or not entries:
             return
-        self._waiting += entries
+        self._waiting += traced_entries(entries)
         await self._write_waiting()
 
     async def _write_waiting(self) -> None:

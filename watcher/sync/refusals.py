@@ -11,18 +11,24 @@ from datetime import datetime
 import msgspec
 
 from watcher.core.errors import InvalidOrder, OrdersRefused
-from watcher.core.tracos import OrderUpsert, Outcome
-from watcher.erp.port import LISTED, FileVerdict, Rejection, Taken
+from watcher.core.tracos import Clash, OrderUpsert, Outcome
+from watcher.erp import LISTED, FileVerdict, Rejection, Taken
 from watcher.store import WorkOrderStore
 
 
 async def upsert_refusing(
-    store: WorkOrderStore, taken: Sequence[Taken], orders: Sequence[OrderUpsert], now: datetime
+    store: WorkOrderStore,
+    taken: Sequence[Taken],
+    orders: Sequence[OrderUpsert],
+    now: datetime,
+    clashes: list[Clash],
 ) -> tuple[list[Taken], list[Outcome]]:
     """Upsert ``orders`` (those of ``taken``, in order); what was taken, with the orders the
-    store refused turned into rejections, and the outcomes of the others."""
+    store refused turned into rejections, and the outcomes of the others. ``clashes`` gets
+    the conflicts of this call (cleared first: a retried call reports afresh)."""
+    clashes.clear()
     try:
-        return list(taken), await store.upsert(orders, now)
+        return list(taken), await store.upsert(orders, now, clashes)
     except OrdersRefused as exc:
         return refuse(taken, exc.refused), [o for o in exc.outcomes if o is not None]
 

@@ -1,56 +1,93 @@
-"""Calls to the store that wait out an outage: exponential back-off with jitter (stamina)."""
+"""Calls to the store that wait out an outage: exponential back-off with jitter (stamina).
+
+The retry library is imported only once a call has failed: the first attempt of every
+call is made here, and a failure is handed to stamina as its own first attempt, so the
+waits, the attempts counted and the outage noted are the same as if stamina had made it.
+A start-up with nothing to retry (``watcher once`` with nothing to do) never loads it.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TypeVar
-
-import stamina
 
 from watcher.core.errors import StoreUnavailable
 from watcher.sync.stats import Count, Stats, StoreState
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+Failed = Callable[[Exception, float], None]  # (the error, seconds until the next attempt)
 
 
-@dataclass(frozen=True)
+def _nothing(exc: Exception, wait: float) -> None:
+    """No note of a failed attempt."""
+
+
+async def attempted(
+    call: Callable[[], Awaitable[T]],
+    on: type[Exception],
+    attempts: int | None,
+    wait_max: float,
+    failed: Failed = _nothing,
+) -> T:
+    """``call()``, again with stamina's back-off while it raises ``on`` (``attempts=None``:
+    for as long as it does); ``failed`` hears of each failure and the wait after it."""
+    first: Exception | None
+    try:
+        return await call()
+    except on as exc:
+        first = exc
+    import stamina  # only a failure loads it: ~8 ms of every start otherwise
+
+    stamina.instrumentation.set_on_retry_hooks([])  # our own log lines say more
+    async for attempt in stamina.retry_context(
+        on=on, attempts=attempts, timeout=None, wait_initial=0.1, wait_max=wait_max
+    ):
+        with attempt:
+            try:
+                if first is not None:  # stamina's first attempt is the one made above
+                    raised, first = first, None
+                    raise raised
+                return await call()
+            except on as exc:
+                failed(exc, attempt.next_wait)
+                raise
+    raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+
 class StoreRetry:
     """Retry policy for store calls; ``attempts=None`` waits as long as the outage lasts."""
 
-    stats: Stats
-    max_wait: float
-    attempts: int | None = None
+    __slots__ = ("attempts", "max_wait", "stats")
+
+    def __init__(self, stats: Stats, max_wait: float, attempts: int | None = None) -> None:
+        self.stats = stats
+        self.max_wait = max_wait
+        self.attempts = attempts
 
     async def __call__(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run ``operation`` until the store answers; the outage shows in ``stats.store``."""
-        async for attempt in stamina.retry_context(
-            on=StoreUnavailable,
-            attempts=self.attempts,
-            timeout=None,
-            wait_initial=0.1,
-            wait_max=self.max_wait,
-        ):
-            with attempt:
-                try:
-                    with self.stats.asking():
-                        result = await operation()
-                except StoreUnavailable as exc:
-                    self._note_outage(exc, attempt.next_wait)
-                    raise
-                if not self.stats.store.connected:
-                    if self.stats.store.error:  # not at the first answer after start-up
-                        log.warning(
-                            "store is reachable again; work resumes", extra={"store_up": True}
-                        )
-                    self.stats.store = StoreState()
-                return result
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+        result = await attempted(
+            partial(self._asked, operation),
+            StoreUnavailable,
+            self.attempts,
+            self.max_wait,
+            self._note_outage,
+        )
+        if not self.stats.store.connected:
+            if self.stats.store.error:  # not at the first answer after start-up
+                log.warning("store is reachable again; work resumes", extra={"store_up": True})
+            self.stats.store = StoreState()
+        return result
 
-    def _note_outage(self, exc: StoreUnavailable, wait: float) -> None:
+    async def _asked(self, operation: Callable[[], Awaitable[T]]) -> T:
+        with self.stats.asking():
+            return await operation()
+
+    def _note_outage(self, exc: Exception, wait: float) -> None:
         retry_at = datetime.now(UTC) + timedelta(seconds=wait)
         self.stats.store = StoreState(connected=False, error=str(exc), next_attempt=retry_at)
         self.stats.count(Count.RETRIES)

@@ -7,19 +7,29 @@ read frozen snapshots of it. Nothing here does I/O.
 from __future__ import annotations
 
 import itertools
+import time
+from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
+import msgspec
+
 from watcher.core.tracos import Outcome
+from watcher.erp import Trouble
+from watcher.store import TriggerProgress
+from watcher.sync.pausing import Direction, Pauses
 
 RECENT: Final = 10
 RECENT_UNEXPORTABLE: Final = 5  # listed in snapshots and the status file; the rest counted
 SAMPLES: Final = 2000  # latency samples kept for the percentiles
+# ... of the last five minutes only: after an outage, once traffic stops, its huge
+# latencies age out instead of staying the console's p50/p95 for ever
+LATENCY_WINDOW: Final = 300.0
 # A store call unanswered for this long shows the store as not answering (not "connected").
 STUCK_SECONDS: Final = 5.0
 # The console's rates are of the last few seconds: a burst shows at its own speed at once.
@@ -40,12 +50,75 @@ class Count(StrEnum):
     UNEXPORTABLE = "unexportable"
     EXPORT_ERRORS = "export_errors"
     CHANGED_DURING_EXPORT = "changed_during_export"
+    CONFLICTS = "conflicts"  # ERP versions that met a TracOS change not yet synced
+    VERSIONS_NOT_DATES = "versions_not_dates"  # stored updatedAt naming no date, overwritten
+    REPAIRED = "repaired"  # outbound files rewritten to the store's synced version
     RETRIES = "retries"
+
+
+# Latency histogram buckets, seconds: fine around the service levels (p50 ≤ 50 ms, p99 ≤
+# 250 ms), coarse up to the minutes an outage or a paused direction can add.
+BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """Every sample since start: how many fell in each bucket of ``BUCKETS`` (the last one
+    past them all), not cumulative, and their sum."""
+
+    counts: tuple[int, ...] = (0,) * (len(BUCKETS) + 1)
+    total: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+class Latency(deque[float]):
+    """The recent samples (for the percentiles on the console: the last ``SAMPLES`` of
+    the last ``window`` seconds, by ``clock``) and, in buckets, all of them since start
+    (for a Prometheus histogram that aggregates across workers)."""
+
+    def __init__(
+        self, window: float = LATENCY_WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(maxlen=SAMPLES)
+        self._times: deque[float] = deque(maxlen=SAMPLES)  # when each sample came, by clock
+        self._window, self._clock = window, clock
+        self._counts = [0] * (len(BUCKETS) + 1)
+        self._total = 0.0
+
+    def append(self, seconds: float) -> None:
+        super().append(seconds)
+        self._times.append(self._clock())
+        self._counts[bisect_left(BUCKETS, seconds)] += 1  # a bucket holds values <= its bound
+        self._total += seconds
+
+    def extend(self, samples: Iterable[float]) -> None:
+        for seconds in samples:
+            self.append(seconds)
+
+    def histogram(self) -> Histogram:
+        return Histogram(tuple(self._counts), self._total)
+
+    def recent(self) -> list[float]:
+        """The samples that came within the window (older ones no longer count)."""
+        since = self._clock() - self._window
+        return [seconds for seconds, came in zip(self, self._times, strict=True) if came >= since]
 
 
 # The counter of each inbound outcome (``orders_inserted`` for ``inserted``, …).
 ORDERS: Final = {outcome: Count(f"orders_{outcome}") for outcome in Outcome}
-Trouble = Callable[[str, str], None]  # (subject, reason): a problem that is no one file's fault
+
+
+class KeySeen(msgspec.Struct, frozen=True):
+    """An ERP key the format does not know (field drift): in how many files checked it was,
+    when first and last, and an order of a file that carried it."""
+
+    files: int
+    first: datetime
+    last: datetime
+    example_order: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +151,7 @@ class Snapshot:
     started: datetime
     now: datetime
     counters: dict[Count, int]
-    latency_in: tuple[float, float] | None  # p50, p95 in seconds
+    latency_in: tuple[float, float] | None  # p50, p95 in seconds, of the recent samples
     latency_out: tuple[float, float] | None
     waiting_files: int
     unsynced: int
@@ -98,14 +171,20 @@ class Snapshot:
     waiting_age: float | None = None
     in_flight: int = 0  # files claimed and not yet filed away
     unsynced_age: float | None = None
+    histogram_in: Histogram = Histogram()  # every sample since start, in buckets
+    histogram_out: Histogram = Histogram()
+    trigger: TriggerProgress = field(default_factory=TriggerProgress)  # a copy, see Stats
+    paused: frozenset[Direction] = frozenset()  # directions held by ``watcher pause``
+    disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # folder → free, total
+    drift: dict[str, KeySeen] = field(default_factory=dict)  # by key, at most ``MAX_KEYS``
 
 
 @dataclass
 class Stats:
     started: datetime
     counters: Counter[Count] = field(default_factory=Counter)
-    latency_in: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES))
-    latency_out: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES))
+    latency_in: Latency = field(default_factory=Latency)
+    latency_out: Latency = field(default_factory=Latency)
     waiting_files: int = 0
     unsynced: int = 0
     store: StoreState = field(default_factory=StoreState)
@@ -115,11 +194,16 @@ class Stats:
     stored: int | None = None
     counts_at: datetime | None = None
     problems: dict[str, str] = field(default_factory=dict)  # what → why it fails
+    drift: dict[str, KeySeen] = field(default_factory=dict)  # unknown ERP keys (sync.drift)
     asked_since: datetime | None = None  # a store call for the counts is under way since
     calls: dict[object, datetime] = field(default_factory=dict)  # the pipelines' calls, since
     waiting_age: float | None = None
     in_flight: int = 0
     unsynced_age: float | None = None
+    # the store's outbound trigger writes here (the worker shares its store's object)
+    trigger: TriggerProgress = field(default_factory=TriggerProgress)
+    pauses: Pauses = field(default_factory=Pauses)
+    disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # folder → free, total
 
     def problem(self, what: str, reason: str) -> bool:
         """A side effect (status file, …) failed; True when it is news."""
@@ -176,8 +260,8 @@ class Stats:
             started=self.started,
             now=now,
             counters=dict(self.counters),
-            latency_in=percentiles(self.latency_in),
-            latency_out=percentiles(self.latency_out),
+            latency_in=percentiles(self.latency_in.recent()),
+            latency_out=percentiles(self.latency_out.recent()),
             waiting_files=self.waiting_files,
             unsynced=self.unsynced,
             store=self.store_state(now),
@@ -191,6 +275,12 @@ class Stats:
             waiting_age=self.waiting_age,
             in_flight=self.in_flight,
             unsynced_age=self.unsynced_age,
+            histogram_in=self.latency_in.histogram(),
+            histogram_out=self.latency_out.histogram(),
+            trigger=msgspec.structs.replace(self.trigger),
+            paused=self.pauses.held,
+            disk=self.disk,
+            drift=dict(self.drift),
         )
 
 

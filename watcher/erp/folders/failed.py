@@ -19,7 +19,7 @@ import msgspec
 from watcher import fs as files
 from watcher.core.errors import CommandFailed
 from watcher.core.printable import display_name, printable
-from watcher.fs import REPORT_SUFFIX, ErrorReport, RejectedElement
+from watcher.erp.folders.layout import REPORT_SUFFIX, ErrorReport, RejectedElement
 
 REPORT_LIMIT: Final = 1 << 20  # ours stay under 100 KB (100 listed elements at most)
 SHOWN_REASON: Final = 500  # characters of a reason on a terminal line (--json: all)
@@ -152,7 +152,7 @@ def failed_lines(entries: list[FailedFile], inbound: Path) -> Iterator[str]:
     if entries:
         count = "1 failed file" if len(entries) == 1 else f"{len(entries)} failed files"
         yield (
-            f"{count}; watcher requeue NAME (or no NAME: all) moves them back to {inbound}"
+            f"{count}; watcher requeue -- NAME (or no NAME: all) moves them back to {inbound}"
             " to be read again"
         )
 

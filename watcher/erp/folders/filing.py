@@ -19,8 +19,10 @@ from datetime import datetime
 
 from watcher import fs as files
 from watcher.core.printable import display_name
+from watcher.erp.folders import layout
+from watcher.erp.folders.layout import REPORT_SUFFIX
 from watcher.erp.port import Taken
-from watcher.fs import REPORT_SUFFIX, StrPath
+from watcher.fs import StrPath
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,8 @@ def file_away(item: Taken, archive: StrPath, failed: StrPath, now: datetime) -> 
     if item.verdict is None:
         assert item.error is not None
         error = item.error
-        report = files.ErrorReport(item.shown, error.reason, error.path, now.isoformat())
-        return display_name(quarantine(item.ref, failed, item.name, files.report_bytes(report)))
+        report = layout.ErrorReport(item.shown, error.reason, error.path, now.isoformat())
+        return display_name(quarantine(item.ref, failed, item.name, layout.report_bytes(report)))
     refused = _refuse(item, failed, now) if item.verdict.rejected_count else None
     archived = files.move_without_clobber(item.ref, archive, item.name)
     if refused:
@@ -68,15 +70,15 @@ def version(info: os.stat_result) -> tuple[int, int, int]:
 def _refuse(item: Taken, failed: StrPath, now: datetime) -> str:
     verdict = item.verdict
     assert verdict is not None
-    listed = [files.RejectedElement(r.index, r.path, r.reason) for r in verdict.rejected]
+    listed = [layout.RejectedElement(r.index, r.path, r.reason) for r in verdict.rejected]
     reason = verdict.rejected_reason()
     if verdict.unlisted:
         reason += f" (the first {len(listed)} are listed)"
     at = now.isoformat()
-    report = files.ErrorReport(item.shown, reason, "$", at, listed, verdict.unlisted)
+    report = layout.ErrorReport(item.shown, reason, "$", at, listed, verdict.unlisted)
     refused = verdict.rejected_chunks()
     return display_name(
-        refuse_elements(item.ref, failed, item.name, refused, files.report_bytes(report))
+        refuse_elements(item.ref, failed, item.name, refused, layout.report_bytes(report))
     )
 
 

@@ -1,10 +1,11 @@
-"""Exclusive claims on names in an exchange folder, across processes and threads.
+"""Exclusive claims on names, across processes and threads, kept in the state folder.
 
-One lock file per folder; each name is one byte of it, locked with an open-file-description
-lock (``F_OFD_SETLK``), which conflicts between processes *and* between two opens in one
-process, and is released by the kernel when the holder closes it or dies — a paused
-(SIGSTOPped) holder keeps its claims, a killed one loses them. Non-blocking: a name someone
-else holds is simply not claimed, and the caller tries it again later.
+One lock file per state folder; each name is one byte of it, locked with an
+open-file-description lock (``F_OFD_SETLK``), which conflicts between processes *and*
+between two opens in one process, and is released by the kernel when the holder closes it
+or dies — a paused (SIGSTOPped) holder keeps its claims, a killed one loses them.
+Non-blocking: a name someone else holds is simply not claimed, and the caller tries it
+again later.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-LOCK_FILE: Final = ".tracos-sync.lock"
+LOCK_FILE: Final = "outbound-claims.lock"  # in the state folder, never the ERP's
 _OFD_SETLK: Final = getattr(fcntl, "F_OFD_SETLK", None)
 _SLOTS: Final = 2**62  # byte offsets a name hashes to (a collision only serialises two names)
 

@@ -2,9 +2,10 @@
 
 Each file of a batch is written to a temporary name; then the data of all of them is made
 durable at once (``syncfs``; an fsync each where there is none), each is renamed into
-place, and the folder is fsynced. ``claim`` holds the files' names exclusively (``locks.Claims``)
-while an export checks the documents are still current, writes and marks them, so two
-workers (or ``once`` beside ``run``) never let an older version overwrite a newer file.
+place, and the folder is fsynced. ``claim`` holds the files' names (``locks.Claims``, in the
+state folder: the outbound folder is the ERP's and holds only its files) while an export
+checks, writes and marks them: it saves duplicate work between workers sharing the state
+folder, but correctness comes from the store (``watcher.sync.repair``), never this lock.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Final
 
 import anyio
 
 from watcher import fs as files
 from watcher.core.settings import Settings
-from watcher.erp.folders import locks
-from watcher.erp.port import OutboundFile
-from watcher.sync.stats import Trouble
+from watcher.erp.folders import layout, locks
+from watcher.erp.port import OutboundFile, Trouble
 
 log = logging.getLogger(__name__)
+MAX_READ: Final = 1 << 20  # an outbound file is one order: anything larger is not ours
+LISTING_FROM: Final = 100  # names read at once from which the folder is listed first
 
 
 class FolderSink:
@@ -30,15 +33,16 @@ class FolderSink:
 
     def __init__(self, settings: Settings, trouble: Trouble) -> None:
         self.folder = settings.outbound_dir
+        self.claims_in = settings.state_dir
         self.concurrency = settings.outbound_concurrency
         self._trouble = trouble
 
     async def recover(self) -> None:
-        await anyio.to_thread.run_sync(files.remove_stale_temps, self.folder)
+        await anyio.to_thread.run_sync(layout.remove_stale_temps, self.folder)
 
     @asynccontextmanager
     async def claim(self, outgoing: Sequence[OutboundFile]) -> AsyncIterator[set[int]]:
-        """Per-name locks in the folder's lock file (``locks.Claims``), for the block."""
+        """Per-name locks in the state folder's lock file (``locks.Claims``), for the block."""
         held: tuple[locks.Claims | None, set[int]]
         try:
             held = await anyio.to_thread.run_sync(self._claims, [f.name for f in outgoing])
@@ -52,9 +56,39 @@ class FolderSink:
                 held[0].release()
 
     def _claims(self, names: list[str]) -> tuple[locks.Claims, set[int]]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        claims = locks.Claims(self.folder)
+        self.claims_in.mkdir(parents=True, exist_ok=True)
+        claims = locks.Claims(self.claims_in)
         return claims, claims.take(names)
+
+    async def read(self, names: Sequence[str]) -> list[bytes | None]:
+        """What each named file holds now; None where there is none (taken by the ERP)."""
+        return await anyio.to_thread.run_sync(self._read_all, names)
+
+    def _read_all(self, names: Sequence[str]) -> list[bytes | None]:
+        """Many names (a large inbound batch): one listing first, and only those there are
+        opened (a listing of an emptied folder is cheaper than 100,000 failed opens)."""
+        there = self._listing() if len(names) > LISTING_FROM else None
+        found: list[bytes | None] = []
+        for name in names:
+            if there is not None and name not in there:
+                found.append(None)
+                continue
+            try:
+                found.append(files.read_regular(self.folder / name, MAX_READ)[0])
+            except (FileNotFoundError, NotADirectoryError):
+                found.append(None)
+            except files.RefusedFile:
+                found.append(b"")  # a link, a FIFO, a huge file under our name: replaced
+            except OSError as exc:
+                self._error(name, exc)
+                found.append(None)
+        return found
+
+    def _listing(self) -> set[str] | None:
+        try:
+            return set(os.listdir(self.folder))
+        except OSError:
+            return None  # then each name is tried
 
     async def write(self, outgoing: Sequence[OutboundFile]) -> set[int]:
         """Stage, make durable, rename, fsync the folder; the indexes not written (none of

@@ -22,9 +22,8 @@ import msgspec
 from watcher import fs as files
 from watcher.core.errors import MalformedFile, RejectedInput
 from watcher.core.settings import Settings
-from watcher.erp.folders import claims, filing
-from watcher.erp.port import Backlog, Judge, NotFiled, Taken
-from watcher.sync.stats import Trouble
+from watcher.erp.folders import checked, claims, filing, layout
+from watcher.erp.port import Backlog, Judge, NotFiled, Taken, Trouble
 
 log = logging.getLogger(__name__)
 # watchfiles: report a change after at most DEBOUNCE_MS, checking every STEP_MS. Each check
@@ -43,6 +42,9 @@ class FolderSource:
         self._trouble = trouble
         self._claims: claims.ClaimDir | None = None
         self.deferred: dict[str, _Settling] = {}  # files that do not decode yet
+        # claimed and not yet filed away: when each landed (epoch seconds), by claimed path;
+        # they still count in the lag (a batch held by an outage or a full disk waits on)
+        self._landed: dict[str, float] = {}
         # the folders as plain strings for the per-file paths (a Path costs a conversion each)
         self._inbound, self._archive, self._failed = (
             os.fspath(d) for d in (settings.inbound_dir, settings.archive_dir, settings.failed_dir)
@@ -55,19 +57,23 @@ class FolderSource:
         s = self.settings
         inbound = ("DATA_INBOUND_DIR", s.inbound_dir)
         others = (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
-        files.prepare((inbound, *others))
-        files.same_file_system(inbound, others)
+        layout.prepare((inbound, *others))
+        layout.same_file_system(inbound, others)
+        checked.refuse_aliases(inbound, others)
         self._claims = claims.ClaimDir.create(s.inbound_dir)
         try:
-            files.remove_stale_temps(s.failed_dir)  # reports cut short by an older version
+            layout.remove_stale_temps(s.failed_dir)  # reports cut short by an older version
         except OSError as exc:
             log.warning("cannot clear temporary files in %s: %s", s.failed_dir, exc)
         resumed = 0
-        for orphan in claims.orphaned_claims(s.inbound_dir):
-            try:
-                resumed += len(claims.resume(orphan, s.inbound_dir, s.archive_dir, s.failed_dir))
-            except OSError as exc:  # what is left there waits for the next start
-                log.warning("cannot resume the claims in %s: %s", orphan, exc)
+        with claims.orphaned_claims(s.inbound_dir) as orphans:
+            for orphan in orphans:
+                try:
+                    resumed += len(
+                        claims.resume(orphan, s.inbound_dir, s.archive_dir, s.failed_dir)
+                    )
+                except OSError as exc:  # what is left there waits for the next start
+                    log.warning("cannot resume the claims in %s: %s", orphan.path, exc)
         return resumed
 
     async def close(self) -> int:
@@ -94,7 +100,7 @@ class FolderSource:
             than by watchfiles, which calls its filter on every event of a burst (20,000
             for 10,000 files claimed) where the first wanted one settles it."""
             return any(
-                change != Change.deleted and files.is_candidate(os.path.basename(path))
+                change != Change.deleted and layout.is_candidate(os.path.basename(path))
                 for change, path in changes
             )
 
@@ -123,11 +129,11 @@ class FolderSource:
     async def waiting(self) -> list[str]:
         """Names to take now: the listing less files still settling."""
         try:
-            names = await anyio.to_thread.run_sync(files.scan, self.settings.inbound_dir)
+            names = await anyio.to_thread.run_sync(layout.scan, self.settings.inbound_dir)
         except OSError as exc:
             self._folder_trouble(exc)
             return []
-        now = time.time()
+        now = time.monotonic()
         present = set(names)
         self.deferred = {n: s for n, s in self.deferred.items() if n in present}
         return [n for n in names if n not in self.deferred or self.deferred[n].due <= now]
@@ -136,11 +142,16 @@ class FolderSource:
         return await anyio.to_thread.run_sync(self._backlog)
 
     def _backlog(self) -> Backlog:
-        in_flight = self._claims.held() if self._claims is not None else 0
+        held = self._claims.names() if self._claims is not None else set()
+        claimed = min(
+            (t for path, t in self._landed.copy().items() if os.path.basename(path) in held),
+            default=None,
+        )  # a copy: the claiming thread may add to it meanwhile
         try:
-            return Backlog(files.oldest_landed(self.settings.inbound_dir), in_flight)
+            waiting = layout.oldest_landed(self.settings.inbound_dir)
         except OSError:  # the folder is gone: the inbound side reports that, with its fix
-            return Backlog(None, in_flight)
+            waiting = None
+        return Backlog(_earliest(waiting, claimed), len(held))
 
     def _folder_trouble(self, exc: OSError) -> None:
         inbound = self.settings.inbound_dir
@@ -157,7 +168,7 @@ class FolderSource:
         self, names: Sequence[str], judge: Judge, stopping: Callable[[], bool]
     ) -> list[Taken]:
         """Read, judge and claim each file (blocking: runs in a worker thread)."""
-        now = time.time()
+        now = time.monotonic()
         taken = []
         for name in names:
             if stopping():
@@ -195,18 +206,21 @@ class FolderSource:
             return Taken(name, path, landed, error=exc, version=version), info
 
     def _settling(self, item: Taken, info: os.stat_result | None, now: float) -> bool:
-        """Whether a file that does not decode may still be being written: not yet quiet
-        for the settle time since it last changed (by its mtime, or by when we saw it
-        change when its mtime is ahead of our clock)."""
+        """Whether a file that does not decode may still be being written: not yet seen
+        unchanged for the settle time. A file whose mtime is that long past is quiet (files
+        waiting since before the start are judged at once); otherwise the wait is measured
+        on the monotonic clock from when this worker first saw it as it is (``now``), so a
+        step of the wall clock or an mtime ahead of it never holds up the judgement."""
         if info is None or not isinstance(item.error, MalformedFile):
+            return False
+        if info.st_mtime <= time.time() - self.settings.settle_seconds:
             return False
         seen = self.deferred.get(item.name)
         since = seen.since if seen is not None and seen.version == item.version else now
-        quiet = min(info.st_mtime, since)
-        if now - quiet >= self.settings.settle_seconds:
+        if now - since >= self.settings.settle_seconds:
             return False
         self.deferred[item.name] = _Settling(
-            quiet + self.settings.settle_seconds, item.version, since
+            since + self.settings.settle_seconds, item.version, since
         )
         return True
 
@@ -222,10 +236,13 @@ class FolderSource:
             return None
         try:
             if item.version in (None, filing.version(os.lstat(path))):
-                return msgspec.structs.replace(item, ref=path)
-            return self._judged(path, item.name, judge, item.landed)[0]  # what we now hold
+                held = msgspec.structs.replace(item, ref=path)
+            else:
+                held = self._judged(path, item.name, judge, item.landed)[0]  # what we hold now
         except FileNotFoundError:
             return None  # removed from our claim folder behind our back: nothing to file
+        self._landed[held.ref] = held.landed
+        return held
 
     async def file_away(self, taken: Sequence[Taken], now: datetime) -> list[str | NotFiled]:
         return await anyio.to_thread.run_sync(self._file_away, taken, now)
@@ -237,7 +254,11 @@ class FolderSource:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 self._folder_trouble(exc)
-        return [self._file_one(item, now) for item in taken]
+        filed = [self._file_one(item, now) for item in taken]
+        for item, where in zip(taken, filed, strict=True):
+            if where is not NotFiled.LATER:  # filed away, or back among the waiting
+                self._landed.pop(item.ref, None)
+        return filed
 
     def _file_one(self, item: Taken, now: datetime) -> str | NotFiled:
         try:
@@ -252,11 +273,16 @@ class FolderSource:
 
 
 class _Settling(NamedTuple):
-    """A file that does not decode yet: when to look again, and since when it is unchanged."""
+    """A file that does not decode yet: when to look again, and since when it is unchanged
+    (``time.monotonic()`` readings both)."""
 
     due: float
     version: object
     since: float
+
+
+def _earliest(*moments: float | None) -> float | None:
+    return min((m for m in moments if m is not None), default=None)
 
 
 def _os_reason(exc: OSError) -> str:

@@ -4,7 +4,9 @@ old ones (the product deletes nothing by itself; ``prune`` is the operator's ret
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -12,8 +14,9 @@ from typing import Final
 from watcher import fs as files
 from watcher.core.errors import CommandFailed
 from watcher.core.settings import Settings
-from watcher.erp.folders.claims import CLAIMED_DIR
-from watcher.fs import REPORT_SUFFIX
+from watcher.erp.folders import layout
+from watcher.erp.folders.claims import in_flight
+from watcher.erp.folders.layout import REPORT_SUFFIX
 
 REQUEUED_REPORTS: Final = "requeued-reports"
 
@@ -25,16 +28,69 @@ def _files(folder: Path) -> list[Path]:
 
 
 def folder_counts(settings: Settings) -> dict[str, int]:
-    claimed = settings.inbound_dir / CLAIMED_DIR
-    in_flight = sum(len(_files(d)) - 1 for d in claimed.iterdir()) if claimed.is_dir() else 0
     return {
         "files_waiting": len(
-            [p for p in _files(settings.inbound_dir) if files.is_candidate(p.name)]
+            [p for p in _files(settings.inbound_dir) if layout.is_candidate(p.name)]
         ),
-        "files_in_flight": max(0, in_flight),
-        "files_archived": len(_files(settings.archive_dir)),
-        "files_failed": len(_files(settings.failed_dir)),
+        "files_in_flight": in_flight(settings.inbound_dir),
+        "files_archived": FILED.count(settings.archive_dir),
+        "files_failed": FILED.count(settings.failed_dir),
     }
+
+
+COUNT_SECONDS: Final = 2.0  # a folder's count is reused this long, changed or not
+RACY_NS: Final = 1_000_000_000  # a folder changed this recently may change again unseen
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    key: tuple[int, int, int]  # the folder's device, inode and mtime when listed
+    trusted: bool  # its mtime was old enough then: any change since moves it
+    at: float  # when it was listed, by the counter's clock
+    files: int
+
+
+class FiledCounter:
+    """The files in an archive or failed folder (reports left out), listed again only when
+    the folder's mtime says it changed, and then at most once per ``COUNT_SECONDS``: the
+    cost of ``/status`` asked in a loop does not grow with a 200,000-file archive."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._counted: dict[str, _Counted] = {}
+        self._lock = threading.Lock()  # requests at once share one listing
+
+    def count(self, folder: Path) -> int:
+        with self._lock:
+            try:
+                info = os.stat(folder)
+            except OSError:
+                return 0
+            key, now = (info.st_dev, info.st_ino, info.st_mtime_ns), self._clock()
+            last = self._counted.get(os.fspath(folder))
+            if last is not None and (
+                now - last.at < COUNT_SECONDS or (last.trusted and last.key == key)
+            ):
+                return last.files
+            trusted = info.st_mtime_ns < time.time_ns() - RACY_NS  # mtimes are coarse
+            files = _count_files(folder)
+            self._counted[os.fspath(folder)] = _Counted(key, trusted, now, files)
+            return files
+
+
+def _count_files(folder: Path) -> int:
+    """One listing, no stat per file (the listing's file types)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(
+                not entry.name.endswith(REPORT_SUFFIX) and entry.is_file(follow_symlinks=False)
+                for entry in entries
+            )
+    except OSError:  # gone meanwhile, or not a folder
+        return 0
+
+
+FILED: Final = FiledCounter()  # the worker's, shared by its ``/status`` requests
 
 
 def requeue(settings: Settings, names: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -52,11 +108,11 @@ def requeue(settings: Settings, names: Sequence[str]) -> tuple[list[str], list[s
         if not path.is_file() or path.name.endswith(REPORT_SUFFIX):
             missing.append(path.name)
             continue
-        target = files.move_without_clobber(path, settings.inbound_dir, path.name)
         report = path.with_name(path.name + REPORT_SUFFIX)
-        if report.exists():
-            aside.mkdir(exist_ok=True)
+        if report.exists():  # first: a requeue cut short leaves a file (which a rerun
+            aside.mkdir(exist_ok=True)  # moves), never a report without its file
             files.move_without_clobber(report, aside, report.name)
+        target = files.move_without_clobber(path, settings.inbound_dir, path.name)
         moved.append(os.path.basename(target))
     return moved, missing
 
@@ -74,8 +130,10 @@ class Pruned:
 
 
 def prune(settings: Settings, cutoff: float, dry_run: bool) -> Pruned:
-    """Remove files in archive/ and failed/ last modified before ``cutoff`` (epoch seconds),
-    a failed file together with its report; a report alone (requeued) by its own age."""
+    """Remove files in archive/ and failed/ that arrived there before ``cutoff`` (epoch
+    seconds), a failed file together with its report; a report alone (requeued) by its own
+    arrival. Reports go before their files: a prune cut short leaves a failed file without
+    its report (which a rerun removes), never a report whose file is gone."""
     failed = settings.failed_dir
     folders = [settings.archive_dir, failed, failed / REQUEUED_REPORTS]
     if not any(folder.is_dir() for folder in folders[:2]):
@@ -85,7 +143,7 @@ def prune(settings: Settings, cutoff: float, dry_run: bool) -> Pruned:
         )
     pruned = Pruned()
     for folder in folders:
-        doomed = list(_older(folder, cutoff))
+        doomed = sorted(_older(folder, cutoff), key=lambda p: not p.name.endswith(REPORT_SUFFIX))
         if not dry_run:
             doomed = [path for path in doomed if _removed(path, pruned.errors)]
         pruned.removed[folder] = doomed
@@ -101,11 +159,11 @@ def _older(folder: Path, cutoff: float) -> Iterator[Path]:
             paths.get(name.removesuffix(REPORT_SUFFIX)) if name.endswith(REPORT_SUFFIX) else None
         )
         judged = owner or path  # a report goes with its file
-        try:
-            modified = judged.stat().st_mtime  # rename keeps it: when the ERP wrote the file
+        try:  # when it arrived: the worker's rename or link sets the ctime, while the mtime
+            arrived = judged.stat().st_ctime  # is the ERP's (``cp -p`` keeps an old one)
         except FileNotFoundError:
             continue  # moved meanwhile (requeued, say)
-        if modified < cutoff:
+        if arrived < cutoff:
             yield path
 
 

@@ -1,4 +1,4 @@
-"""The challenge's ERP format (SPEC §2.1, §2.3): five status flags, one JSON file per order.
+"""The challenge's ERP format (docs/spec.md §2.1, §2.3): five status flags, one JSON file per order.
 
 ``FORMAT`` is what the registry hands out under the name ``challenge``.
 """

@@ -1,4 +1,4 @@
-"""The challenge format's translation table and both directions of it (SPEC §2.3); pure.
+"""The challenge format's translation table and both directions of it (docs/spec.md §2.3); pure.
 
 ``FLAGS`` is the one table: every other view of the flags is derived from it.
 """
@@ -51,7 +51,7 @@ def status_of(order: ErpWorkOrder) -> Status:
 
 
 def erp_to_tracos(order: ErpWorkOrder) -> OrderUpsert:
-    """Translate one decoded ERP order into the fields to upsert (SPEC §2.3)."""
+    """Translate one decoded ERP order into the fields to upsert (docs/spec.md §2.3)."""
     if order.deleted_date is not None and not order.is_deleted:
         raise InvalidOrder("deletedDate is set but isDeleted is false", "$.deletedDate")
     check_summary(order.summary)

@@ -1,4 +1,5 @@
-"""The challenge format's wire shapes (SPEC §2.1): an inbound order and the outbound file."""
+"""The challenge format's wire shapes (docs/spec.md §2.1): an inbound order and the outbound
+file."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
-"""The benchmark's floors: the bare work of each scenario, as a plain script would do it.
+"""The floors: the bare work of each scenario, as a plain script would do it.
 
-Imported by ``bench.py`` for the floors timed in its own process, and run on its own:
-``floor.py inbound ROOT`` for the floor of a whole ``watcher once`` process (it pays for
-its own interpreter start, as ``watcher once`` does), ``floor.py follow ROOT COUNT`` for
-the floor of a running worker (already started, it takes the files as the benchmark
-renames them in, in the same folder). Imports only what the bare work needs (msgspec,
-sqlite3 and the ERP order's Struct).
+Imported by the scenarios for the floors timed in the bench's own process, and run on its
+own, by path (so that it imports nothing of the bench): ``floors.py inbound ROOT`` for the
+floor of a whole ``watcher once`` process (it pays for its own interpreter start, as
+``watcher once`` does), ``floors.py follow ROOT COUNT`` for the floor of a running worker
+(already started, it takes the files as the benchmark renames them in, in the same
+folder). Imports only what the bare work needs (msgspec, sqlite3 and the ERP order's
+Struct).
 """
 
 from __future__ import annotations
@@ -131,4 +132,4 @@ if __name__ == "__main__":
         case ["follow", root, count]:
             follow(Path(root), int(count))
         case _:
-            raise SystemExit("usage: floor.py inbound ROOT | floor.py follow ROOT COUNT")
+            raise SystemExit("usage: floors.py inbound ROOT | floors.py follow ROOT COUNT")
