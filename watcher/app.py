@@ -268,6 +268,7 @@ class Worker:
     async def once(self) -> None:
         """Process what is waiting in both directions, then return (entries whose journal
         write failed are tried once more when the worker closes)."""
+        await self.outbound.sink.recover()  # a crash's temp files: cron users never `run`
         while True:
             await self.inbound.drain()
             due = self.integration.source.next_look()

@@ -53,3 +53,15 @@ def test_replay_applies_an_archived_file_again_newer_wins(
     [doc] = json.loads(cli(settings, "show", "5").stdout)
     assert doc["title"] == "the ERP's"
     assert "conflict" in cli(settings, "conflicts").stdout
+
+
+def test_replay_never_copies_through_a_link_in_the_archive(settings: Settings) -> None:
+    """A link planted in the archive is refused by name, whatever it points at."""
+    secret = settings.archive_dir.parent / "outside.json"
+    secret.write_text(json.dumps(erp(orderNo=9)))
+    settings.archive_dir.mkdir(parents=True)
+    (settings.archive_dir / "evil.json").symlink_to(secret)
+    refused = cli(settings, "replay", "evil.json", check=False)
+    assert refused.returncode == 1
+    assert "evil.json" in refused.stderr
+    assert not settings.inbound_dir.exists() or list(settings.inbound_dir.iterdir()) == []

@@ -33,10 +33,13 @@ def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("command", ["show", "status", "requeue", "health"])
+@pytest.mark.parametrize(
+    "command", ["show", "status", "requeue", "health", "pause inbound", "resume outbound"]
+)
 def test_an_inspection_command_makes_no_store_or_folder(tmp_path: Path, command: str) -> None:
-    """Nothing appears in the directory; the output says what is missing and what to set."""
-    result = run_in(tmp_path, command)
+    """Nothing appears in the directory; the output says what is missing and what to set
+    (a pause made here would hold no worker while it said it did)."""
+    result = run_in(tmp_path, *command.split())
     assert list(tmp_path.iterdir()) == []
     assert result.returncode == (0 if command == "status" else 1)  # status shows what it knows
     said = result.stdout + result.stderr
@@ -47,6 +50,10 @@ def test_an_inspection_command_makes_no_store_or_folder(tmp_path: Path, command:
         " directory, or set DATA_FAILED_DIR",
         "health": "there is no data/state here; run this in the worker's directory,"
         " or set DATA_STATE_DIR",
+        "pause inbound": "watcher: no state folder at data/state: run this in the worker's"
+        " directory, or set DATA_STATE_DIR",
+        "resume outbound": "watcher: no state folder at data/state: run this in the worker's"
+        " directory, or set DATA_STATE_DIR",
     }[command]
     assert expected in said, said
 

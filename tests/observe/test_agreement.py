@@ -4,6 +4,7 @@ and `watcher conflicts` lists the orders both sides changed (docs/agreement.md).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -161,3 +162,25 @@ async def test_verify_finds_a_number_stored_twice(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     found = await findings(MongoStore(facade), settings, timedelta(0))
     assert found == {("stored_twice", 5, True)}
+
+
+@pytest.mark.parametrize(
+    ("plant", "said"),
+    [
+        (lambda path: path.write_bytes(b"garbage"), "outbound/2.json is not one order: "),
+        (lambda path: path.symlink_to("/etc/hostname"), "not a regular file (symbolic link)"),
+    ],
+    ids=["damaged", "link"],
+)
+def test_verify_names_an_outbound_file_that_is_not_one_order(
+    settings: Settings, plant: Callable[[Path], object], said: str
+) -> None:
+    """A file the ERP could not use either is a disagreement, never skipped as agreeing."""
+    cli(settings, "seed", "--tracos", "3", "--erp", "0")
+    cli(settings, "once")
+    target = settings.outbound_dir / "2.json"
+    target.unlink()
+    plant(target)
+    found = cli(settings, "verify", check=False)
+    assert found.returncode == 1
+    assert said in found.stdout

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from tests.helpers.builders import T0, ms_dates, order, tracos_doc
 from watcher.core.tracos import OrderUpsert, Outcome
-from watcher.store import rows
+from watcher.store import rows, sqlite_schema
 from watcher.store.port import SyncMark, apply_upsert
-from watcher.store.sqlite import OLDEST_UNSYNCED, SCHEMA, SqliteStore
+from watcher.store.sqlite import OLDEST_UNSYNCED, SqliteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -51,6 +51,16 @@ def test_an_upserted_row_is_the_whole_document_encoded(
     assert rows.encode_set(fast) == whole
 
 
+# the table as releases before schema v2 made it
+LEGACY_SCHEMA = """
+CREATE TABLE workorders (
+    number INTEGER PRIMARY KEY, updated_at INTEGER, synced INTEGER NOT NULL,
+    seq INTEGER NOT NULL, changed_at INTEGER NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX workorders_seq ON workorders (seq);
+"""
+
+
 def _legacy_store(path: Path) -> None:
     """A store as the previous release wrote it: dates as plain strings, user_version 0."""
     path.parent.mkdir(parents=True)
@@ -67,7 +77,7 @@ def _legacy_store(path: Path) -> None:
         "note": "not a date",
     }
     with sqlite3.connect(path) as db:
-        db.executescript(SCHEMA)
+        db.executescript(LEGACY_SCHEMA)
         millis = rows.to_millis(T0)
         db.execute("INSERT INTO workorders VALUES (7, ?, 1, 1, 0, ?)", (millis, json.dumps(doc)))
 
@@ -86,7 +96,7 @@ async def test_a_store_from_before_the_tags_is_migrated_at_open(tmp_path: Path) 
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == rows.ROW_FORMAT
+        assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.FORMAT
 
 
 async def test_the_oldest_unsynced_is_read_from_an_index(tmp_path: Path) -> None:

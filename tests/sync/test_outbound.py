@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import stat
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -354,3 +355,20 @@ async def test_outbound_folder_removed_while_running(settings: Settings) -> None
         await worker.store.put_documents([tracos_doc(2)])
         await wait_for(exported(worker, 2), "export after the folder vanished")
     assert names(settings.outbound_dir) == ["2.json"]
+
+
+def test_once_clears_a_crashs_temp_files_but_not_one_being_written(settings: Settings) -> None:
+    """Cron users never `run`: `once` removes temp files left long ago, and leaves a fresh
+    one, which another worker may be writing right now."""
+    settings.outbound_dir.mkdir(parents=True)
+    old, fresh = (
+        settings.outbound_dir / ".1.json.ab12.tmp",
+        settings.outbound_dir / ".2.json.cd34.tmp",
+    )
+    for temp in (old, fresh):
+        temp.write_bytes(b"{")
+    hours_ago = time.time() - 7200
+    os.utime(old, (hours_ago, hours_ago))
+    cli(settings, "once")
+    assert not old.exists()
+    assert fresh.exists()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from watcher.cli.environment import environment
+from watcher.core.errors import CommandFailed
 from watcher.core.printable import printable
 from watcher.core.settings import VARIABLES, Settings, mask_uri
 from watcher.sync import pause, resume
@@ -17,9 +19,21 @@ from watcher.sync import pause, resume
 DEFAULTS = Settings()
 
 
+def _workers_state(settings: Settings) -> Path:
+    """The state folder the workers read their pauses from. With neither it nor an inbound
+    folder here, this is most likely the wrong directory, and a marker made there would
+    hold nothing: nothing is created. (A deployment not started yet may be paused ahead.)"""
+    if not settings.state_dir.is_dir() and not settings.inbound_dir.is_dir():
+        raise CommandFailed(
+            f"no state folder at {settings.state_dir}: run this in the worker's directory,"
+            " or set DATA_STATE_DIR"
+        )
+    return settings.state_dir
+
+
 def cmd_pause(settings: Settings, args: argparse.Namespace) -> int:
     direction = args.direction
-    if pause(settings.state_dir, direction):
+    if pause(_workers_state(settings), direction):
         print(
             f"{direction} paused: running workers take no new {direction} work within a"
             f" second (the batch in flight finishes); `watcher resume {direction}` ends it"
@@ -31,7 +45,7 @@ def cmd_pause(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     direction = args.direction
-    if resume(settings.state_dir, direction):
+    if resume(_workers_state(settings), direction):
         when = "within INBOUND_RESCAN_SECONDS" if direction == "inbound" else "within a second"
         print(f"{direction} resumed: running workers take {direction} work again {when}")
     else:

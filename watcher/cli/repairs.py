@@ -112,7 +112,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 def _archived(archive: Path, names: Sequence[str], since: datetime | None) -> list[Path]:
     if names:
         paths = [archive / os.path.basename(name) for name in names]
-        missing = [p.name for p in paths if not p.is_file()]
+        missing = [p.name for p in paths if p.is_symlink() or not p.is_file()]
         if missing:
             raise CommandFailed(f"replay: not in {archive}: {printable(', '.join(missing))}")
         return paths
@@ -124,8 +124,12 @@ def _archived(archive: Path, names: Sequence[str], since: datetime | None) -> li
 
 
 def _put_back(path: Path, inbound: Path) -> str:
-    """A copy under a name not taken in the inbound folder, written then renamed in."""
-    data = path.read_bytes()
+    """A copy under a name not taken in the inbound folder, written then renamed in; never
+    through a link (a link planted in the archive would copy what it points at)."""
+    try:
+        data = files.read_regular(path, MAX_FILE)[0]
+    except OSError as exc:
+        raise CommandFailed(f"replay: {printable(path.name)}: {exc.strerror or exc}") from None
     for name in files.candidate_names(*files.split_name(path.name)):
         temp = files.write_temp(inbound, name, data, durable=True)
         try:

@@ -27,7 +27,13 @@ from watcher.store import Document, WorkOrderStore
 BATCH: Final = 500
 MAX_FILE: Final = 1 << 20  # an outbound file is one order
 Kind = Literal[
-    "file_differs", "file_newer", "file_without_order", "unsynced", "stored_twice", "archive_newer"
+    "file_differs",
+    "file_newer",
+    "file_without_order",
+    "file_unreadable",
+    "unsynced",
+    "stored_twice",
+    "archive_newer",
 ]
 
 
@@ -40,6 +46,7 @@ class Finding(msgspec.Struct, frozen=True, omit_defaults=True):
     file_version: datetime | None = None
     stored_version: datetime | None = None
     waiting_seconds: float | None = None
+    reason: str | None = None  # why a file could not be read as one order
     counts: bool = True  # a disagreement (exit 1), not only a note
 
     def line(self) -> str:
@@ -49,6 +56,7 @@ class Finding(msgspec.Struct, frozen=True, omit_defaults=True):
             "file_differs": f"outbound/{file} holds another version than stored order {number}",
             "file_newer": f"outbound/{file} is newer than stored order {number}",
             "file_without_order": f"outbound/{file}: no order {number} is stored",
+            "file_unreadable": f"outbound/{file} is not one order: {self.reason}",
             "unsynced": f"order {number} is unsynced, waiting {_age(self.waiting_seconds)}",
             "stored_twice": f"order {number} is stored more than once",
             "archive_newer": f"archive/{file} holds a newer version of order {number}",
@@ -99,10 +107,13 @@ async def _file_findings(
     store: WorkOrderStore, erp: ErpFormat, folder: Path, names: list[str]
 ) -> list[Finding]:
     held = {name: _order_in(erp, folder / name) for name in names}
-    numbers = [order.number for order, _ in held.values() if order is not None]
+    numbers = [order.number for order, _ in held.values() if isinstance(order, OrderUpsert)]
     stored = {doc["number"]: doc for doc in await store.find(numbers)} if numbers else {}
     found = []
     for name, (order, data) in held.items():
+        if isinstance(order, str):
+            found.append(Finding("file_unreadable", file=name, reason=order))
+            continue
         if order is None:
             continue
         finding = _judge_file(erp, name, order, data, stored.get(order.number))
@@ -184,7 +195,7 @@ def _batches(folder: Path) -> Iterator[list[str]]:
     with entries:
         batch: list[str] = []
         for entry in entries:
-            if is_candidate(entry.name) and entry.is_file(follow_symlinks=False):
+            if is_candidate(entry.name) and not entry.is_dir(follow_symlinks=False):
                 batch.append(entry.name)
                 if len(batch) == BATCH:
                     yield batch
@@ -193,14 +204,20 @@ def _batches(folder: Path) -> Iterator[list[str]]:
             yield batch
 
 
-def _order_in(erp: ErpFormat, path: Path) -> tuple[OrderUpsert | None, bytes]:
-    """The one order an outbound file holds (None: gone, or not one order of ours)."""
+def _order_in(erp: ErpFormat, path: Path) -> tuple[OrderUpsert | str | None, bytes]:
+    """The one order an outbound file holds; None when it is gone; else why it is not
+    one order (damaged, not a regular file, a batch): the ERP could not use it either."""
     try:
         data = files.read_regular(path, MAX_FILE)[0]
+    except FileNotFoundError:
+        return None, b""  # gone meanwhile (the ERP took it)
+    except OSError as exc:
+        return str(exc.strerror or exc), b""
+    try:
         orders = erp.judge(data).orders
-    except (OSError, RejectedInput):
-        return None, b""
-    return (orders[0], data) if len(orders) == 1 else (None, data)
+    except RejectedInput as exc:
+        return f"{exc.reason} at {exc.path}", data
+    return (orders[0], data) if len(orders) == 1 else (f"{len(orders)} orders", data)
 
 
 def _orders_in(erp: ErpFormat, path: Path) -> list[OrderUpsert]:

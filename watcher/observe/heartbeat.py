@@ -21,11 +21,12 @@ import msgspec
 
 from watcher import __version__
 from watcher.core.settings import Settings
-from watcher.fs import replace_with, write_temp
+from watcher.fs import read_regular, replace_with, write_temp
 
 if TYPE_CHECKING:  # health reads status files alone: it never loads the worker's stats
     from watcher.sync import Snapshot
 
+STATUS_MAX_BYTES: Final = 1 << 20  # a worker's status file is a few kB
 PREFIX: Final = "worker-"
 NEVER: Final = datetime.min.replace(tzinfo=UTC)
 # A snapshot or heartbeat older than this means the worker is stuck (health, /readyz).
@@ -152,9 +153,10 @@ def _heartbeat(found: Found) -> datetime:
 
 
 def _read(path: Path) -> Found:
+    """A status file, never through a link, a FIFO or anything large planted in its place."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:  # a directory where the file should be, no permission, …
+        data = read_regular(path, STATUS_MAX_BYTES)[0]
+    except OSError as exc:  # not a regular file, a directory, no permission, too large, …
         return Found(path, None, f"status file {path} cannot be read: {exc.strerror or exc}")
     try:
         return Found(path, _decode(data))

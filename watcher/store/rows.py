@@ -2,35 +2,28 @@
 
 The document is JSON with its dates tagged as MongoDB's Extended JSON spells them
 (``{"$date": "2025-10-01T00:04:29.045000Z"}``), so that a date comes back a ``datetime``
-and a string stays a string — the same types the MongoDB adapter returns. Stores written
-before the tags (``user_version`` 0) are migrated once when opened.
+and a string stays a string — the same types the MongoDB adapter returns. A mark keeps
+``isSynced`` and ``syncedAt`` in columns (``synced``, ``synced_at``) without touching the
+JSON: once ``synced_at`` is set, the columns say what those two fields are.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
-from watcher import __version__
-from watcher.core.errors import StoreTooNew
 from watcher.core.tracos import normalise_date
 from watcher.store.port import UPSERT_DATES, Document
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND: Final = timedelta(milliseconds=1)
 DATE: Final = "$date"
-ROW_FORMAT: Final = 1  # PRAGMA user_version of a store whose dates are tagged
-# the columns of ``workorders`` this release knows (``sqlite.SCHEMA``): any other is a newer one's
-COLUMNS: Final = frozenset({"number", "updated_at", "synced", "seq", "changed_at", "doc"})
-LEGACY_DATE_FIELDS: Final = ("createdAt", "updatedAt", "deletedAt", "syncedAt")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -67,14 +60,32 @@ def encode_set(doc: Document) -> bytes:
     return _encode(doc)
 
 
-def encoded_date(value: datetime) -> str:
-    """A tagged date alone, for SQL's ``json(?)`` (the conditional mark's ``syncedAt``)."""
-    return _encode({DATE: normalise_date(value)}).decode()
-
-
 def decode_untagged(row: str | bytes) -> Document:
     """The document with its dates left in their row form (to be written back as they are)."""
     return _decode(row)
+
+
+def with_marks(doc: Document, synced: int, synced_at: int | None) -> Document:
+    """The document with the sync state of its columns, as a mark that rewrote it would
+    have left it (``isSynced`` where it was, ``syncedAt`` where it was or last)."""
+    if synced_at is not None:
+        doc["isSynced"] = synced == 1
+        doc["syncedAt"] = from_millis(synced_at)
+    return doc
+
+
+def decode_marked(row: str | bytes, synced: int, synced_at: int | None) -> Document:
+    """``decode`` of a row's JSON, with the sync state of its columns."""
+    return with_marks(decode(row), synced, synced_at)
+
+
+def decode_untagged_marked(row: str | bytes, synced: int, synced_at: int | None) -> Document:
+    """``decode_untagged``, with the columns' ``syncedAt`` as ``{"$date": datetime}`` (which
+    encodes to the bytes a tagged date has)."""
+    doc = with_marks(_decode(row), synced, synced_at)
+    if synced_at is not None:
+        doc["syncedAt"] = {DATE: doc["syncedAt"]}
+    return doc
 
 
 def decode(row: str | bytes) -> Document:
@@ -106,50 +117,3 @@ def object_ids() -> Iterator[str]:
     middle = os.urandom(5).hex()
     for counter in itertools.count(int.from_bytes(os.urandom(3))):
         yield "%08x%s%06x" % (int(time.time()), middle, counter & 0xFFFFFF)  # noqa: UP031 (faster)
-
-
-def migrate(db: sqlite3.Connection, path: Path) -> None:
-    """Tag the dates of rows written before tags existed (they were plain RFC 3339 strings);
-    a store from a newer release is refused (``StoreTooNew``), never written to or retried."""
-    found = db.execute("PRAGMA user_version").fetchone()[0]
-    _refuse_newer(db, path, found)
-    if found >= ROW_FORMAT:
-        return  # nothing to write: a command that only looks never waits for the write lock
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        if db.execute("PRAGMA user_version").fetchone()[0] < ROW_FORMAT:  # not done meanwhile
-            rows = db.execute("SELECT number, doc FROM workorders").fetchall()
-            docs = ((n, _with_legacy_dates(_decode(doc))) for n, doc in rows)
-            tagged = ((encode(doc), version_of(doc), n) for n, doc in docs)
-            db.executemany("UPDATE workorders SET doc = ?, updated_at = ? WHERE number = ?", tagged)
-            db.execute(f"PRAGMA user_version = {ROW_FORMAT}")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def _refuse_newer(db: sqlite3.Connection, path: Path, found: int) -> None:
-    """A higher ``user_version``, or columns this release does not know: a newer release's."""
-    extra = sorted({row[1] for row in db.execute("PRAGMA table_info(workorders)")} - COLUMNS)
-    if found <= ROW_FORMAT and not extra:
-        return
-    what = f"store format {found}" + (f", with columns {', '.join(extra)}" if extra else "")
-    raise StoreTooNew(
-        f"embedded store {path} was written by a newer release of watcher ({what}; this"
-        f" release {__version__} reads format {ROW_FORMAT} at most): run that release,"
-        " or point DATA_STATE_DIR at another folder"
-    )
-
-
-def _with_legacy_dates(doc: Document) -> Document:
-    for field in LEGACY_DATE_FIELDS:
-        value = doc.get(field)
-        if isinstance(value, str):
-            try:
-                when = msgspec.convert(value, datetime)
-            except msgspec.ValidationError:
-                continue  # not a date then: it stays the string it is
-            if when.tzinfo is not None:
-                doc[field] = when
-    return doc

@@ -1,8 +1,9 @@
 """The embedded store: TracOS documents in SQLite (WAL), same semantics as MongoDB.
 
 Each row keeps the whole document as JSON plus the columns the rules need: the number
-(unique), ``updated_at`` in epoch milliseconds (newer wins), ``synced`` and a monotonic
-``seq`` bumped by every write (the change feed and the version a conditional mark checks).
+(unique), ``updated_at`` in epoch milliseconds (newer wins), ``synced`` and ``synced_at``
+(a mark's, kept out of the JSON) and a monotonic ``seq`` given by every write (the change
+feed and the version a conditional mark checks). The tables: ``sqlite_schema``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from watcher.core.tracos import (
     normalise_date,
     stored_date,
 )
-from watcher.store import rows
+from watcher.store import rows, sqlite_schema
 from watcher.store.port import (
     Document,
     Handler,
@@ -51,23 +52,10 @@ WAKE_POLL_SECONDS: Final = 0.2  # how often writes by other processes are looked
 BUSY_SECONDS: Final = 10.0  # how long a statement waits for another process's lock
 CLOSE_WAIT_SECONDS: Final = 0.2  # how long closing waits for a call stuck behind one
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS workorders (
-    number     INTEGER PRIMARY KEY,
-    updated_at INTEGER,
-    synced     INTEGER NOT NULL,
-    seq        INTEGER NOT NULL,
-    changed_at INTEGER NOT NULL,
-    doc        TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS workorders_seq ON workorders (seq);
-CREATE INDEX IF NOT EXISTS workorders_unsynced ON workorders (seq) WHERE synced = 0;
-CREATE INDEX IF NOT EXISTS workorders_unsynced_age ON workorders (updated_at) WHERE synced = 0;
-"""
 # a batch's marks, conditional on the version read (``seq``): the rows marked come back
 MARK: Final = (
-    "UPDATE workorders SET synced = 1, doc = json_set(doc, '$.isSynced', json('true'),"
-    " '$.syncedAt', json(?)) WHERE synced = 0 AND seq IN ({places}) RETURNING seq"
+    "UPDATE workorders SET synced = 1, synced_at = ?"
+    " WHERE synced = 0 AND seq IN ({places}) RETURNING seq"
 )
 # min() skips NULLs (an updatedAt that is no date) and reads the partial index above
 OLDEST_UNSYNCED: Final = "SELECT min(updated_at) FROM workorders WHERE synced = 0"
@@ -162,11 +150,8 @@ class SqliteStore:
                 " (or MONGO_URI, if the worker uses MongoDB)"
             )
         self._conn = connect(self._path, create, self._busy_seconds)
-        if create:
-            self._conn.executescript(SCHEMA)
-        rows.migrate(
-            self._conn, self._path
-        )  # an existing store is brought up to date, whoever opens it
+        # an existing store is brought up to date, whoever opens it
+        sqlite_schema.prepare(self._conn, self._path, create)
         self._watch = connect(self._path, create, self._busy_seconds)
         self._identity = {path: _identity(path) for path in _durable_files(self._path)}
 
@@ -260,39 +245,40 @@ class SqliteStore:
         now = normalise_date(now)  # once, not once an order
         winner, outcomes = newest_per_number(orders)
         with self._transaction() as db:
-            stored = self._stored(db, list(winner), synced=True)
-            writes: list[tuple[OrderUpsert, str | None]] = []
+            stored = self._stored(db, list(winner))
+            writes: list[tuple[OrderUpsert, tuple[Any, ...] | None]] = []
             for number, index in winner.items():
-                millis, doc, synced = stored.get(number, (None, None, 1))
+                millis, doc, synced, synced_at = row = stored.get(number, (None, None, 1, None))
                 odd = doc is not None and (millis is None or not synced)
                 when = None if doc is None or millis is None else rows.from_millis(millis)
-                parsed = rows.decode(doc) if odd and doc is not None else {}
+                parsed = rows.decode_marked(doc, synced, synced_at) if odd and doc else {}
                 if odd and millis is None:
                     when = stored_date(parsed.get("updatedAt"))  # maybe text naming a date
                 outcomes[index] = outcome = decide(when, orders[index].updatedAt)
                 if odd and clashes is not None and (found := clash(parsed, orders[index], outcome)):
                     clashes.append(found)
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
-                    writes.append((orders[index], doc))
+                    writes.append((orders[index], row[1:] if doc is not None else None))
             # rows made as they are written: a batch's encoded rows never coexist
-            self._replace(db, (self._upserted(order, doc, now) for order, doc in writes), now)
+            upserted = (self._upserted(order, row, now) for order, row in writes)
+            self._replace(db, upserted, now, synced=1)
         return [o for o in outcomes if o is not None]
 
-    def _upserted(self, order: OrderUpsert, stored: str | None, now: datetime) -> rows.Row:
-        """The row after an inbound write. The stored document's own dates stay in their
-        row form: only the fields the write sets are tagged (a whole-document pass costs
-        more than the rest of the row)."""
-        doc = apply_upsert(rows.decode_untagged(stored) if stored else None, order, now)
+    def _upserted(
+        self, order: OrderUpsert, stored: tuple[Any, ...] | None, now: datetime
+    ) -> rows.Row:
+        """The row after an inbound write (``stored``: the JSON, ``synced``, ``synced_at``).
+        The stored document's own dates stay in their row form: only the fields the write
+        sets are tagged (a whole-document pass costs more than the rest of the row)."""
+        doc = apply_upsert(rows.decode_untagged_marked(*stored) if stored else None, order, now)
         doc.setdefault("_id", next(self._ids))
         return order.number, rows.to_millis(order.updatedAt), 1, rows.encode_set(doc)
 
-    def _stored(
-        self, db: sqlite3.Connection, numbers: list[int], synced: bool = False
-    ) -> dict[int, tuple[Any, ...]]:
-        """``updated_at`` and the document's JSON (and ``synced``, if asked) per stored
+    def _stored(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, tuple[Any, ...]]:
+        """``updated_at``, the document's JSON, ``synced`` and ``synced_at`` per stored
         number, in one query per chunk."""
         found: dict[int, tuple[Any, ...]] = {}
-        columns = "number, updated_at, doc" + (", synced" if synced else "")
+        columns = "number, updated_at, doc, synced, synced_at"
         for start in range(0, len(numbers), CHUNK):
             chunk = numbers[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -300,15 +286,36 @@ class SqliteStore:
             found.update((row[0], row[1:]) for row in db.execute(query, chunk))
         return found
 
-    def _replace(self, db: sqlite3.Connection, written: Iterable[rows.Row], now: datetime) -> None:
-        """Write whole rows, each with the next sequence number."""
-        seq = db.execute("SELECT coalesce(max(seq), 0) FROM workorders").fetchone()[0]
+    def _replace(
+        self,
+        db: sqlite3.Connection,
+        written: Iterable[rows.Row],
+        now: datetime,
+        synced: int | None = None,
+    ) -> None:
+        """Write whole rows, each with the next sequence number (the counter is advanced
+        once, after). Only what varies is bound per row: the time of the write, and
+        ``synced`` when the caller says all rows have it, are in the statement."""
+        first = sqlite_schema.next_seq(db) + 1
+        last = [first - 1]
+
+        def values() -> Iterator[tuple[Any, ...]]:
+            for seq, (number, version, flag, doc) in enumerate(written, start=first):
+                last[0] = seq
+                yield (
+                    (number, version, seq, doc)
+                    if synced is not None
+                    else (number, version, flag, seq, doc)
+                )
+
+        flag = "?" if synced is None else str(int(synced))
         changed = rows.to_millis(now)
-        values = (
-            (number, version, synced, seq + offset, changed, doc)
-            for offset, (number, version, synced, doc) in enumerate(written, start=1)
+        sql = (
+            "INSERT OR REPLACE INTO workorders (number, updated_at, synced, seq, changed_at, doc)"
+            f" VALUES (?, ?, {flag}, ?, {changed}, ?)"
         )
-        db.executemany("INSERT OR REPLACE INTO workorders VALUES (?, ?, ?, ?, ?, ?)", values)
+        db.executemany(sql, values())
+        sqlite_schema.advance(db, last[0])
 
     async def put_documents(
         self, docs: Sequence[Document], replace: Replace = Replace.ALWAYS
@@ -325,7 +332,7 @@ class SqliteStore:
             stored = self._stored(db, [doc["number"] for doc in docs])
             writes: list[Document] = []
             for doc in docs:
-                millis, old = stored.get(doc["number"], (None, None))
+                millis, old, *_ = stored.get(doc["number"], (None, None))
                 when = None if millis is None else rows.from_millis(millis)
                 if old is None:
                     writes.append({"_id": next(self._ids), **doc})
@@ -339,9 +346,9 @@ class SqliteStore:
         def read() -> list[Document]:
             if numbers:
                 found = self._stored(self._db, list(numbers))
-                return [rows.decode(found[n][1]) for n in sorted(found)]
-            every = self._db.execute("SELECT doc FROM workorders ORDER BY number")
-            return [rows.decode(doc) for (doc,) in every]
+                return [rows.decode_marked(*found[n][1:]) for n in sorted(found)]
+            every = "SELECT doc, synced, synced_at FROM workorders ORDER BY number"
+            return [rows.decode_marked(*row) for row in self._db.execute(every)]
 
         return await self.run_locked(read)
 
@@ -359,11 +366,11 @@ class SqliteStore:
     def _documents_after(self, after: int | None, limit: int) -> tuple[list[Document], int | None]:
         """Up to ``limit`` documents numbered above ``after`` (None: from the first), and the
         last number read."""
-        query, args = "SELECT number, doc FROM workorders", [limit]
+        query, args = "SELECT number, doc, synced, synced_at FROM workorders", [limit]
         if after is not None:
             query, args = query + " WHERE number > ?", [after, limit]
         page = self._db.execute(query + " ORDER BY number LIMIT ?", args).fetchall()
-        return [rows.decode(doc) for _, doc in page], page[-1][0] if page else after
+        return [rows.decode_marked(*row[1:]) for row in page], page[-1][0] if page else after
 
     async def iter_unsynced(self, batch_size: int) -> AsyncGenerator[list[StoredDocument], None]:
         """Keyset pages on the write sequence, through the partial index of unsynced rows:
@@ -380,11 +387,14 @@ class SqliteStore:
     def _unsynced_after(self, seen: int, limit: int) -> tuple[list[StoredDocument], int]:
         """Up to ``limit`` unsynced documents changed after sequence number ``seen``, in
         write order, and the newest sequence number read."""
-        query = "SELECT number, seq, changed_at, doc FROM workorders WHERE synced = 0 AND seq > ?"
+        query = (
+            "SELECT number, seq, changed_at, doc, synced_at FROM workorders"
+            " WHERE synced = 0 AND seq > ?"
+        )
         changed = self._db.execute(query + " ORDER BY seq LIMIT ?", (seen, limit)).fetchall()
         found = [
-            StoredDocument(str(n), rows.decode(doc), version=seq, changed_at=rows.from_millis(at))
-            for n, seq, at, doc in changed
+            StoredDocument(str(n), rows.decode_marked(doc, 0, marked), seq, rows.from_millis(at))
+            for n, seq, at, doc, marked in changed
         ]
         return found, changed[-1][1] if changed else seen
 
@@ -401,7 +411,7 @@ class SqliteStore:
         return await self.run_locked(check)
 
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
-        synced_at = rows.encoded_date(now)
+        synced_at = rows.to_millis(normalise_date(now))
 
         # one statement per chunk of the batch, not one per document: it says which rows it
         # marked, so nothing is read before or after it
@@ -423,12 +433,15 @@ class SqliteStore:
         def unsync() -> int:
             changed = rows.to_millis(datetime.now(UTC))
             sql = (
-                "UPDATE workorders SET synced = 0, changed_at = ?,"
-                " seq = (SELECT max(seq) FROM workorders) + 1,"  # a new version: one row each
+                "UPDATE workorders SET synced = 0, changed_at = ?, seq = ?,"  # a new version
                 " doc = json_set(doc, '$.isSynced', json('false')) WHERE number = ? AND synced = 1"
             )
             with self._transaction() as db:
-                return sum(db.execute(sql, (changed, n)).rowcount for n in numbers)
+                seq = start = sqlite_schema.next_seq(db)
+                for number in numbers:  # rare (an operator's command): one row at a time
+                    seq += db.execute(sql, (changed, seq + 1, number)).rowcount
+                sqlite_schema.advance(db, seq)
+                return seq - start
 
         done = await self.run_locked(unsync)
         if self._wake is not None:

@@ -4,7 +4,9 @@ error reports beside quarantined files, and the folders made and checked at star
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -17,6 +19,7 @@ IGNORED_SUFFIXES: Final = (".tmp", ".part", ".swp", "~")
 
 
 REPORT_SUFFIX: Final = ".error.json"
+STALE_TEMP_SECONDS: Final = 60.0  # a write takes milliseconds: older is a crash's
 
 
 class RejectedElement(msgspec.Struct, frozen=True):
@@ -116,7 +119,11 @@ def same_file_system(reference: tuple[str, Path], others: Sequence[tuple[str, Pa
             )
 
 
-def remove_stale_temps(folder: Path) -> None:
-    """Temp files of ours left by a crash mid-write (the document stayed unsynced)."""
+def remove_stale_temps(folder: Path, now: float | None = None) -> None:
+    """Temp files of ours left by a crash mid-write (the document stayed unsynced): those
+    untouched for ``STALE_TEMP_SECONDS``, never one another worker is writing now."""
+    cutoff = (time.time() if now is None else now) - STALE_TEMP_SECONDS
     for path in folder.glob(".*.tmp"):
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if path.lstat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
