@@ -59,6 +59,17 @@ def mongo_uri() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def fault_uri() -> Iterator[str]:
+    """A SecantusDB replica set of the session's own with test commands on (failpoints),
+    whatever ``WATCHER_TEST_MONGO_URI`` names: a shared server must never be armed."""
+    server = MongoServer(test_commands=True).start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def mongo_settings(tmp_path: Path, mongo_uri: str) -> Iterator[Settings]:
     """Settings on temporary folders and a fresh collection of the real MongoDB server."""

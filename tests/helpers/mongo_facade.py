@@ -26,9 +26,10 @@ _add_replace = BulkOperationBuilder.add_replace
 
 
 def _drop_sort(method: Any) -> Any:
-    """PyMongo ≥ 4.11 passes ``sort=`` to bulk builders; mongomock 4.3 does not know it."""
+    """PyMongo ≥ 4.11 passes ``sort=`` to bulk builders; mongomock 4.3 does not know it, nor
+    ``hint`` (the adapter's upserts name the unique index, which the facade never drops)."""
 
-    def call(self: Any, *args: Any, sort: Any = None, **kwargs: Any) -> Any:
+    def call(self: Any, *args: Any, sort: Any = None, hint: Any = None, **kwargs: Any) -> Any:
         return method(self, *args, **kwargs)
 
     return call
@@ -119,6 +120,10 @@ class FacadeCollection:
     async def create_index(self, key: str | list[tuple[str, int]], unique: bool = False) -> str:
         self.check()
         return str(self.raw.create_index(key, unique=unique))
+
+    async def index_information(self) -> dict[str, Any]:
+        self.check()
+        return dict(self.raw.index_information())
 
     async def bulk_write(self, ops: list[Any], ordered: bool = True) -> Any:
         self.check()

@@ -48,6 +48,7 @@ class MongoServer:
     storage: str = ":memory:"
     sync_on_commit: bool = False
     standalone: bool = False
+    test_commands: bool = False  # configureFailPoint (failCommand), as mongod's own tests use
     port: int = 0
     process: subprocess.Popen[str] | None = field(default=None, repr=False)
 
@@ -68,6 +69,7 @@ class MongoServer:
             raise AssertionError("unreachable")  # pragma: no cover
         command = [str(python), str(LAUNCHER), "--port", str(self.port), "--storage", self.storage]
         command += ["--sync-on-commit"] * self.sync_on_commit + ["--standalone"] * self.standalone
+        command += ["--test-commands"] * self.test_commands
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )

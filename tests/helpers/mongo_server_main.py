@@ -22,13 +22,14 @@ def main() -> None:
     parser.add_argument("--storage", default=":memory:")
     parser.add_argument("--sync-on-commit", action="store_true")
     parser.add_argument("--standalone", action="store_true", help="no replica set, no streams")
+    parser.add_argument("--test-commands", action="store_true", help="configureFailPoint on")
     args = parser.parse_args()
     server = SecantusDBServer(
         host="127.0.0.1",
         port=args.port,
         storage_path=args.storage,
         replica_set_name=None if args.standalone else "rs0",
-        enable_test_commands=False,
+        enable_test_commands=args.test_commands,
         sync_on_commit=args.sync_on_commit,
     )
     stopping = threading.Event()

@@ -9,6 +9,8 @@ WatcherError
 │   ├── InvalidOrder       JSON, but not a valid ERP work order
 │   └── InvalidDocument    not a TracOS document (``watcher put``): nothing is written
 ├── Unexportable           a stored document that cannot become an ERP file
+├── OrdersRefused          the store refused some orders of a write for good (a validator,
+│                          a size limit): those are reported, the others are stored
 └── StoreUnavailable       transient store trouble: retry with back-off
     ├── StoreDamaged       the store's file is damaged or gone: retried, but the operator
     │                      must act (the message says what to do)
@@ -19,7 +21,11 @@ WatcherError
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:  # a type only (tracos imports this module)
+    from watcher.core.tracos import Outcome
 
 _MISSING_FIELD: Final = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 MAX_REASON_CHARS: Final = 300  # a reason may quote the input (a bad enum value): kept short
@@ -65,6 +71,20 @@ class InvalidDocument(RejectedInput):
 
 class Unexportable(WatcherError):
     """A TracOS document that cannot be translated to the ERP format."""
+
+
+class OrdersRefused(WatcherError):
+    """The store refused some orders of one upsert for good; the others are written.
+
+    ``refused``: the server's reason by the order's index in the call; ``outcomes``: what
+    became of each order, in the order given (None for a refused one).
+    """
+
+    def __init__(self, refused: Mapping[int, str], outcomes: Sequence[Outcome | None]) -> None:
+        first = min(refused)
+        super().__init__(f"{len(refused)} orders refused by the store; first: {refused[first]}")
+        self.refused = dict(refused)
+        self.outcomes = list(outcomes)
 
 
 class StoreUnavailable(WatcherError):

@@ -25,6 +25,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mongo_uri: str | None = None
     mongo_database: str = "tractian"
     mongo_collection: str = "workorders"
+    mongo_timeout_seconds: float = 30.0  # every MongoDB call, client-side
     inbound_dir: Path = Path("data/inbound")
     outbound_dir: Path = Path("data/outbound")
     archive_dir: Path = Path("data/archive")
@@ -193,6 +194,7 @@ VARIABLES: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "WATCHFILES_FORCE_POLLING": ("force_polling", _flag),
     "OUTBOUND_POLL_SECONDS": ("poll_seconds", _positive(float)),
     "OUTBOUND_CONCURRENCY": ("outbound_concurrency", _positive(int)),
+    "MONGO_TIMEOUT_SECONDS": ("mongo_timeout_seconds", _positive(float)),
     "STORE_RETRY_MAX_SECONDS": ("retry_max_seconds", _positive(float)),
     "STOP_GRACE_SECONDS": ("stop_grace_seconds", _positive(float)),
     "METRICS_PORT": ("metrics_port", _port),

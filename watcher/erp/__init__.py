@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from watcher.core.faces import lazy
 from watcher.erp.port import (
+    LISTED,
     Backlog,
     Direction,
     ErpFormat,
@@ -18,6 +19,7 @@ from watcher.erp.port import (
     NotFiled,
     OutboundFile,
     OutboundSink,
+    Rejection,
     Taken,
     Trouble,
 )
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from watcher.erp.registry import load_format
 
 __all__ = [
+    "LISTED",
     "Backlog",
     "ChallengeFormat",
     "Direction",
@@ -41,6 +44,7 @@ __all__ = [
     "NotFiled",
     "OutboundFile",
     "OutboundSink",
+    "Rejection",
     "Taken",
     "Trouble",
     "failed_lines",

@@ -29,7 +29,10 @@ def build_store(
         from watcher.store.mongo import MongoStore
 
         return MongoStore.connect(
-            settings.mongo_uri, settings.mongo_database, settings.mongo_collection
+            settings.mongo_uri,
+            settings.mongo_database,
+            settings.mongo_collection,
+            timeout=settings.mongo_timeout_seconds,
         )
     from watcher.store.sqlite import SqliteStore
 

@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Hashable, Iterator, Sequence
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any, Final, cast
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from bson import ObjectId
-from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateMany, UpdateOne
-from pymongo.errors import (
-    BulkWriteError,
-    ConfigurationError,
-    ConnectionFailure,
-    NotPrimaryError,
-    OperationFailure,
-    PyMongoError,
-)
+from pymongo import AsyncMongoClient, UpdateOne
+from pymongo.errors import BulkWriteError, ConfigurationError
 
-from watcher.core.errors import ConfigError, StoreMissing, StoreUnavailable, WatcherError
+from watcher.core.errors import ConfigError, OrdersRefused, StoreMissing, StoreUnavailable
 from watcher.core.tracos import (
     Clash,
     OrderUpsert,
@@ -37,6 +29,32 @@ from watcher.core.tracos import (
     newest_per_number,
     stored_date,
 )
+from watcher.store.mongo_client import durable, majority_reads, why_no_answer
+from watcher.store.mongo_errors import (
+    DUPLICATE_KEY,
+    NOT_A_MEMBER,
+    Unconfirmed,
+    UniqueIndexMissing,
+    is_missing_index,
+    is_refusal,
+    refusal_reason,
+    transient_write_error,
+    translated,
+    write_concern_failure,
+)
+from watcher.store.mongo_indexes import create_indexes, ensure_indexes, restore_unique_index
+from watcher.store.mongo_ops import (
+    EXPORTED_FIELDS,
+    MARK_FIELD,
+    UNSYNCED,
+    UNSYNCED_PARTS,
+    mark_filter,
+    put_op,
+    unsync_op,
+    upsert_op,
+    version_of,
+)
+from watcher.store.mongo_stream import ChangeFollower
 from watcher.store.port import (
     Document,
     Handler,
@@ -45,114 +63,18 @@ from watcher.store.port import (
     StoredDocument,
     SyncMark,
     TriggerProgress,
-    insert_fields,
     mark_fields,
     replaces,
-    upsert_fields,
 )
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_KEY: Final = 11000
 RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
-NO_CHANGE_STREAMS: Final = 40573  # standalone server
-RESUME_ERRORS: Final = frozenset({260, 280, 286})
-REFUSED: Final = frozenset({13, 18})  # Unauthorized, AuthenticationFailed: a setting to fix
-TRANSIENT: Final = frozenset({50, 91, 262, 11600})  # timeouts, shutdowns
-NOT_PRIMARY: Final = frozenset({189, 10107, 11602, 13435, 13436})  # step-downs, elections
-# The fields an export reads: a conditional mark requires all of them unchanged.
-EXPORTED_FIELDS: Final = (
-    "number",
-    "status",
-    "title",
-    "createdAt",
-    "updatedAt",
-    "deleted",
-    "deletedAt",
-)
-UNSYNCED: Final[Document] = {"isSynced": {"$ne": True}}
-# The unsynced in two parts, so that the index {isSynced, updatedAt} hands out each in
-# updatedAt order: the usual values (absent, null, false) as points of the index, then
-# anything else TracOS may have stored there (rare) as ranges that are mostly empty.
-UNSYNCED_PARTS: Final[tuple[Document, ...]] = (
-    {"isSynced": {"$in": [None, False], "$ne": True}},
-    {"isSynced": {"$nin": [True, False, None]}},
-)
-CHANGE_PIPELINE: Final = [
-    {
-        "$match": {
-            "operationType": {"$in": ["insert", "update", "replace"]},
-            "fullDocument.isSynced": {"$ne": True},
-        }
-    }
-]
-POLLING: Final = "MongoDB polling"
-DRAIN_LIMIT: Final = 1000  # change events handed over in one batch at most
-REOPEN_PAUSE_SECONDS: Final = 1.0  # a stream closed at once, again and again, must not spin
-UNREACHABLE_HINT: Final = (
-    "check that MongoDB is running and that MONGO_URI names it"
-    " (with docker compose: docker compose ps mongo)"
-)
-MARK_FIELD: Final = "syncMark"  # which call marked a document: only that call wrote this id
-_ABSENT: Final = "\0absent"
-
-
-def version_of(doc: Document) -> Hashable:
-    """The raw ``_id`` and the exported fields' values, hashable; absent ones marked so."""
-    values = tuple(
-        (f, repr(doc[f]) if isinstance(doc.get(f), dict | list) else doc.get(f, _ABSENT))
-        for f in EXPORTED_FIELDS
-    )
-    return (("_id", doc["_id"]), *values)
-
-
-def mark_filter(version: Hashable) -> Document:
-    """Match the document only while it holds exactly the values that were exported."""
-    pairs = cast(tuple[tuple[str, Any], ...], version)
-    query: Document = {"_id": pairs[0][1], **UNSYNCED}
-    for field, value in pairs[1:]:
-        query[field] = {"$exists": False} if value == _ABSENT else {"$eq": value}
-    return query
-
-
-def upsert_op(order: OrderUpsert, now: datetime, stored: Document | None = None) -> UpdateOne:
-    """Insert, or update a synced document whose ``updatedAt`` is an older date; anything
-    else is refused (11000) and decided from the document read (``stored``): then the
-    update applies only while the document is still exactly as read."""
-    update: Document = {
-        "$set": upsert_fields(order, now),
-        "$setOnInsert": insert_fields(order),
-    }
-    if order.deletedAt is None:
-        update["$unset"] = {"deletedAt": ""}
-    if stored is None:
-        query: Document = {"number": order.number, "updatedAt": {"$lt": order.updatedAt}}
-        query["isSynced"] = True
-    else:
-        exactly = {f: _exactly(stored, f) for f in ("updatedAt", "isSynced")}
-        query = {"_id": stored["_id"], **exactly}
-    return UpdateOne(query, update, upsert=True)
-
-
-def _exactly(doc: Document, field: str) -> Document:
-    return {"$eq": doc[field]} if field in doc else {"$exists": False}
-
-
-def put_op(doc: Document, replace: Replace) -> ReplaceOne[Document] | InsertOne[Document]:
-    """A put of one whole document: replace, replace if newer, or insert only (a stored
-    number refuses it through the unique index: counted as skipped)."""
-    updated = doc.get("updatedAt")
-    if replace is Replace.ALWAYS:
-        return ReplaceOne({"number": doc["number"]}, doc, upsert=True)
-    if replace is Replace.NEVER or not isinstance(updated, datetime):
-        return InsertOne(dict(doc))  # a copy: the driver adds ``_id`` to what it is given
-    newer = [{"updatedAt": {"$lt": updated}}, {"updatedAt": {"$not": {"$type": "date"}}}]
-    return ReplaceOne({"number": doc["number"], "$or": newer}, doc, upsert=True)
-
-
-def _date(value: object) -> datetime | None:
-    """A stored ``updatedAt`` as newer-wins sees it: a date, or None (older than any)."""
-    return value if isinstance(value, datetime) else None
+CALL_TIMEOUT_SECONDS: Final = 30.0
+CLOSE_SECONDS: Final = 2.0
+UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
+# an upsert applied but not confirmed: its outcomes and the clashes it met, by order index
+Applied = tuple[list[Outcome | None], dict[int, Clash]]
 
 
 class MongoStore:
@@ -161,17 +83,42 @@ class MongoStore:
     def __init__(self, collection: Any, client: Any = None) -> None:
         self._coll = collection
         self._client = client
-        self._mode = "MongoDB"  # says "change stream" only once the server has opened one
+        # what decides an export is read as the majority has it: never a write that a
+        # failover could roll back (the change stream is majority-committed already)
+        self._committed = majority_reads(collection)
+        self._unconfirmed: dict[tuple[SyncMark, ...], ObjectId] = {}  # marks not yet answered
+        # upserts applied but not confirmed durable: what they did, for their retry
+        self._applied: dict[tuple[tuple[OrderUpsert, ...], datetime], Applied] = {}
+        self.refused_marks: dict[str, str] = {}  # document key → why the server refused it
         self.trigger = TriggerProgress()
+        self._follower = ChangeFollower(collection, self._sweep, self._stored, self.trigger)
 
     @classmethod
-    def connect(cls, uri: str, database: str, collection: str) -> MongoStore:
+    def connect(
+        cls,
+        uri: str,
+        database: str,
+        collection: str,
+        timeout: float = CALL_TIMEOUT_SECONDS,
+        **options: Any,
+    ) -> MongoStore:
+        """``timeout``: the longest any call may take (seconds); ``options``: more for the
+        client (``event_listeners`` for instrumentation)."""
         # A quick answer when the server is down (the retry policy does the waiting),
         # unless the connection string chooses its own timeouts.
-        timeouts: dict[str, Any] = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000}
+        # Every read of a reply is bounded (socketTimeoutMS, not pymongo.timeout: under that
+        # one, finding a server waits as long as the call may, and a stop cut into it left
+        # the client unable to close).
+        timeouts: dict[str, Any] = {
+            "serverSelectionTimeoutMS": 2000,
+            "connectTimeoutMS": 2000,
+            "socketTimeoutMS": round(timeout * 1000),
+        }
         chosen = {k: v for k, v in timeouts.items() if k.lower() not in uri.lower()}
         try:
-            client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True, **chosen)
+            client: AsyncMongoClient[Document] = AsyncMongoClient(
+                uri, tz_aware=True, **chosen, **options
+            )
         except ConfigurationError as exc:  # its message may quote the URI: not repeated
             raise ConfigError(
                 "MONGO_URI is not a valid MongoDB connection string"
@@ -181,11 +128,11 @@ class MongoStore:
             raise ConfigError(
                 f"MONGO_URI: cannot read {exc.filename or 'a file it names'}: {exc.strerror or exc}"
             ) from None
-        return cls(client[database][collection], client)
+        return cls(durable(client, database)[collection], client)
 
     @property
     def mode(self) -> str:
-        return self._mode
+        return self._follower.mode
 
     @property
     def collection(self) -> Any:
@@ -194,10 +141,10 @@ class MongoStore:
     async def open(self, create: bool = True) -> None:
         await self.ping()
         if create:
-            await self._create_indexes()
+            await create_indexes(self._coll)
             return
         database = self._coll.database
-        with _translated():
+        with translated():
             names = await database.list_collection_names(filter={"name": self._coll.name})
         if not names:
             raise StoreMissing(
@@ -206,33 +153,78 @@ class MongoStore:
                 " the worker's, or start the worker first"
             )
 
-    async def _create_indexes(self) -> None:
-        """Newer wins only with the unique index; made again if the collection was dropped."""
-        with _translated():
-            await self._coll.create_index("number", unique=True)
-            # the sweep, the unsynced count and the oldest unsynced (in updatedAt order)
-            await self._coll.create_index([("isSynced", 1), ("updatedAt", 1)])
-
     async def close(self) -> None:
+        """Close the client; never longer than a moment, whatever the server does (a stop
+        is answered within its grace)."""
         if self._client is not None:
-            await self._client.close()
+            with anyio.move_on_after(CLOSE_SECONDS):
+                await self._client.close()
 
     async def ping(self) -> None:
-        with _translated():
-            await self._coll.database.command("ping")
+        try:
+            with translated():
+                await self._coll.database.command("ping")
+        except StoreUnavailable as exc:
+            if NOT_A_MEMBER not in str(exc) or self._client is None:
+                raise
+            raise await why_no_answer(self._client) from exc
 
     async def upsert(
         self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
     ) -> list[Outcome]:
-        winner, outcomes = newest_per_number(orders)
-        pending = list(winner.values())
-        read: dict[int, Document] = {}
+        """Newer wins per order; an order the server refuses for good (a validator, a size
+        limit) raises ``OrdersRefused`` once the others are written. Never without the
+        unique index: one found missing is made again first (or the write waits). A retry
+        of a write applied but not confirmed keeps that write's outcomes (its own earlier
+        write is no "unchanged"). ``clashes`` gets the conflicts the written orders met
+        (also when others are refused)."""
+        key = (tuple(orders), now)
+        earlier, earlier_noted = self._applied.pop(key, (None, {}))
+        outcomes: list[Outcome | None] = []
         noted: dict[int, Clash] = {}  # the last word per order: a later round may see anew
+        try:
+            try:
+                refusals = await self._upsert(orders, now, outcomes, noted)
+            except UniqueIndexMissing:
+                await restore_unique_index(self._coll)
+                noted.clear()
+                refusals = await self._upsert(orders, now, outcomes, noted)
+        except Unconfirmed:
+            if len(self._applied) >= UNCONFIRMED_KEPT:
+                self._applied.clear()
+            self._applied[key] = (kept_outcomes(earlier, outcomes), {**earlier_noted, **noted})
+            raise
+        outcomes = kept_outcomes(earlier, outcomes)
+        noted = {**earlier_noted, **noted}  # what the unconfirmed write met still stands
+        if clashes is not None:
+            clashes.extend(noted[i] for i in sorted(noted) if i not in refusals)
+        if refusals:
+            raise OrdersRefused(refusals, outcomes)
+        return [o for o in outcomes if o is not None]
+
+    async def _upsert(
+        self,
+        orders: Sequence[OrderUpsert],
+        now: datetime,
+        outcomes: list[Outcome | None],
+        noted: dict[int, Clash],
+    ) -> dict[int, str]:
+        """Fill ``outcomes`` (one per order, in place: kept if an attempt is cut short) and
+        ``noted`` (the clashes, by order index); the server's refusals by order index.
+
+        A synced document with an older date is updated at once; anything else is refused
+        (11000) and decided from the document read: then the update applies only while
+        the document is still exactly as read (or the order is decided again)."""
+        winner, decided = newest_per_number(orders)
+        outcomes[:] = decided
+        pending = list(winner.values())
+        refusals: dict[int, str] = {}
+        read: dict[int, Document] = {}
         for _ in range(RACE_ROUNDS):
             ops = [upsert_op(orders[i], now, read.get(orders[i].number)) for i in pending]
-            refused = await self._bulk(ops, outcomes, pending)
+            refused = await self._bulk(ops, outcomes, pending, refusals)
             if not refused:
-                break
+                return refusals
             read = await self._stored_docs([orders[i].number for i in refused])
             pending = []
             for i in refused:
@@ -244,42 +236,47 @@ class MongoStore:
                     noted[i] = found
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
                     pending.append(i)  # written only while it is still as read: or again
-        else:
-            raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
-        if clashes is not None:
-            clashes.extend(noted.values())
-        return [o for o in outcomes if o is not None]
+        raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
 
     async def _stored_docs(self, numbers: list[int]) -> dict[int, Document]:
         docs = await self._find({"number": {"$in": numbers}}, expected=len(numbers))
         return {doc["number"]: doc for doc in docs}
 
     async def _bulk(
-        self, ops: list[UpdateOne], outcomes: list[Outcome | None], indexes: list[int]
+        self,
+        ops: list[UpdateOne],
+        outcomes: list[Outcome | None],
+        indexes: list[int],
+        refusals: dict[int, str],
     ) -> list[int]:
-        """Run the upserts; fill inserted/updated outcomes, return the indexes refused as stale."""
+        """Run the upserts; fill inserted/updated outcomes and the server's refusals (also
+        for an attempt applied but not confirmed, which is then raised); return the
+        indexes the unique index refused (as new or newer: stale, or a race)."""
         if not ops:
             return []
-        details = await self._bulk_write(ops)
-        upserted = {u["index"] for u in details.get("upserted", [])}
-        refused = {e["index"] for e in details.get("writeErrors", [])}
-        for position, index in enumerate(indexes):
-            if position not in refused:
-                outcomes[index] = Outcome.INSERTED if position in upserted else Outcome.UPDATED
-        return [indexes[position] for position in sorted(refused)]
+        try:
+            details = await self._bulk_write(ops)
+        except Unconfirmed as exc:
+            bulk_outcomes(exc.details, outcomes, indexes, refusals)
+            raise
+        return bulk_outcomes(details, outcomes, indexes, refusals)
 
     async def _bulk_write(self, ops: Sequence[Any]) -> Document:
         """One unordered bulk; its result, where a duplicate key (11000) is an answer (the
-        stored document is as new or newer, or already there), not an error."""
+        stored document is as new or newer, or already there) and a refused document is
+        the caller's to report. Not durable (a write-concern error), or refused for the
+        server's state (an interruption, a step-down): an outage, nothing taken as done."""
         try:
-            with _translated():
+            with translated():
                 result = await self._coll.bulk_write(ops, ordered=False)
             return dict(result.bulk_api_result)
         except BulkWriteError as exc:
             details = dict(exc.details)
-            other = [e for e in details["writeErrors"] if e["code"] != DUPLICATE_KEY]
-            if other:
-                raise StoreUnavailable(f"MongoDB refused a write: {other[0]['errmsg']}") from exc
+            if any(is_missing_index(e) for e in details.get("writeErrors", [])):
+                raise UniqueIndexMissing("the unique index on number is missing") from exc
+            failure = write_concern_failure(details) or transient_write_error(details)
+            if failure is not None:
+                raise failure from exc
             return details
 
     async def _updated_at(self, numbers: list[int]) -> dict[int, Any]:
@@ -288,32 +285,39 @@ class MongoStore:
         return {d["number"]: d.get("updatedAt") for d in docs}
 
     async def _find(
-        self, query: Document, projection: Document | None = None, expected: int = 0
+        self,
+        query: Document,
+        projection: Document | None = None,
+        expected: int = 0,
+        committed: bool = False,
     ) -> list[Document]:
         """A bounded read, as one list; ``expected`` (documents at most, e.g. an ``$in`` of so
         many ids) asks for them all in the first reply: one round trip, not find + getMore
-        (one more than expected, so that a full reply still closes the cursor)."""
-        cursor = self._coll.find(query, projection, batch_size=expected + 1 if expected else 0)
-        with _translated():
+        (one more than expected, so that a full reply still closes the cursor).
+        ``committed``: as the majority has it (a read that decides an export)."""
+        coll = self._committed if committed else self._coll
+        cursor = coll.find(query, projection, batch_size=expected + 1 if expected else 0)
+        with translated():
             return list(await cursor.sort("number", 1).to_list(None))
 
     async def _batches(
-        self, query: Document, batch_size: int, order: str | None = None
+        self, query: Document, batch_size: int, order: str | None = None, committed: bool = False
     ) -> AsyncGenerator[list[Document], None]:
         """The documents ``query`` matches, from one server cursor, one reply of at most
         ``batch_size`` at a time (the find, then a getMore per batch): never all at once."""
-        cursor = self._coll.find(query, batch_size=batch_size)
+        coll = self._committed if committed else self._coll
+        cursor = coll.find(query, batch_size=batch_size)
         if order is not None:
             cursor = cursor.sort(order, 1)  # an index order: the server streams, no sort
         try:
             while True:
-                with _translated():
+                with translated():
                     batch = await cursor.to_list(batch_size)
                 if not batch:
                     return
                 yield batch
         finally:
-            with _translated():
+            with translated():
                 await cursor.close()
 
     async def put_documents(
@@ -342,7 +346,9 @@ class MongoStore:
         return [
             doc
             for doc in refused
-            if replaces(Replace.IF_NEWER, _date(stored.get(doc["number"])), doc.get("updatedAt"))
+            if replaces(
+                Replace.IF_NEWER, stored_date(stored.get(doc["number"])), doc.get("updatedAt")
+            )
         ]
 
     async def _put(
@@ -350,7 +356,10 @@ class MongoStore:
     ) -> tuple[PutResult, list[Document]]:
         """One unordered bulk of puts; what it did, and the documents the unique index refused."""
         details = await self._bulk_write([put_op(d, replace) for d in docs])
-        refused = [docs[e["index"]] for e in details.get("writeErrors", [])]
+        errors = details.get("writeErrors", [])
+        if refusal := next((e for e in errors if is_refusal(e)), None):
+            raise StoreUnavailable(f"MongoDB refused a write: {refusal['errmsg']}")
+        refused = [docs[e["index"]] for e in errors]
         inserted = len(details.get("upserted", [])) + int(details.get("nInserted", 0))
         done = PutResult(inserted, int(details.get("nMatched", 0)))
         return done, refused
@@ -367,13 +376,14 @@ class MongoStore:
     async def iter_unsynced(self, batch_size: int) -> AsyncGenerator[list[StoredDocument], None]:
         """In the ``isSynced`` index's order (no sort: a blocking sort of a million documents
         is what a server refuses); a mark moves a document out of the scanned range."""
-        async with aclosing(self._batches(UNSYNCED, batch_size)) as batches:
+        async with aclosing(self._batches(UNSYNCED, batch_size, committed=True)) as batches:
             async for batch in batches:
                 yield [self._stored(doc) for doc in batch]
 
     async def _sweep(self, handle: Handler, batch_size: int) -> None:
         """Hand every unsynced document to ``handle``, batch by batch (an empty sweep hands
-        over one empty batch: the caller sees that it ran)."""
+        over one empty batch: the caller sees that it ran). The indexes are checked first."""
+        await ensure_indexes(self._coll)
         swept, found, began = False, 0, time.monotonic()
         async with aclosing(self.iter_unsynced(batch_size)) as batches:
             async for batch in batches:
@@ -395,32 +405,56 @@ class MongoStore:
         wanted = {mark.key: mark.version for mark in marks}
         ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
         fields = dict.fromkeys(EXPORTED_FIELDS, 1)  # what a version is made of, and no more
-        docs = await self._find({"_id": {"$in": ids}, **UNSYNCED}, fields, expected=len(ids))
+        query = {"_id": {"$in": ids}, **UNSYNCED}
+        docs = await self._find(query, fields, expected=len(ids), committed=True)
         return {str(d["_id"]) for d in docs if wanted.get(str(d["_id"])) == version_of(d)}
 
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         if not marks:
             return set()
-        token = ObjectId()  # unique to this call: another worker's marks never carry it
+        # unique to these marks: another call's never carry it, and a retry of the same
+        # marks (after a write concern not met, a lost reply) finds its own applied marks
+        key = tuple(marks)
+        token = self._unconfirmed.get(key) or ObjectId()
+        if len(self._unconfirmed) >= UNCONFIRMED_KEPT:
+            self._unconfirmed.clear()
+        self._unconfirmed[key] = token
         update = {"$set": {**mark_fields(now), MARK_FIELD: token}}
-        ops = [UpdateOne(mark_filter(m.version), update) for m in marks]
-        with _translated():
-            result = await self._coll.bulk_write(ops, ordered=False)
-        if result.modified_count == len(marks):
+        details = await self._bulk_write([UpdateOne(mark_filter(m.version), update) for m in marks])
+        del self._unconfirmed[key]
+        self._refused_marks(marks, details)
+        if details.get("nModified") == len(marks):
             return {mark.key for mark in marks}
         ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
         query = {"_id": {"$in": ids}, MARK_FIELD: token}
         marked = await self._find(query, {"_id": 1}, expected=len(ids))
         return {str(doc["_id"]) for doc in marked}
 
+    def _refused_marks(self, marks: Sequence[SyncMark], details: Document) -> None:
+        """Marks the server refused for one document (a validator): it stays unsynced, and
+        the reason is kept for ``refused_marks`` and logged once per document."""
+        for error in details.get("writeErrors", []):
+            if not is_refusal(error):
+                continue
+            key, reason = marks[error["index"]].key, refusal_reason(error)
+            if self.refused_marks.get(key) != reason:
+                log.warning(
+                    "document %s cannot be marked synced (it stays unsynced): %s", key, reason
+                )
+            self.refused_marks[key] = reason
+
     async def unsync(self, numbers: Sequence[int]) -> int:
-        query = {"number": {"$in": list(numbers)}, "isSynced": True}
-        with _translated():
-            result = await self._coll.bulk_write([UpdateMany(query, {"$set": {"isSynced": False}})])
-        return int(result.modified_count)
+        """Mark the synced ones of ``numbers`` unsynced (``watcher resend``): durable, as
+        every write (a write-concern error is an outage); how many were."""
+        if not numbers:
+            return 0
+        details = await self._bulk_write([unsync_op(numbers)])
+        if refusal := next((e for e in details.get("writeErrors", []) if is_refusal(e)), None):
+            raise StoreUnavailable(f"MongoDB refused a write: {refusal_reason(refusal)}")
+        return int(details.get("nModified", 0))
 
     async def counts(self) -> tuple[int, int]:
-        with _translated():
+        with translated():
             return (  # asked every 2 s: an estimate, and a count over the isSynced index
                 await self._coll.estimated_document_count(),
                 await self._coll.count_documents(UNSYNCED),
@@ -430,7 +464,7 @@ class MongoStore:
         oldest = []
         for part in UNSYNCED_PARTS:
             query = {**part, "updatedAt": {"$type": "date"}}
-            with _translated():
+            with translated():
                 cursor = self._coll.find(query, {"_id": 0, "updatedAt": 1})
                 oldest += await cursor.sort("updatedAt", 1).limit(1).to_list(1)
         return min((doc["updatedAt"] for doc in oldest), default=None)
@@ -441,143 +475,42 @@ class MongoStore:
         An outage raises ``StoreUnavailable``: the caller waits with its retry policy and
         calls again, and every call starts with a sweep, so nothing is missed.
         """
-        while self._mode != POLLING:
-            try:
-                await self._follow_stream(handle, batch_size)
-            except StreamClosed as exc:
-                log.warning("%s: sweeping and reopening", exc)
-                await anyio.sleep(REOPEN_PAUSE_SECONDS)
-                await self._create_indexes()
-            except PyMongoError as exc:
-                self._stream_failed(exc, poll_seconds)
-        while True:
-            await self._sweep(handle, batch_size)
-            await anyio.sleep(poll_seconds)
+        await self._follower.follow(handle, poll_seconds, batch_size)
 
-    def _stream_failed(self, exc: PyMongoError, poll_seconds: float) -> None:
-        """An outage is raised; a lost resume point reopens; a refused stream means polling."""
-        if (known := _known(exc)) is not None:
-            raise known from exc
-        if getattr(exc, "code", None) in RESUME_ERRORS:
-            log.warning("change stream lost (%s): sweeping and reopening", _first_line(exc))
-            return
-        self._mode = POLLING
-        log.warning("%s: polling every %.1f s instead", _no_stream_reason(exc), poll_seconds)
 
-    async def _follow_stream(self, handle: Handler, batch_size: int) -> None:
-        """Open the stream first, then sweep: a change made during the sweep is still seen."""
-        with _translated(passing=OperationFailure):
-            stream = await self._coll.watch(CHANGE_PIPELINE, full_document="updateLookup")
-        try:
-            self._mode = "MongoDB change stream"
-            await self._sweep(handle, batch_size)
-            send, receive = anyio.create_memory_object_stream[Document | Exception](DRAIN_LIMIT)
-            async with receive, anyio.create_task_group() as tg:
-                tg.start_soon(_pump, stream, send, self.trigger)
-                error = await self._consume(receive, handle)
-                tg.cancel_scope.cancel()
-            raise error
-        finally:
-            await stream.close()
+def bulk_outcomes(
+    details: Document,
+    outcomes: list[Outcome | None],
+    indexes: list[int],
+    refusals: dict[int, str],
+) -> list[int]:
+    """What a bulk of upserts did, into ``outcomes`` and ``refusals``; the indexes the
+    unique index refused."""
+    upserted = {u["index"] for u in details.get("upserted", [])}
+    errors = {e["index"]: e for e in details.get("writeErrors", [])}
+    for position, index in enumerate(indexes):
+        error = errors.get(position)
+        if error is None:
+            outcomes[index] = Outcome.INSERTED if position in upserted else Outcome.UPDATED
+        elif is_refusal(error):
+            refusals[index] = refusal_reason(error)
+    return [indexes[p] for p, e in sorted(errors.items()) if e["code"] == DUPLICATE_KEY]
 
-    async def _consume(
-        self, receive: MemoryObjectReceiveStream[Document | Exception], handle: Handler
-    ) -> Exception:
-        """Hand over every change already received as one batch; return the stream's error."""
-        while True:
-            batch = [await receive.receive()]
-            while len(batch) < DRAIN_LIMIT and not isinstance(batch[-1], Exception):
-                try:
-                    batch.append(receive.receive_nowait())
-                except anyio.WouldBlock:
-                    break
-            changes = [c for c in batch if not isinstance(c, Exception)]
-            docs = [
-                self._stored(c["fullDocument"], c.get("wallTime"))
-                for c in changes
-                if c.get("fullDocument")
-            ]
-            if docs:
-                await handle(docs)
-            if isinstance(batch[-1], Exception):
-                return batch[-1]
+
+def kept_outcomes(
+    earlier: list[Outcome | None] | None, now: list[Outcome | None]
+) -> list[Outcome | None]:
+    """``now``'s outcomes, but where an earlier unconfirmed attempt wrote an order and the
+    retry found it there ("unchanged"), the earlier attempt's ("inserted", "updated")."""
+    if earlier is None or len(earlier) != len(now):
+        return now
+    written = (Outcome.INSERTED, Outcome.UPDATED)
+    return [
+        before if before in written and after is Outcome.UNCHANGED else after
+        for before, after in zip(earlier, now, strict=True)
+    ]
 
 
 def _as_port(doc: Document) -> Document:
     """Across the port ids are strings, as in the embedded store (dates are already aware)."""
     return {**doc, "_id": str(doc["_id"])} if "_id" in doc else doc
-
-
-class StreamClosed(Exception):
-    """The server ended the change stream (the collection or database dropped or renamed)."""
-
-
-async def _pump(
-    stream: Any, send: MemoryObjectSendStream[Document | Exception], trigger: TriggerProgress
-) -> None:
-    """Read changes as they come (cached ones without a server round trip); pass errors on.
-
-    Each answer of the server (a change, or an empty one after its await time, about a
-    second) is progress: a stream that is open but no longer answers ("healthy but doing
-    nothing") shows in the metrics as such. (Only some servers move the resume point on
-    while nothing changes, so the answer itself is counted.)"""
-    async with send:
-        try:
-            while stream.alive:  # what ``next`` does, seeing each empty answer too
-                change = await stream.try_next()
-                trigger.progressed(time.time())
-                if change is not None:
-                    await send.send(change)
-            raise StopAsyncIteration
-        except (PyMongoError, StoreUnavailable) as exc:
-            await send.send(exc)
-        except StopAsyncIteration:  # after an invalidate event the cursor is closed
-            closed = "the server closed the change stream (collection dropped or renamed?)"
-            await send.send(StreamClosed(closed))
-
-
-def _no_stream_reason(exc: PyMongoError) -> str:
-    if getattr(exc, "code", None) == NO_CHANGE_STREAMS:
-        return "this MongoDB server has no change streams (standalone, not a replica set)"
-    return f"the change stream was refused ({_first_line(exc)})"
-
-
-@contextmanager
-def _translated(passing: type[Exception] = BulkWriteError) -> Iterator[None]:
-    """Map PyMongo's errors to ours (the adapter's edge): an outage, or a setting to fix.
-
-    ``passing``: driver errors the caller handles itself, unless they are one of those.
-    """
-    try:
-        yield
-    except PyMongoError as exc:
-        known = _known(exc)
-        if known is None and isinstance(exc, passing):
-            raise
-        if isinstance(known, ConfigError):
-            raise known from None  # its message is the whole story
-        raise known or StoreUnavailable(f"MongoDB error: {_first_line(exc)}") from exc
-
-
-def _known(exc: PyMongoError) -> WatcherError | None:
-    code = getattr(exc, "code", None)
-    no_primary = isinstance(exc, ConnectionFailure) and "RSSecondary" in str(exc)
-    if isinstance(exc, NotPrimaryError) or code in NOT_PRIMARY or no_primary:
-        return StoreUnavailable(f"MongoDB: {_not_primary(exc)}")
-    if isinstance(exc, ConnectionFailure):
-        return StoreUnavailable(f"MongoDB unreachable: {_first_line(exc)}", UNREACHABLE_HINT)
-    if code in REFUSED:
-        return ConfigError(f"MongoDB refused us: {_first_line(exc)}")
-    if code in TRANSIENT:
-        return StoreUnavailable(f"MongoDB: {_first_line(exc)}")
-    return None
-
-
-def _not_primary(exc: PyMongoError) -> str:
-    return f"not primary (a step-down or an election; waiting for a primary): {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    """The driver's message without its long topology description."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text.split(" (configured timeouts")[0].split(", Timeout:")[0][:200]

@@ -16,7 +16,7 @@ from pymongo.errors import OperationFailure
 
 from watcher.store import journal
 from watcher.store.journal import Entry, HistoryQuery
-from watcher.store.mongo import _translated
+from watcher.store.mongo_errors import translated
 from watcher.store.port import Document
 
 INDEX_OPTIONS_CONFLICT: Final = frozenset({85, 86})  # the TTL changed since it was made
@@ -36,7 +36,7 @@ class MongoJournal:
 
     async def open(self, create: bool = True) -> None:
         if create:
-            with _translated():
+            with translated():
                 await self._create_indexes()
 
     async def _create_indexes(self) -> None:
@@ -59,7 +59,7 @@ class MongoJournal:
     async def record(self, entries: Sequence[Entry]) -> None:
         if entries:
             docs = [msgspec.to_builtins(e, builtin_types=(datetime,)) for e in entries]
-            with _translated():
+            with translated():
                 await self._coll.insert_many(docs, ordered=False)
 
     async def history(self, query: HistoryQuery) -> list[Entry]:
@@ -68,13 +68,13 @@ class MongoJournal:
             match = {"event": query.event}
         if query.since is not None:
             match["at"] = {"$gte": query.since}
-        with _translated():
+        with translated():
             cursor = self._coll.find(match, {"_id": 0}).sort([("at", -1), ("_id", -1)])
             found = await cursor.limit(query.limit).to_list(None)
         return [journal.convert(doc) for doc in reversed(found)]
 
     async def forget(self, before: datetime, keep: int) -> int:
-        with _translated():
+        with translated():
             deleted = (await self._coll.delete_many({"at": {"$lt": before}})).deleted_count
             excess = await self._coll.estimated_document_count() - keep
             if excess <= 0:

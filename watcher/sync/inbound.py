@@ -14,16 +14,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import anyio
 import msgspec
 
 from watcher.core.errors import RejectedInput
-from watcher.core.tracos import Clash, OrderUpsert, Outcome
+from watcher.core.tracos import Clash, Outcome
 from watcher.erp import ErpFormat, FileVerdict, InboundSource, NotFiled, Taken
 from watcher.store import WorkOrderStore
 from watcher.sync.batches import FiledFile, InboundDone
 from watcher.sync.bookkeeping import Bookkeeping
+from watcher.sync.refusals import upsert_refusing
 from watcher.sync.repair import Repair
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Stats
@@ -121,8 +123,9 @@ class Inbound:
         outcomes: list[Outcome] = []
         stored_at = datetime.now(UTC)
         clashes: list[Clash] = []
-        if orders:
-            outcomes = await self.retry(lambda: self._upsert(orders, stored_at, clashes))
+        if orders:  # an order the store refuses for good is rejected, never retried
+            upsert = partial(upsert_refusing, self.store, taken, orders, stored_at, clashes)
+            taken, outcomes = await self.retry(upsert)
             if self.repair is not None:  # before filing away: a crash takes the file again
                 await self.repair.settle([order.number for order in orders])
         with anyio.CancelScope(shield=True):  # stored: filing away is quick, and never cut
@@ -130,12 +133,6 @@ class Inbound:
             filed = await self.source.file_away(taken, now)
         done = [*self._filed(taken, filed, [*_split(taken, outcomes)])]
         await self.books.inbound(InboundDone(done, stored_at, now, clashes=clashes))
-
-    async def _upsert(
-        self, orders: list[OrderUpsert], at: datetime, clashes: list[Clash]
-    ) -> list[Outcome]:
-        clashes.clear()  # a retried call reports afresh
-        return await self.store.upsert(orders, at, clashes)
 
     async def _file_unfiled(self) -> None:
         """Try again to file away what could not be (a full disk, a read-only folder)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 from watcher.core.errors import StoreUnavailable
@@ -70,13 +71,21 @@ class StoreRetry:
     async def __call__(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run ``operation`` until the store answers; the outage shows in ``stats.store``."""
         result = await attempted(
-            operation, StoreUnavailable, self.attempts, self.max_wait, self._note_outage
+            partial(self._asked, operation),
+            StoreUnavailable,
+            self.attempts,
+            self.max_wait,
+            self._note_outage,
         )
         if not self.stats.store.connected:
             if self.stats.store.error:  # not at the first answer after start-up
                 log.warning("store is reachable again; work resumes", extra={"store_up": True})
             self.stats.store = StoreState()
         return result
+
+    async def _asked(self, operation: Callable[[], Awaitable[T]]) -> T:
+        with self.stats.asking():
+            return await operation()
 
     def _note_outage(self, exc: Exception, wait: float) -> None:
         retry_at = datetime.now(UTC) + timedelta(seconds=wait)

@@ -10,7 +10,8 @@ import itertools
 import time
 from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -195,6 +196,7 @@ class Stats:
     problems: dict[str, str] = field(default_factory=dict)  # what → why it fails
     drift: dict[str, KeySeen] = field(default_factory=dict)  # unknown ERP keys (sync.drift)
     asked_since: datetime | None = None  # a store call for the counts is under way since
+    calls: dict[object, datetime] = field(default_factory=dict)  # the pipelines' calls, since
     waiting_age: float | None = None
     in_flight: int = 0
     unsynced_age: float | None = None
@@ -232,9 +234,20 @@ class Stats:
     def failure(self, time: datetime, direction: str, subject: str, reason: str) -> None:
         self.failures.append(Failure(time, direction, subject, reason))
 
+    @contextmanager
+    def asking(self) -> Iterator[None]:
+        """A store call under way for the block: one hanging for long shows (``store_state``)."""
+        call = object()
+        self.calls[call] = datetime.now(UTC)
+        try:
+            yield
+        finally:
+            del self.calls[call]
+
     def store_state(self, now: datetime) -> StoreState:
         """The store as the view should tell it: a call hanging for long is not "connected"."""
-        since = self.asked_since
+        asked = [when for when in (self.asked_since, *self.calls.values()) if when is not None]
+        since = min(asked, default=None)
         if self.store.connected and since is not None:
             waited = (now - since).total_seconds()
             if waited > STUCK_SECONDS:
