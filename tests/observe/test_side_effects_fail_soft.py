@@ -91,10 +91,23 @@ def tmpfs(folder: Path, size: str = "4m") -> Iterator[Path]:
 def read_only(folder: Path) -> Iterator[None]:
     subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
     try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        _remount_read_only(folder)
         yield
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _remount_read_only(folder: Path) -> None:
+    """The bind mount made read-only; mount(8) has once failed here (exit 32) on a loaded
+    machine and succeeded when asked again: three tries, then its own words."""
+    said = ""
+    for _ in range(3):
+        command = ["mount", "-o", "remount,bind,ro", str(folder)]
+        done = subprocess.run(command, check=False, capture_output=True, text=True)
+        if done.returncode == 0:
+            return
+        said = done.stderr.strip()
+    raise AssertionError(f"cannot make {folder} read-only: {said}")
 
 
 @contextmanager
