@@ -1,5 +1,5 @@
 """A reader that stops early (``watcher show | head``) ends the command quietly: no
-BrokenPipe traceback on the operator's terminal (issue 23 #4)."""
+BrokenPipe traceback on the operator's terminal."""
 
 from __future__ import annotations
 

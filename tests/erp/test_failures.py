@@ -169,7 +169,7 @@ def test_the_failed_command_for_people_and_scripts(settings: Settings) -> None:
     assert wrong.stderr.startswith(f"watcher: no failed folder at {settings.failed_dir}")
 
 
-# --- issue 23 #6, #9: requeue repaired after a kill, names that look like options ----------
+# --- requeue repaired after a kill, names that look like options ----------
 
 
 def test_a_requeue_cut_short_leaves_no_phantom_and_a_rerun_finishes(

@@ -81,7 +81,7 @@ def test_hostile_names_in_the_log_stay_on_their_own_line(
     assert any("evil\\x0a2026" in message for message in messages)
 
 
-# --- issue 23 #9: JSON outputs, and a socket among the inputs ---------------------------------
+# --- JSON outputs, and a socket among the inputs ---------------------------------
 
 BIDI_C1 = ("invoice\u202enosj.exe.json", "csi\x9b2Jclear.json", "del\x7f.json")
 RAW_UNSAFE = ("\u202e", "\x9b", "\x7f")

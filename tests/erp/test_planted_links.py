@@ -70,7 +70,7 @@ async def test_outbound_and_status_writes_leave_planted_links_alone(
     assert victim.read_bytes() == b"precious"
 
 
-# --- issue 23 #1: the claim area is trusted no more ------------------------------------------
+# --- the claim area is trusted no more ------------------------------------------
 
 
 def outside_folder(tmp_path: Path) -> Path:

@@ -210,7 +210,7 @@ def ask_the_endpoint(settings: Settings) -> None:
             assert status == 400 and reason in json.loads(body)["error"], (target, body)
 
 
-# --- issue 23 #4: every input edge answers a reason ------------------------------------------
+# --- every input edge answers a reason ------------------------------------------
 
 
 @pytest.mark.parametrize("age", ["99999999999d", "999999d"])

@@ -92,7 +92,7 @@ def test_an_oversized_request_is_dropped(server: HttpServer) -> None:
     assert ask(server.port).endswith(b"hello /livez\n")
 
 
-# --- issue 23 #5: probes share no door with the crowd ----------------------------------------
+# --- probes share no door with the crowd ----------------------------------------
 
 
 def probe(port: int, path: str = "/livez") -> bytes:

@@ -1,5 +1,5 @@
 """Another process holds the embedded store locked (a backup tool, a long report, a stuck
-script): nothing waits for it longer than it must (issue 23 #3)."""
+script): nothing waits for it longer than it must."""
 
 from __future__ import annotations
 

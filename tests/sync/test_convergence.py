@@ -1,4 +1,4 @@
-"""Convergence (SPEC §3 Outbound 5): once both sides are quiet, every outbound file still
+"""Convergence (docs/spec.md §3, Outbound 5): once both sides are quiet, every outbound file still
 there holds exactly the stored version of its order, whatever the interleaving of ERP
 files, TracOS writes and exports, by one worker or two, on both stores.
 

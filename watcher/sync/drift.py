@@ -1,6 +1,6 @@
 """Field drift: keys the ERP sends that the format does not know, noticed and reported.
 
-Such keys are still ignored for storage (SPEC §2.1). ``DriftWatch`` is the configured
+Such keys are still ignored for storage (docs/spec.md §2.1). ``DriftWatch`` is the configured
 format with one addition: at most once a second, a file (of at most ``SAMPLE_BYTES``) is
 also decoded as plain JSON and its objects' keys compared with the keys the format's own
 schema names; each unknown key is counted (files checked that carried it) with when it
