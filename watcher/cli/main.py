@@ -190,13 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     whose = story.add_mutually_exclusive_group(required=True)
     whose.add_argument("number", nargs="?", type=order_number, metavar="NUMBER")
     whose.add_argument("--file", metavar="NAME", help="an inbound or outbound file's story")
-    story.add_argument(
-        "--since", type=_since, metavar="WHEN", help="from this time (ISO 8601) or age (2h, 7d)"
-    )
-    story.add_argument(
-        "--limit", type=_positive_count, default=1000, metavar="N", help="the newest N (1000)"
-    )
-    story.add_argument("--json", action="store_true", help="machine-readable output")
+    _journal_window(story)
     story.set_defaults(command=_in("watcher.cli.store_commands", "cmd_history"))
     _agreement_commands(commands)
     again = commands.add_parser("requeue", help="move failed files back into the inbound folder")
@@ -240,6 +234,17 @@ HOLDS = {
 }
 
 
+def _journal_window(reader: argparse.ArgumentParser) -> None:
+    """``--since``, ``--limit`` and ``--json``: a command that reads the journal."""
+    reader.add_argument(
+        "--since", type=_since, metavar="WHEN", help="from this time (ISO 8601) or age (2h, 7d)"
+    )
+    reader.add_argument(
+        "--limit", type=_positive_count, default=1000, metavar="N", help="the newest N (1000)"
+    )
+    reader.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def _agreement_commands(commands: Any) -> None:
     """``verify``, ``conflicts``, ``resend`` and ``replay`` (docs/agreement.md)."""
     check = commands.add_parser("verify", help="where the store and the ERP's folders disagree")
@@ -249,13 +254,7 @@ def _agreement_commands(commands: Any) -> None:
     )
     check.set_defaults(command=_in("watcher.cli.agreement", "cmd_verify"))
     clashes = commands.add_parser("conflicts", help="orders both sides changed since last synced")
-    clashes.add_argument(
-        "--since", type=_since, metavar="WHEN", help="from this time (ISO 8601) or age (2h, 7d)"
-    )
-    clashes.add_argument(
-        "--limit", type=_positive_count, default=1000, metavar="N", help="the newest N (1000)"
-    )
-    clashes.add_argument("--json", action="store_true", help="machine-readable output")
+    _journal_window(clashes)
     clashes.set_defaults(command=_in("watcher.cli.agreement", "cmd_conflicts"))
     resend = commands.add_parser("resend", help="make orders go out to the ERP again")
     resend.add_argument("numbers", nargs="*", type=order_number, metavar="NUMBER")
