@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
 from pymongo import AsyncMongoClient, monitoring
+from rich.console import Console
 
 from tests.helpers.builders import NOW, erp, order, tracos_doc
 from tests.helpers.conditions import wait_for, wait_until
@@ -24,6 +26,8 @@ from tests.helpers.harness import serving, start_worker
 from tests.helpers.stores import all_unsynced, make_settings, unique_collection
 from tests.helpers.workers import cli, drop, names, reports, running, stored_docs
 from watcher.core.settings import Settings
+from watcher.observe.api import routes
+from watcher.observe.console import Header, render
 from watcher.store import SyncMark
 from watcher.store.mongo import MongoStore
 from watcher.sync.stats import Count
@@ -132,28 +136,55 @@ async def test_an_order_the_server_refuses_is_rejected_alone(
     assert element["reason"].startswith("order 500: MongoDB refused it: ")
 
 
-async def test_a_mark_refused_for_one_document_leaves_it_unsynced_and_said(
+def refused_in_status(settings: Settings, worker: Any) -> list[dict[str, Any]]:
+    """The orders whose mark was refused, as /status lists them (the worker's own route)."""
+    status_route = routes(settings, lambda: worker.stats.snapshot(datetime.now(UTC)))["/status"]
+    code, body = status_route({})
+    assert code == 200
+    return cast(list[dict[str, Any]], cast(dict[str, Any], body)["marks_refused"])
+
+
+async def test_a_mark_refused_for_one_document_leaves_it_unsynced_and_listed_until_marked(
     tmp_path: Path, fault_uri: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A validator refuses one document's mark: it stays unsynced with the reason kept and
-    logged; the other document is marked; the worker goes on."""
+    """A validator refuses one document's mark: it stays unsynced, the others are marked,
+    and status, /status and the console list the order with the server's reason until a
+    later export of it is marked."""
     settings = faulty_settings(tmp_path, fault_uri)
     client: AsyncMongoClient[Any] = AsyncMongoClient(fault_uri)
+    db = client[DATABASE]
     never_synced = {"$or": [{"number": {"$ne": 7}}, {"isSynced": {"$ne": True}}]}
-    await client[DATABASE].create_collection(settings.mongo_collection, validator=never_synced)
-    await client.close()
-    async with running(settings) as worker:
-        await put_as_tracos(fault_uri, settings, 7, 8)
-        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "8 marked")
-        store = worker.store
-        assert isinstance(store, MongoStore)
-        await wait_for(lambda: bool(store.refused_marks), "the refusal kept")
-        assert worker.stats.store.connected
-    (reason,) = store.refused_marks.values()
-    assert "Document failed validation" in reason
-    assert "cannot be marked synced" in caplog.text
-    synced = {d["number"]: d.get("isSynced") for d in await stored_docs(settings)}
-    assert synced == {7: None, 8: True}
+    await db.create_collection(settings.mongo_collection, validator=never_synced)
+    try:
+        async with running(settings) as worker:
+            await put_as_tracos(fault_uri, settings, 7, 8, 9)
+            await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 2, "8 and 9 marked")
+            await wait_for(lambda: refused_in_status(settings, worker) != [], "7 listed")
+            (listed,) = refused_in_status(settings, worker)
+            assert listed["order"] == "order 7"
+            assert "Document failed validation" in listed["reason"]
+            assert worker.stats.counters[Count.CHANGED_DURING_EXPORT] == 0
+            assert worker.stats.store.connected
+            said = json.loads(cli(settings, "status", "--json").stdout)
+            assert (said["marks_refused_total"], said["marks_refused"]) == (1, [listed])
+            text = cli(settings, "status").stdout
+            assert "mark refused order 7: MongoDB refused it: " in text
+            assert "Document failed validation" in text.split("mark refused order 7")[1]
+            shown = worker.stats.snapshot(datetime.now(UTC))
+            console = Console(width=160, height=40, record=True)
+            console.print(render(shown, Header.from_settings(settings, "t", "m")))
+            drawn = console.export_text()
+            assert "1 marks refused" in drawn and "Document failed validation" in drawn
+            synced = {d["number"]: d.get("isSynced") for d in await stored_docs(settings)}
+            assert synced == {7: None, 8: True, 9: True}
+            await db.command("collMod", settings.mongo_collection, validator={})
+            edit = {"$set": {"title": "edited by TracOS"}}  # out again, marked now
+            await db[settings.mongo_collection].update_one({"number": 7}, edit)
+            await wait_for(lambda: refused_in_status(settings, worker) == [], "7 marked, cleared")
+            assert "cannot be marked synced" in caplog.text
+    finally:
+        await client.close()
+    assert all(d["isSynced"] for d in await stored_docs(settings))
 
 
 class Commands(monitoring.CommandListener):

@@ -89,7 +89,6 @@ class MongoStore:
         self._unconfirmed: dict[tuple[SyncMark, ...], ObjectId] = {}  # marks not yet answered
         # upserts applied but not confirmed durable: what they did, for their retry
         self._applied: dict[tuple[tuple[OrderUpsert, ...], datetime], Applied] = {}
-        self.refused_marks: dict[str, str] = {}  # document key → why the server refused it
         self.trigger = TriggerProgress()
         self._follower = ChangeFollower(collection, self._sweep, self._stored, self.trigger)
 
@@ -409,7 +408,9 @@ class MongoStore:
         docs = await self._find(query, fields, expected=len(ids), committed=True)
         return {str(d["_id"]) for d in docs if wanted.get(str(d["_id"])) == version_of(d)}
 
-    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+    async def mark_synced(
+        self, marks: Sequence[SyncMark], now: datetime, refused: dict[str, str] | None = None
+    ) -> set[str]:
         if not marks:
             return set()
         # unique to these marks: another call's never carry it, and a retry of the same
@@ -422,26 +423,14 @@ class MongoStore:
         update = {"$set": {**mark_fields(now), MARK_FIELD: token}}
         details = await self._bulk_write([UpdateOne(mark_filter(m.version), update) for m in marks])
         del self._unconfirmed[key]
-        self._refused_marks(marks, details)
+        if refused is not None:
+            refused.update(refused_marks(marks, details))
         if details.get("nModified") == len(marks):
             return {mark.key for mark in marks}
         ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
         query = {"_id": {"$in": ids}, MARK_FIELD: token}
         marked = await self._find(query, {"_id": 1}, expected=len(ids))
         return {str(doc["_id"]) for doc in marked}
-
-    def _refused_marks(self, marks: Sequence[SyncMark], details: Document) -> None:
-        """Marks the server refused for one document (a validator): it stays unsynced, and
-        the reason is kept for ``refused_marks`` and logged once per document."""
-        for error in details.get("writeErrors", []):
-            if not is_refusal(error):
-                continue
-            key, reason = marks[error["index"]].key, refusal_reason(error)
-            if self.refused_marks.get(key) != reason:
-                log.warning(
-                    "document %s cannot be marked synced (it stays unsynced): %s", key, reason
-                )
-            self.refused_marks[key] = reason
 
     async def unsync(self, numbers: Sequence[int]) -> int:
         """Mark the synced ones of ``numbers`` unsynced (``watcher resend``): durable, as
@@ -476,6 +465,13 @@ class MongoStore:
         calls again, and every call starts with a sweep, so nothing is missed.
         """
         await self._follower.follow(handle, poll_seconds, batch_size)
+
+
+def refused_marks(marks: Sequence[SyncMark], details: Document) -> dict[str, str]:
+    """The marks of a bulk the server refused for one document (a validator), by key: the
+    server's reason."""
+    errors = [e for e in details.get("writeErrors", []) if is_refusal(e)]
+    return {marks[e["index"]].key: refusal_reason(e) for e in errors}
 
 
 def bulk_outcomes(
