@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from datetime import datetime
@@ -19,7 +20,13 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, ConfigurationError
 
-from watcher.core.errors import ConfigError, OrdersRefused, StoreMissing, StoreUnavailable
+from watcher.core.errors import (
+    ConfigError,
+    OrdersHeld,
+    OrdersRefused,
+    StoreMissing,
+    StoreUnavailable,
+)
 from watcher.core.tracos import (
     Clash,
     OrderUpsert,
@@ -49,6 +56,7 @@ from watcher.store.mongo_ops import (
     UNSYNCED,
     UNSYNCED_PARTS,
     mark_filter,
+    number_id,
     put_op,
     unsync_op,
     upsert_op,
@@ -176,7 +184,8 @@ class MongoStore:
         unique index: one found missing is made again first (or the write waits). A retry
         of a write applied but not confirmed keeps that write's outcomes (its own earlier
         write is no "unchanged"). ``clashes`` gets the conflicts the written orders met
-        (also when others are refused)."""
+        (also when others are refused). While duplicates stop the index, orders of a
+        number stored twice raise ``OrdersHeld`` (nothing of the call is written)."""
         key = (tuple(orders), now)
         earlier, earlier_noted = self._applied.pop(key, (None, {}))
         outcomes: list[Outcome | None] = []
@@ -185,9 +194,8 @@ class MongoStore:
             try:
                 refusals = await self._upsert(orders, now, outcomes, noted)
             except UniqueIndexMissing:
-                await restore_unique_index(self._coll)
                 noted.clear()
-                refusals = await self._upsert(orders, now, outcomes, noted)
+                refusals = await self._upsert_restoring(orders, now, outcomes, noted)
         except Unconfirmed:
             if len(self._applied) >= UNCONFIRMED_KEPT:
                 self._applied.clear()
@@ -201,41 +209,79 @@ class MongoStore:
             raise OrdersRefused(refusals, outcomes)
         return [o for o in outcomes if o is not None]
 
-    async def _upsert(
+    async def _upsert_restoring(
         self,
         orders: Sequence[OrderUpsert],
         now: datetime,
         outcomes: list[Outcome | None],
         noted: dict[int, Clash],
     ) -> dict[int, str]:
+        """The unique index made again, then the write. While numbers stored twice stop it,
+        those numbers are held (``OrdersHeld``), and a call without them is written
+        through the ``_id`` index alone: never a second document for a number."""
+        stopped = await restore_unique_index(self._coll)
+        if stopped is None:
+            return await self._upsert(orders, now, outcomes, noted)
+        stored = await self._find({"number": {"$in": sorted({o.number for o in orders})}})
+        twice = [n for n, count in Counter(d["number"] for d in stored).items() if count > 1]
+        if twice:
+            raise OrdersHeld(twice, stopped)
+        read = {doc["number"]: doc for doc in stored}
+        return await self._upsert(orders, now, outcomes, noted, read)
+
+    async def _upsert(
+        self,
+        orders: Sequence[OrderUpsert],
+        now: datetime,
+        outcomes: list[Outcome | None],
+        noted: dict[int, Clash],
+        unindexed: dict[int, Document] | None = None,
+    ) -> dict[int, str]:
         """Fill ``outcomes`` (one per order, in place: kept if an attempt is cut short) and
         ``noted`` (the clashes, by order index); the server's refusals by order index.
 
         A synced document with an older date is updated at once; anything else is refused
         (11000) and decided from the document read: then the update applies only while
-        the document is still exactly as read (or the order is decided again)."""
+        the document is still exactly as read (or the order is decided again).
+        ``unindexed``: the unique index is gone, and these are the orders' documents (one
+        per number at most): each order is decided from them first."""
         winner, decided = newest_per_number(orders)
         outcomes[:] = decided
         pending = list(winner.values())
         refusals: dict[int, str] = {}
-        read: dict[int, Document] = {}
+        read = unindexed or {}
+        if unindexed is not None:
+            pending = _decided(orders, pending, read, outcomes, noted)
         for _ in range(RACE_ROUNDS):
-            ops = [upsert_op(orders[i], now, read.get(orders[i].number)) for i in pending]
+            ops = [
+                upsert_op(orders[i], now, read.get(orders[i].number), unindexed is not None)
+                for i in pending
+            ]
             refused = await self._bulk(ops, outcomes, pending, refusals)
+            if unindexed is not None:
+                refused += await self._taken_back(orders, pending, outcomes)
             if not refused:
                 return refusals
             read = await self._stored_docs([orders[i].number for i in refused])
-            pending = []
-            for i in refused:
-                doc = read.get(orders[i].number)
-                when = None if doc is None else stored_date(doc.get("updatedAt"))
-                outcomes[i] = outcome = decide(when, orders[i].updatedAt)
-                noted.pop(i, None)
-                if doc is not None and (found := clash(doc, orders[i], outcome)):
-                    noted[i] = found
-                if outcome in (Outcome.INSERTED, Outcome.UPDATED):
-                    pending.append(i)  # written only while it is still as read: or again
+            pending = _decided(orders, refused, read, outcomes, noted)
         raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
+
+    async def _taken_back(
+        self, orders: Sequence[OrderUpsert], indexes: list[int], outcomes: list[Outcome | None]
+    ) -> list[int]:
+        """Orders inserted without the unique index whose number another writer (TracOS)
+        stored meanwhile: our document is deleted again, never left as a second one, and
+        the order is decided anew (the indexes)."""
+        inserted = {orders[i].number: i for i in indexes if outcomes[i] is Outcome.INSERTED}
+        if not inserted:
+            return []
+        docs = await self._find({"number": {"$in": list(inserted)}}, {"number": 1})
+        twice = [n for n, count in Counter(d["number"] for d in docs).items() if count > 1]
+        for number in twice:
+            ours = {"_id": number_id(number), "updatedAt": orders[inserted[number]].updatedAt}
+            with translated():
+                await self._coll.delete_one(ours)
+        return [inserted[number] for number in twice]
 
     async def _stored_docs(self, numbers: list[int]) -> dict[int, Document]:
         docs = await self._find({"number": {"$in": numbers}}, expected=len(numbers))
@@ -465,6 +511,28 @@ class MongoStore:
         calls again, and every call starts with a sweep, so nothing is missed.
         """
         await self._follower.follow(handle, poll_seconds, batch_size)
+
+
+def _decided(
+    orders: Sequence[OrderUpsert],
+    indexes: list[int],
+    read: dict[int, Document],
+    outcomes: list[Outcome | None],
+    noted: dict[int, Clash],
+) -> list[int]:
+    """Decide these orders from the documents read (into ``outcomes``, and ``noted`` for
+    their clashes); the ones to write, only while their document is still as read."""
+    pending = []
+    for i in indexes:
+        doc = read.get(orders[i].number)
+        when = None if doc is None else stored_date(doc.get("updatedAt"))
+        outcomes[i] = outcome = decide(when, orders[i].updatedAt)
+        noted.pop(i, None)
+        if doc is not None and (found := clash(doc, orders[i], outcome)):
+            noted[i] = found
+        if outcome in (Outcome.INSERTED, Outcome.UPDATED):
+            pending.append(i)
+    return pending
 
 
 def refused_marks(marks: Sequence[SyncMark], details: Document) -> dict[str, str]:

@@ -7,6 +7,7 @@ from collections.abc import Hashable, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
+from bson import ObjectId
 from pymongo import InsertOne, ReplaceOne, UpdateMany, UpdateOne
 
 from watcher.core.tracos import OrderUpsert
@@ -31,6 +32,7 @@ UNSYNCED_PARTS: Final[tuple[Document, ...]] = (
     {"isSynced": {"$in": [None, False], "$ne": True}},
     {"isSynced": {"$nin": [True, False, None]}},
 )
+NUMBER_ID_PREFIX: Final = b"\0\0\0\0"  # no ObjectId a driver makes starts so (a 1970 time)
 MARK_FIELD: Final = "syncMark"  # which call marked a document: only that call wrote this id
 _ABSENT: Final = "\0absent"
 
@@ -53,25 +55,40 @@ def mark_filter(version: Hashable) -> Document:
     return query
 
 
-def upsert_op(order: OrderUpsert, now: datetime, stored: Document | None = None) -> UpdateOne:
+def upsert_op(
+    order: OrderUpsert, now: datetime, stored: Document | None = None, unindexed: bool = False
+) -> UpdateOne:
     """Insert, or update a synced document whose ``updatedAt`` is an older date; anything
     else is refused (11000) and decided from the document read (``stored``): then the
-    update applies only while the document is still exactly as read."""
+    update applies only while the document is still exactly as read.
+
+    ``unindexed``: the unique index on ``number`` is gone and cannot be made; the order
+    was decided from the document read, and the ``_id`` index alone keeps a number to one
+    document: an update of ``stored`` by its ``_id``, or an insert under the ``_id`` the
+    number gives (a second insert of it is refused, 11000)."""
     update: Document = {
         "$set": upsert_fields(order, now),
         "$setOnInsert": insert_fields(order),
     }
     if order.deletedAt is None:
         update["$unset"] = {"deletedAt": ""}
-    if stored is None:
-        query: Document = {"number": order.number, "updatedAt": {"$lt": order.updatedAt}}
+    if stored is None and unindexed:
+        query: Document = {"_id": number_id(order.number), "number": order.number}
+    elif stored is None:
+        query = {"number": order.number, "updatedAt": {"$lt": order.updatedAt}}
         query["isSynced"] = True
     else:
         exactly = {f: _exactly(stored, f) for f in ("updatedAt", "isSynced")}
         query = {"_id": stored["_id"], "number": order.number, **exactly}
     # the hint makes the server refuse the write when the index is gone (dropped, a wiped
     # server): without it, an older version's upsert would insert a second document
-    return UpdateOne(query, update, upsert=True, hint=NUMBER_INDEX)
+    return UpdateOne(query, update, upsert=True, hint=None if unindexed else NUMBER_INDEX)
+
+
+def number_id(number: int) -> ObjectId:
+    """The ``_id`` an order inserted while the unique index on ``number`` is gone gets: the
+    same for a number in every worker, so the ``_id`` index refuses a second one."""
+    return ObjectId(NUMBER_ID_PREFIX + number.to_bytes(8, "big", signed=True))
 
 
 def _exactly(doc: Document, field: str) -> Document:
