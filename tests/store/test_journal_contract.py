@@ -110,6 +110,17 @@ async def test_a_file_and_the_orders_made_with_its_entry_read_back_whole(
     assert await journal.history(HistoryQuery(file="f.json", limit=1)) == [own]
 
 
+async def test_every_shape_of_an_order_entry_reads_back_as_made(journal: Journal) -> None:
+    """A file of one order archived (the order's entry, with ``to``), one with a trace, one
+    without a file or version: each as it was made, by number and by file."""
+    alone = entry(6, file="6.json", to="6-1.json", version=T0, worker="w")
+    traced = entry(6, 1, file="6.json", worker="w", trace="ab" * 16)
+    bare = entry(6, 2, file=None, event="stale")
+    await journal.record([alone, traced, bare])
+    assert await journal.history(HistoryQuery(number=6)) == [alone, traced, bare]
+    assert await journal.history(HistoryQuery(file="6.json")) == [alone, traced]
+
+
 async def test_limit_keeps_the_newest_and_since_the_later(journal: Journal) -> None:
     entries = [entry(1, at_ms=i, event=f"e{i}") for i in range(10)]
     await journal.record(entries)

@@ -34,11 +34,15 @@ DELETE_CHUNK: Final = 10_000  # rows per pruning transaction
 CHUNK: Final = 500  # ids per IN (...) query
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND: Final = timedelta(microseconds=1)
-COLUMNS: Final = "id, at, number, event, version, entry"
+COLUMNS: Final = "id, at, number, event, version, entry, file, dest, worker"
 # a row already there (the same entry written again) is left as it is
 FULL: Final = "INSERT OR IGNORE INTO journal (id, at, number, file, entry) VALUES (?,?,?,?,?)"
-COMPACT: Final = "INSERT OR IGNORE INTO journal (id, at, number, event, version) VALUES (?,?,?,?,?)"
-Row = tuple[Any, ...]  # (id, at, number, event, version, entry)
+COMPACT: Final = (
+    "INSERT OR IGNORE INTO journal (id, at, number, event, version, file, dest, worker)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+ID_JSON: Final = len(b',"id":"') + 24 + len(b'"}')  # how an entry's JSON ends
+Row = tuple[Any, ...]  # (id, at, number, event, version, entry, file, dest, worker)
 
 
 def micros(when: datetime) -> int:
@@ -49,20 +53,27 @@ def from_micros(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
-def _points(entry: Entry, owner: Entry) -> bool:
-    """Whether ``entry`` says nothing its file's entry ``owner`` does not, but its number,
-    event, version and time: then it is kept as columns, pointing at ``owner``."""
+def _plain(entry: Entry) -> bool:
+    """Whether ``entry`` is an order's inbound entry that columns say whole."""
     return (
         entry.number is not None
-        and entry.direction == owner.direction == "in"
-        and entry.file == owner.file
-        and entry.worker == owner.worker
-        and entry.trace == owner.trace
-        and entry.to is None
+        and entry.direction == "in"
         and entry.reason is None
         and entry.counts is None
         and entry.tracos_version is None
         and entry.differs is None
+    )
+
+
+def _points(entry: Entry, owner: Entry) -> bool:
+    """Whether ``entry`` says nothing its file's entry ``owner`` does not, but its number,
+    event, version and time: then its row points at ``owner``'s for the rest."""
+    return (
+        owner.direction == "in"
+        and entry.file == owner.file
+        and entry.worker == owner.worker
+        and entry.trace == owner.trace
+        and entry.to is None
     )
 
 
@@ -72,13 +83,17 @@ def insert(entries: Sequence[Entry], db: sqlite3.Connection) -> None:
     full: list[Row] = []
     compact: list[Row] = []
     for e in entries:
-        owner = owners.get(owner_id(e.id) or b"")
         at = micros(e.at)
-        if owner is not None and _points(e, owner):
+        if _plain(e):
             version = None if e.version is None else micros(e.version)
-            compact.append((e.id, at, e.number, e.event, version))
-        else:
-            full.append((e.id, at, e.number, e.file, journal.encode(e)))
+            owner = owners.get(owner_id(e.id) or b"")
+            if owner is not None and _points(e, owner):
+                compact.append((e.id, at, e.number, e.event, version, None, None, None))
+                continue
+            if e.trace is None and e.file is not None:  # a row with a file points at none
+                compact.append((e.id, at, e.number, e.event, version, e.file, e.to, e.worker))
+                continue
+        full.append((e.id, at, e.number, e.file, _without_id(journal.encode(e))))
     db.executemany(COMPACT, compact)
     db.executemany(FULL, full)
 
@@ -165,7 +180,8 @@ class SqliteJournal:
     def _entries(self, found: list[Row], limit: int) -> list[Entry]:
         """The newest ``limit`` rows as entries, oldest first."""
         newest = sorted(found, key=lambda row: (row[1], row[0]), reverse=True)[:limit]
-        owners = self._owners({owner_id(row[0]) for row in newest if row[5] is None})
+        pointing = (row[0] for row in newest if row[5] is None and row[6] is None)
+        owners = self._owners({owner_id(key) for key in pointing})
         return [_entry(row, owners) for row in reversed(newest)]
 
     def _owners(self, ids: set[bytes | None]) -> dict[bytes, Entry]:
@@ -207,6 +223,13 @@ class SqliteJournal:
         return self._write(lambda db: db.execute(sql, (bound, DELETE_CHUNK)).rowcount)
 
 
+def _without_id(data: bytes) -> bytes:
+    """An entry's JSON without its id (the row's key): the id is its last field, always
+    ``,"id":"`` and 24 characters of base64."""
+    assert data[-ID_JSON:].startswith(b',"id":"'), data
+    return data[:-ID_JSON] + b"}"
+
+
 def _decoded(key: bytes, data: bytes) -> Entry:
     """A full row's entry, with its row's id (an entry written before ids were made with
     the entries has none in its JSON)."""
@@ -215,18 +238,19 @@ def _decoded(key: bytes, data: bytes) -> Entry:
 
 
 def _entry(row: Row, owners: dict[bytes, Entry]) -> Entry:
-    key, at, number, event, version, data = row
+    key, at, number, event, version, data, file, to, worker = row
     if data is not None:
         return _decoded(key, data)
-    owner = owners.get(owner_id(key) or b"")
+    owner = None if file is not None else owners.get(owner_id(key) or b"")
     return Entry(
         at=from_micros(at),
         direction="in",
         event=event,
         number=number,
-        file=owner.file if owner else None,
+        file=file if owner is None else owner.file,
+        to=to,
         version=None if version is None else from_micros(version),
-        worker=owner.worker if owner else None,
-        trace=owner.trace if owner else None,
+        worker=worker if owner is None else owner.worker,
+        trace=None if owner is None else owner.trace,
         id=key,
     )

@@ -29,9 +29,10 @@ TAGGED: Final = 1  # the format from which dates are tagged
 SYNC_COLUMNS: Final = 2  # the format from which the sync state is in columns
 # The journal (``sqlite_journal``): one row per entry, keyed by the id it was made with
 # (a row written again is ignored), ``at`` in microseconds. A full entry is JSON in
-# ``entry``, with the columns its queries need; an order's entry made with its file's
-# entry is a row of columns only (``entry`` NULL), its key pointing at the file's row:
-# one index entry (its number), the file's name and worker being in the file's row.
+# ``entry``, with the columns its queries need. An order's inbound entry is a row of
+# columns only (``entry`` NULL): made with its file's entry, its key points at the file's
+# row, which has its file's name and worker (one index entry: its number); made alone (a
+# file of that one order, archived), its row has them (``dest``: where the file went).
 JOURNAL: Final = """
 CREATE TABLE IF NOT EXISTS journal (
     id      BLOB PRIMARY KEY,
@@ -40,6 +41,8 @@ CREATE TABLE IF NOT EXISTS journal (
     file    TEXT,
     event   TEXT,
     version INTEGER,
+    dest    TEXT,
+    worker  TEXT,
     entry   BLOB
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS journal_number ON journal (number, at) WHERE number IS NOT NULL;
