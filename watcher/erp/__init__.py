@@ -9,20 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from watcher.core.faces import lazy
-from watcher.erp.port import (
-    LISTED,
-    Backlog,
-    Direction,
-    ErpFormat,
-    FileVerdict,
-    InboundSource,
-    NotFiled,
-    OutboundFile,
-    OutboundSink,
-    Rejection,
-    Taken,
-    Trouble,
-)
 
 if TYPE_CHECKING:
     from watcher.erp.folders.claims import oldest_claimed
@@ -31,6 +17,20 @@ if TYPE_CHECKING:
     from watcher.erp.folders.upkeep import folder_counts, prune, requeue
     from watcher.erp.formats.challenge import ChallengeFormat
     from watcher.erp.formats.challenge.mapping import tracos_to_erp
+    from watcher.erp.port import (
+        LISTED,
+        Backlog,
+        Direction,
+        ErpFormat,
+        FileVerdict,
+        InboundSource,
+        NotFiled,
+        OutboundFile,
+        OutboundSink,
+        Rejection,
+        Taken,
+        Trouble,
+    )
     from watcher.erp.registry import load_format
 
 __all__ = [
@@ -59,9 +59,26 @@ __all__ = [
     "scan",
     "tracos_to_erp",
 ]
+_PORT = (
+    "LISTED",
+    "Backlog",
+    "Direction",
+    "ErpFormat",
+    "FileVerdict",
+    "InboundSource",
+    "NotFiled",
+    "OutboundFile",
+    "OutboundSink",
+    "Rejection",
+    "Taken",
+    "Trouble",
+)
+# The port's names too: a command that uses one folder helper (``once`` with nothing to
+# do, ``status``) does not load every Struct of the port with it.
 __getattr__ = lazy(
     __name__,
     {
+        **dict.fromkeys(_PORT, "port"),
         "ChallengeFormat": "formats.challenge",
         "failed_lines": "folders.failed",
         "folder_counts": "folders.upkeep",

@@ -19,6 +19,7 @@ IGNORED_SUFFIXES: Final = (".tmp", ".part", ".swp", "~")
 
 
 REPORT_SUFFIX: Final = ".error.json"
+CLAIMED_DIR: Final = ".processing"  # in the inbound folder: each worker's claim folder
 STALE_TEMP_SECONDS: Final = 60.0  # a write takes milliseconds: older is a crash's
 
 
