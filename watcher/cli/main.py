@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(env, origins)
         return _unwrapped(lambda: int(args.command(settings, args) or 0))
     except WatcherError as exc:
-        from watcher.observe.logs import fatal, log_format_of
+        from watcher.observe import fatal, log_format_of
 
         message, code, kind = _fatal_line(exc)
         fatal(message, log_format_of(env), error=kind)

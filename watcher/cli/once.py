@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import stat
 import sys
 
 from watcher.core.settings import Settings
@@ -55,72 +54,56 @@ def nothing_waiting(settings: Settings) -> bool:
     """Whether a pass would find nothing to take, by a look that changes nothing: the
     embedded store already made, no tracing asked for, a built-in ERP format, no inbound
     file, and an empty claim folder (no worker's claims to resume or to work beside)."""
-    from watcher.erp.folders.layout import CLAIMED_DIR, is_candidate
-    from watcher.erp.registry import BUILT_IN
-    from watcher.observe.tracing import wanted
+    from watcher.erp import BUILT_IN, nothing_waiting
+    from watcher.observe import tracing_wanted
 
-    if settings.mongo_uri or wanted(os.environ) or settings.erp_format not in BUILT_IN:
+    if settings.mongo_uri or tracing_wanted(os.environ) or settings.erp_format not in BUILT_IN:
         return False
-    try:
-        if not settings.sqlite_path.is_file():
-            return False
-        claims = settings.inbound_dir / CLAIMED_DIR
-        if not stat.S_ISDIR(os.lstat(claims).st_mode) or os.listdir(claims):
-            return False
-        with os.scandir(settings.inbound_dir) as entries:
-            return not any(is_candidate(entry.name) for entry in entries)
-    except OSError:
-        return False  # the worker says what is wrong, in its own words
+    return settings.sqlite_path.is_file() and nothing_waiting(settings.inbound_dir)
 
 
 def _quiet_once(settings: Settings) -> bool:
     """The pass, when nothing waits: True once done (the summary still to be said), False
-    for the worker to do it (nothing done here then matters: it does it all again)."""
+    for the worker to do it (nothing done here then matters: it does it all again, and
+    says in its own words what stopped this one)."""
     if not nothing_waiting(settings):
         return False
     from datetime import UTC, datetime
 
-    from watcher.erp.folders import checked, layout
-    from watcher.observe.heartbeat import prune_stopped, worker_id
-    from watcher.observe.logs import setup_logging
-    from watcher.store.configured import _to_the_end, build_journal
-    from watcher.store.sqlite import SqliteStore
-    from watcher.sync.journaling import Recorder
-    from watcher.sync.pausing import read_paused
+    from watcher.erp import inbound_folders, prepare, remove_stale_temps
+    from watcher.observe import prune_stopped, setup_logging, worker_id
+    from watcher.store import WorkOrderStore, build_journal, with_store
+    from watcher.sync import Recorder, read_paused
 
     setup_logging(settings, sys.stderr)
     s = settings
-    # Worker.open: its folders (as _prepare), the inbound side's (as FolderSource._open)
-    layout.prepare((("DATA_OUTBOUND_DIR", s.outbound_dir), ("DATA_STATE_DIR", s.state_dir)))
+    # Worker.open: its own folders (as Worker._prepare), the inbound side's (as
+    # FolderSource._open: no claim folder, for nothing is claimed), then the store
+    prepare((("DATA_OUTBOUND_DIR", s.outbound_dir), ("DATA_STATE_DIR", s.state_dir)))
     prune_stopped(s, datetime.now(UTC))
     paused = read_paused(s.state_dir)
     inbound = ("DATA_INBOUND_DIR", s.inbound_dir)
-    others = (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
-    layout.prepare((inbound, *others))
-    layout.same_file_system(inbound, others)
-    checked.refuse_aliases(inbound, others)
+    inbound_folders(
+        inbound, (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
+    )
     try:
-        layout.remove_stale_temps(s.failed_dir)
+        remove_stale_temps(s.failed_dir)
     except OSError:
-        return False  # said by the worker's pass
-    store = SqliteStore(s.sqlite_path, threads=False)
-    try:
-        _to_the_end(store.open())
-        unsynced = _to_the_end(store.counts())[1]
-    except Exception:
-        _to_the_end(store.close())
-        return False  # waited out (or said) by the worker's retries
-    try:
-        if unsynced and "outbound" not in paused:
-            return False
+        return False
+
+    async def once(store: WorkOrderStore) -> bool:
+        if (await store.counts())[1] and "outbound" not in paused:
+            return False  # documents to export: the worker's pass
         # as watcher.app.recorder; then Worker.once: crash leftovers, the journal's retention
         journal = build_journal(s, store)
-        days, keep = s.history_days, s.history_max_entries
-        recorder = Recorder(journal, worker_id(s), days, keep)
-        _to_the_end(recorder.open())
-        layout.remove_stale_temps(s.outbound_dir)
-        _to_the_end(recorder.forget())
-        _to_the_end(recorder.close())
-    finally:
-        _to_the_end(store.close())
-    return True
+        recorder = Recorder(journal, worker_id(s), s.history_days, s.history_max_entries)
+        await recorder.open()
+        remove_stale_temps(s.outbound_dir)
+        await recorder.forget()
+        await recorder.close()
+        return True
+
+    try:  # on the embedded store, right where it is called: no event loop, no thread
+        return with_store(s, once)
+    except Exception:
+        return False

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from watcher.core.faces import lazy
 
 if TYPE_CHECKING:
+    from watcher.sync.journaling import Recorder
     from watcher.sync.pausing import pause, read_paused, resume
     from watcher.sync.receipts import receipt_schema
     from watcher.sync.stats import (
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
         Snapshot,
         Stats,
         StoreState,
-        age,
     )
     from watcher.sync.tracing import current_tracer, use_tracer
 
@@ -36,10 +36,10 @@ __all__ = [
     "Failure",
     "Histogram",
     "RecentRates",
+    "Recorder",
     "Snapshot",
     "Stats",
     "StoreState",
-    "age",
     "current_tracer",
     "pause",
     "read_paused",
@@ -48,7 +48,7 @@ __all__ = [
     "use_tracer",
 ]
 _STATS: tuple[str, ...] = ("BUCKETS", "ORDERS", "Count", "Failure", "Histogram", "RecentRates")
-_STATS += ("Snapshot", "Stats", "StoreState", "age")
+_STATS += ("Snapshot", "Stats", "StoreState")
 # Loaded on first use: ``once`` with nothing to do reads the pause markers and writes the
 # journal (``pausing``, ``journaling``) without the worker's stats (their dataclasses).
 __getattr__ = lazy(
@@ -56,6 +56,7 @@ __getattr__ = lazy(
     {
         **dict.fromkeys(("pause", "read_paused", "resume"), "pausing"),
         "receipt_schema": "receipts",
+        "Recorder": "journaling",
         **dict.fromkeys(_STATS, "stats"),
         **dict.fromkeys(("current_tracer", "use_tracer"), "tracing"),
     },
