@@ -189,6 +189,19 @@ def test_once_with_something_waiting_does_it(
     assert "nothing to do" in cli(settled, "once").stderr  # and then nothing is left
 
 
+def test_once_with_nothing_waiting_still_keeps_the_journals_retention(
+    settled: Settings, tmp_path: Path
+) -> None:
+    """The quiet pass forgets what retention lets go, and says so, as the worker's does."""
+    for number in (1, 2):
+        (settled.inbound_dir / f"{number}.json").write_text(json.dumps(erp(orderNo=number)))
+    assert "files 2 archived" in cli(settled, "once").stderr
+    quiet = cli(settled, "once", env={"HISTORY_MAX_ENTRIES": "1"})
+    assert "nothing to do" in quiet.stderr and "entries forgotten" in quiet.stderr
+    code, modules = modules_of(settled, tmp_path, "once")
+    assert code == 0 and "watcher.app" not in modules  # it was the quiet pass
+
+
 def test_a_one_shot_command_that_would_wait_is_stopped_and_said() -> None:
     with pytest.raises(RuntimeError, match="waited for something"):
         configured._to_the_end(asyncio.sleep(0))
