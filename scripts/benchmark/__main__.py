@@ -7,6 +7,7 @@ benchmark itself could not run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="watcher-bench-") as temp:
             info = describe(Path(temp))
             rows, conditions = run(names, sizes, Path(temp))
+            info["load_end"] = [round(load, 2) for load in os.getloadavg()]
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2

@@ -5,8 +5,9 @@ own, by path (so that it imports nothing of the bench): ``floors.py inbound ROOT
 floor of a whole ``watcher once`` process (it pays for its own interpreter start, as
 ``watcher once`` does), ``floors.py follow ROOT COUNT`` for the floor of a running worker
 (already started, it takes the files as the benchmark renames them in, in the same
-folder). Imports only what the bare work needs (msgspec, sqlite3 and the ERP order's
-Struct).
+folder); ``batch ROOT`` and ``follow-batch ROOT COUNT`` the same for batch files (one
+file of many orders: read, decode, one bulk upsert, claim and archive renames).
+Imports only what the bare work needs (msgspec, sqlite3 and the ERP order's Struct).
 """
 
 from __future__ import annotations
@@ -98,6 +99,35 @@ def batch(path: Path, db: FloorDb) -> None:
     db.upsert(_decode_many(path.read_bytes()))
 
 
+def batch_files(root: Path, count: int = 1) -> None:
+    """Take ``count`` batch files from ``root/inbound`` as they land: claim each by rename,
+    read, decode, one bulk upsert, archive by rename (a batch's work, as ``inbound`` is a
+    burst's). With ``count`` 0: the files already there."""
+    folder, claim, archive = root / "inbound", root / "claim", root / "archive"
+    claim.mkdir(exist_ok=True)
+    archive.mkdir(exist_ok=True)
+    db, taken = FloorDb(root / "floor.sqlite3"), 0
+    while True:
+        names = os.listdir(folder)
+        for name in names:
+            os.rename(folder / name, claim / name)
+            batch(claim / name, db)
+            os.rename(claim / name, archive / name)
+        taken += len(names)
+        if taken >= count:
+            return
+        if not names:
+            time.sleep(0.001)
+
+
+def follow_batch(root: Path, count: int) -> None:
+    """Say it is ready (``root/ready``), then take ``count`` batch files as they land."""
+    (root / "inbound").mkdir(parents=True, exist_ok=True)
+    FloorDb(root / "floor.sqlite3").db.close()
+    (root / "ready").touch()
+    batch_files(root, count)
+
+
 def outbound(files: Sequence[tuple[str, bytes]], folder: Path, db: FloorDb) -> None:
     """Write each file to a temp name, make the data durable once for all (``syncfs``, or
     an fsync each where there is none), rename each, fsync the folder once; one bulk mark."""
@@ -131,5 +161,12 @@ if __name__ == "__main__":
             inbound(Path(root))
         case ["follow", root, count]:
             follow(Path(root), int(count))
+        case ["batch", root]:
+            batch_files(Path(root), 0)
+        case ["follow-batch", root, count]:
+            follow_batch(Path(root), int(count))
         case _:
-            raise SystemExit("usage: floors.py inbound ROOT | floors.py follow ROOT COUNT")
+            raise SystemExit(
+                "usage: floors.py inbound ROOT | follow ROOT COUNT | batch ROOT"
+                " | follow-batch ROOT COUNT"
+            )

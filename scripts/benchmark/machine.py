@@ -32,6 +32,8 @@ class Conditions:
     others: float  # cores busy with other processes meanwhile (the machine's less the bench's)
     sync_ms: float  # a 4 KiB write made durable in the bench's folder as it began (median)
     sync_after_ms: float  # and as it ended: a long scenario may see the disk change
+    load_after: float = 0.0  # the 1-minute load average as it ended
+    sync_spread: float = 1.0  # the slowest of the probes (before and after) / the fastest
 
 
 def describe(folder: Path) -> dict[str, Any]:
@@ -50,17 +52,26 @@ def describe(folder: Path) -> dict[str, Any]:
 
 def observed(scenario: str, folder: Path, run: Callable[[], T]) -> tuple[T, Conditions]:
     """``run()``'s result and the conditions it ran under."""
-    load, sync = os.getloadavg()[0], sync_seconds(folder)
+    load, probes = os.getloadavg()[0], sync_probes(folder)
     busy, own, start = machine_busy(), own_cpu(), time.perf_counter()
     result = run()
     seconds = time.perf_counter() - start
     others = max(0.0, (machine_busy() - busy - (own_cpu() - own)) / seconds)
-    after = sync_seconds(folder)
-    return result, Conditions(scenario, seconds, load, others, sync * 1000, after * 1000)
+    after, load_after = sync_probes(folder), os.getloadavg()[0]
+    every = [*probes, *after]
+    spread = max(every) / min(every) if min(every) > 0 else 1.0
+    sync, sync_after = statistics.median(probes) * 1000, statistics.median(after) * 1000
+    return result, Conditions(scenario, seconds, load, others, sync, sync_after, load_after, spread)
 
 
 def sync_seconds(folder: Path) -> float:
     """Median time to write 4 KiB to a new file and fsync it, in ``folder``."""
+    return statistics.median(sync_probes(folder))
+
+
+def sync_probes(folder: Path) -> list[float]:
+    """The times to write 4 KiB to a new file and fsync it, ``SYNC_PROBES`` times, in
+    ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     path, data, times = folder / ".sync-probe", b"x" * 4096, []
     for _ in range(SYNC_PROBES):
@@ -73,7 +84,7 @@ def sync_seconds(folder: Path) -> float:
             os.close(fd)
         times.append(time.perf_counter() - start)
     path.unlink()
-    return statistics.median(times)
+    return times
 
 
 def sync_swing(conditions: Sequence[Conditions]) -> float:

@@ -95,12 +95,16 @@ def print_report(
     print(f"{info['date']}  {info['nproc']} x {info['cpu']}", end="  ")
     print(f"Python {info['python']}  Linux {info['kernel']}")
     load = " ".join(f"{n:.2f}" for n in info["load"])
-    print(f"{info['memory_gib']:g} GiB, {info['filesystem']}, load {load} at the start\n")
+    end = " ".join(f"{n:.2f}" for n in info.get("load_end", info["load"]))
+    print(f"{info['memory_gib']:g} GiB, {info['filesystem']}, load {load} at the start,", end=" ")
+    print(f"{end} at the end\n")
     print("\n".join(table(rows, judged)))
     print(
-        "\nfloor: the bare work on the same data (scripts/benchmark/floors.py), in this process"
-        " (for once:\nin a process of its own, started the same way); ratio: worker time /"
-        " floor time"
+        "\nfloor: the bare work on the same data (scripts/benchmark/floors.py), started as the"
+        " worker was: for a\nwhole `watcher once` process, floors.py in a process of its own;"
+        " for a running worker, floors.py already\nstarted and taking the same drop (outbound"
+        " and sweep: in the bench's own process); start-up: an\ninterpreter; console: the"
+        " same worker with --no-console. ratio: worker time / floor time"
     )
     notes = dict.fromkeys(f"  {row.scenario}: {row.note}" for row in rows if row.note)
     print("\n".join(notes))
@@ -114,20 +118,27 @@ def conditions_lines(conditions: Sequence[Conditions]) -> list[str]:
     """Each scenario's conditions, then whether the disk's sync swung and whether the
     machine was shared: the two reasons a row here may not compare with another run's."""
     lines = [
-        "\nconditions (load: 1-minute average as it began; others: cores busy with other"
-        " processes meanwhile;\nsync: a 4 KiB write made durable, median of 7, as it began"
-        " → as it ended)"
+        "\nconditions (load: 1-minute average as it began → as it ended; others: cores busy"
+        " with other processes\nmeanwhile; sync: a 4 KiB write made durable, median of 7, as"
+        " it began → as it ended, and the spread\nof those 14 probes, slowest / fastest)"
     ]
     width = max((len(c.scenario) for c in conditions), default=0)
     lines += [
-        f"  {c.scenario.ljust(width)}  {c.seconds:6.1f} s  load {c.load:4.2f}"
+        f"  {c.scenario.ljust(width)}  {c.seconds:6.1f} s  load {c.load:4.2f} → {c.load_after:4.2f}"
         f"  others {c.others:4.2f} cores  sync {c.sync_ms:5.2f} → {c.sync_after_ms:5.2f} ms"
+        f" (x{c.sync_spread:.1f})"
         for c in conditions
     ]
     swing = sync_swing(conditions)
     swung = "swung: the rows whose floor syncs (outbound, sweep) may not compare"
     verdict = swung if swing > SYNC_SWING else "steady"
     lines.append(f"disk sync x{swing:.1f} between the slowest and the fastest: {verdict}")
+    if conditions:
+        widest = max(conditions, key=lambda c: c.sync_spread)
+        lines.append(
+            f"widest spread of one scenario's sync probes: x{widest.sync_spread:.1f}"
+            f" ({widest.scenario})"
+        )
     shared = [c.scenario for c in conditions if c.others > BUSY]
     if shared:
         lines.append(f"shared machine (others > {BUSY:g} cores) during: {', '.join(shared)}")

@@ -23,6 +23,9 @@ class Sizes:
     sweep_small: int = 100_000
     sweep_large: int = 1_000_000
     journal_pairs: int = 3
+    console_bad: int = 2_000  # files of the bad-input corpus, beside
+    console_good: int = 10_000  # one-order files, in the console's drop
+    console_pairs: int = 3  # alternating console on/off runs
     judged: bool = True  # False: too small for a ratio to mean anything; shown, not judged
 
 
@@ -40,6 +43,9 @@ SCALES: Final = {
         sweep_small=5_000,
         sweep_large=50_000,
         journal_pairs=1,
+        console_bad=200,
+        console_good=1_000,
+        console_pairs=1,
     ),
     "tiny": Sizes(
         burst_files=50,
@@ -56,6 +62,9 @@ SCALES: Final = {
         sweep_small=50,
         sweep_large=200,
         journal_pairs=1,
+        console_bad=10,
+        console_good=20,
+        console_pairs=1,
         judged=False,
     ),
 }

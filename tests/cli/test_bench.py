@@ -20,18 +20,31 @@ from benchmark.scales import SCALES
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = ("scenario", "measure", "worker", "floor", "ratio", "target", "result")
-SCENARIOS = ("start-up", "burst (once)", "burst", "batch", "steady", "outbound", "sweep", "journal")
+SCENARIOS = (
+    "start-up",
+    "burst (once)",
+    "burst",
+    "batch",
+    "steady",
+    "outbound",
+    "sweep",
+    "journal",
+    "console",
+)
+STARTED = ("status", "health", "once, nothing to do")
 
 
 def expected_rows(sizes: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """Every row a run prints, in order: scenario, measure, whether it has a floor."""
     rows = [
-        (f"start-up ({writes})", f"watcher {command}", True)
+        (f"start-up ({writes})", f"watcher {command}{versus}", True)
         for writes in ("PYTHONDONTWRITEBYTECODE=1", "bytecode writes allowed")
-        for command in ("status", "health")
+        for versus in ("", " / python -c pass")
+        for command in STARTED
     ]
     rows += [("burst (once)", "throughput", True), ("burst", "throughput", True)]
-    rows += [("idle", "CPU", False), ("batch", "throughput", True), ("batch", "peak memory", False)]
+    rows += [("idle", "CPU", False), ("batch", "throughput", True)]
+    rows += [("batch (once)", "throughput", True), ("batch", "peak memory", False)]
     rows += [("steady", f"p{q} latency", False) for q in (50, 95, 99)]
     rows += [("outbound (other process)", f"p{q} latency", False) for q in (50, 95)]
     rows += [("outbound (in-process)", f"p{q} latency", False) for q in (50, 95)]
@@ -45,6 +58,7 @@ def expected_rows(sizes: dict[str, Any]) -> list[tuple[str, str, bool]]:
     rows += [("journal", "burst throughput", True), ("journal", "size after burst", False)]
     rows += [("journal", "batch throughput", True), ("journal", "batch peak memory", False)]
     rows += [("journal", f"steady p{q}", True) for q in (50, 99)]
+    rows += [("console", "throughput", True), ("console", "worker CPU", True)]
     return rows
 
 
@@ -118,8 +132,12 @@ def test_the_record_says_when_the_disk_sync_swung_and_who_shared_the_machine() -
     """A sync probe more than twice as slow as the fastest is a swing; a scenario during
     which other processes kept more than a quarter of a core busy is named."""
     alone = [Conditions("burst", 1, 0.1, 0.0, 1.0, 1.2), Conditions("batch", 2, 0.1, 0.2, 1.8, 1.5)]
-    shared = [*alone, Conditions("sweep", 9.0, 2.5, 1.3, 1.1, 4.0)]
-    assert conditions_lines(alone)[-1].endswith(": steady")
-    *_, sync, sharing = conditions_lines(shared)
+    shared = [*alone, Conditions("sweep", 9.0, 2.5, 1.3, 1.1, 4.0, 2.9, 6.5)]
+    assert next(line for line in conditions_lines(alone) if "disk sync" in line).endswith(
+        ": steady"
+    )
+    *_, sync, widest, sharing = conditions_lines(shared)
     assert sync.startswith("disk sync x4.0 ") and ": swung" in sync
+    assert widest == "widest spread of one scenario's sync probes: x6.5 (sweep)"
     assert sharing == "shared machine (others > 0.25 cores) during: sweep"
+    assert "load 2.50 → 2.90" in conditions_lines(shared)[-4]  # each scenario: before → after

@@ -8,12 +8,13 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.builders import tracos_doc
+from tests.helpers.builders import erp, tracos_doc
 from tests.helpers.workers import cli, env_for
 from watcher.core.settings import Settings
 from watcher.observe.heartbeat import write_worker_status
@@ -99,6 +100,106 @@ def test_once_with_nothing_to_do_loads_no_retry_library(settings: Settings, tmp_
     assert code == 0
     loaded = sorted({name.partition(".")[0] for name in modules})
     assert [name for name in NOT_NEEDED_WITH_NOTHING_TO_DO if name in loaded] == []
+
+
+# What ``once`` loads when a look finds nothing waiting: not the worker (its pipelines, its
+# stats and their dataclasses), not the event loop, not the retry library (docs/performance.md).
+NOT_LOADED_WITH_NOTHING_WAITING = (
+    "asyncio",
+    "stamina",
+    "watcher.app",
+    "watcher.cli.worker",
+    "watcher.sync.stats",
+    "watcher.sync.inbound",
+    "watcher.sync.outbound",
+    "watcher.erp.port",
+    *NEVER_NEEDED,
+)
+
+
+@pytest.fixture
+def settled(settings: Settings) -> Settings:
+    """Folders and a store made by a first ``once`` (the worker's pass), nothing left waiting."""
+    assert "nothing to do" in cli(settings, "once").stderr
+    return settings
+
+
+def test_once_with_nothing_waiting_starts_no_worker_and_no_event_loop(
+    settled: Settings, tmp_path: Path
+) -> None:
+    """The look finds nothing: the steps that still mean something run where they are called."""
+    code, modules = modules_of(settled, tmp_path, "once")
+    assert code == 0
+    assert [name for name in NOT_LOADED_WITH_NOTHING_WAITING if name in modules] == []
+    assert sorted({name.partition(".")[0] for name in modules} & set(NEVER_NEEDED)) == []
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_once_with_nothing_waiting_says_what_the_worker_pass_says(
+    settings: Settings, log_format: str
+) -> None:
+    """The same line (the time aside), the same exit status, whichever pass said it: the
+    first run makes the store (the worker's pass), the second finds nothing (the quiet one)."""
+    env = {"LOG_FORMAT": log_format}
+    full, quiet = (cli(settings, "once", env=env) for _ in range(2))
+    assert (full.returncode, full.stdout, quiet.returncode, quiet.stdout) == (0, "", 0, "")
+
+    def timeless(stderr: str) -> list[object]:
+        if log_format == "text":
+            return [line.partition(" ")[2] for line in stderr.splitlines()]
+        return [{**json.loads(line), "time": None} for line in stderr.splitlines()]
+
+    assert timeless(quiet.stderr) == timeless(full.stderr)
+    assert len(timeless(full.stderr)) == 1 and "once: nothing to do;" in full.stderr
+
+
+def _a_file(settings: Settings) -> None:
+    (settings.inbound_dir / "7.json").write_text(json.dumps(erp(orderNo=7)))
+
+
+def _an_unsynced_document(settings: Settings) -> None:
+    docs = settings.state_dir.parent / "docs.json"
+    docs.write_text(json.dumps([tracos_doc(3)], default=datetime.isoformat))
+    cli(settings, "put", str(docs))
+
+
+def _a_dead_workers_claim(settings: Settings) -> None:
+    dead = settings.inbound_dir / ".processing" / "1234-deadbeef"
+    dead.mkdir()
+    (dead / ".lock").touch()  # nobody holds it: its worker is gone
+    (dead / "8.json").write_text(json.dumps(erp(orderNo=8)))
+
+
+@pytest.mark.parametrize(
+    ("waiting", "said"),
+    [
+        (_a_file, "files 1 archived"),
+        (_an_unsynced_document, "1 exported"),
+        (_a_dead_workers_claim, "files 1 archived"),
+    ],
+    ids=["a file", "an unsynced document", "a dead worker's claim"],
+)
+def test_once_with_something_waiting_does_it(
+    settled: Settings, waiting: Callable[[Settings], None], said: str
+) -> None:
+    """Whatever the look finds is the worker's to do, as always."""
+    waiting(settled)
+    done = cli(settled, "once")
+    assert said in done.stderr and "nothing to do" not in done.stderr
+    assert "nothing to do" in cli(settled, "once").stderr  # and then nothing is left
+
+
+def test_once_with_nothing_waiting_still_keeps_the_journals_retention(
+    settled: Settings, tmp_path: Path
+) -> None:
+    """The quiet pass forgets what retention lets go, and says so, as the worker's does."""
+    for number in (1, 2):
+        (settled.inbound_dir / f"{number}.json").write_text(json.dumps(erp(orderNo=number)))
+    assert "files 2 archived" in cli(settled, "once").stderr
+    quiet = cli(settled, "once", env={"HISTORY_MAX_ENTRIES": "1"})
+    assert "nothing to do" in quiet.stderr and "entries forgotten" in quiet.stderr
+    code, modules = modules_of(settled, tmp_path, "once")
+    assert code == 0 and "watcher.app" not in modules  # it was the quiet pass
 
 
 def test_a_one_shot_command_that_would_wait_is_stopped_and_said() -> None:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import math
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import import_module
 from typing import Any, NoReturn
-
-import msgspec
 
 from watcher import __version__
 from watcher.cli.environment import environment
@@ -26,27 +23,26 @@ from watcher.core.errors import (
     StoreUnavailable,
     WatcherError,
 )
-from watcher.core.printable import json_safe, printable
 from watcher.core.settings import Settings, load_settings
-from watcher.core.tracos import INT64_MAX
-from watcher.erp import failed_lines, read_failed, requeue
-from watcher.observe import fatal, health_problem, history, log_format_of
 
-log = logging.getLogger("watcher")
+# Every command starts here, and `health` (every 15 s in the container) or `once` with
+# nothing to do is little more than its start-up: what only some commands or the error
+# line use (logging, msgspec, the ERP folders, the heartbeat) is imported where it is used.
 Command = Callable[[Settings, argparse.Namespace], int | None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    log_format = log_format_of(os.environ)
+    env: Mapping[str, str] = os.environ
     try:
         env, origins = environment()
-        log_format = log_format_of(env)
         settings = load_settings(env, origins)
         return _unwrapped(lambda: int(args.command(settings, args) or 0))
     except WatcherError as exc:
+        from watcher.observe import fatal, log_format_of
+
         message, code, kind = _fatal_line(exc)
-        fatal(message, log_format, error=kind)
+        fatal(message, log_format_of(env), error=kind)
         return code
     except KeyboardInterrupt:
         return 130
@@ -101,6 +97,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def order_number(raw: str) -> int:
     """A work-order number as TracOS stores it: an integer from 0 to 2**63 - 1."""
+    from watcher.core.tracos import INT64_MAX
+
     try:
         value = int(raw)
     except ValueError:
@@ -128,6 +126,8 @@ def _positive_count(raw: str) -> int:
 
 
 def _since(raw: str) -> datetime:
+    from watcher.observe import history
+
     try:
         return history.since(raw, datetime.now(UTC))
     except ValueError as exc:
@@ -165,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-console", action="store_true", help="plain log lines even on a terminal")
     run.set_defaults(command=_in("watcher.cli.worker", "cmd_run"))
     once = commands.add_parser("once", help="process what is waiting in both directions, then exit")
-    once.set_defaults(command=_in("watcher.cli.worker", "cmd_once"))
+    once.set_defaults(command=_in("watcher.cli.once", "cmd_once"))
     seed = commands.add_parser("seed", help="write the challenge's sample data")
     seed.add_argument(
         "--tracos", type=_count, default=10, metavar="N", help="TracOS documents (10)"
@@ -270,6 +270,9 @@ def _agreement_commands(commands: Any) -> None:
 
 
 def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
+    from watcher.core.printable import printable
+    from watcher.erp import requeue
+
     moved, missing = requeue(settings, args.names)
     for name in moved:
         print(f"requeued {printable(name)}")
@@ -281,6 +284,11 @@ def cmd_requeue(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from watcher.core.printable import json_safe, printable
+    from watcher.erp import failed_lines, read_failed
+
     entries = read_failed(settings.failed_dir)
     if args.json:
         print(json_safe(msgspec.json.encode(entries)).decode())
@@ -292,6 +300,9 @@ def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
+    from watcher.core.printable import printable
+    from watcher.observe import health_problem
+
     problem = health_problem(settings, datetime.now(UTC))
     if problem and not settings.state_dir.is_dir():  # most likely the wrong directory
         problem = (

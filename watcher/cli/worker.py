@@ -16,8 +16,8 @@ from typing import Final
 
 from watcher import __version__
 from watcher.app import build_worker, run_once, serve
+from watcher.cli.once import once_summary
 from watcher.core.settings import Settings
-from watcher.core.tracos import Outcome
 from watcher.observe import setup_logging, tracing_from
 from watcher.sync import ORDERS, Count, Snapshot
 
@@ -101,11 +101,3 @@ def once_counts(snapshot: Snapshot) -> dict[str, int]:
         # stuck now (listed), whether or not this run was the first to say so
         "unexportable": snapshot.unexportable_total,
     }
-
-
-def once_summary(counts: dict[str, int]) -> str:
-    orders = ", ".join(f"{counts[f'orders_{o}']} {o}" for o in Outcome)
-    files = f"files {counts['files_archived']} archived, {counts['files_failed']} failed"
-    exports = f"{counts['exported']} exported, {counts['unexportable']} unexportable"
-    done = "nothing to do; " if not any(counts.values()) else ""
-    return f"once: {done}{files}; orders {orders}; {exports}"

@@ -76,6 +76,11 @@ def normalise_date(value: datetime) -> datetime:
     return value - MICROSECOND * extra if extra else value
 
 
+def age(moment: datetime | None, now: datetime) -> float | None:
+    """Seconds from ``moment`` to ``now`` (0 for a moment ahead of the clock), None for None."""
+    return None if moment is None else max(0.0, (now - moment).total_seconds())
+
+
 def decide(stored: datetime | None, incoming: datetime) -> Outcome:
     """Newer wins, to the millisecond; equal is unchanged, older is stale."""
     if stored is None:

@@ -9,31 +9,40 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from watcher.core.faces import lazy
-from watcher.erp.port import (
-    LISTED,
-    Backlog,
-    Direction,
-    ErpFormat,
-    FileVerdict,
-    InboundSource,
-    NotFiled,
-    OutboundFile,
-    OutboundSink,
-    Rejection,
-    Taken,
-    Trouble,
-)
 
 if TYPE_CHECKING:
     from watcher.erp.folders.claims import oldest_claimed
     from watcher.erp.folders.failed import failed_lines, read_failed
-    from watcher.erp.folders.layout import is_candidate, oldest_landed, scan
+    from watcher.erp.folders.layout import (
+        inbound_folders,
+        is_candidate,
+        nothing_waiting,
+        oldest_landed,
+        prepare,
+        remove_stale_temps,
+        scan,
+    )
     from watcher.erp.folders.upkeep import folder_counts, prune, requeue
     from watcher.erp.formats.challenge import ChallengeFormat
     from watcher.erp.formats.challenge.mapping import tracos_to_erp
-    from watcher.erp.registry import load_format
+    from watcher.erp.port import (
+        LISTED,
+        Backlog,
+        Direction,
+        ErpFormat,
+        FileVerdict,
+        InboundSource,
+        NotFiled,
+        OutboundFile,
+        OutboundSink,
+        Rejection,
+        Taken,
+        Trouble,
+    )
+    from watcher.erp.registry import BUILT_IN, load_format
 
 __all__ = [
+    "BUILT_IN",
     "LISTED",
     "Backlog",
     "ChallengeFormat",
@@ -49,20 +58,46 @@ __all__ = [
     "Trouble",
     "failed_lines",
     "folder_counts",
+    "inbound_folders",
     "is_candidate",
     "load_format",
+    "nothing_waiting",
     "oldest_claimed",
     "oldest_landed",
+    "prepare",
     "prune",
     "read_failed",
+    "remove_stale_temps",
     "requeue",
     "scan",
     "tracos_to_erp",
 ]
+_PORT = (
+    "LISTED",
+    "Backlog",
+    "Direction",
+    "ErpFormat",
+    "FileVerdict",
+    "InboundSource",
+    "NotFiled",
+    "OutboundFile",
+    "OutboundSink",
+    "Rejection",
+    "Taken",
+    "Trouble",
+)
+# The port's names too: a command that uses one folder helper (``once`` with nothing to
+# do, ``status``) does not load every Struct of the port with it.
 __getattr__ = lazy(
     __name__,
     {
+        **dict.fromkeys(_PORT, "port"),
+        "BUILT_IN": "registry",
         "ChallengeFormat": "formats.challenge",
+        **dict.fromkeys(
+            ("inbound_folders", "nothing_waiting", "prepare", "remove_stale_temps"),
+            "folders.layout",
+        ),
         "failed_lines": "folders.failed",
         "folder_counts": "folders.upkeep",
         "is_candidate": "folders.layout",

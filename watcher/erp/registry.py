@@ -14,10 +14,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Final
 
 from watcher.core.errors import ConfigError
-from watcher.erp.port import ErpFormat
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
+
+    from watcher.erp.port import ErpFormat
 
 GROUP: Final = "tracos_sync.erp_formats"
 # Built-ins are known here rather than through our own metadata, so a plain checkout
@@ -43,6 +44,8 @@ def format_names() -> list[str]:
 
 def load_format(name: str) -> ErpFormat:
     """The format called ``name``; an unknown name is a setting to fix (``ERP_FORMAT``)."""
+    from watcher.erp.port import ErpFormat  # not for `once` with nothing to do (BUILT_IN)
+
     installed = {} if name in BUILT_IN else _installed()
     if name not in BUILT_IN and name not in installed:
         known = ", ".join(sorted(BUILT_IN.keys() | installed.keys()))

@@ -15,10 +15,10 @@ if TYPE_CHECKING:
     from watcher.observe import history
     from watcher.observe.agreement import Finding, verify
     from watcher.observe.console import Header, LiveConsole, LogSummary, is_interactive
-    from watcher.observe.heartbeat import health_problem
+    from watcher.observe.heartbeat import health_problem, prune_stopped, worker_id
     from watcher.observe.logs import fatal, log_format_of, setup_logging
     from watcher.observe.status_report import StoreAnswer, ask_store, gather_status, status_lines
-    from watcher.observe.tracing import tracing_from
+    from watcher.observe.tracing import tracing_from, tracing_wanted
 
 __all__ = [
     "Finding",
@@ -33,10 +33,13 @@ __all__ = [
     "history",
     "is_interactive",
     "log_format_of",
+    "prune_stopped",
     "setup_logging",
     "status_lines",
     "tracing_from",
+    "tracing_wanted",
     "verify",
+    "worker_id",
 ]
 __getattr__ = lazy(
     __name__,
@@ -48,6 +51,9 @@ __getattr__ = lazy(
         "ask_store": "status_report",
         "fatal": "logs",
         "health_problem": "heartbeat",
+        "prune_stopped": "heartbeat",
+        "worker_id": "heartbeat",
+        "tracing_wanted": "tracing",
         "history": "history",
         "is_interactive": "console",
         "log_format_of": "logs",

@@ -22,11 +22,12 @@ import anyio
 
 from watcher.core.errors import StoreUnavailable
 from watcher.core.settings import Settings
+from watcher.core.tracos import age
 from watcher.erp import InboundSource
 from watcher.fs import disk_space
 from watcher.observe.heartbeat import status_path, write_worker_status
 from watcher.store import WorkOrderStore
-from watcher.sync import Snapshot, Stats, StoreState, age
+from watcher.sync import Snapshot, Stats, StoreState
 
 log = logging.getLogger(__name__)
 STATUS_SECONDS: Final = 2.0  # store counts and the status file (health allows 10 s)

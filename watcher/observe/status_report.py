@@ -16,7 +16,7 @@ import msgspec
 from watcher.core.errors import Unexportable
 from watcher.core.printable import printable
 from watcher.core.settings import Settings
-from watcher.core.tracos import read_tracos
+from watcher.core.tracos import age, read_tracos
 from watcher.erp import ErpFormat, folder_counts, oldest_claimed, oldest_landed
 from watcher.observe.heartbeat import (
     Found,
@@ -28,7 +28,7 @@ from watcher.observe.heartbeat import (
     running_problem,
 )
 from watcher.store import WorkOrderStore
-from watcher.sync import age, read_paused
+from watcher.sync import read_paused
 
 CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
 LISTED: Final = 20  # unexportable orders printed; the rest are counted

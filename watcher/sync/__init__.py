@@ -11,23 +11,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from watcher.core.faces import lazy
-from watcher.sync.pausing import pause, read_paused, resume
-from watcher.sync.stats import (
-    BUCKETS,
-    ORDERS,
-    Count,
-    Failure,
-    Histogram,
-    RecentRates,
-    Snapshot,
-    Stats,
-    StoreState,
-    age,
-)
-from watcher.sync.tracing import current_tracer, use_tracer
 
 if TYPE_CHECKING:
+    from watcher.sync.journaling import Recorder
+    from watcher.sync.pausing import pause, read_paused, resume
     from watcher.sync.receipts import receipt_schema
+    from watcher.sync.stats import (
+        BUCKETS,
+        ORDERS,
+        Count,
+        Failure,
+        Histogram,
+        RecentRates,
+        Snapshot,
+        Stats,
+        StoreState,
+    )
+    from watcher.sync.tracing import current_tracer, use_tracer
 
 __all__ = [
     "BUCKETS",
@@ -36,10 +36,10 @@ __all__ = [
     "Failure",
     "Histogram",
     "RecentRates",
+    "Recorder",
     "Snapshot",
     "Stats",
     "StoreState",
-    "age",
     "current_tracer",
     "pause",
     "read_paused",
@@ -47,4 +47,17 @@ __all__ = [
     "resume",
     "use_tracer",
 ]
-__getattr__ = lazy(__name__, {"receipt_schema": "receipts"})
+_STATS: tuple[str, ...] = ("BUCKETS", "ORDERS", "Count", "Failure", "Histogram", "RecentRates")
+_STATS += ("Snapshot", "Stats", "StoreState")
+# Loaded on first use: ``once`` with nothing to do reads the pause markers and writes the
+# journal (``pausing``, ``journaling``) without the worker's stats (their dataclasses).
+__getattr__ = lazy(
+    __name__,
+    {
+        **dict.fromkeys(("pause", "read_paused", "resume"), "pausing"),
+        "receipt_schema": "receipts",
+        "Recorder": "journaling",
+        **dict.fromkeys(_STATS, "stats"),
+        **dict.fromkeys(("current_tracer", "use_tracer"), "tracing"),
+    },
+)

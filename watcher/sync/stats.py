@@ -296,11 +296,6 @@ class Stats:
         )
 
 
-def age(moment: datetime | None, now: datetime) -> float | None:
-    """Seconds from ``moment`` to ``now`` (0 for a moment ahead of the clock), None for None."""
-    return None if moment is None else max(0.0, (now - moment).total_seconds())
-
-
 def rates(previous: Snapshot | None, current: Snapshot) -> dict[str, float]:
     """Per-second rate of each counter between two snapshots (empty without a previous)."""
     if previous is None:

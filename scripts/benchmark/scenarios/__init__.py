@@ -9,6 +9,7 @@ from typing import Final
 
 from ..report import Row
 from ..scales import Sizes
+from .console import bench_console
 from .inbound import bench_batch, bench_burst, bench_once, bench_steady
 from .journal import bench_journal
 from .outbound import bench_outbound
@@ -26,4 +27,5 @@ SCENARIOS: Final[dict[str, Scenario]] = {
     "outbound": bench_outbound,
     "sweep": bench_sweep,
     "journal": bench_journal,
+    "console": bench_console,
 }

@@ -88,20 +88,43 @@ def measure_idle(worker: WorkerProcess, sizes: Sizes) -> Row:
 
 
 def bench_batch(sizes: Sizes, root: Path) -> list[Row]:
-    """Scenario 2: one file holding many orders, on a fresh worker (its own peak memory)."""
+    """Scenario 2: one file holding many orders, on a fresh worker (its own peak memory);
+    then the same file through ``watcher once``, a whole process with its journal."""
     count, payload = sizes.batch_orders, batch_payload(sizes.batch_orders)
     run = batch(payload, sizes, root)
-    floor = floor_batch(payload, root / "floor")
+    (staged,) = stage(root / "floor-staging", [payload])
+    floor = floor_inbound([staged], root / "floor", "follow-batch")
     rate = throughput_row(
         "batch", count, "orders", seconds=run.seconds, floor=floor, ratio_limit=2.0
     )
-    rate.note = f"one file of {count:,} orders ({run.size / MB:.1f} MB); until archived"
+    rate.note = f"one file of {count:,} orders ({run.size / MB:.1f} MB); until archived;"
+    rate.note += " floor: floors.py follow-batch, already started, the same drop"
     limit = 2.5 * run.size + 100 * MB
     memory = Row("batch", "peak memory", run.peak / MB, "MB", f"<= {limit / MB:.0f} MB", None)
     memory.passed = run.peak <= limit
     memory.note = f"worker VmHWM; {run.baseline / MB:.0f} MB before the file;"
     memory.note += " limit 2.5 x file + 100 MB"
-    return [rate, memory]
+    return [rate, batch_once(payload, sizes, root), memory]
+
+
+def batch_once(payload: bytes, sizes: Sizes, root: Path) -> Row:
+    """The batch file through ``watcher once`` (start-up, journal and all), beside
+    ``floors.py batch`` started the same way: read, decode, one upsert into SQLite."""
+    count = sizes.batch_orders
+    worker = WorkerProcess(root / "once")
+    stage(worker.dir("inbound"), [payload])
+    seconds = worker.once()
+    if worker.archived() != 1:
+        raise BenchError(f"watcher once archived {worker.archived()} of 1 batch file")
+    check_stored(worker.sqlite_path, count)
+    stage(root / "once-floor" / "inbound", [payload])
+    floor = floor_process("batch", root / "once-floor")
+    row = throughput_row(
+        "batch (once)", count, "orders", seconds=seconds, floor=floor, ratio_limit=2.5
+    )
+    row.note = "the same file through watcher once, start to exit (journal on), beside"
+    row.note += " floors.py batch started the same way (interpreter start included)"
+    return row
 
 
 @dataclass(frozen=True)
@@ -182,11 +205,12 @@ def steady_latencies(paths: Sequence[Path], worker: WorkerProcess, rate: float) 
     return [run.seen[name] - run.landed[name] for name in run.landed]
 
 
-def floor_inbound(paths: Sequence[Path], root: Path) -> float:
+def floor_inbound(paths: Sequence[Path], root: Path, mode: str = "follow") -> float:
     """List, read, decode, claim by rename, archive by rename; one bulk upsert: a process
     already started, taking the files as ``paths`` are renamed into its folder (the running
-    worker's floor: the same drop, into the same kind of folder)."""
-    command = [sys.executable, FLOORS, "follow", str(root), str(len(paths))]
+    worker's floor: the same drop, into the same kind of folder). ``mode`` ``follow-batch``:
+    batch files (many orders each)."""
+    command = [sys.executable, FLOORS, mode, str(root), str(len(paths))]
     process = subprocess.Popen(command)
     try:
         wait_until(lambda: (root / "ready").exists() or process.poll() is not None, "floor", 0.01)
@@ -202,16 +226,12 @@ def floor_inbound(paths: Sequence[Path], root: Path) -> float:
 def floor_inbound_process(payloads: Sequence[bytes], root: Path) -> float:
     """The same in a process of its own, interpreter start included (``watcher once``'s)."""
     stage(root / "inbound", payloads)
-    command = [sys.executable, FLOORS, "inbound", str(root)]
+    return floor_process("inbound", root)
+
+
+def floor_process(mode: str, root: Path) -> float:
+    """``floors.py MODE ROOT`` as a process of its own, from spawn to exit."""
+    command = [sys.executable, FLOORS, mode, str(root)]
     start = time.perf_counter()
     subprocess.run(command, check=True)
-    return time.perf_counter() - start
-
-
-def floor_batch(payload: bytes, root: Path) -> float:
-    """Read and decode the batch file; one bulk upsert."""
-    (path,) = stage(root, [payload])
-    db = floors.FloorDb(root / "floor.sqlite3")
-    start = time.perf_counter()
-    floors.batch(path, db)
     return time.perf_counter() - start

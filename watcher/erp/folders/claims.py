@@ -25,7 +25,7 @@ from watcher.erp.folders import checked, filing, layout
 from watcher.fs import move_without_clobber
 
 log = logging.getLogger(__name__)
-CLAIMED_DIR: Final = ".processing"
+CLAIMED_DIR: Final = layout.CLAIMED_DIR
 LOCK_FILE: Final = ".lock"
 
 

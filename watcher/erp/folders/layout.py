@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,11 +15,13 @@ from typing import Final
 import msgspec
 
 from watcher.core.errors import ConfigError
+from watcher.erp.folders import checked
 
 IGNORED_SUFFIXES: Final = (".tmp", ".part", ".swp", "~")
 
 
 REPORT_SUFFIX: Final = ".error.json"
+CLAIMED_DIR: Final = ".processing"  # in the inbound folder: each worker's claim folder
 STALE_TEMP_SECONDS: Final = 60.0  # a write takes milliseconds: older is a crash's
 
 
@@ -106,6 +109,27 @@ def _unusable(folder: Path) -> str:
     if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
         return "not readable and writable by this user"
     return ""
+
+
+def inbound_folders(inbound: tuple[str, Path], others: Sequence[tuple[str, Path]]) -> None:
+    """The inbound folder and the folders its files are filed into (setting name, path
+    each): made and usable, on one file system, none of them the inbound one by a link."""
+    prepare((inbound, *others))
+    same_file_system(inbound, others)
+    checked.refuse_aliases(inbound, others)
+
+
+def nothing_waiting(inbound: Path) -> bool:
+    """Whether ``inbound`` holds no file to take and its claim folder no worker's claims
+    (alive or gone), by a look that changes nothing; a look that fails is no answer."""
+    try:
+        claims = inbound / CLAIMED_DIR
+        if not stat.S_ISDIR(os.lstat(claims).st_mode) or os.listdir(claims):
+            return False
+        with os.scandir(inbound) as entries:
+            return not any(is_candidate(entry.name) for entry in entries)
+    except OSError:
+        return False
 
 
 def same_file_system(reference: tuple[str, Path], others: Sequence[tuple[str, Path]]) -> None:

@@ -22,7 +22,7 @@ import msgspec
 from watcher import fs as files
 from watcher.core.errors import MalformedFile, RejectedInput
 from watcher.core.settings import Settings
-from watcher.erp.folders import checked, claims, filing, layout
+from watcher.erp.folders import claims, filing, layout
 from watcher.erp.port import Backlog, Judge, NotFiled, Taken, Trouble
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,7 @@ class FolderSource:
         s = self.settings
         inbound = ("DATA_INBOUND_DIR", s.inbound_dir)
         others = (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
-        layout.prepare((inbound, *others))
-        layout.same_file_system(inbound, others)
-        checked.refuse_aliases(inbound, others)
+        layout.inbound_folders(inbound, others)
         self._claims = claims.ClaimDir.create(s.inbound_dir)
         try:
             layout.remove_stale_temps(s.failed_dir)  # reports cut short by an older version
