@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Hashable, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, cast
 
@@ -33,7 +34,6 @@ from watcher.store.mongo_client import durable, majority_reads, why_no_answer
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
     NOT_A_MEMBER,
-    Unconfirmed,
     UniqueIndexMissing,
     is_missing_index,
     is_refusal,
@@ -53,6 +53,7 @@ from watcher.store.mongo_ops import (
     unsync_op,
     upsert_op,
     version_of,
+    written_by,
 )
 from watcher.store.mongo_stream import ChangeFollower
 from watcher.store.port import (
@@ -72,9 +73,34 @@ log = logging.getLogger(__name__)
 RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
 CALL_TIMEOUT_SECONDS: Final = 30.0
 CLOSE_SECONDS: Final = 2.0
-UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
-# an upsert applied but not confirmed: its outcomes and the clashes it met, by order index
-Applied = tuple[list[Outcome | None], dict[int, Clash]]
+UNANSWERED_KEPT: Final = 64  # writes kept for their retry (a retry comes next, or never)
+
+
+@dataclass
+class Unanswered:
+    """A batch's write whose answer did not come (a lost reply, a write concern not met):
+    the token its documents carry, made once for the batch, and the clashes it met (by
+    order index), for the retry of the same batch."""
+
+    token: ObjectId = field(default_factory=ObjectId)
+    noted: dict[int, Clash] = field(default_factory=dict)
+
+
+class UnansweredWrites:
+    """Writes not answered, by their batch (its orders and time, or its marks): a retry of
+    the batch takes its token back and so knows its own applied writes."""
+
+    def __init__(self) -> None:
+        self._by_batch: dict[Hashable, Unanswered] = {}
+
+    def take(self, batch: Hashable) -> Unanswered:
+        """The batch's unanswered write, or a new one (a first attempt: a new token)."""
+        return self._by_batch.pop(batch, None) or Unanswered()
+
+    def keep(self, batch: Hashable, write: Unanswered) -> None:
+        if len(self._by_batch) >= UNANSWERED_KEPT:
+            self._by_batch.clear()
+        self._by_batch[batch] = write
 
 
 class MongoStore:
@@ -86,9 +112,7 @@ class MongoStore:
         # what decides an export is read as the majority has it: never a write that a
         # failover could roll back (the change stream is majority-committed already)
         self._committed = majority_reads(collection)
-        self._unconfirmed: dict[tuple[SyncMark, ...], ObjectId] = {}  # marks not yet answered
-        # upserts applied but not confirmed durable: what they did, for their retry
-        self._applied: dict[tuple[tuple[OrderUpsert, ...], datetime], Applied] = {}
+        self._unanswered = UnansweredWrites()  # upserts and marks, for their retry
         self.refused_marks: dict[str, str] = {}  # document key → why the server refused it
         self.trigger = TriggerProgress()
         self._follower = ChangeFollower(collection, self._sweep, self._stored, self.trigger)
@@ -175,27 +199,24 @@ class MongoStore:
         """Newer wins per order; an order the server refuses for good (a validator, a size
         limit) raises ``OrdersRefused`` once the others are written. Never without the
         unique index: one found missing is made again first (or the write waits). A retry
-        of a write applied but not confirmed keeps that write's outcomes (its own earlier
-        write is no "unchanged"). ``clashes`` gets the conflicts the written orders met
-        (also when others are refused)."""
-        key = (tuple(orders), now)
-        earlier, earlier_noted = self._applied.pop(key, (None, {}))
+        of the same batch (the same orders and time) after a write not answered (a lost
+        reply, a write concern not met) keeps what that write did: its own earlier write is
+        no "unchanged". ``clashes`` gets the conflicts the written orders met (also when
+        others are refused)."""
+        batch = (tuple(orders), now)
+        earlier = self._unanswered.take(batch)
         outcomes: list[Outcome | None] = []
         noted: dict[int, Clash] = {}  # the last word per order: a later round may see anew
         try:
             try:
-                refusals = await self._upsert(orders, now, outcomes, noted)
+                refusals = await self._upsert(orders, now, earlier, outcomes, noted)
             except UniqueIndexMissing:
                 await restore_unique_index(self._coll)
                 noted.clear()
-                refusals = await self._upsert(orders, now, outcomes, noted)
-        except Unconfirmed:
-            if len(self._applied) >= UNCONFIRMED_KEPT:
-                self._applied.clear()
-            self._applied[key] = (kept_outcomes(earlier, outcomes), {**earlier_noted, **noted})
+                refusals = await self._upsert(orders, now, earlier, outcomes, noted)
+        except StoreUnavailable:
+            self._unanswered.keep(batch, Unanswered(earlier.token, {**earlier.noted, **noted}))
             raise
-        outcomes = kept_outcomes(earlier, outcomes)
-        noted = {**earlier_noted, **noted}  # what the unconfirmed write met still stands
         if clashes is not None:
             clashes.extend(noted[i] for i in sorted(noted) if i not in refusals)
         if refusals:
@@ -206,6 +227,7 @@ class MongoStore:
         self,
         orders: Sequence[OrderUpsert],
         now: datetime,
+        earlier: Unanswered,
         outcomes: list[Outcome | None],
         noted: dict[int, Clash],
     ) -> dict[int, str]:
@@ -214,27 +236,29 @@ class MongoStore:
 
         A synced document with an older date is updated at once; anything else is refused
         (11000) and decided from the document read: then the update applies only while
-        the document is still exactly as read (or the order is decided again)."""
+        the document is still exactly as read (or the order is decided again). A document
+        that carries the batch's token was written by an earlier attempt of this batch:
+        that write's outcome and clash stand."""
         winner, decided = newest_per_number(orders)
         outcomes[:] = decided
         pending = list(winner.values())
         refusals: dict[int, str] = {}
         read: dict[int, Document] = {}
+        token = earlier.token  # every attempt of the batch writes the batch's own
         for _ in range(RACE_ROUNDS):
-            ops = [upsert_op(orders[i], now, read.get(orders[i].number)) for i in pending]
+            ops = [upsert_op(orders[i], now, token, read.get(orders[i].number)) for i in pending]
             refused = await self._bulk(ops, outcomes, pending, refusals)
             if not refused:
                 return refusals
             read = await self._stored_docs([orders[i].number for i in refused])
             pending = []
             for i in refused:
-                doc = read.get(orders[i].number)
-                when = None if doc is None else stored_date(doc.get("updatedAt"))
-                outcomes[i] = outcome = decide(when, orders[i].updatedAt)
+                doc, mine = read.get(orders[i].number), earlier.noted.get(i)
+                outcomes[i], found, again = decide_refused(orders[i], doc, token, mine)
                 noted.pop(i, None)
-                if doc is not None and (found := clash(doc, orders[i], outcome)):
+                if found is not None:
                     noted[i] = found
-                if outcome in (Outcome.INSERTED, Outcome.UPDATED):
+                if again:
                     pending.append(i)  # written only while it is still as read: or again
         raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
 
@@ -249,16 +273,11 @@ class MongoStore:
         indexes: list[int],
         refusals: dict[int, str],
     ) -> list[int]:
-        """Run the upserts; fill inserted/updated outcomes and the server's refusals (also
-        for an attempt applied but not confirmed, which is then raised); return the
-        indexes the unique index refused (as new or newer: stale, or a race)."""
+        """Run the upserts; fill inserted/updated outcomes and the server's refusals; return
+        the indexes the unique index refused (as new or newer: stale, or a race)."""
         if not ops:
             return []
-        try:
-            details = await self._bulk_write(ops)
-        except Unconfirmed as exc:
-            bulk_outcomes(exc.details, outcomes, indexes, refusals)
-            raise
+        details = await self._bulk_write(ops)
         return bulk_outcomes(details, outcomes, indexes, refusals)
 
     async def _bulk_write(self, ops: Sequence[Any]) -> Document:
@@ -412,16 +431,18 @@ class MongoStore:
     async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
         if not marks:
             return set()
-        # unique to these marks: another call's never carry it, and a retry of the same
+        # made once for these marks: another call's never carry it, and a retry of the same
         # marks (after a write concern not met, a lost reply) finds its own applied marks
-        key = tuple(marks)
-        token = self._unconfirmed.get(key) or ObjectId()
-        if len(self._unconfirmed) >= UNCONFIRMED_KEPT:
-            self._unconfirmed.clear()
-        self._unconfirmed[key] = token
+        batch = ("marks", tuple(marks))
+        token = self._unanswered.take(batch).token
         update = {"$set": {**mark_fields(now), MARK_FIELD: token}}
-        details = await self._bulk_write([UpdateOne(mark_filter(m.version), update) for m in marks])
-        del self._unconfirmed[key]
+        try:
+            details = await self._bulk_write(
+                [UpdateOne(mark_filter(m.version), update) for m in marks]
+            )
+        except StoreUnavailable:
+            self._unanswered.keep(batch, Unanswered(token))
+            raise
         self._refused_marks(marks, details)
         if details.get("nModified") == len(marks):
             return {mark.key for mark in marks}
@@ -497,18 +518,19 @@ def bulk_outcomes(
     return [indexes[p] for p, e in sorted(errors.items()) if e["code"] == DUPLICATE_KEY]
 
 
-def kept_outcomes(
-    earlier: list[Outcome | None] | None, now: list[Outcome | None]
-) -> list[Outcome | None]:
-    """``now``'s outcomes, but where an earlier unconfirmed attempt wrote an order and the
-    retry found it there ("unchanged"), the earlier attempt's ("inserted", "updated")."""
-    if earlier is None or len(earlier) != len(now):
-        return now
-    written = (Outcome.INSERTED, Outcome.UPDATED)
-    return [
-        before if before in written and after is Outcome.UNCHANGED else after
-        for before, after in zip(earlier, now, strict=True)
-    ]
+def decide_refused(
+    order: OrderUpsert, doc: Document | None, token: ObjectId, earlier: Clash | None
+) -> tuple[Outcome, Clash | None, bool]:
+    """An order the unique index refused, decided from its document as read: its outcome,
+    the clash it meets, and whether it is still to be written. A document that carries
+    the batch's ``token`` was written by an earlier attempt of this batch whose answer was
+    lost: that write's outcome and clash (``earlier``) stand."""
+    if doc is not None and (mine := written_by(doc, token)) is not None:
+        return mine, earlier, False
+    when = None if doc is None else stored_date(doc.get("updatedAt"))
+    outcome = decide(when, order.updatedAt)
+    found = None if doc is None else clash(doc, order, outcome)
+    return outcome, found, outcome in (Outcome.INSERTED, Outcome.UPDATED)
 
 
 def _as_port(doc: Document) -> Document:

@@ -7,9 +7,10 @@ from collections.abc import Hashable, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
+from bson import ObjectId
 from pymongo import InsertOne, ReplaceOne, UpdateMany, UpdateOne
 
-from watcher.core.tracos import OrderUpsert
+from watcher.core.tracos import OrderUpsert, Outcome
 from watcher.store.port import Document, Replace, insert_fields, upsert_fields
 
 # The fields an export reads: a conditional mark requires all of them unchanged.
@@ -31,7 +32,11 @@ UNSYNCED_PARTS: Final[tuple[Document, ...]] = (
     {"isSynced": {"$in": [None, False], "$ne": True}},
     {"isSynced": {"$nin": [True, False, None]}},
 )
-MARK_FIELD: Final = "syncMark"  # which call marked a document: only that call wrote this id
+# Which call last marked a document synced (an export's marks, or an inbound write), and
+# which inbound write inserted it: ids only that call wrote, made once per batch, so that
+# a retry of the batch (after a lost reply) tells its own applied writes from others'.
+MARK_FIELD: Final = "syncMark"
+INSERT_MARK_FIELD: Final = "insertMark"
 _ABSENT: Final = "\0absent"
 
 
@@ -53,13 +58,16 @@ def mark_filter(version: Hashable) -> Document:
     return query
 
 
-def upsert_op(order: OrderUpsert, now: datetime, stored: Document | None = None) -> UpdateOne:
+def upsert_op(
+    order: OrderUpsert, now: datetime, token: ObjectId, stored: Document | None = None
+) -> UpdateOne:
     """Insert, or update a synced document whose ``updatedAt`` is an older date; anything
     else is refused (11000) and decided from the document read (``stored``): then the
-    update applies only while the document is still exactly as read."""
+    update applies only while the document is still exactly as read. ``token``: the
+    batch's own, left in the document written (and in an inserted one's insert mark)."""
     update: Document = {
-        "$set": upsert_fields(order, now),
-        "$setOnInsert": insert_fields(order),
+        "$set": {**upsert_fields(order, now), MARK_FIELD: token},
+        "$setOnInsert": {**insert_fields(order), INSERT_MARK_FIELD: token},
     }
     if order.deletedAt is None:
         update["$unset"] = {"deletedAt": ""}
@@ -72,6 +80,14 @@ def upsert_op(order: OrderUpsert, now: datetime, stored: Document | None = None)
     # the hint makes the server refuse the write when the index is gone (dropped, a wiped
     # server): without it, an older version's upsert would insert a second document
     return UpdateOne(query, update, upsert=True, hint=NUMBER_INDEX)
+
+
+def written_by(doc: Document, token: ObjectId) -> Outcome | None:
+    """What the write carrying ``token`` did to ``doc`` (inserted or updated it), if the
+    document is still as that write left it marked; None when another write was last."""
+    if doc.get(MARK_FIELD) != token:
+        return None
+    return Outcome.INSERTED if doc.get(INSERT_MARK_FIELD) == token else Outcome.UPDATED
 
 
 def _exactly(doc: Document, field: str) -> Document:
