@@ -10,20 +10,27 @@ from __future__ import annotations
 import json
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
 from pymongo import AsyncMongoClient, monitoring
+from rich.console import Console
 
-from tests.helpers.builders import NOW, erp, order, tracos_doc
+from tests.helpers.builders import NOW, T0, erp, order, tracos_doc
 from tests.helpers.conditions import wait_for, wait_until
 from tests.helpers.failpoints import WRITE_CONCERN_ERROR, app_uri, failing
 from tests.helpers.harness import serving, start_worker
 from tests.helpers.stores import all_unsynced, make_settings, unique_collection
 from tests.helpers.workers import cli, drop, names, reports, running, stored_docs
+from watcher.core.errors import OrdersHeld
 from watcher.core.settings import Settings
+from watcher.core.tracos import Outcome
+from watcher.observe.api import routes
+from watcher.observe.console import Header, render
+from watcher.observe.status_report import gather_status
 from watcher.store import SyncMark
 from watcher.store.mongo import MongoStore
 from watcher.sync.stats import Count
@@ -132,28 +139,55 @@ async def test_an_order_the_server_refuses_is_rejected_alone(
     assert element["reason"].startswith("order 500: MongoDB refused it: ")
 
 
-async def test_a_mark_refused_for_one_document_leaves_it_unsynced_and_said(
+def refused_in_status(settings: Settings, worker: Any) -> list[dict[str, Any]]:
+    """The orders whose mark was refused, as /status lists them (the worker's own route)."""
+    status_route = routes(settings, lambda: worker.stats.snapshot(datetime.now(UTC)))["/status"]
+    code, body = status_route({})
+    assert code == 200
+    return cast(list[dict[str, Any]], cast(dict[str, Any], body)["marks_refused"])
+
+
+async def test_a_mark_refused_for_one_document_leaves_it_unsynced_and_listed_until_marked(
     tmp_path: Path, fault_uri: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A validator refuses one document's mark: it stays unsynced with the reason kept and
-    logged; the other document is marked; the worker goes on."""
+    """A validator refuses one document's mark: it stays unsynced, the others are marked,
+    and status, /status and the console list the order with the server's reason until a
+    later export of it is marked."""
     settings = faulty_settings(tmp_path, fault_uri)
     client: AsyncMongoClient[Any] = AsyncMongoClient(fault_uri)
+    db = client[DATABASE]
     never_synced = {"$or": [{"number": {"$ne": 7}}, {"isSynced": {"$ne": True}}]}
-    await client[DATABASE].create_collection(settings.mongo_collection, validator=never_synced)
-    await client.close()
-    async with running(settings) as worker:
-        await put_as_tracos(fault_uri, settings, 7, 8)
-        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "8 marked")
-        store = worker.store
-        assert isinstance(store, MongoStore)
-        await wait_for(lambda: bool(store.refused_marks), "the refusal kept")
-        assert worker.stats.store.connected
-    (reason,) = store.refused_marks.values()
-    assert "Document failed validation" in reason
-    assert "cannot be marked synced" in caplog.text
-    synced = {d["number"]: d.get("isSynced") for d in await stored_docs(settings)}
-    assert synced == {7: None, 8: True}
+    await db.create_collection(settings.mongo_collection, validator=never_synced)
+    try:
+        async with running(settings) as worker:
+            await put_as_tracos(fault_uri, settings, 7, 8, 9)
+            await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 2, "8 and 9 marked")
+            await wait_for(lambda: refused_in_status(settings, worker) != [], "7 listed")
+            (listed,) = refused_in_status(settings, worker)
+            assert listed["order"] == "order 7"
+            assert "Document failed validation" in listed["reason"]
+            assert worker.stats.counters[Count.CHANGED_DURING_EXPORT] == 0
+            assert worker.stats.store.connected
+            said = json.loads(cli(settings, "status", "--json").stdout)
+            assert (said["marks_refused_total"], said["marks_refused"]) == (1, [listed])
+            text = cli(settings, "status").stdout
+            assert "mark refused order 7: MongoDB refused it: " in text
+            assert "Document failed validation" in text.split("mark refused order 7")[1]
+            shown = worker.stats.snapshot(datetime.now(UTC))
+            console = Console(width=160, height=40, record=True)
+            console.print(render(shown, Header.from_settings(settings, "t", "m")))
+            drawn = console.export_text()
+            assert "1 marks refused" in drawn and "Document failed validation" in drawn
+            synced = {d["number"]: d.get("isSynced") for d in await stored_docs(settings)}
+            assert synced == {7: None, 8: True, 9: True}
+            await db.command("collMod", settings.mongo_collection, validator={})
+            edit = {"$set": {"title": "edited by TracOS"}}  # out again, marked now
+            await db[settings.mongo_collection].update_one({"number": 7}, edit)
+            await wait_for(lambda: refused_in_status(settings, worker) == [], "7 marked, cleared")
+            assert "cannot be marked synced" in caplog.text
+    finally:
+        await client.close()
+    assert all(d["isSynced"] for d in await stored_docs(settings))
 
 
 class Commands(monitoring.CommandListener):
@@ -321,12 +355,23 @@ async def test_a_dropped_unique_index_is_made_again_before_an_older_file_is_writ
     assert [d["number"] for d in await stored_docs(settings)] == [1]
 
 
-@pytest.mark.usefixtures("real_backoff")
-async def test_duplicates_that_stop_the_index_hold_inbound_and_say_so(
+def problems_in_status(settings: Settings, worker: Any) -> str:
+    """What `watcher status` (the worker's line) and /status say is wrong, as one text."""
+    now = datetime.now(UTC)
+    report = gather_status(settings, None, None, now)
+    code, body = routes(settings, lambda: worker.stats.snapshot(now))["/status"]({})
+    assert code == 200
+    served = cast(dict[str, Any], body)
+    return f"{report['worker_problem']} | {served['worker_problem']}"
+
+
+async def test_duplicates_that_stop_the_index_hold_only_their_numbers_and_say_so(
     tmp_path: Path, fault_uri: str
 ) -> None:
-    """Index dropped and a number stored twice meanwhile: inbound waits (the files stay
-    claimed) with the duplicates named, and goes on once they are resolved."""
+    """Index dropped and number 2 stored twice meanwhile: the files holding order 2 wait
+    (claimed) with a problem line naming it in status and /status; files of other numbers
+    (new, updated) are stored and archived, never as a second document. Once the twin is
+    gone, the index is made again and the waiting files go through."""
     settings = faulty_settings(tmp_path, fault_uri)
     client: AsyncMongoClient[Any] = AsyncMongoClient(fault_uri)
     coll = client[DATABASE][settings.mongo_collection]
@@ -336,16 +381,66 @@ async def test_duplicates_that_stop_the_index_hold_inbound_and_say_so(
             await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "the first stored")
             await coll.drop_index("number_1")
             await coll.insert_many([tracos_doc(2), tracos_doc(2, title="twin")])
-            drop(settings.inbound_dir, "1-again.json", erp_version(1, 3))
+            drop(settings.inbound_dir, "2.json", erp_version(2, 5))
+            drop(settings.inbound_dir, "5-and-2.json", erp_bytes(5, 2))
+            drop(settings.inbound_dir, "1-newer.json", erp_version(1, 7))
+            drop(settings.inbound_dir, "1-older.json", erp_version(1, 3))
+            drop(settings.inbound_dir, "3.json", erp_bytes(3))
+            others = ["1-newer.json", "1-older.json", "1.json", "3.json"]
+            await wait_for(lambda: names(settings.archive_dir) == others, "the others archived")
             said = "duplicate numbers stop the unique index on number: 2 (2 documents)"
-            await wait_for(lambda: waiting_on(worker, said), "inbound waiting, saying why")
-            assert names(settings.archive_dir) == ["1.json"]
+            await wait_for(lambda: said in problems_in_status(settings, worker), "the problem")
+            assert "inbound holds 2 files" in problems_in_status(settings, worker)
+            assert worker.stats.store.connected
+            assert names(settings.failed_dir) == []
+            numbers = sorted(d["number"] for d in await coll.find().to_list(None))
+            assert numbers == [1, 2, 2, 3]  # 5 waits with its file; 1 and 3 once each
             await coll.delete_one({"title": "twin"})
-            await wait_for(lambda: len(names(settings.archive_dir)) == 2, "inbound went on")
+            everything = sorted([*others, "2.json", "5-and-2.json"])
+            await wait_for(lambda: names(settings.archive_dir) == everything, "the held went on")
+            solved = lambda: "inbound holds" not in problems_in_status(settings, worker)  # noqa: E731
+            await wait_for(solved, "the problem gone")
         assert await _unique_index(client, settings)
     finally:
         await client.close()
-    assert sorted(d["number"] for d in await stored_docs(settings)) == [1, 2]
+    stored = {d["number"]: d for d in await stored_docs(settings)}
+    assert sorted(stored) == [1, 2, 3, 5]
+    assert stored[1]["updatedAt"].hour == 7  # newer wins held while the index was gone
+
+
+async def test_without_the_index_a_number_written_meanwhile_never_gets_a_second_document(
+    mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While duplicates stop the unique index, order 7 is new when read, and TracOS stores
+    a newer 7 before the write: the _id the number gives refuses a second document, and
+    the newer version stays. A number stored twice is held, nothing of its call written."""
+    name = unique_collection()
+    store, tracos = (MongoStore.connect(mongo_uri, DATABASE, name) for _ in range(2))
+    await store.open()
+    coll = store.collection
+    read_first = store._find
+
+    async def read_then_tracos_writes(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        found = await read_first(*args, **kwargs)
+        if not await coll.count_documents({"number": 7}):
+            await tracos.put_documents([tracos_doc(7, updatedAt=T0 + timedelta(days=1))])
+        return found
+
+    try:
+        await coll.drop_index("number_1")
+        await coll.insert_many([tracos_doc(2), tracos_doc(2, title="twin")])
+        monkeypatch.setattr(store, "_find", read_then_tracos_writes)
+        assert await store.upsert([order(7, T0)], NOW) == [Outcome.STALE]
+        assert [d["title"] for d in await coll.find({"number": 7}).to_list(None)] == [
+            "Example workorder #7"
+        ]
+        with pytest.raises(OrdersHeld, match="orders 2 wait: duplicate numbers"):
+            await store.upsert([order(8), order(2)], NOW)
+        assert await coll.count_documents({"number": 8}) == 0
+    finally:
+        await coll.drop()
+        await store.close()
+        await tracos.close()
 
 
 async def test_every_sweep_makes_a_missing_index_again(mongo_uri: str) -> None:

@@ -87,11 +87,13 @@ class ChangeBeforeMark(SqliteStore):
 
     armed = True
 
-    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+    async def mark_synced(
+        self, marks: Sequence[SyncMark], now: datetime, refused: dict[str, str] | None = None
+    ) -> set[str]:
         if self.armed:
             self.armed = False
             await self.put_documents([tracos_doc(1, title="Changed in between")])
-        return await super().mark_synced(marks, now)
+        return await super().mark_synced(marks, now, refused)
 
 
 async def test_change_between_write_and_mark_is_not_marked(settings: Settings) -> None:
@@ -164,7 +166,9 @@ class SimulatedCrash(BaseException):
 class CrashBeforeMark(SqliteStore):
     """The process 'dies' after the files are durable and before the mark."""
 
-    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+    async def mark_synced(
+        self, marks: Sequence[SyncMark], now: datetime, refused: dict[str, str] | None = None
+    ) -> set[str]:
         raise SimulatedCrash
 
 

@@ -53,9 +53,11 @@ class FlakyStore(SqliteStore):
         self._check()
         return await super().upsert(orders, now, clashes)
 
-    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+    async def mark_synced(
+        self, marks: Sequence[SyncMark], now: datetime, refused: dict[str, str] | None = None
+    ) -> set[str]:
         self._check()
-        return await super().mark_synced(marks, now)
+        return await super().mark_synced(marks, now, refused)
 
     async def iter_unsynced(self, batch_size: int) -> AsyncGenerator[list[StoredDocument], None]:
         self._check()

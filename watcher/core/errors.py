@@ -11,6 +11,8 @@ WatcherError
 ├── Unexportable           a stored document that cannot become an ERP file
 ├── OrdersRefused          the store refused some orders of a write for good (a validator,
 │                          a size limit): those are reported, the others are stored
+├── OrdersHeld             numbers the store cannot write safely now (stored twice): their
+│                          files wait, nothing of the call is written
 └── StoreUnavailable       transient store trouble: retry with back-off
     ├── StoreDamaged       the store's file is damaged or gone: retried, but the operator
     │                      must act (the message says what to do)
@@ -21,7 +23,7 @@ WatcherError
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:  # a type only (tracos imports this module)
@@ -85,6 +87,21 @@ class OrdersRefused(WatcherError):
         super().__init__(f"{len(refused)} orders refused by the store; first: {refused[first]}")
         self.refused = dict(refused)
         self.outcomes = list(outcomes)
+
+
+class OrdersHeld(WatcherError):
+    """The store cannot write these numbers safely now (stored twice, so the unique index
+    on ``number`` cannot be made): nothing of the call is written. The files holding them
+    wait; the other orders may be written in a call of their own."""
+
+    def __init__(self, numbers: Iterable[int], reason: str) -> None:
+        self.numbers = frozenset(numbers)
+        shown = ", ".join(map(str, sorted(self.numbers)[:HELD_LISTED]))
+        more = ", …" if len(self.numbers) > HELD_LISTED else ""
+        super().__init__(f"orders {shown}{more} wait: {reason}")
+
+
+HELD_LISTED: Final = 5  # held numbers named in the message
 
 
 class StoreUnavailable(WatcherError):

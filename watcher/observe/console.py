@@ -200,8 +200,9 @@ def _events(snapshot: Snapshot, rows: int) -> RenderableType:
 
 def _failure_table(snapshot: Snapshot, rows: int) -> RenderableType:
     failures = _failures(snapshot)
-    total = snapshot.unexportable_total
+    total, refused = snapshot.unexportable_total, snapshot.marks_refused_total
     stuck = f", {total:,} unexportable" if total else ""
+    stuck += f", {refused:,} marks refused" if refused else ""
     if not failures:
         return Text("recent failures: none", style="dim")
     table = _listing(f"recent failures{stuck}", expand=True)
@@ -228,8 +229,9 @@ def _listing(title: str, expand: bool) -> Table:
 
 
 def _failures(snapshot: Snapshot) -> list[Failure]:
-    """Recent failures plus the most recent still-unexportable orders, newest first."""
-    merged = set(snapshot.failures) | set(snapshot.unexportable)
+    """Recent failures plus the most recent still-unexportable orders and orders whose mark
+    the store refused, newest first."""
+    merged = set(snapshot.failures) | set(snapshot.unexportable) | set(snapshot.marks_refused)
     return sorted(merged, key=lambda failure: failure.time, reverse=True)
 
 

@@ -54,6 +54,14 @@ class UnexportableEntry(msgspec.Struct, frozen=True):
     time: datetime | None = None  # when a worker reported it (None: found by ``status``)
 
 
+class RefusedMarkEntry(msgspec.Struct, frozen=True):
+    """An order written out whose mark the store refused: it stays unsynced until marked."""
+
+    order: str
+    reason: str
+    time: datetime
+
+
 class WorkerStatus(msgspec.Struct, frozen=True, kw_only=True):
     """What one running worker says about itself, rewritten every two seconds."""
 
@@ -77,6 +85,8 @@ class WorkerStatus(msgspec.Struct, frozen=True, kw_only=True):
     problems: list[str] = []  # side effects that keep failing
     oldest_unsynced_seconds: float | None = None  # as last measured, with the counts
     drift: dict[str, DriftEntry] = {}  # ERP keys the format does not know (sync.drift)
+    marks_refused_total: int = 0  # orders the store refused to mark synced (unsynced still)
+    marks_refused: list[RefusedMarkEntry] = []  # the newest few, with the store's reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +143,10 @@ def write_worker_status(settings: Settings, snapshot: Snapshot, mode: str) -> No
             key: DriftEntry(seen.files, seen.first, seen.last, seen.example_order)
             for key, seen in snapshot.drift.items()
         },
+        marks_refused_total=snapshot.marks_refused_total,
+        marks_refused=[
+            RefusedMarkEntry(f.subject, f.reason, f.time) for f in snapshot.marks_refused
+        ],
     )
     target = status_path(settings)
     replace_with(write_temp(target.parent, target.name, _encode(status)), target)

@@ -71,12 +71,17 @@ def _what(entry: Entry) -> str:
             archived = f"; file archived to archive/{printable(entry.to)}" if entry.to else ""
             return f"{order} from {file}{version}{archived}"
         return _filed(entry, file) + reason
-    if entry.event == JournalEvent.EXPORTED:
-        return f"{order} to {file}, marked synced{version}"
-    if entry.event == JournalEvent.CHANGED_DURING_EXPORT:
-        return f"{order} to {file}{version}; changed meanwhile: not marked, goes out again"
+    written: dict[str, str] = {
+        JournalEvent.EXPORTED: f"{order} to {file}, marked synced{version}",
+        JournalEvent.CHANGED_DURING_EXPORT: (
+            f"{order} to {file}{version}; changed meanwhile: not marked, goes out again"
+        ),
+        JournalEvent.MARK_REFUSED: (
+            f"{order} to {file}{version}; the store refused its mark, it stays unsynced{reason}"
+        ),
+    }
     target = f" to {file}" if entry.file else ""
-    return f"{order}{target}{version}{reason}"
+    return written.get(entry.event, f"{order}{target}{version}{reason}")
 
 
 def _filed(entry: Entry, file: str) -> str:

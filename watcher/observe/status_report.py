@@ -20,6 +20,7 @@ from watcher.core.tracos import read_tracos
 from watcher.erp import ErpFormat, folder_counts, oldest_claimed, oldest_landed
 from watcher.observe.heartbeat import (
     Found,
+    RefusedMarkEntry,
     UnexportableEntry,
     file_problem,
     health_problem,
@@ -91,6 +92,7 @@ def gather_status(
         "worker_problem": health_problem(settings, now),
         **_agreement(files, now),
         "field_drift": _drift(files),
+        **marks_refused(files, now),
         "workers": workers,
     }
     return report
@@ -106,6 +108,29 @@ def _drift(files: list[Found]) -> dict[str, dict[str, Any]]:
             was["first"], was["last"] = min(was["first"], seen.first), max(was["last"], seen.last)
             was.setdefault("example_order", seen.example_order)
     return merged
+
+
+def marks_refused(files: list[Found], now: datetime) -> dict[str, Any]:
+    """Orders the running workers wrote out but whose mark the store refused (they stay
+    unsynced), each once with the store's reason, newest first: at most ``LISTED``, and
+    how many in all."""
+    newest: dict[str, RefusedMarkEntry] = {}
+    total = 0
+    for found in files:
+        status = found.status
+        if status is None or running_problem(status, now) is not None:
+            continue
+        total += status.marks_refused_total
+        for entry in status.marks_refused:
+            if entry.order in newest:
+                total -= 1  # another worker lists it too
+            if entry.order not in newest or newest[entry.order].time < entry.time:
+                newest[entry.order] = entry
+    listed = sorted(newest.values(), key=lambda e: e.time, reverse=True)[:LISTED]
+    return {
+        "marks_refused_total": total,
+        "marks_refused": [{"order": e.order, "reason": e.reason} for e in listed],
+    }
 
 
 def _agreement(files: list[Found], now: datetime) -> dict[str, int]:
@@ -198,7 +223,7 @@ def status_lines(report: dict[str, Any]) -> list[str]:
     from outside — reasons, errors — shown escaped)."""
     lines = []
     for key, value in report.items():
-        if key in ("workers", "unexportable", "field_drift"):
+        if key in ("workers", "unexportable", "field_drift", "marks_refused"):
             continue
         shown = _shown(key, value, report)
         lines.append(f"{key.replace('_', ' '):>27}: {printable(str(shown))}")
@@ -219,6 +244,11 @@ def status_lines(report: dict[str, Any]) -> list[str]:
     more = (report.get("unexportable_total") or 0) - len(report.get("unexportable", []))
     if more > 0:
         lines.append(f"  … and {more} more unexportable orders")
+    for entry in report.get("marks_refused", []):
+        lines.append(f"  mark refused {entry['order']}: {printable(entry['reason'])}")
+    more = (report.get("marks_refused_total") or 0) - len(report.get("marks_refused", []))
+    if more > 0:
+        lines.append(f"  … and {more} more orders whose mark was refused")
     return lines
 
 

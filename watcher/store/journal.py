@@ -32,6 +32,7 @@ class JournalEvent(StrEnum):
     RETAKEN = "retaken"  # changed since it was read: read again
     EXPORTED = "exported"
     CHANGED_DURING_EXPORT = "changed_during_export"
+    MARK_REFUSED = "mark_refused"  # written, but the store refused the document's mark
     SUPERSEDED = "superseded"
     NOT_WRITTEN = "not_written"
     UNEXPORTABLE = "unexportable"

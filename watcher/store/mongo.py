@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Hashable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -20,7 +21,13 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, ConfigurationError
 
-from watcher.core.errors import ConfigError, OrdersRefused, StoreMissing, StoreUnavailable
+from watcher.core.errors import (
+    ConfigError,
+    OrdersHeld,
+    OrdersRefused,
+    StoreMissing,
+    StoreUnavailable,
+)
 from watcher.core.tracos import (
     Clash,
     OrderUpsert,
@@ -49,6 +56,7 @@ from watcher.store.mongo_ops import (
     UNSYNCED,
     UNSYNCED_PARTS,
     mark_filter,
+    number_id,
     put_op,
     unsync_op,
     upsert_op,
@@ -113,7 +121,6 @@ class MongoStore:
         # failover could roll back (the change stream is majority-committed already)
         self._committed = majority_reads(collection)
         self._unanswered = UnansweredWrites()  # upserts and marks, for their retry
-        self.refused_marks: dict[str, str] = {}  # document key → why the server refused it
         self.trigger = TriggerProgress()
         self._follower = ChangeFollower(collection, self._sweep, self._stored, self.trigger)
 
@@ -202,7 +209,8 @@ class MongoStore:
         of the same batch (the same orders and time) after a write not answered (a lost
         reply, a write concern not met) keeps what that write did: its own earlier write is
         no "unchanged". ``clashes`` gets the conflicts the written orders met (also when
-        others are refused)."""
+        others are refused). While duplicates stop the index, orders of a number stored
+        twice raise ``OrdersHeld`` (nothing of the call is written)."""
         batch = (tuple(orders), now)
         earlier = self._unanswered.take(batch)
         outcomes: list[Outcome | None] = []
@@ -211,9 +219,8 @@ class MongoStore:
             try:
                 refusals = await self._upsert(orders, now, earlier, outcomes, noted)
             except UniqueIndexMissing:
-                await restore_unique_index(self._coll)
                 noted.clear()
-                refusals = await self._upsert(orders, now, earlier, outcomes, noted)
+                refusals = await self._upsert_restoring(orders, now, earlier, outcomes, noted)
         except StoreUnavailable:
             self._unanswered.keep(batch, Unanswered(earlier.token, {**earlier.noted, **noted}))
             raise
@@ -223,7 +230,7 @@ class MongoStore:
             raise OrdersRefused(refusals, outcomes)
         return [o for o in outcomes if o is not None]
 
-    async def _upsert(
+    async def _upsert_restoring(
         self,
         orders: Sequence[OrderUpsert],
         now: datetime,
@@ -231,36 +238,77 @@ class MongoStore:
         outcomes: list[Outcome | None],
         noted: dict[int, Clash],
     ) -> dict[int, str]:
+        """The unique index made again, then the write. While numbers stored twice stop it,
+        those numbers are held (``OrdersHeld``), and a call without them is written
+        through the ``_id`` index alone: never a second document for a number."""
+        stopped = await restore_unique_index(self._coll)
+        if stopped is None:
+            return await self._upsert(orders, now, earlier, outcomes, noted)
+        stored = await self._find({"number": {"$in": sorted({o.number for o in orders})}})
+        twice = [n for n, count in Counter(d["number"] for d in stored).items() if count > 1]
+        if twice:
+            raise OrdersHeld(twice, stopped)
+        read = {doc["number"]: doc for doc in stored}
+        return await self._upsert(orders, now, earlier, outcomes, noted, unindexed=read)
+
+    async def _upsert(
+        self,
+        orders: Sequence[OrderUpsert],
+        now: datetime,
+        earlier: Unanswered,
+        outcomes: list[Outcome | None],
+        noted: dict[int, Clash],
+        *,
+        unindexed: dict[int, Document] | None = None,
+    ) -> dict[int, str]:
         """Fill ``outcomes`` (one per order, in place: kept if an attempt is cut short) and
         ``noted`` (the clashes, by order index); the server's refusals by order index.
 
         A synced document with an older date is updated at once; anything else is refused
         (11000) and decided from the document read: then the update applies only while
-        the document is still exactly as read (or the order is decided again). A document
-        that carries the batch's token was written by an earlier attempt of this batch:
-        that write's outcome and clash stand."""
+        the document is still exactly as read (or the order is decided again). Every
+        write carries the batch's token (``earlier``'s): a document found with it was
+        written by an earlier attempt of this batch, whose outcome and clash stand.
+        ``unindexed``: the unique index is gone, and these are the orders' documents (one
+        per number at most): each order is decided from them first."""
         winner, decided = newest_per_number(orders)
         outcomes[:] = decided
         pending = list(winner.values())
         refusals: dict[int, str] = {}
-        read: dict[int, Document] = {}
-        token = earlier.token  # every attempt of the batch writes the batch's own
+        read = unindexed or {}
+        if unindexed is not None:
+            pending = _decided(orders, pending, read, outcomes, noted, earlier=earlier)
+        token, no_index = earlier.token, unindexed is not None
         for _ in range(RACE_ROUNDS):
-            ops = [upsert_op(orders[i], now, token, read.get(orders[i].number)) for i in pending]
+            ops = [
+                upsert_op(orders[i], now, token, read.get(orders[i].number), no_index)
+                for i in pending
+            ]
             refused = await self._bulk(ops, outcomes, pending, refusals)
+            if unindexed is not None:
+                refused += await self._taken_back(orders, pending, outcomes)
             if not refused:
                 return refusals
             read = await self._stored_docs([orders[i].number for i in refused])
-            pending = []
-            for i in refused:
-                doc, mine = read.get(orders[i].number), earlier.noted.get(i)
-                outcomes[i], found, again = decide_refused(orders[i], doc, token, mine)
-                noted.pop(i, None)
-                if found is not None:
-                    noted[i] = found
-                if again:
-                    pending.append(i)  # written only while it is still as read: or again
+            pending = _decided(orders, refused, read, outcomes, noted, earlier=earlier)
         raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
+
+    async def _taken_back(
+        self, orders: Sequence[OrderUpsert], indexes: list[int], outcomes: list[Outcome | None]
+    ) -> list[int]:
+        """Orders inserted without the unique index whose number another writer (TracOS)
+        stored meanwhile: our document is deleted again, never left as a second one, and
+        the order is decided anew (the indexes)."""
+        inserted = {orders[i].number: i for i in indexes if outcomes[i] is Outcome.INSERTED}
+        if not inserted:
+            return []
+        docs = await self._find({"number": {"$in": list(inserted)}}, {"number": 1})
+        twice = [n for n, count in Counter(d["number"] for d in docs).items() if count > 1]
+        for number in twice:
+            ours = {"_id": number_id(number), "updatedAt": orders[inserted[number]].updatedAt}
+            with translated():
+                await self._coll.delete_one(ours)
+        return [inserted[number] for number in twice]
 
     async def _stored_docs(self, numbers: list[int]) -> dict[int, Document]:
         docs = await self._find({"number": {"$in": numbers}}, expected=len(numbers))
@@ -428,7 +476,9 @@ class MongoStore:
         docs = await self._find(query, fields, expected=len(ids), committed=True)
         return {str(d["_id"]) for d in docs if wanted.get(str(d["_id"])) == version_of(d)}
 
-    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+    async def mark_synced(
+        self, marks: Sequence[SyncMark], now: datetime, refused: dict[str, str] | None = None
+    ) -> set[str]:
         if not marks:
             return set()
         # made once for these marks: another call's never carry it, and a retry of the same
@@ -443,26 +493,14 @@ class MongoStore:
         except StoreUnavailable:
             self._unanswered.keep(batch, Unanswered(token))
             raise
-        self._refused_marks(marks, details)
+        if refused is not None:
+            refused.update(refused_marks(marks, details))
         if details.get("nModified") == len(marks):
             return {mark.key for mark in marks}
         ids = [cast(tuple[tuple[str, Any], ...], mark.version)[0][1] for mark in marks]
         query = {"_id": {"$in": ids}, MARK_FIELD: token}
         marked = await self._find(query, {"_id": 1}, expected=len(ids))
         return {str(doc["_id"]) for doc in marked}
-
-    def _refused_marks(self, marks: Sequence[SyncMark], details: Document) -> None:
-        """Marks the server refused for one document (a validator): it stays unsynced, and
-        the reason is kept for ``refused_marks`` and logged once per document."""
-        for error in details.get("writeErrors", []):
-            if not is_refusal(error):
-                continue
-            key, reason = marks[error["index"]].key, refusal_reason(error)
-            if self.refused_marks.get(key) != reason:
-                log.warning(
-                    "document %s cannot be marked synced (it stays unsynced): %s", key, reason
-                )
-            self.refused_marks[key] = reason
 
     async def unsync(self, numbers: Sequence[int]) -> int:
         """Mark the synced ones of ``numbers`` unsynced (``watcher resend``): durable, as
@@ -497,6 +535,38 @@ class MongoStore:
         calls again, and every call starts with a sweep, so nothing is missed.
         """
         await self._follower.follow(handle, poll_seconds, batch_size)
+
+
+def _decided(
+    orders: Sequence[OrderUpsert],
+    indexes: list[int],
+    read: dict[int, Document],
+    outcomes: list[Outcome | None],
+    noted: dict[int, Clash],
+    *,
+    earlier: Unanswered,
+) -> list[int]:
+    """Decide these orders from the documents read (into ``outcomes``, and ``noted`` for
+    their clashes); the ones to write, only while their document is still as read."""
+    pending = []
+    for i in indexes:
+        doc = read.get(orders[i].number)
+        outcomes[i], found, again = decide_refused(
+            orders[i], doc, earlier.token, earlier.noted.get(i)
+        )
+        noted.pop(i, None)
+        if found is not None:
+            noted[i] = found
+        if again:
+            pending.append(i)
+    return pending
+
+
+def refused_marks(marks: Sequence[SyncMark], details: Document) -> dict[str, str]:
+    """The marks of a bulk the server refused for one document (a validator), by key: the
+    server's reason."""
+    errors = [e for e in details.get("writeErrors", []) if is_refusal(e)]
+    return {marks[e["index"]].key: refusal_reason(e) for e in errors}
 
 
 def bulk_outcomes(

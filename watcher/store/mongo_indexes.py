@@ -51,14 +51,15 @@ async def ensure_indexes(coll: Any) -> None:
         log.warning("%s", exc)
 
 
-async def restore_unique_index(coll: Any) -> None:
-    """Make the unique index again; while duplicates stop it, inbound waits (an outage
-    that names them), never writing a second document for a number."""
+async def restore_unique_index(coll: Any) -> str | None:
+    """Make the unique index again; None once made, else what stops it: numbers stored
+    twice, named (the caller never writes a second document for a number meanwhile)."""
     log.warning("the unique index on number is missing (dropped?): making it again")
     try:
         await create_indexes(coll)
     except ConfigError as exc:
-        raise StoreUnavailable(f"{exc}; inbound waits until then") from None
+        return str(exc)
+    return None
 
 
 async def _duplicates(coll: Any) -> list[Document]:

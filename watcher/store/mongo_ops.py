@@ -32,6 +32,7 @@ UNSYNCED_PARTS: Final[tuple[Document, ...]] = (
     {"isSynced": {"$in": [None, False], "$ne": True}},
     {"isSynced": {"$nin": [True, False, None]}},
 )
+NUMBER_ID_PREFIX: Final = b"\0\0\0\0"  # no ObjectId a driver makes starts so (a 1970 time)
 # Which call last marked a document synced (an export's marks, or an inbound write), and
 # which inbound write inserted it: ids only that call wrote, made once per batch, so that
 # a retry of the batch (after a lost reply) tells its own applied writes from others'.
@@ -59,27 +60,44 @@ def mark_filter(version: Hashable) -> Document:
 
 
 def upsert_op(
-    order: OrderUpsert, now: datetime, token: ObjectId, stored: Document | None = None
+    order: OrderUpsert,
+    now: datetime,
+    token: ObjectId,
+    stored: Document | None = None,
+    unindexed: bool = False,
 ) -> UpdateOne:
     """Insert, or update a synced document whose ``updatedAt`` is an older date; anything
     else is refused (11000) and decided from the document read (``stored``): then the
     update applies only while the document is still exactly as read. ``token``: the
-    batch's own, left in the document written (and in an inserted one's insert mark)."""
+    batch's own, left in the document written (and in an inserted one's insert mark).
+
+    ``unindexed``: the unique index on ``number`` is gone and cannot be made; the order
+    was decided from the document read, and the ``_id`` index alone keeps a number to one
+    document: an update of ``stored`` by its ``_id``, or an insert under the ``_id`` the
+    number gives (a second insert of it is refused, 11000)."""
     update: Document = {
         "$set": {**upsert_fields(order, now), MARK_FIELD: token},
         "$setOnInsert": {**insert_fields(order), INSERT_MARK_FIELD: token},
     }
     if order.deletedAt is None:
         update["$unset"] = {"deletedAt": ""}
-    if stored is None:
-        query: Document = {"number": order.number, "updatedAt": {"$lt": order.updatedAt}}
+    if stored is None and unindexed:
+        query: Document = {"_id": number_id(order.number), "number": order.number}
+    elif stored is None:
+        query = {"number": order.number, "updatedAt": {"$lt": order.updatedAt}}
         query["isSynced"] = True
     else:
         exactly = {f: _exactly(stored, f) for f in ("updatedAt", "isSynced")}
         query = {"_id": stored["_id"], "number": order.number, **exactly}
     # the hint makes the server refuse the write when the index is gone (dropped, a wiped
     # server): without it, an older version's upsert would insert a second document
-    return UpdateOne(query, update, upsert=True, hint=NUMBER_INDEX)
+    return UpdateOne(query, update, upsert=True, hint=None if unindexed else NUMBER_INDEX)
+
+
+def number_id(number: int) -> ObjectId:
+    """The ``_id`` an order inserted while the unique index on ``number`` is gone gets: the
+    same for a number in every worker, so the ``_id`` index refuses a second one."""
+    return ObjectId(NUMBER_ID_PREFIX + number.to_bytes(8, "big", signed=True))
 
 
 def written_by(doc: Document, token: ObjectId) -> Outcome | None:

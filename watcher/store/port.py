@@ -146,8 +146,14 @@ class WorkOrderStore(Protocol):
         this while it holds the file's claim: an older read must never overwrite a newer file)."""
         ...
 
-    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
-        """Set ``isSynced``/``syncedAt`` where the version still matches; the keys marked."""
+    async def mark_synced(
+        self, marks: Sequence[SyncMark], now: datetime, refused: dict[str, str] | None = None
+    ) -> set[str]:
+        """Set ``isSynced``/``syncedAt`` where the version still matches; the keys marked.
+
+        ``refused`` gets, by key, the reason of each mark the store refused for good for
+        that one document (a MongoDB validator): it stays unsynced. The embedded store's
+        schema is the worker's own, so it never refuses one."""
         ...
 
     async def unsync(self, numbers: Sequence[int]) -> int:

@@ -410,7 +410,10 @@ class SqliteStore:
 
         return await self.run_locked(check)
 
-    async def mark_synced(self, marks: Sequence[SyncMark], now: datetime) -> set[str]:
+    async def mark_synced(
+        self, marks: Sequence[SyncMark], now: datetime, refused: dict[str, str] | None = None
+    ) -> set[str]:
+        """(Never refused for one document: ``refused`` stays empty.)"""
         synced_at = rows.to_millis(normalise_date(now))
 
         # one statement per chunk of the batch, not one per document: it says which rows it

@@ -39,12 +39,16 @@ class InboundDone(msgspec.Struct, frozen=True):
 
 class Exported(msgspec.Struct, frozen=True):
     """One export of a batch: the document, its number, its file, and what came of it
-    (``exported``, ``changed_during_export``, ``superseded`` or ``not_written``)."""
+    (``exported``, ``changed_during_export``, ``mark_refused``, ``superseded`` or
+    ``not_written``). A refused mark has the store's ``reason``, ``said`` (logged,
+    journalled) once per reason while it lasts."""
 
     doc: StoredDocument
     number: int
     file: str
     event: JournalEvent
+    reason: str = ""
+    said: bool = True
 
 
 class Refused(msgspec.Struct, frozen=True):

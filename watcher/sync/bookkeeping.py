@@ -17,6 +17,7 @@ from watcher.core.tracos import OrderUpsert, Outcome
 from watcher.erp import NotFiled
 from watcher.store import JournalEvent, StoredDocument
 from watcher.sync.batches import (
+    Exported,
     FiledFile,
     InboundDone,
     OutboundDone,
@@ -113,6 +114,7 @@ class Counting:
                 stats.count(Count.UNEXPORTABLE)
         if not done.exports:
             return
+        self._marks_refused(done)
         marked = [e for e in done.exports if e.event is JournalEvent.EXPORTED]
         for item in marked:
             if item.doc.changed_at is not None:
@@ -121,6 +123,18 @@ class Counting:
             stats.event(now, "out", str(item.number), "exported")
         stats.count(Count.EXPORTED, len(marked))
         stats.count(Count.CHANGED_DURING_EXPORT, changed(done))
+
+    def _marks_refused(self, done: OutboundDone) -> None:
+        """Orders whose mark the store refused are listed until they are marked."""
+        stats, now = self.stats, done.at
+        for item in done.exports:
+            if item.event is JournalEvent.EXPORTED:
+                stats.marks_refused.pop(item.doc.key, None)
+            elif item.event is JournalEvent.MARK_REFUSED and item.said:  # or as listed
+                refused = Failure(now, "out", f"order {item.number}", item.reason)
+                stats.marks_refused.pop(item.doc.key, None)  # re-inserted: the newest come last
+                stats.marks_refused[item.doc.key] = refused
+                stats.failure(refused.time, "out", refused.subject, refused.reason)
 
 
 class Logging:
@@ -140,6 +154,9 @@ class Logging:
         for refused in done.unexportable:
             if refused.said:
                 _log_unexportable(refused)
+        for item in done.exports:
+            if item.event is JournalEvent.MARK_REFUSED and item.said:
+                _log_mark_refused(item)
         events = Counter(e.event for e in done.exports)
         written = events[JournalEvent.EXPORTED] + events[JournalEvent.CHANGED_DURING_EXPORT]
         superseded = events[JournalEvent.SUPERSEDED]
@@ -183,6 +200,19 @@ def _log_unexportable(refused: Refused) -> None:
         doc.key,
         refused.reason,
         extra=fields | {"outcome": "unexportable"},
+    )
+
+
+def _log_mark_refused(item: Exported) -> None:
+    fields = {"order": item.number, "document": item.doc.key, "reason": item.reason}
+    out_log.warning(
+        "order %d (document %s) was written to %s but cannot be marked synced (it stays"
+        " unsynced): %s",
+        item.number,
+        item.doc.key,
+        item.file,
+        item.reason,
+        extra=fields | {"outcome": "mark_refused"},
     )
 
 

@@ -4,7 +4,9 @@ orders into the store, then have the source archive or quarantine them.
 One batch at a time: take (read, judge, claim) up to ``batch_size`` documents, one bulk
 upsert (retried through outages while the documents stay claimed), then file them away;
 a document that could not be filed away (a full disk) stays claimed and is tried again
-every ``rescan_seconds``. Wake-ups from the source are only hints; its listing is the truth.
+every ``rescan_seconds``, and so does one holding an order the store holds (a number
+stored twice, while that stops the unique index): the other documents go on. Wake-ups
+from the source are only hints; its listing is the truth.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from typing import Final
 
 import anyio
 import msgspec
 
-from watcher.core.errors import RejectedInput
-from watcher.core.tracos import Clash, Outcome
+from watcher.core.errors import OrdersHeld, RejectedInput
+from watcher.core.tracos import Clash, OrderUpsert, Outcome
 from watcher.erp import ErpFormat, FileVerdict, InboundSource, NotFiled, Taken
 from watcher.store import WorkOrderStore
 from watcher.sync.batches import FiledFile, InboundDone
@@ -32,6 +35,7 @@ from watcher.sync.stats import Stats
 from watcher.sync.tracing import listed, traced
 
 log = logging.getLogger("watcher.inbound")
+HELD: Final = "held orders"  # the problem's key while files wait on orders the store holds
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Inbound:
     _wake: anyio.Event = field(init=False)
     _unfiled: list[FiledFile] = field(init=False, default_factory=list)
     _refile_at: float = field(init=False, default=0.0)
+    _held: list[Taken] = field(init=False, default_factory=list)  # claimed, tried again later
+    _held_at: float = field(init=False, default=0.0)
 
     async def run(self, stop: anyio.Event) -> None:
         """Take whatever is waiting, then whatever arrives until ``stop``; finish the batch."""
@@ -73,7 +79,11 @@ class Inbound:
         self._wake.set()
 
     def _next_look(self) -> float:
-        due = [self.source.next_look(), self._refile_at if self._unfiled else None]
+        due = [
+            self.source.next_look(),
+            self._refile_at if self._unfiled else None,
+            self._held_at if self._held else None,
+        ]
         soonest = min((when for when in due if when is not None), default=None)
         if soonest is None:
             return self.rescan_seconds
@@ -89,6 +99,7 @@ class Inbound:
         ends when a listing shows nothing new. One batch is claimed at a time.
         """
         await self._file_unfiled()
+        await self._store_held()
         stopping = stop.is_set if stop is not None else _never
         tried: set[str] = set()  # each name once per drain: nothing can spin here
         while names := [n for n in await self._waiting() if n not in tried]:
@@ -119,20 +130,48 @@ class Inbound:
     @traced("inbound batch", lambda _, taken: listed("watcher.files", [t.shown for t in taken]))
     async def _store_and_file(self, taken: list[Taken]) -> None:
         """Second stage: one bulk upsert (waiting out outages), then archive/quarantine."""
-        orders = [o for t in taken if t.verdict for o in t.verdict.orders]
         outcomes: list[Outcome] = []
         stored_at = datetime.now(UTC)
         clashes: list[Clash] = []
-        if orders:  # an order the store refuses for good is rejected, never retried
-            upsert = partial(upsert_refusing, self.store, taken, orders, stored_at, clashes)
-            taken, outcomes = await self.retry(upsert)
+        if _orders(taken):  # an order the store refuses for good is rejected, never retried
+            taken, outcomes = await self.retry(partial(self._store, taken, stored_at, clashes))
             if self.repair is not None:  # before filing away: a crash takes the file again
-                await self.repair.settle([order.number for order in orders])
+                await self.repair.settle([order.number for order in _orders(taken)])
         with anyio.CancelScope(shield=True):  # stored: filing away is quick, and never cut
             now = datetime.now(UTC)
             filed = await self.source.file_away(taken, now)
         done = [*self._filed(taken, filed, [*_split(taken, outcomes)])]
         await self.books.inbound(InboundDone(done, stored_at, now, clashes=clashes))
+
+    async def _store(
+        self, taken: Sequence[Taken], now: datetime, clashes: list[Clash]
+    ) -> tuple[list[Taken], list[Outcome]]:
+        """Upsert the orders of ``taken``; the documents holding an order the store holds
+        are kept claimed for later, and the others are stored without them."""
+        while orders := _orders(taken):
+            try:
+                return await upsert_refusing(self.store, taken, orders, now, clashes)
+            except OrdersHeld as exc:
+                self._hold([t for t in taken if _holds(t, exc.numbers)], exc)
+                taken = [t for t in taken if not _holds(t, exc.numbers)]
+        return list(taken), []
+
+    def _hold(self, waiting: list[Taken], held: OrdersHeld) -> None:
+        self._held += waiting
+        self._held_at = time.monotonic() + self.rescan_seconds
+        files = ", ".join(t.shown for t in self._held[:3]) + (", …" if len(self._held) > 3 else "")
+        problem = f"inbound holds {len(self._held)} files ({files}): {held}"
+        if self.stats.problem(HELD, problem):
+            log.warning("%s; the other files go on", problem)
+
+    async def _store_held(self) -> None:
+        """Try again the documents that wait on orders the store held."""
+        if not self._held or time.monotonic() < self._held_at:
+            return
+        waiting, self._held = self._held, []
+        await self._store_and_file(waiting)
+        if not self._held and self.stats.solved(HELD):
+            log.warning("inbound no longer holds any file: the held orders are stored")
 
     async def _file_unfiled(self) -> None:
         """Try again to file away what could not be (a full disk, a read-only folder)."""
@@ -163,6 +202,14 @@ class Inbound:
                     time.monotonic() + self.rescan_seconds
                 )  # a wait: never the wall clock
             yield done
+
+
+def _orders(taken: Sequence[Taken]) -> list[OrderUpsert]:
+    return [o for t in taken if t.verdict for o in t.verdict.orders]
+
+
+def _holds(item: Taken, numbers: frozenset[int]) -> bool:
+    return item.verdict is not None and any(o.number in numbers for o in item.verdict.orders)
 
 
 def _split(taken: Sequence[Taken], outcomes: list[Outcome]) -> Iterator[list[Outcome]]:

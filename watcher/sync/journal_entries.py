@@ -115,14 +115,19 @@ def outbound_entries(done: OutboundDone, worker: str) -> list[Entry]:
         for r in done.unexportable
         if r.said
     ]
-    written = (JournalEvent.EXPORTED, JournalEvent.CHANGED_DURING_EXPORT)
+    written = (JournalEvent.EXPORTED, JournalEvent.CHANGED_DURING_EXPORT, JournalEvent.MARK_REFUSED)
     for kinds in (written, (JournalEvent.SUPERSEDED,), (JournalEvent.NOT_WRITTEN,)):
         entries += [
             _out_entry(
-                done.at, e.event, e.doc, worker, file=e.file, reason=UNSENT_REASONS.get(e.event)
+                done.at,
+                e.event,
+                e.doc,
+                worker,
+                file=e.file,
+                reason=e.reason or UNSENT_REASONS.get(e.event),
             )
             for e in done.exports
-            if e.event in kinds
+            if e.event in kinds and e.said
         ]
     return entries
 

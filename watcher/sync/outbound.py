@@ -11,7 +11,7 @@ file is repaired from the store (``watcher.sync.repair``): the claims only save 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +66,7 @@ class Outbound:
     unwritten: set[str] = field(default_factory=set)  # keys whose file could not be written
     _lock: anyio.Lock = field(default_factory=anyio.Lock)  # one export at a time
     _listed: set[str] = field(default_factory=set)  # keys this run listed as unexportable
+    _refusals_said: dict[str, str] = field(default_factory=dict)  # key → its mark's refusal
 
     async def run(self) -> None:
         """Follow the store's unsynced documents for as long as the worker runs."""
@@ -120,15 +121,15 @@ class Outbound:
             failed = await self._write_all(current)
             written = [item for item in current if item not in failed]
             now = datetime.now(UTC)
-            marks = [_mark(item) for item in written]
-            marked = await self.retry(lambda: self.store.mark_synced(marks, now))
-        refused = [item.number for item in written if item.doc.key not in marked]
-        await self.repair.settle(refused)  # written, then changed: maybe to a synced version
+            refused: dict[str, str] = {}  # marks the store refused for good, by key
+            marked = await self.retry(partial(self._mark_all, written, now, refused))
+        changed = [i.number for i in written if i.doc.key not in {*marked, *refused}]
+        await self.repair.settle(changed)  # written, then changed: maybe to a synced version
         busy = [item for index, item in enumerate(ready) if index not in held]
         self.unwritten.update(item.doc.key for item in [*failed, *busy])
         kept = {item.doc.key for item in current}
         outcomes = [
-            *(_exported(item, _written_event(item, marked)) for item in written),
+            *(self._written(item, marked, refused) for item in written),
             *(
                 _exported(item, JournalEvent.SUPERSEDED)
                 for item in mine
@@ -137,6 +138,26 @@ class Outbound:
             *(_exported(item, JournalEvent.NOT_WRITTEN) for item in failed),
         ]
         await self.books.outbound(OutboundDone(now, outcomes, [], [], self.where))
+
+    async def _mark_all(
+        self, written: list[Export], now: datetime, refused: dict[str, str]
+    ) -> set[str]:
+        refused.clear()  # a retried call reports afresh
+        return await self.store.mark_synced([_mark(item) for item in written], now, refused)
+
+    def _written(self, item: Export, marked: Set[str], refused: Mapping[str, str]) -> Exported:
+        """A written export's outcome: marked, changed meanwhile, or its mark refused by the
+        store (said once per reason, until the document is marked)."""
+        key = item.doc.key
+        if key in marked:
+            self._refusals_said.pop(key, None)
+            return _exported(item, JournalEvent.EXPORTED)
+        if key not in refused:
+            return _exported(item, JournalEvent.CHANGED_DURING_EXPORT)
+        said = self._refusals_said.get(key) != refused[key]
+        self._refusals_said[key] = refused[key]
+        event = JournalEvent.MARK_REFUSED
+        return Exported(item.doc, item.number, item.file.name, event, refused[key], said)
 
     async def _still_current(self, items: list[Export]) -> list[Export]:
         if not items:
@@ -194,10 +215,6 @@ class Outbound:
                 "%d outbound files not written: they stay unsynced, tried later", len(pending)
             )
         return pending
-
-
-def _written_event(item: Export, marked: Set[str]) -> JournalEvent:
-    return JournalEvent.EXPORTED if item.doc.key in marked else JournalEvent.CHANGED_DURING_EXPORT
 
 
 def _exported(item: Export, event: JournalEvent) -> Exported:

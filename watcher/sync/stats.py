@@ -26,6 +26,7 @@ from watcher.sync.pausing import Direction, Pauses
 
 RECENT: Final = 10
 RECENT_UNEXPORTABLE: Final = 5  # listed in snapshots and the status file; the rest counted
+MARKS_REFUSED_LISTED: Final = 20  # orders whose mark the store refused, listed; the rest counted
 SAMPLES: Final = 2000  # latency samples kept for the percentiles
 # ... of the last five minutes only: after an outage, once traffic stops, its huge
 # latencies age out instead of staying the console's p50/p95 for ever
@@ -177,6 +178,10 @@ class Snapshot:
     paused: frozenset[Direction] = frozenset()  # directions held by ``watcher pause``
     disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # folder → free, total
     drift: dict[str, KeySeen] = field(default_factory=dict)  # by key, at most ``MAX_KEYS``
+    # orders the store refused to mark synced (they stay unsynced), newest first: the
+    # first ``MARKS_REFUSED_LISTED``, and how many in all
+    marks_refused: tuple[Failure, ...] = ()
+    marks_refused_total: int = 0
 
 
 @dataclass
@@ -204,6 +209,9 @@ class Stats:
     trigger: TriggerProgress = field(default_factory=TriggerProgress)
     pauses: Pauses = field(default_factory=Pauses)
     disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # folder → free, total
+    # by document key, until the order is marked (sync.bookkeeping): the one list the
+    # console, the status file, `watcher status` and /status show
+    marks_refused: dict[str, Failure] = field(default_factory=dict)
 
     def problem(self, what: str, reason: str) -> bool:
         """A side effect (status file, …) failed; True when it is news."""
@@ -281,6 +289,10 @@ class Stats:
             paused=self.pauses.held,
             disk=self.disk,
             drift=dict(self.drift),
+            marks_refused=tuple(
+                itertools.islice(reversed(self.marks_refused.values()), MARKS_REFUSED_LISTED)
+            ),
+            marks_refused_total=len(self.marks_refused),
         )
 
 
