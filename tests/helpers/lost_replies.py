@@ -137,7 +137,11 @@ class ReplyLosingProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # closed
-            server = socket.create_connection((host, int(port)))
+            try:
+                server = socket.create_connection((host, int(port)))
+            except OSError:  # the server is down: so is this connection
+                _shut(client)
+                continue
             doomed: dict[int, str] = {}  # request id → command, for replies to lose
             with self._lock:
                 self._open.update((client, server))
