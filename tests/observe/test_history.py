@@ -23,7 +23,7 @@ from watcher.erp.port import OutboundFile, OutboundSink
 from watcher.observe import api
 from watcher.observe import history as history_text
 from watcher.observe.metrics import MetricsServer
-from watcher.store.journal import Entry
+from watcher.store.journal import Entry, new_id
 from watcher.sync.stats import Count
 
 pytestmark = pytest.mark.anyio
@@ -240,9 +240,9 @@ def plant_foreign_entry(settings: Settings) -> None:
         return
     db = sqlite3.connect(settings.sqlite_path)
     with db:
-        db.execute(
-            "INSERT INTO journal (at, number, file, entry) VALUES (?, 7, NULL, ?)",
-            (int(datetime.now(UTC).timestamp() * 1000), b'{"hello": "world"}'),
+        db.execute(  # keyed by an id, ``at`` in microseconds (store format 3)
+            "INSERT INTO journal (id, at, number, file, entry) VALUES (?, ?, 7, NULL, ?)",
+            (new_id(), int(datetime.now(UTC).timestamp() * 1e6), b'{"hello": "world"}'),
         )
     db.close()
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 from pymongo import MongoClient
 
@@ -15,7 +16,7 @@ from tests.helpers.stores import make_settings
 from watcher.core.settings import Settings
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_journal, build_store
-from watcher.store.journal import Entry, HistoryQuery, Journal
+from watcher.store.journal import Entry, HistoryQuery, Journal, order_id
 from watcher.store.mongo_journal import TTL_INDEX, journal_name
 
 pytestmark = pytest.mark.anyio
@@ -76,6 +77,50 @@ async def test_a_file_story_has_its_own_entries_and_its_orders(journal: Journal)
     assert await journal.history(HistoryQuery(file="a.json")) == mine
 
 
+async def test_entries_written_again_add_no_line(journal: Journal) -> None:
+    """Each entry's id is made with it: the same batch written twice (a retry after a lost
+    reply, a write that timed out but went through), or again within a larger one, is one
+    set of lines."""
+    batch = [entry(4, at_ms=i, event=f"e{i}") for i in range(3)]
+    await journal.record(batch)
+    await journal.record(batch)
+    later = entry(4, at_ms=9, event="later")
+    await journal.record([*batch, later])
+    assert await journal.history(HistoryQuery(number=4)) == [*batch, later]
+
+
+async def test_a_file_and_the_orders_made_with_its_entry_read_back_whole(
+    journal: Journal,
+) -> None:
+    """Orders whose ids point at their file's entry (as an inbound batch makes them) read
+    back as they were made, by number and by file, among entries of other files."""
+    own = entry(
+        None, 2, event="partly_rejected", file="f.json", to="f.json", reason="why", worker="w"
+    )
+    own = msgspec.structs.replace(own, counts={"inserted": 2})
+    orders = [
+        entry(n, 1, file="f.json", version=T0, worker="w", id=order_id(own.id, n)) for n in range(2)
+    ]
+    other = entry(0, at_ms=3, event="updated", file="g.json", worker="w")
+    await journal.record([*orders, own, other])
+    await journal.record([*orders, own])
+    assert await journal.history(HistoryQuery(file="f.json")) == [*orders, own]
+    assert await journal.history(HistoryQuery(number=0)) == [orders[0], other]
+    assert await journal.history(HistoryQuery(number=1)) == [orders[1]]
+    assert await journal.history(HistoryQuery(file="f.json", limit=1)) == [own]
+
+
+async def test_every_shape_of_an_order_entry_reads_back_as_made(journal: Journal) -> None:
+    """A file of one order archived (the order's entry, with ``to``), one with a trace, one
+    without a file or version: each as it was made, by number and by file."""
+    alone = entry(6, file="6.json", to="6-1.json", version=T0, worker="w")
+    traced = entry(6, 1, file="6.json", worker="w", trace="ab" * 16)
+    bare = entry(6, 2, file=None, event="stale")
+    await journal.record([alone, traced, bare])
+    assert await journal.history(HistoryQuery(number=6)) == [alone, traced, bare]
+    assert await journal.history(HistoryQuery(file="6.json")) == [alone, traced]
+
+
 async def test_limit_keeps_the_newest_and_since_the_later(journal: Journal) -> None:
     entries = [entry(1, at_ms=i, event=f"e{i}") for i in range(10)]
     await journal.record(entries)
@@ -105,7 +150,8 @@ async def test_concurrent_writers_lose_nothing(
 
     async def write(journal: Journal, worker: str) -> None:
         for batch in range(20):
-            await journal.record([entry(5, at_ms=batch, worker=worker, event=f"{batch}")] * 10)
+            made = [entry(5, at_ms=batch, worker=worker, event=f"{batch}") for _ in range(10)]
+            await journal.record(made)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(write, first, "a")

@@ -2,7 +2,9 @@
 
 ``data/store-v1.sqlite3`` was written by the release before schema v2 (commit 1de3c8b)
 running ``build_mixed_store``; ``data/store-v1.expected.json`` is what that release read
-back from it (``read_back``). Both are committed: the old code is not needed to test.
+back from it (``read_back``); ``data/store-v2.*`` the same by the release before format 3
+(the journal keyed by made-once ids; commit 039dd9a). All are committed: the old code is
+not needed to test. The journal reads back as ``history --json`` shows it (no ids).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.builders import T0, order, tracos_doc
-from watcher.store import journal, rows
+from watcher.store import journal, rows, sqlite_schema
 from watcher.store.journal import Entry, HistoryQuery
 from watcher.store.port import SyncMark
 from watcher.store.sqlite import SqliteStore
@@ -26,6 +28,8 @@ from watcher.store.sqlite_journal import SqliteJournal
 DATA = Path(__file__).parent / "data"
 V1_STORE = DATA / "store-v1.sqlite3"
 V1_EXPECTED = DATA / "store-v1.expected.json"
+V2_STORE = DATA / "store-v2.sqlite3"
+V2_EXPECTED = DATA / "store-v2.expected.json"
 NUMBERS = range(1, 12)
 
 pytestmark = pytest.mark.anyio
@@ -72,7 +76,8 @@ async def read_back(store: SqliteStore, log: SqliteJournal) -> dict[str, Any]:
             [d.key, d.version, str(d.changed_at), rows.encode(d.doc).decode()] for d in swept
         ],
         "journal": [
-            [journal.encode(e).decode() for e in await log.history(query)] for query in stories
+            [journal.shown_json([e])[1:-1].decode() for e in await log.history(query)]
+            for query in stories
         ],
         "counts": list(await store.counts()),
         "oldest": str(await store.oldest_unsynced()),
@@ -123,8 +128,63 @@ async def test_a_store_of_the_previous_release_is_migrated_with_nothing_lost(
     finally:
         await _closed(store, log)
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.FORMAT
     db.close()
+
+
+@pytest.mark.parametrize("before", [V1_STORE, V2_STORE], ids=["format-1", "format-2"])
+async def test_a_store_of_an_earlier_format_reads_back_as_that_release_read_it(
+    tmp_path: Path, before: Path
+) -> None:
+    """Documents, sweep, journal and counts as the release that wrote it read them, once
+    migrated; its journal's entries keep their order, and entries written after come after."""
+    path = tmp_path / "tracos.sqlite3"
+    shutil.copyfile(before, path)
+    expected = json.loads(before.with_name(before.stem + ".expected.json").read_text())
+    store, log = await _opened(path)
+    try:
+        assert await read_back(store, log) == expected
+        later = Entry(at=T0 + timedelta(days=1), direction="in", event="stale", file="a.json")
+        await log.record([later])
+        story = await log.history(HistoryQuery(file="a.json"))
+    finally:
+        await _closed(store, log)
+    assert [e.event for e in story] == ["archived", "updated", "stale"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.FORMAT
+        assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 4
+    db.close()
+
+
+async def test_an_order_made_with_its_file_entry_is_a_row_without_json(tmp_path: Path) -> None:
+    """The usual inbound entry (an order inserted or updated from a file of several) keeps
+    no JSON of its own and one index entry (its number); the file's entry has the rest."""
+    path = tmp_path / "tracos.sqlite3"
+    store, log = await _opened(path)
+    own = Entry(at=T0, direction="in", event="archived", file="f.json", to="f.json", worker="w")
+    orders = [
+        Entry(
+            at=T0,
+            direction="in",
+            event="inserted",
+            number=n,
+            file="f.json",
+            version=T0,
+            worker="w",
+            id=journal.order_id(own.id, n),
+        )
+        for n in range(3)
+    ]
+    try:
+        await log.record([*orders, own])
+        assert await log.history(HistoryQuery(file="f.json")) == [*orders, own]
+    finally:
+        await _closed(store, log)
+    with sqlite3.connect(path) as db:
+        rows_found = db.execute("SELECT number, file, entry FROM journal ORDER BY id").fetchall()
+    db.close()
+    assert rows_found[:3] == [(n, None, None) for n in range(3)]
+    assert rows_found[3][:2] == (None, "f.json")
 
 
 async def test_a_new_store_holds_what_the_previous_release_held_for_the_same_writes(
@@ -202,7 +262,9 @@ async def test_a_migrated_store_is_refused_by_the_previous_release_and_its_trace
     await _closed(store, log)
     with sqlite3.connect(path) as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(workorders)")}
-        assert db.execute("PRAGMA user_version").fetchone()[0] > 1 and "synced_at" in columns
+        # format-1 releases refuse a higher format or the synced_at column; format-2 ones a
+        # format above 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] > 2 and "synced_at" in columns
         db.execute("CREATE INDEX IF NOT EXISTS workorders_seq ON workorders (seq)")
     db.close()
     store, log = await _opened(path)

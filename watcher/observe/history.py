@@ -12,11 +12,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-import msgspec
-
 from watcher.core.printable import json_safe, printable
 from watcher.core.tracos import Outcome
-from watcher.store import Entry, HistoryQuery, JournalEvent
+from watcher.store import Entry, HistoryQuery, JournalEvent, shown_json
 
 RELATIVE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -47,7 +45,7 @@ def subject(query: HistoryQuery) -> str:
 
 
 def as_json(entries: Sequence[Entry]) -> bytes:
-    return json_safe(msgspec.json.encode(entries))
+    return json_safe(shown_json(entries))
 
 
 def lines(entries: Sequence[Entry]) -> list[str]:

@@ -11,7 +11,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from watcher.core.faces import lazy
-from watcher.store.journal import Entry, HistoryQuery, Journal, JournalEvent, UnreadableEntry
+from watcher.store.journal import (
+    Entry,
+    HistoryQuery,
+    Journal,
+    JournalEvent,
+    UnreadableEntry,
+    new_id,
+    order_id,
+    shown_json,
+)
 from watcher.store.port import (
     Document,
     PutResult,
@@ -39,7 +48,10 @@ __all__ = [
     "UnreadableEntry",
     "WorkOrderStore",
     "build_journal",
+    "new_id",
+    "order_id",
     "read_history",
+    "shown_json",
     "with_store",
 ]
 __getattr__ = lazy(

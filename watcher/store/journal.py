@@ -3,10 +3,21 @@
 Entries are written in bulk, one write per batch of work, and read back per order number
 or per file name, oldest first. Both adapters (``SqliteJournal``, ``MongoJournal``) pass
 one contract suite; retention is by age and by a count, so the journal stays bounded.
+
+Each entry's ``id`` is made with it, never when it is written: writing the same entries
+again (a retry after a reply was lost, a write that timed out but went through) adds no
+line. An id is 16 bytes: MongoDB's ObjectId layout (seconds, five random bytes of this
+process, a counter), then a position. An order's entry made with its file's entry shares
+that entry's 12 first bytes and has its place in the file as position, the file's entry
+``OWN``: ids sort in the order the entries were made, and a store can find a file's
+orders from its entry's id alone (the embedded store keeps such an order's entry without
+JSON of its own).
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +30,51 @@ from watcher.core.errors import CommandFailed, capped
 from watcher.core.printable import printable
 
 Direction = Literal["in", "out"]
+OWN = b"\xff" * 4  # the position of an entry that points at no other
+BASE = 12  # bytes of an id before its position
+
+
+class _Ids:
+    """Ids in ObjectId's layout: unique across processes, increasing within one (the
+    counter carries into the seconds rather than wrap)."""
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self._process = os.urandom(5)
+        self._seconds = self._count = 0
+
+    def base(self) -> bytes:
+        now = int(time.time())
+        if now > self._seconds:
+            self._seconds, self._count = now, 0
+        else:
+            self._count += 1
+            if self._count >> 24:
+                self._seconds, self._count = self._seconds + 1, 0
+        return self._seconds.to_bytes(4, "big") + self._process + self._count.to_bytes(3, "big")
+
+
+_ids = _Ids()
+os.register_at_fork(after_in_child=_ids.renew)  # a child never repeats its parent's ids
+
+
+def new_id() -> bytes:
+    """A new entry's id."""
+    return _ids.base() + OWN
+
+
+def order_id(file_id: bytes, position: int) -> bytes:
+    """The id of the ``position``-th order's entry of the file whose entry is ``file_id``."""
+    return file_id[:BASE] + position.to_bytes(4, "big")
+
+
+def owner_id(entry_id: bytes) -> bytes | None:
+    """The id of the entry ``entry_id`` was made with (its file's), if any."""
+    if len(entry_id) != BASE + 4 or entry_id[BASE:] == OWN:
+        return None
+    return entry_id[:BASE] + OWN
 
 
 class JournalEvent(StrEnum):
@@ -66,6 +122,7 @@ class Entry(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
     trace: str | None = None  # the OpenTelemetry trace id of the work, when tracing is on
     tracos_version: datetime | None = None  # a conflict's other side
     differs: list[str] | None = None  # a conflict's fields that differ, TracOS's value first
+    id: bytes = msgspec.field(default_factory=new_id)  # made once: a rewrite adds no line
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +161,15 @@ class Journal(Protocol):
 
 def encode(entry: Entry) -> bytes:
     return _encode(entry)
+
+
+def shown_json(entries: Sequence[Entry]) -> bytes:
+    """The entries as JSON for people and scripts (``history --json``, ``/history``): every
+    field but the id, which is the journal's own business."""
+    plain = msgspec.to_builtins(entries, builtin_types=(datetime,))
+    for item in plain:
+        del item["id"]
+    return _encode(plain)
 
 
 class UnreadableEntry(CommandFailed):

@@ -2,7 +2,9 @@
 
 ``<collection>_journal`` holds one document per entry, indexed by number and by file;
 a TTL index on ``at`` lets the server expire old entries, and ``forget`` deletes them
-too (servers without a TTL monitor, and the count limit).
+too (servers without a TTL monitor, and the count limit). An entry's ``_id`` is the id it
+was made with (binary; ObjectIds for entries written before ids were made with them): an
+entry written again is refused as a duplicate key, which is what a retry wants.
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ from datetime import datetime
 from typing import Any, Final
 
 import msgspec
-from pymongo.errors import OperationFailure
+from bson import ObjectId
+from pymongo.errors import BulkWriteError, OperationFailure
 
+from watcher.core.errors import StoreUnavailable
 from watcher.store import journal
-from watcher.store.journal import Entry, HistoryQuery
-from watcher.store.mongo_errors import translated
+from watcher.store.journal import OWN, Entry, HistoryQuery
+from watcher.store.mongo_errors import (
+    DUPLICATE_KEY,
+    transient_write_error,
+    translated,
+    write_concern_failure,
+)
 from watcher.store.port import Document
 
 INDEX_OPTIONS_CONFLICT: Final = frozenset({85, 86})  # the TTL changed since it was made
@@ -58,9 +67,15 @@ class MongoJournal:
 
     async def record(self, entries: Sequence[Entry]) -> None:
         if entries:
-            docs = [msgspec.to_builtins(e, builtin_types=(datetime,)) for e in entries]
+            await self.insert([as_document(e) for e in entries])
+
+    async def insert(self, docs: list[Document]) -> None:
+        """Insert entries as documents; one already there (its ``_id`` taken) is no error."""
+        try:
             with translated():
                 await self._coll.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            raise_unless_written(dict(exc.details))
 
     async def history(self, query: HistoryQuery) -> list[Entry]:
         match: Document = {"number": query.number} if query.file is None else {"file": query.file}
@@ -69,9 +84,9 @@ class MongoJournal:
         if query.since is not None:
             match["at"] = {"$gte": query.since}
         with translated():
-            cursor = self._coll.find(match, {"_id": 0}).sort([("at", -1), ("_id", -1)])
+            cursor = self._coll.find(match).sort([("at", -1), ("_id", -1)])
             found = await cursor.limit(query.limit).to_list(None)
-        return [journal.convert(doc) for doc in reversed(found)]
+        return [journal.convert(_with_id(doc)) for doc in reversed(found)]
 
     async def forget(self, before: datetime, keep: int) -> int:
         with translated():
@@ -86,3 +101,32 @@ class MongoJournal:
                 cut = {"at": {"$lt": oldest_kept[0]["at"]}}
                 deleted += (await self._coll.delete_many(cut)).deleted_count
         return int(deleted)
+
+
+def as_document(entry: Entry) -> Document:
+    """An entry as the journal's collection keeps it: its id as ``_id``."""
+    doc: Document = msgspec.to_builtins(entry, builtin_types=(datetime, bytes))
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def raise_unless_written(details: Document) -> None:
+    """After a bulk of journal inserts: an entry already there (11000, a write repeated) is
+    written; a write concern not met, or the server's state, is an outage."""
+    failure = write_concern_failure(details) or transient_write_error(details)
+    if failure is not None:
+        raise failure
+    refused = [e for e in details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+    if refused:
+        first = refused[0]
+        raise StoreUnavailable(
+            f"MongoDB refused a journal entry: {first.get('errmsg')} (code {first.get('code')})"
+        )
+
+
+def _with_id(doc: Document) -> Document:
+    """``_id`` as the entry's id (an ObjectId of an entry written before ids were made
+    with the entries: its 12 bytes, and ``OWN``)."""
+    made = doc.pop("_id", None)
+    doc["id"] = made.binary + OWN if isinstance(made, ObjectId) else made
+    return doc

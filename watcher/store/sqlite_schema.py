@@ -2,10 +2,11 @@
 
 Formats (``PRAGMA user_version``): 0, dates as plain strings; 1, dates tagged (``rows``),
 an index on ``seq`` that only served ``max(seq)``, each mark rewriting the document's JSON;
-2 (this one), the sync state in columns (``synced``, ``synced_at``: a mark writes two
-integers) and the next ``seq`` kept in ``counter``, advanced once per write transaction.
-A release that reads format 1 at most refuses a format-2 store (its ``user_version`` and
-its ``synced_at`` column are a newer release's), in one line.
+2, the sync state in columns (``synced``, ``synced_at``: a mark writes two integers)
+and the next ``seq`` kept in ``counter``, advanced once per write transaction; 3 (this
+one), the journal keyed by the ids its entries are made with (``JOURNAL``). A release
+that reads an earlier format at most refuses a newer store (its ``user_version``, or for
+format 1 its ``synced_at`` column, is a newer release's), in one line.
 """
 
 from __future__ import annotations
@@ -20,11 +21,41 @@ import msgspec
 from watcher import __version__
 from watcher.core.errors import StoreTooNew
 from watcher.store import rows
+from watcher.store.journal import OWN
 from watcher.store.port import Document
 
-FORMAT: Final = 2
+FORMAT: Final = 3
 TAGGED: Final = 1  # the format from which dates are tagged
-SCHEMA: Final = """
+SYNC_COLUMNS: Final = 2  # the format from which the sync state is in columns
+# The journal (``sqlite_journal``): one row per entry, keyed by the id it was made with
+# (a row written again is ignored), ``at`` in microseconds. A full entry is JSON in
+# ``entry``, with the columns its queries need. An order's inbound entry is a row of
+# columns only (``entry`` NULL): made with its file's entry, its key points at the file's
+# row, which has its file's name and worker (one index entry: its number); made alone (a
+# file of that one order, archived), its row has them (``dest``: where the file went).
+JOURNAL: Final = """
+CREATE TABLE IF NOT EXISTS journal (
+    id      BLOB PRIMARY KEY,
+    at      INTEGER NOT NULL,
+    number  INTEGER,
+    file    TEXT,
+    event   TEXT,
+    version INTEGER,
+    dest    TEXT,
+    worker  TEXT,
+    entry   BLOB
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS journal_number ON journal (number, at) WHERE number IS NOT NULL;
+CREATE INDEX IF NOT EXISTS journal_file ON journal (file, at) WHERE file IS NOT NULL;
+"""
+# the journal of formats 1 and 2 (rowid ids, ``at`` in milliseconds), set aside to be copied
+JOURNAL_ASIDE: Final = """
+DROP INDEX IF EXISTS journal_number;
+DROP INDEX IF EXISTS journal_file;
+ALTER TABLE journal RENAME TO journal_before_3;
+"""
+SCHEMA: Final = (
+    """
 CREATE TABLE workorders (
     number     INTEGER PRIMARY KEY,
     updated_at INTEGER,
@@ -39,6 +70,8 @@ CREATE INDEX workorders_unsynced_age ON workorders (updated_at) WHERE synced = 0
 CREATE TABLE counter (seq INTEGER NOT NULL);
 INSERT INTO counter VALUES (0);
 """
+    + JOURNAL
+)
 # the columns of ``workorders`` this release knows: any other is a newer one's
 COLUMNS: Final = frozenset(
     {"number", "updated_at", "synced", "seq", "changed_at", "doc", "synced_at"}
@@ -80,11 +113,34 @@ def _bring_up_to_date(db: sqlite3.Connection, create: bool) -> None:
     else:
         if found < TAGGED:
             _tag_dates(db)
-        if found < FORMAT:
+        if found < SYNC_COLUMNS:
             _run_all(db, TO_FORMAT_2)
+        if found < FORMAT:
+            _journal_to_format_3(db)
         # an older release opening this store creates its ``seq`` index before it refuses
         db.execute("DROP INDEX IF EXISTS workorders_seq")
     db.execute(f"PRAGMA user_version = {FORMAT}")
+
+
+def _journal_to_format_3(db: sqlite3.Connection) -> None:
+    """The journal keyed by made-once ids: each earlier entry copied as it is (its JSON),
+    keyed by its old id (zeros first, so before any new id: the same order), ``at`` in
+    microseconds."""
+    if not _has_table(db, "journal"):
+        _run_all(db, JOURNAL)
+        return
+    _run_all(db, JOURNAL_ASIDE)
+    _run_all(db, JOURNAL)
+    old = db.execute("SELECT id, at, number, file, entry FROM journal_before_3")
+    copied = ((old_entry_id(n), at * 1000, number, file, e) for n, at, number, file, e in old)
+    sql = "INSERT INTO journal (id, at, number, file, entry) VALUES (?, ?, ?, ?, ?)"
+    db.executemany(sql, copied)
+    db.execute("DROP TABLE journal_before_3")
+
+
+def old_entry_id(rowid: int) -> bytes:
+    """The id of an entry written before ids were made with the entries (format 2 or before)."""
+    return bytes(4) + rowid.to_bytes(8, "big") + OWN
 
 
 def _run_all(db: sqlite3.Connection, script: str) -> None:

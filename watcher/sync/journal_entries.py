@@ -6,7 +6,7 @@ from datetime import datetime
 
 from watcher.core.tracos import INT64_MAX
 from watcher.erp import NotFiled, Taken
-from watcher.store import Entry, JournalEvent, StoredDocument
+from watcher.store import Entry, JournalEvent, StoredDocument, new_id, order_id
 from watcher.sync.batches import (
     FiledFile,
     InboundDone,
@@ -45,18 +45,26 @@ def inbound_entries(done: InboundDone, worker: str) -> list[Entry]:
         if done.refiled:
             entries.append(_file_entry(item, done.filed_at, worker))
         elif event is JournalEvent.ARCHIVED and len(item.outcomes) == 1:
-            entries += _order_entries(item, done.stored_at, worker, to)
-        else:
-            entries += _order_entries(item, done.stored_at, worker)
-            entries.append(_file_entry(item, done.filed_at, worker))
+            entries += _order_entries(item, done.stored_at, worker, to=to)
+        else:  # the file's entry made first: its orders' ids point at it
+            own = _file_entry(item, done.filed_at, worker)
+            entries += _order_entries(item, done.stored_at, worker, of=own.id)
+            entries.append(own)
     return entries + clash_entries(done.clashes, taken, worker, done.stored_at)
 
 
 def _order_entries(
-    item: FiledFile, at: datetime, worker: str, to: str | None = None
+    item: FiledFile,
+    at: datetime,
+    worker: str,
+    *,
+    to: str | None = None,
+    of: bytes | None = None,
 ) -> list[Entry]:
-    """What became of each order of the file, and which version it was."""
+    """What became of each order of the file, and which version it was; ``of``: the id of
+    the file's entry, which their ids point at."""
     file = item.taken.shown
+    ids = (new_id() if of is None else order_id(of, i) for i in range(len(item.outcomes)))
     return [
         Entry(
             at=at,
@@ -67,8 +75,9 @@ def _order_entries(
             to=to,
             version=order.updatedAt,
             worker=worker,
+            id=made,
         )
-        for order, outcome in order_outcomes(item)
+        for (order, outcome), made in zip(order_outcomes(item), ids, strict=True)
     ]
 
 
