@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import socket
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 import pytest
 from pymongo.errors import (
     AutoReconnect,
+    BulkWriteError,
     NetworkTimeout,
     OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
 )
 
-from tests.helpers.builders import NOW, order, tracos_doc
+from tests.helpers.builders import NOW, T0, order, tracos_doc
 from tests.helpers.mongo_facade import FacadeCollection
 from tests.helpers.stores import all_unsynced
 from watcher.core.errors import ConfigError, StoreUnavailable
-from watcher.core.tracos import Outcome
+from watcher.core.tracos import Clash, Outcome
 from watcher.store import StoredDocument, SyncMark
 from watcher.store.mongo import MongoStore
 from watcher.store.mongo_errors import known_error
@@ -158,6 +160,59 @@ async def test_upsert_beaten_by_a_concurrent_older_insert_is_run_again() -> None
     facade, store = await opened(RacingFacade())
     assert await store.upsert([order(1, title="newer")], NOW) == [Outcome.UPDATED]
     assert facade.raw.find_one({"number": 1})["title"] == "newer"
+
+
+class LosingFacade(FacadeCollection):
+    """The replies of the bulk writes numbered in ``lose`` (from 1) are lost: applied, then
+    a connection error, as when the network or a failover cuts in at the worst moment."""
+
+    lose: frozenset[int] = frozenset()
+    calls = 0
+
+    async def bulk_write(self, ops: list[Any], ordered: bool = True) -> Any:
+        self.calls += 1
+        if self.calls not in self.lose:
+            return await super().bulk_write(ops, ordered)
+        with contextlib.suppress(BulkWriteError):  # its answer (11000s and all) is lost
+            await super().bulk_write(ops, ordered)
+        raise AutoReconnect("connection closed")
+
+
+async def test_a_retried_upsert_whose_reply_was_lost_keeps_its_outcomes() -> None:
+    """New, newer and the same version, then an unsynced TracOS version met (a clash, then
+    written only while still as read): each write applied and its reply lost; the retry
+    of the batch says what the lost writes did. Another batch of the same orders is
+    unchanged: the token is the batch's."""
+    facade = LosingFacade()
+    _, store = await opened(facade)
+    await store.upsert([order(2, T0 - timedelta(hours=1)), order(3)], NOW)
+    facade.raw.insert_one(tracos_doc(4, updatedAt=T0 - timedelta(hours=1), isSynced=False))
+    batch = [order(1), order(2), order(3), order(4)]
+    clashes: list[Clash] = []
+    facade.calls, facade.lose = 0, frozenset({1, 3})  # the first round, then the one after it
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable):
+            await store.upsert(batch, NOW, clashes)
+    outcomes = await store.upsert(batch, NOW, clashes)
+    assert outcomes == [Outcome.INSERTED, Outcome.UPDATED, Outcome.UNCHANGED, Outcome.UPDATED]
+    assert [c.number for c in clashes] == [4]
+    assert await store.upsert(batch, NOW + timedelta(seconds=1)) == [Outcome.UNCHANGED] * 4
+    assert sorted(d["number"] for d in facade.raw.find()) == [1, 2, 3, 4]
+
+
+async def test_a_retried_mark_whose_reply_was_lost_counts_as_marked() -> None:
+    """The conditional mark applied, its reply lost: the retry of those marks finds its own
+    token and reports them marked (not "changed meanwhile"); other marks do not."""
+    facade = LosingFacade()
+    _, store = await opened(facade)
+    facade.raw.insert_one(tracos_doc(5))
+    (doc,) = await all_unsynced(store)
+    marks = [SyncMark(doc.key, doc.version)]
+    facade.calls, facade.lose = 0, frozenset({1})
+    with pytest.raises(StoreUnavailable):
+        await store.mark_synced(marks, NOW)
+    assert await store.mark_synced(marks, NOW) == {doc.key}
+    assert await store.mark_synced(marks, NOW) == set()  # another call: not its mark
 
 
 async def test_documents_with_a_string_id_are_marked() -> None:

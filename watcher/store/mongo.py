@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Hashable, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, cast
 
@@ -40,7 +41,6 @@ from watcher.store.mongo_client import durable, majority_reads, why_no_answer
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
     NOT_A_MEMBER,
-    Unconfirmed,
     UniqueIndexMissing,
     is_missing_index,
     is_refusal,
@@ -61,6 +61,7 @@ from watcher.store.mongo_ops import (
     unsync_op,
     upsert_op,
     version_of,
+    written_by,
 )
 from watcher.store.mongo_stream import ChangeFollower
 from watcher.store.port import (
@@ -80,9 +81,34 @@ log = logging.getLogger(__name__)
 RACE_ROUNDS: Final = 5  # an upsert refused by a concurrent insert is run again
 CALL_TIMEOUT_SECONDS: Final = 30.0
 CLOSE_SECONDS: Final = 2.0
-UNCONFIRMED_KEPT: Final = 64  # mark tokens kept for a retry (a retry comes next, or never)
-# an upsert applied but not confirmed: its outcomes and the clashes it met, by order index
-Applied = tuple[list[Outcome | None], dict[int, Clash]]
+UNANSWERED_KEPT: Final = 64  # writes kept for their retry (a retry comes next, or never)
+
+
+@dataclass
+class Unanswered:
+    """A batch's write whose answer did not come (a lost reply, a write concern not met):
+    the token its documents carry, made once for the batch, and the clashes it met (by
+    order index), for the retry of the same batch."""
+
+    token: ObjectId = field(default_factory=ObjectId)
+    noted: dict[int, Clash] = field(default_factory=dict)
+
+
+class UnansweredWrites:
+    """Writes not answered, by their batch (its orders and time, or its marks): a retry of
+    the batch takes its token back and so knows its own applied writes."""
+
+    def __init__(self) -> None:
+        self._by_batch: dict[Hashable, Unanswered] = {}
+
+    def take(self, batch: Hashable) -> Unanswered:
+        """The batch's unanswered write, or a new one (a first attempt: a new token)."""
+        return self._by_batch.pop(batch, None) or Unanswered()
+
+    def keep(self, batch: Hashable, write: Unanswered) -> None:
+        if len(self._by_batch) >= UNANSWERED_KEPT:
+            self._by_batch.clear()
+        self._by_batch[batch] = write
 
 
 class MongoStore:
@@ -94,9 +120,7 @@ class MongoStore:
         # what decides an export is read as the majority has it: never a write that a
         # failover could roll back (the change stream is majority-committed already)
         self._committed = majority_reads(collection)
-        self._unconfirmed: dict[tuple[SyncMark, ...], ObjectId] = {}  # marks not yet answered
-        # upserts applied but not confirmed durable: what they did, for their retry
-        self._applied: dict[tuple[tuple[OrderUpsert, ...], datetime], Applied] = {}
+        self._unanswered = UnansweredWrites()  # upserts and marks, for their retry
         self.trigger = TriggerProgress()
         self._follower = ChangeFollower(collection, self._sweep, self._stored, self.trigger)
 
@@ -182,27 +206,24 @@ class MongoStore:
         """Newer wins per order; an order the server refuses for good (a validator, a size
         limit) raises ``OrdersRefused`` once the others are written. Never without the
         unique index: one found missing is made again first (or the write waits). A retry
-        of a write applied but not confirmed keeps that write's outcomes (its own earlier
-        write is no "unchanged"). ``clashes`` gets the conflicts the written orders met
-        (also when others are refused). While duplicates stop the index, orders of a
-        number stored twice raise ``OrdersHeld`` (nothing of the call is written)."""
-        key = (tuple(orders), now)
-        earlier, earlier_noted = self._applied.pop(key, (None, {}))
+        of the same batch (the same orders and time) after a write not answered (a lost
+        reply, a write concern not met) keeps what that write did: its own earlier write is
+        no "unchanged". ``clashes`` gets the conflicts the written orders met (also when
+        others are refused). While duplicates stop the index, orders of a number stored
+        twice raise ``OrdersHeld`` (nothing of the call is written)."""
+        batch = (tuple(orders), now)
+        earlier = self._unanswered.take(batch)
         outcomes: list[Outcome | None] = []
         noted: dict[int, Clash] = {}  # the last word per order: a later round may see anew
         try:
             try:
-                refusals = await self._upsert(orders, now, outcomes, noted)
+                refusals = await self._upsert(orders, now, earlier, outcomes, noted)
             except UniqueIndexMissing:
                 noted.clear()
-                refusals = await self._upsert_restoring(orders, now, outcomes, noted)
-        except Unconfirmed:
-            if len(self._applied) >= UNCONFIRMED_KEPT:
-                self._applied.clear()
-            self._applied[key] = (kept_outcomes(earlier, outcomes), {**earlier_noted, **noted})
+                refusals = await self._upsert_restoring(orders, now, earlier, outcomes, noted)
+        except StoreUnavailable:
+            self._unanswered.keep(batch, Unanswered(earlier.token, {**earlier.noted, **noted}))
             raise
-        outcomes = kept_outcomes(earlier, outcomes)
-        noted = {**earlier_noted, **noted}  # what the unconfirmed write met still stands
         if clashes is not None:
             clashes.extend(noted[i] for i in sorted(noted) if i not in refusals)
         if refusals:
@@ -213,6 +234,7 @@ class MongoStore:
         self,
         orders: Sequence[OrderUpsert],
         now: datetime,
+        earlier: Unanswered,
         outcomes: list[Outcome | None],
         noted: dict[int, Clash],
     ) -> dict[int, str]:
@@ -221,20 +243,22 @@ class MongoStore:
         through the ``_id`` index alone: never a second document for a number."""
         stopped = await restore_unique_index(self._coll)
         if stopped is None:
-            return await self._upsert(orders, now, outcomes, noted)
+            return await self._upsert(orders, now, earlier, outcomes, noted)
         stored = await self._find({"number": {"$in": sorted({o.number for o in orders})}})
         twice = [n for n, count in Counter(d["number"] for d in stored).items() if count > 1]
         if twice:
             raise OrdersHeld(twice, stopped)
         read = {doc["number"]: doc for doc in stored}
-        return await self._upsert(orders, now, outcomes, noted, read)
+        return await self._upsert(orders, now, earlier, outcomes, noted, unindexed=read)
 
     async def _upsert(
         self,
         orders: Sequence[OrderUpsert],
         now: datetime,
+        earlier: Unanswered,
         outcomes: list[Outcome | None],
         noted: dict[int, Clash],
+        *,
         unindexed: dict[int, Document] | None = None,
     ) -> dict[int, str]:
         """Fill ``outcomes`` (one per order, in place: kept if an attempt is cut short) and
@@ -242,7 +266,9 @@ class MongoStore:
 
         A synced document with an older date is updated at once; anything else is refused
         (11000) and decided from the document read: then the update applies only while
-        the document is still exactly as read (or the order is decided again).
+        the document is still exactly as read (or the order is decided again). Every
+        write carries the batch's token (``earlier``'s): a document found with it was
+        written by an earlier attempt of this batch, whose outcome and clash stand.
         ``unindexed``: the unique index is gone, and these are the orders' documents (one
         per number at most): each order is decided from them first."""
         winner, decided = newest_per_number(orders)
@@ -251,10 +277,11 @@ class MongoStore:
         refusals: dict[int, str] = {}
         read = unindexed or {}
         if unindexed is not None:
-            pending = _decided(orders, pending, read, outcomes, noted)
+            pending = _decided(orders, pending, read, outcomes, noted, earlier=earlier)
+        token, no_index = earlier.token, unindexed is not None
         for _ in range(RACE_ROUNDS):
             ops = [
-                upsert_op(orders[i], now, read.get(orders[i].number), unindexed is not None)
+                upsert_op(orders[i], now, token, read.get(orders[i].number), no_index)
                 for i in pending
             ]
             refused = await self._bulk(ops, outcomes, pending, refusals)
@@ -263,7 +290,7 @@ class MongoStore:
             if not refused:
                 return refusals
             read = await self._stored_docs([orders[i].number for i in refused])
-            pending = _decided(orders, refused, read, outcomes, noted)
+            pending = _decided(orders, refused, read, outcomes, noted, earlier=earlier)
         raise StoreUnavailable("MongoDB: upserts kept colliding with concurrent writers")
 
     async def _taken_back(
@@ -294,16 +321,11 @@ class MongoStore:
         indexes: list[int],
         refusals: dict[int, str],
     ) -> list[int]:
-        """Run the upserts; fill inserted/updated outcomes and the server's refusals (also
-        for an attempt applied but not confirmed, which is then raised); return the
-        indexes the unique index refused (as new or newer: stale, or a race)."""
+        """Run the upserts; fill inserted/updated outcomes and the server's refusals; return
+        the indexes the unique index refused (as new or newer: stale, or a race)."""
         if not ops:
             return []
-        try:
-            details = await self._bulk_write(ops)
-        except Unconfirmed as exc:
-            bulk_outcomes(exc.details, outcomes, indexes, refusals)
-            raise
+        details = await self._bulk_write(ops)
         return bulk_outcomes(details, outcomes, indexes, refusals)
 
     async def _bulk_write(self, ops: Sequence[Any]) -> Document:
@@ -459,16 +481,18 @@ class MongoStore:
     ) -> set[str]:
         if not marks:
             return set()
-        # unique to these marks: another call's never carry it, and a retry of the same
+        # made once for these marks: another call's never carry it, and a retry of the same
         # marks (after a write concern not met, a lost reply) finds its own applied marks
-        key = tuple(marks)
-        token = self._unconfirmed.get(key) or ObjectId()
-        if len(self._unconfirmed) >= UNCONFIRMED_KEPT:
-            self._unconfirmed.clear()
-        self._unconfirmed[key] = token
+        batch = ("marks", tuple(marks))
+        token = self._unanswered.take(batch).token
         update = {"$set": {**mark_fields(now), MARK_FIELD: token}}
-        details = await self._bulk_write([UpdateOne(mark_filter(m.version), update) for m in marks])
-        del self._unconfirmed[key]
+        try:
+            details = await self._bulk_write(
+                [UpdateOne(mark_filter(m.version), update) for m in marks]
+            )
+        except StoreUnavailable:
+            self._unanswered.keep(batch, Unanswered(token))
+            raise
         if refused is not None:
             refused.update(refused_marks(marks, details))
         if details.get("nModified") == len(marks):
@@ -519,18 +543,21 @@ def _decided(
     read: dict[int, Document],
     outcomes: list[Outcome | None],
     noted: dict[int, Clash],
+    *,
+    earlier: Unanswered,
 ) -> list[int]:
     """Decide these orders from the documents read (into ``outcomes``, and ``noted`` for
     their clashes); the ones to write, only while their document is still as read."""
     pending = []
     for i in indexes:
         doc = read.get(orders[i].number)
-        when = None if doc is None else stored_date(doc.get("updatedAt"))
-        outcomes[i] = outcome = decide(when, orders[i].updatedAt)
+        outcomes[i], found, again = decide_refused(
+            orders[i], doc, earlier.token, earlier.noted.get(i)
+        )
         noted.pop(i, None)
-        if doc is not None and (found := clash(doc, orders[i], outcome)):
+        if found is not None:
             noted[i] = found
-        if outcome in (Outcome.INSERTED, Outcome.UPDATED):
+        if again:
             pending.append(i)
     return pending
 
@@ -561,18 +588,19 @@ def bulk_outcomes(
     return [indexes[p] for p, e in sorted(errors.items()) if e["code"] == DUPLICATE_KEY]
 
 
-def kept_outcomes(
-    earlier: list[Outcome | None] | None, now: list[Outcome | None]
-) -> list[Outcome | None]:
-    """``now``'s outcomes, but where an earlier unconfirmed attempt wrote an order and the
-    retry found it there ("unchanged"), the earlier attempt's ("inserted", "updated")."""
-    if earlier is None or len(earlier) != len(now):
-        return now
-    written = (Outcome.INSERTED, Outcome.UPDATED)
-    return [
-        before if before in written and after is Outcome.UNCHANGED else after
-        for before, after in zip(earlier, now, strict=True)
-    ]
+def decide_refused(
+    order: OrderUpsert, doc: Document | None, token: ObjectId, earlier: Clash | None
+) -> tuple[Outcome, Clash | None, bool]:
+    """An order the unique index refused, decided from its document as read: its outcome,
+    the clash it meets, and whether it is still to be written. A document that carries
+    the batch's ``token`` was written by an earlier attempt of this batch whose answer was
+    lost: that write's outcome and clash (``earlier``) stand."""
+    if doc is not None and (mine := written_by(doc, token)) is not None:
+        return mine, earlier, False
+    when = None if doc is None else stored_date(doc.get("updatedAt"))
+    outcome = decide(when, order.updatedAt)
+    found = None if doc is None else clash(doc, order, outcome)
+    return outcome, found, outcome in (Outcome.INSERTED, Outcome.UPDATED)
 
 
 def _as_port(doc: Document) -> Document:

@@ -10,7 +10,7 @@ from typing import Any, Final, cast
 from bson import ObjectId
 from pymongo import InsertOne, ReplaceOne, UpdateMany, UpdateOne
 
-from watcher.core.tracos import OrderUpsert
+from watcher.core.tracos import OrderUpsert, Outcome
 from watcher.store.port import Document, Replace, insert_fields, upsert_fields
 
 # The fields an export reads: a conditional mark requires all of them unchanged.
@@ -33,7 +33,11 @@ UNSYNCED_PARTS: Final[tuple[Document, ...]] = (
     {"isSynced": {"$nin": [True, False, None]}},
 )
 NUMBER_ID_PREFIX: Final = b"\0\0\0\0"  # no ObjectId a driver makes starts so (a 1970 time)
-MARK_FIELD: Final = "syncMark"  # which call marked a document: only that call wrote this id
+# Which call last marked a document synced (an export's marks, or an inbound write), and
+# which inbound write inserted it: ids only that call wrote, made once per batch, so that
+# a retry of the batch (after a lost reply) tells its own applied writes from others'.
+MARK_FIELD: Final = "syncMark"
+INSERT_MARK_FIELD: Final = "insertMark"
 _ABSENT: Final = "\0absent"
 
 
@@ -56,19 +60,24 @@ def mark_filter(version: Hashable) -> Document:
 
 
 def upsert_op(
-    order: OrderUpsert, now: datetime, stored: Document | None = None, unindexed: bool = False
+    order: OrderUpsert,
+    now: datetime,
+    token: ObjectId,
+    stored: Document | None = None,
+    unindexed: bool = False,
 ) -> UpdateOne:
     """Insert, or update a synced document whose ``updatedAt`` is an older date; anything
     else is refused (11000) and decided from the document read (``stored``): then the
-    update applies only while the document is still exactly as read.
+    update applies only while the document is still exactly as read. ``token``: the
+    batch's own, left in the document written (and in an inserted one's insert mark).
 
     ``unindexed``: the unique index on ``number`` is gone and cannot be made; the order
     was decided from the document read, and the ``_id`` index alone keeps a number to one
     document: an update of ``stored`` by its ``_id``, or an insert under the ``_id`` the
     number gives (a second insert of it is refused, 11000)."""
     update: Document = {
-        "$set": upsert_fields(order, now),
-        "$setOnInsert": insert_fields(order),
+        "$set": {**upsert_fields(order, now), MARK_FIELD: token},
+        "$setOnInsert": {**insert_fields(order), INSERT_MARK_FIELD: token},
     }
     if order.deletedAt is None:
         update["$unset"] = {"deletedAt": ""}
@@ -89,6 +98,14 @@ def number_id(number: int) -> ObjectId:
     """The ``_id`` an order inserted while the unique index on ``number`` is gone gets: the
     same for a number in every worker, so the ``_id`` index refuses a second one."""
     return ObjectId(NUMBER_ID_PREFIX + number.to_bytes(8, "big", signed=True))
+
+
+def written_by(doc: Document, token: ObjectId) -> Outcome | None:
+    """What the write carrying ``token`` did to ``doc`` (inserted or updated it), if the
+    document is still as that write left it marked; None when another write was last."""
+    if doc.get(MARK_FIELD) != token:
+        return None
+    return Outcome.INSERTED if doc.get(INSERT_MARK_FIELD) == token else Outcome.UPDATED
 
 
 def _exactly(doc: Document, field: str) -> Document:
