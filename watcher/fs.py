@@ -8,22 +8,33 @@ name taken from file contents is ever joined to a folder.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
+import functools
 import os
-import shutil
 import stat
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 AT_FDCWD: Final = -100
-_libc = ctypes.CDLL(None, use_errno=True)
-_renameat2 = getattr(_libc, "renameat2", None)
-_syncfs = getattr(_libc, "syncfs", None)  # Linux: one call makes a file system's writes durable
 NAME_MAX: Final = 255  # bytes in one file name (ext4, xfs, btrfs, tmpfs)
 StrPath = str | os.PathLike[str]
+
+
+@functools.cache
+def _libc_call(name: str) -> Any:
+    """libc's ``name`` (``renameat2``; ``syncfs``: one call makes a file system's writes
+    durable), or None where this libc has none; ctypes loads on first use, not at import."""
+    import ctypes
+
+    return getattr(ctypes.CDLL(None, use_errno=True), name, None)
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
 
 
 class RefusedFile(OSError):
@@ -200,11 +211,12 @@ def remove_temp(path: str) -> None:
 
 def renamed_exclusively(source: StrPath, target: StrPath) -> bool:
     """renameat2(RENAME_NOREPLACE); False where this file system (or libc) has no such call."""
-    if _renameat2 is None:
+    renameat2 = _libc_call("renameat2")
+    if renameat2 is None:
         return False
-    if _renameat2(AT_FDCWD, os.fsencode(source), AT_FDCWD, os.fsencode(target), 1) == 0:
+    if renameat2(AT_FDCWD, os.fsencode(source), AT_FDCWD, os.fsencode(target), 1) == 0:
         return True
-    code = ctypes.get_errno()
+    code = _errno()
     if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
         return False
     raise OSError(code, os.strerror(code), str(source), None, str(target))
@@ -227,7 +239,7 @@ def write_new(path: StrPath, chunks: Sequence[bytes]) -> None:
 
 def stages_with_fsync() -> bool:
     """Whether ``stage_file`` waits on the disk (an fsync each: no ``syncfs`` here)."""
-    return _syncfs is None
+    return _libc_call("syncfs") is None
 
 
 def stage_file(folder: StrPath, name: str, data: bytes) -> str:
@@ -242,8 +254,9 @@ def make_durable(folder_fd: int) -> None:
     folder's file system for the whole batch rather than an fsync each (the data of a
     thousand files costs about one flush, not a thousand). It reports a write-back error
     of any file written since the descriptor was opened: then none may be relied on."""
-    if _syncfs is not None and _syncfs(folder_fd) != 0:
-        code = ctypes.get_errno()
+    syncfs = _libc_call("syncfs")
+    if syncfs is not None and syncfs(folder_fd) != 0:
+        code = _errno()
         raise OSError(code, f"cannot make the files durable: {os.strerror(code)}")
 
 
@@ -259,8 +272,8 @@ def disk_space(folders: dict[str, Path]) -> dict[str, tuple[int, int]]:
     space = {}
     for name, folder in folders.items():
         try:
-            usage = shutil.disk_usage(folder)
+            usage = os.statvfs(folder)
         except OSError:
             continue
-        space[name] = (usage.free, usage.total)
+        space[name] = (usage.f_bavail * usage.f_frsize, usage.f_blocks * usage.f_frsize)
     return space

@@ -6,7 +6,6 @@ imports this module only to run one of them; ``run`` and ``once`` are in
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -41,7 +40,6 @@ from watcher.store import (
     with_store,
 )
 
-log = logging.getLogger("watcher")
 SHOW_BATCH: Final = 1000  # documents read and written at a time by ``show``
 STATUS_PATIENCE_SECONDS: Final = 0.3  # ``status`` waits this long for a lock, then says so
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,7 +102,7 @@ _decode = msgspec.json.Decoder(WorkerStatus).decode
 
 
 def this_host() -> str:
-    return socket.gethostname() or "localhost"
+    return os.uname().nodename or "localhost"
 
 
 def worker_id(settings: Settings, pid: int | None = None) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-import anyio
+if TYPE_CHECKING:
+    import anyio
 
 log = logging.getLogger(__name__)
 Direction = Literal["inbound", "outbound"]
@@ -74,11 +75,15 @@ class Pauses:
         """Return at once unless ``direction`` is paused; then when it is resumed."""
         while direction in self.held:
             if self._resumed is None:
+                import anyio  # here, not at import: ``status`` reads the markers without it
+
                 self._resumed = anyio.Event()
             await self._resumed.wait()
 
     async def follow(self, state_dir: Path) -> None:
         """Read the markers every ``LOOK_SECONDS`` for as long as the worker runs."""
+        import anyio
+
         while True:
             self.update(await anyio.to_thread.run_sync(read_paused, state_dir))
             await anyio.sleep(LOOK_SECONDS)

@@ -13,7 +13,6 @@ import fcntl
 import logging
 import os
 import stat
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ class ClaimDir:
     def create(cls, inbound: Path) -> ClaimDir:
         """A new claim folder; one that cannot be made stops start-up with one line."""
         root = inbound / CLAIMED_DIR
-        name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        name = f"{os.getpid()}-{os.urandom(4).hex()}"
         try:
             root_fd = open_claim_root(inbound)
         except checked.NotAFolder as exc:
@@ -259,7 +258,7 @@ def _renames_atomically(folder: Path) -> bool:
     it links and unlinks: a crash in between leaves two links)."""
     device = os.stat(folder).st_dev
     if device not in _atomic:
-        probe = folder / f".rename-probe-{uuid.uuid4().hex[:8]}"
+        probe = folder / f".rename-probe-{os.urandom(4).hex()}"
         files.write_new(probe, [])
         moved = probe.with_name(probe.name + "-moved")
         try:

@@ -11,7 +11,6 @@ a new input with files of its own.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -32,6 +31,8 @@ REFUSED: str = "rejected"
 
 def staged(claimed: StrPath, kind: str) -> str:
     """Where ``claimed``'s report or refused elements wait (hidden, in its claim folder)."""
+    import hashlib  # on first use: ``status`` imports this module and needs no digest
+
     key = hashlib.blake2b(os.fsencode(os.path.basename(claimed)), digest_size=8).hexdigest()
     return os.path.join(os.path.dirname(claimed), f".{key}.{kind}")
 
