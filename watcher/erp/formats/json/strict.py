@@ -115,7 +115,6 @@ class JsonOrders(Generic[W]):
     ) -> None:
         self._wire = wire
         self._decode_one: Callable[[Buffer], W] = msgspec.json.Decoder(wire).decode
-        self._decode_many: Callable[[Buffer], list[W]] = msgspec.json.Decoder(list[wire]).decode  # type: ignore[valid-type]
         self._translate_one = translate
         self._piece_bytes = piece_bytes
         self._keys = DuplicateKeys(wire)
@@ -147,7 +146,7 @@ class JsonOrders(Generic[W]):
             raise InvalidOrder(f"expected a JSON object or array, got {kind}")
         order = _decode(self._decode_one, data, "$")
         self._keys.refuse_in_one(data, "$")
-        return FileVerdict(orders=[self._translate(order, "$")], rejected=[], is_batch=False)
+        return FileVerdict(orders=(self._translate(order, "$"),), rejected=(), is_batch=False)
 
     def _judge_element(self, data: Buffer, prefix: str) -> OrderUpsert:
         order = _decode(self._decode_one, data, prefix)
@@ -189,7 +188,7 @@ class _Batch(Generic[W]):
     def _judge_together(self, piece: Buffer) -> bool:
         """The whole piece at once; False when its elements must be judged one by one."""
         try:
-            wires = self.orders._decode_many(piece)
+            wires = self.orders._keys.decode_many(piece)
         except msgspec.ValidationError:
             self.typed = False
             return False
@@ -199,9 +198,10 @@ class _Batch(Generic[W]):
             raise self._error(piece, exc) from None
         except RecursionError:
             raise MalformedFile("not valid JSON: nested too deeply") from None
+        except InvalidOrder:  # a key given twice: judged one by one, it gets its element's path
+            return False
         self._check_not_empty(len(wires))
         try:
-            self.orders._keys.refuse_in_many(piece, len(wires))
             upserts = list(map(self.orders._translate_one, wires))
         except InvalidOrder:  # judged one by one, each refusal gets its element's path
             return False
