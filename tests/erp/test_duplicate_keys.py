@@ -45,12 +45,25 @@ class OldDuplicateKeys:
         )
         self._decode_presence = msgspec.json.Decoder(list[presence]).decode  # type: ignore[valid-type]
         self._decode_list = msgspec.json.Decoder(list[wire]).decode  # type: ignore[valid-type]
+        self._decode_one = msgspec.json.Decoder(wire).decode
 
-    def decode_many(self, data: Buffer) -> list[Any]:
+    def decode_one(self, data: Buffer) -> tuple[Any, bool]:
+        """The decode, then ``refuse_in_one``: its exact check is ``refuse_in``."""
+        keys = self._token.findall(data)
+        return self._decode_one(data), len(keys) == len(set(keys))
+
+    def decode_many(self, data: Buffer) -> tuple[list[Any], bool]:
+        """The decode, then ``refuse_in_many`` (a duplicate it found: no proof)."""
         wires = self._decode_list(data)
-        if wires:
-            self.refuse_in_many(data, len(wires))
-        return wires
+        try:
+            if wires:
+                self.refuse_in_many(data, len(wires))
+        except InvalidOrder:
+            return wires, False
+        return wires, True
+
+    def refuse_in(self, data: Buffer, prefix: str) -> None:
+        self._refuse_in(data, prefix)
 
     def refuse_in_one(self, data: Buffer, prefix: str) -> None:
         keys = self._token.findall(data)
@@ -190,13 +203,13 @@ def test_an_ordinary_batch_is_decoded_once_and_proven_without_the_exact_check(
     decode of the piece; a contract key's spelling elsewhere (a nested object's key) is no
     proof, so the exact check runs then."""
     calls: list[bytes] = []
-    exact = keys_module.DuplicateKeys._refuse_in
+    exact = keys_module.DuplicateKeys.refuse_in
 
     def spy(self: keys_module.DuplicateKeys, data: Buffer, prefix: str) -> None:
         calls.append(bytes(data))
         exact(self, data, prefix)
 
-    monkeypatch.setattr(keys_module.DuplicateKeys, "_refuse_in", spy)
+    monkeypatch.setattr(keys_module.DuplicateKeys, "refuse_in", spy)
     orders = [erp(orderNo=n) for n in range(50)]
     orders[3]["isActive"] = True
     orders[4] |= {"isDeleted": True, "deletedDate": "2025-10-01T00:00:00Z"}
