@@ -232,3 +232,23 @@ def test_a_verdict_holds_nothing_the_garbage_collector_walks() -> None:
     for verdict in verdicts:
         parts = (verdict, verdict.orders, verdict.rejected, verdict.rejected_data)
         assert not any(map(gc.is_tracked, parts))
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_quotes_prove_nothing_when_a_repeat_could_pass_for_an_absent_key(batch: bool) -> None:
+    """``orderNo`` twice, ``deletedDate`` absent but spelled as the summary: the quotes are
+    those of one ``deletedDate`` key more, so only the decode's own presence can tell; a
+    summary with quotes in it proves nothing either, and is still accepted."""
+    order = erp(orderNo=1, summary="deletedDate")
+    del order["deletedDate"]
+    repeated = json.dumps(order)[:-1] + ', "orderNo": 1}'
+    quoted = json.dumps(erp(orderNo=2, summary='say "hi"'))
+    new, _ = judges(2**20)
+    if not batch:
+        with pytest.raises(InvalidOrder, match="duplicate key `orderNo`"):
+            new.judge(repeated.encode())
+        assert [o.number for o in new.judge(quoted.encode()).orders] == [2]
+        return
+    verdict = new.judge(f"[{repeated}, {quoted}]".encode())
+    assert [o.number for o in verdict.orders] == [2]
+    assert [r.path for r in verdict.rejected] == ["$[0].orderNo"]
