@@ -69,7 +69,7 @@ def test_render_then_judge_is_a_fixed_point(erp_format: ErpFormat, order: Tracos
     file = erp_format.render(order)
     verdict = erp_format.judge(file.data)
     [upsert] = verdict.orders
-    assert (upsert.number, upsert.updatedAt, verdict.rejected) == (
+    assert (upsert.number, upsert.updatedAt, list(verdict.rejected)) == (
         order.number,
         order.updatedAt,
         [],

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # a type only: the formats that import this module stay free 
 LISTED: Final = 100  # refused elements of a batch listed one by one; the rest are counted
 
 
-class Rejection(msgspec.Struct, frozen=True):
+class Rejection(msgspec.Struct, frozen=True, gc=False):
     """Why one order (``index`` in a batch file, ``None`` for a single-order file) was refused."""
 
     index: int | None
@@ -35,20 +35,24 @@ class Rejection(msgspec.Struct, frozen=True):
     reason: str
 
 
-class FileVerdict(msgspec.Struct, frozen=True):
+class FileVerdict(msgspec.Struct, frozen=True, gc=False):
     """What a whole ERP file amounts to: the usable orders and the refused elements.
 
     Bounded whatever the file: ``rejected`` lists at most ``LISTED`` refusals (``unlisted``
     counts the others); ``rejected_data`` holds every refused element's original bytes, in
     order, as runs to be joined by commas into one JSON array. ``elements``: how many the
     batch had (kept when the orders are let go, once stored).
+
+    Kept per file until the file is filed away (thousands in a burst), so nothing in it is
+    for the garbage collector to walk: not tracked itself (it is in no cycle), and a
+    one-order file's sequences are tuples of untracked values (``()`` when empty).
     """
 
-    orders: list[OrderUpsert]
-    rejected: list[Rejection]
+    orders: Sequence[OrderUpsert]
+    rejected: Sequence[Rejection]
     is_batch: bool
     unlisted: int = 0
-    rejected_data: list[bytes] = []
+    rejected_data: Sequence[bytes] = ()
     elements: int | None = None
 
     @property
@@ -60,7 +64,7 @@ class FileVerdict(msgspec.Struct, frozen=True):
 
     def stored(self) -> FileVerdict:
         """This verdict without its orders (they are in the store): what filing needs."""
-        return msgspec.structs.replace(self, orders=[], elements=self._total())
+        return msgspec.structs.replace(self, orders=(), elements=self._total())
 
     def _total(self) -> int:
         return self.rejected_count + len(self.orders) if self.elements is None else self.elements

@@ -10,7 +10,7 @@ than ``grace`` (the worker exports them within milliseconds).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import aclosing
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -220,7 +220,7 @@ def _order_in(erp: ErpFormat, path: Path) -> tuple[OrderUpsert | str | None, byt
     return (orders[0], data) if len(orders) == 1 else (f"{len(orders)} orders", data)
 
 
-def _orders_in(erp: ErpFormat, path: Path) -> list[OrderUpsert]:
+def _orders_in(erp: ErpFormat, path: Path) -> Sequence[OrderUpsert]:
     try:
         return erp.judge(files.read_regular(path, MAX_FILE * 512)[0]).orders
     except (OSError, RejectedInput):

@@ -12,14 +12,14 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import msgspec
 
-from watcher.core.tracos import normalise_date
-from watcher.store.port import UPSERT_DATES, Document
+from watcher.core.tracos import OrderUpsert, normalise_date
+from watcher.store.port import Document, insert_fields
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND: Final = timedelta(milliseconds=1)
@@ -50,13 +50,98 @@ def encode(doc: Document) -> bytes:
     return _encode({k: {DATE: v} if isinstance(v, datetime) else v for k, v in doc.items()})
 
 
-def encode_set(doc: Document) -> bytes:
-    """The row's JSON of a document whose dates are tagged already, but for those an
-    inbound write sets (``UPSERT_DATES``, given as ``datetime``)."""
-    for key in UPSERT_DATES:
-        value = doc.get(key)
-        if isinstance(value, datetime):
-            doc[key] = {DATE: value}
+class Date(msgspec.Struct, gc=False):
+    """A date as a row tags it: ``{"$date": "2025-10-01T00:04:29.045000Z"}``."""
+
+    at: datetime = msgspec.field(name=DATE)
+
+
+class _Inserted(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """A new order's JSON, its keys in the order ``apply_upsert`` gives them (the
+    description first, the id last)."""
+
+    description: str
+    number: int
+    status: str
+    title: str
+    createdAt: Date
+    updatedAt: Date
+    deleted: bool
+    isSynced: bool
+    syncedAt: Date
+    deletedAt: Date | None = None  # absent when None
+    id: str = msgspec.field(name="_id")
+
+
+class _Created(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """``_Inserted`` for an order with no status: ``created``, right after the description."""
+
+    description: str
+    status: str
+    number: int
+    title: str
+    createdAt: Date
+    updatedAt: Date
+    deleted: bool
+    isSynced: bool
+    syncedAt: Date
+    deletedAt: Date | None = None
+    id: str = msgspec.field(name="_id")
+
+
+def inserted(order: OrderUpsert, synced_at: Date, new_id: str) -> bytes:
+    """The JSON of a new order's row: the fields of ``upsert_fields`` and ``insert_fields``,
+    in one encode (``synced_at``: the batch's write time, made once)."""
+    shape = _Created if order.status is None else _Inserted
+    deleted_at = order.deletedAt
+    return _encode(
+        shape(
+            description=order.description,
+            status=order.status or "created",
+            number=order.number,
+            title=order.title,
+            createdAt=Date(order.createdAt),
+            updatedAt=Date(order.updatedAt),
+            deleted=order.deleted,
+            isSynced=True,
+            syncedAt=synced_at,
+            deletedAt=None if deleted_at is None else Date(deleted_at),
+            id=new_id,
+        )
+    )
+
+
+Stored = tuple[str | bytes, int, int | None]  # a row's JSON, ``synced``, ``synced_at``
+
+
+def updated(
+    stored: Stored, order: OrderUpsert, synced_at: Date, new_id: Callable[[], str]
+) -> bytes:
+    """The JSON of a stored order's row after an inbound write, as ``apply_upsert`` leaves
+    the document: its own keys where they were (the columns' ``isSynced`` and ``syncedAt``
+    where a mark that rewrote it would have put them), ``deletedAt`` moved last, new keys
+    after. Its own dates stay in their row form; the written ones are ``Date``s."""
+    text, _, marked = stored
+    doc = _decode(text)
+    if marked is not None:  # the values are the write's, set below
+        doc["isSynced"] = None
+        doc["syncedAt"] = None
+    if not doc:
+        doc = insert_fields(order)
+    doc.pop("deletedAt", None)
+    doc["number"] = order.number
+    if order.status is not None:
+        doc["status"] = order.status
+    doc["title"] = order.title
+    doc["createdAt"] = Date(order.createdAt)
+    doc["updatedAt"] = Date(order.updatedAt)
+    doc["deleted"] = order.deleted
+    doc["isSynced"] = True
+    doc["syncedAt"] = synced_at
+    if order.deletedAt is not None:
+        doc["deletedAt"] = Date(order.deletedAt)
+    if "_id" not in doc:
+        doc["_id"] = new_id()
     return _encode(doc)
 
 
@@ -77,15 +162,6 @@ def with_marks(doc: Document, synced: int, synced_at: int | None) -> Document:
 def decode_marked(row: str | bytes, synced: int, synced_at: int | None) -> Document:
     """``decode`` of a row's JSON, with the sync state of its columns."""
     return with_marks(decode(row), synced, synced_at)
-
-
-def decode_untagged_marked(row: str | bytes, synced: int, synced_at: int | None) -> Document:
-    """``decode_untagged``, with the columns' ``syncedAt`` as ``{"$date": datetime}`` (which
-    encodes to the bytes a tagged date has)."""
-    doc = with_marks(_decode(row), synced, synced_at)
-    if synced_at is not None:
-        doc["syncedAt"] = {DATE: doc["syncedAt"]}
-    return doc
 
 
 def decode(row: str | bytes) -> Document:

@@ -42,7 +42,6 @@ from watcher.store.port import (
     StoredDocument,
     SyncMark,
     TriggerProgress,
-    apply_upsert,
     replaces,
 )
 
@@ -260,19 +259,25 @@ class SqliteStore:
                 if outcome in (Outcome.INSERTED, Outcome.UPDATED):
                     writes.append((orders[index], row[1:] if doc is not None else None))
             # rows made as they are written: a batch's encoded rows never coexist
-            upserted = (self._upserted(order, row, now) for order, row in writes)
+            upserted = self._upserted(writes, now)
             self._replace(db, upserted, now, synced=1)
         return [o for o in outcomes if o is not None]
 
     def _upserted(
-        self, order: OrderUpsert, stored: tuple[Any, ...] | None, now: datetime
-    ) -> rows.Row:
-        """The row after an inbound write (``stored``: the JSON, ``synced``, ``synced_at``).
-        The stored document's own dates stay in their row form: only the fields the write
-        sets are tagged (a whole-document pass costs more than the rest of the row)."""
-        doc = apply_upsert(rows.decode_untagged_marked(*stored) if stored else None, order, now)
-        doc.setdefault("_id", next(self._ids))
-        return order.number, rows.to_millis(order.updatedAt), 1, rows.encode_set(doc)
+        self, writes: list[tuple[OrderUpsert, tuple[Any, ...] | None]], now: datetime
+    ) -> Iterator[rows.Row]:
+        """The rows after an inbound write, each made as it is written (``stored``: the
+        JSON, ``synced``, ``synced_at``; None for a new order). One encode a row: a new
+        order's from a Struct, a stored one's with only the fields the write sets replaced."""
+        synced_at = rows.Date(now)  # one for the batch
+        new_id = self._ids.__next__
+        for order, stored in writes:
+            doc = (
+                rows.updated(stored, order, synced_at, new_id)
+                if stored
+                else rows.inserted(order, synced_at, new_id())
+            )
+            yield order.number, rows.to_millis(order.updatedAt), 1, doc
 
     def _stored(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, tuple[Any, ...]]:
         """``updated_at``, the document's JSON, ``synced`` and ``synced_at`` per stored

@@ -115,7 +115,6 @@ class JsonOrders(Generic[W]):
     ) -> None:
         self._wire = wire
         self._decode_one: Callable[[Buffer], W] = msgspec.json.Decoder(wire).decode
-        self._decode_many: Callable[[Buffer], list[W]] = msgspec.json.Decoder(list[wire]).decode  # type: ignore[valid-type]
         self._translate_one = translate
         self._piece_bytes = piece_bytes
         self._keys = DuplicateKeys(wire)
@@ -145,14 +144,18 @@ class JsonOrders(Generic[W]):
             value = _decode(_decode_any, data, "$")
             kind = _JSON_KIND.get(type(value), type(value).__name__)
             raise InvalidOrder(f"expected a JSON object or array, got {kind}")
-        order = _decode(self._decode_one, data, "$")
-        self._keys.refuse_in_one(data, "$")
-        return FileVerdict(orders=[self._translate(order, "$")], rejected=[], is_batch=False)
+        order = self._decode_proven(data, "$")
+        return FileVerdict(orders=(self._translate(order, "$"),), rejected=(), is_batch=False)
 
     def _judge_element(self, data: Buffer, prefix: str) -> OrderUpsert:
-        order = _decode(self._decode_one, data, prefix)
-        self._keys.refuse_in_one(data, prefix)
-        return self._translate(order, prefix)
+        return self._translate(self._decode_proven(data, prefix), prefix)
+
+    def _decode_proven(self, data: Buffer, prefix: str) -> W:
+        """One object, decoded once; a key given twice refused at its path."""
+        order, proven = _decode(self._keys.decode_one, data, prefix)
+        if not proven:
+            self._keys.refuse_in(data, prefix)
+        return order  # type: ignore[no-any-return]
 
     def _translate(self, order: W, prefix: str) -> OrderUpsert:
         try:
@@ -189,7 +192,7 @@ class _Batch(Generic[W]):
     def _judge_together(self, piece: Buffer) -> bool:
         """The whole piece at once; False when its elements must be judged one by one."""
         try:
-            wires = self.orders._decode_many(piece)
+            wires, proven = self.orders._keys.decode_many(piece)
         except msgspec.ValidationError:
             self.typed = False
             return False
@@ -201,7 +204,8 @@ class _Batch(Generic[W]):
             raise MalformedFile("not valid JSON: nested too deeply") from None
         self._check_not_empty(len(wires))
         try:
-            self.orders._keys.refuse_in_many(piece, len(wires))
+            if not proven:
+                self.orders._keys.refuse_in(piece, "$")
             upserts = list(map(self.orders._translate_one, wires))
         except InvalidOrder:  # judged one by one, each refusal gets its element's path
             return False
