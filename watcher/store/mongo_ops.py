@@ -54,9 +54,10 @@ def mark_filter(version: Hashable) -> Document:
 
 
 def upsert_op(order: OrderUpsert, now: datetime, stored: Document | None = None) -> UpdateOne:
-    """Insert, or update a synced document whose ``updatedAt`` is an older date; anything
-    else is refused (11000) and decided from the document read (``stored``): then the
-    update applies only while the document is still exactly as read."""
+    """Insert, or update a synced document whose ``updatedAt`` is an older date and that was
+    synced before the ERP made its version (``tracos.crossed``); anything else is refused
+    (11000) and decided from the document read (``stored``): then the update applies only
+    while the document is still exactly as read."""
     update: Document = {
         "$set": upsert_fields(order, now),
         "$setOnInsert": insert_fields(order),
@@ -66,6 +67,8 @@ def upsert_op(order: OrderUpsert, now: datetime, stored: Document | None = None)
     if stored is None:
         query: Document = {"number": order.number, "updatedAt": {"$lt": order.updatedAt}}
         query["isSynced"] = True
+        # synced after the ERP made its version: read first, it may have crossed an export
+        query["syncedAt"] = {"$lte": order.updatedAt}
     else:
         exactly = {f: _exactly(stored, f) for f in ("updatedAt", "isSynced")}
         query = {"_id": stored["_id"], "number": order.number, **exactly}
