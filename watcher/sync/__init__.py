@@ -27,12 +27,15 @@ from watcher.sync.stats import (
 from watcher.sync.tracing import current_tracer, use_tracer
 
 if TYPE_CHECKING:
+    from watcher.sync.drift import LEDGER_FILE, DriftLedger
     from watcher.sync.receipts import receipt_schema
 
 __all__ = [
     "BUCKETS",
+    "LEDGER_FILE",
     "ORDERS",
     "Count",
+    "DriftLedger",
     "Failure",
     "Histogram",
     "RecentRates",
@@ -47,4 +50,6 @@ __all__ = [
     "resume",
     "use_tracer",
 ]
-__getattr__ = lazy(__name__, {"receipt_schema": "receipts"})
+__getattr__ = lazy(
+    __name__, {"receipt_schema": "receipts", "DriftLedger": "drift", "LEDGER_FILE": "drift"}
+)
