@@ -32,7 +32,7 @@ from watcher.observe.reporting import Reporter, Reporting
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_journal, build_store
 from watcher.sync.bookkeeping import Observer, standard_books
-from watcher.sync.drift import DriftWatch
+from watcher.sync.drift import LEDGER_FILE, DriftLedger, DriftWatch
 from watcher.sync.inbound import Inbound
 from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
@@ -76,7 +76,11 @@ def build_integration(settings: Settings, stats: Stats) -> Integration:
 
     return Integration(
         name=settings.erp_format,
-        format=DriftWatch(load_format(settings.erp_format), stats),
+        format=DriftWatch(
+            load_format(settings.erp_format),
+            stats,
+            DriftLedger(settings.state_dir / LEDGER_FILE),
+        ),
         source=FolderSource(settings, stats.trouble("in")),
         sink=FolderSink(settings, stats.trouble("out", Count.EXPORT_ERRORS)),
     )
@@ -121,6 +125,7 @@ def pipelines(
         settings.rescan_seconds,
         books,
         repair,
+        integration.format.name_examples if isinstance(integration.format, DriftWatch) else None,
     )
     outbound = Outbound(
         integration.format,
@@ -289,8 +294,11 @@ class Worker:
 
     async def _record_drift(self) -> None:
         watch = self.integration.format
-        if isinstance(watch, DriftWatch) and self.journal.on:
-            await self.journal.record(watch.new_entries(self.journal.worker))
+        if not isinstance(watch, DriftWatch):
+            return
+        entries = await anyio.to_thread.run_sync(watch.new_entries, self.journal.worker)
+        if self.journal.on and entries:
+            await self.journal.record(entries)
 
 
 def serve(worker: Worker, reporters: list[Reporter], every: float) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.builders import T0, erp, tracos_doc
+from tests.helpers.builders import NOW, T0, erp, order, tracos_doc
 from tests.helpers.conditions import wait_for
 from tests.helpers.mongo_facade import FacadeCollection
 from tests.helpers.stores import make_settings
@@ -49,6 +49,8 @@ async def planted(store: WorkOrderStore, root: Path) -> Settings:
     (settings.archive_dir / "4.json").write_bytes(erp_file(4, stored_at + HOUR))
     (settings.archive_dir / "1.json").write_bytes(erp_file(1, stored_at - HOUR))  # older: fine
     await store.put_documents([tracos_doc(5, updatedAt=datetime.now(UTC))])  # unsynced, now
+    await store.upsert([order(6, stored_at + HOUR)], NOW)  # the ERP's own version
+    (settings.outbound_dir / "6.json").write_bytes(erp_file(6, stored_at))  # TracOS's, older
     return settings
 
 
@@ -72,11 +74,13 @@ async def findings(
 async def test_verify_finds_each_kind_of_disagreement(
     store: WorkOrderStore, tmp_path: Path
 ) -> None:
-    """Another version in a file, a file newer than stored, a file with no order, an
-    archived version newer than stored; an unsynced order only once it waited too long."""
+    """Another version in a file, another than the ERP's own stored version (to be
+    withdrawn), a file newer than stored, a file with no order, an archived version newer
+    than stored; an unsynced order only once it waited too long."""
     settings = await planted(store, tmp_path)
     expected = {
         ("file_differs", 2, True),
+        ("file_superseded", 6, True),
         ("file_newer", 3, True),
         ("file_without_order", 9, True),
         ("archive_newer", 4, True),
@@ -141,6 +145,31 @@ async def test_a_conflict_is_journalled_counted_and_listed(settings: Settings) -
     ]
     text = cli(settings, "conflicts").stdout
     assert "order 7 from 7.json" in text and "the ERP's version won" in text
+
+
+async def test_an_erp_version_made_before_tracos_s_export_is_a_conflict_too(
+    any_settings: Settings,
+) -> None:
+    """TracOS's change went out first; then comes an ERP version made before that export
+    (it could not have seen it), newer: a conflict as well, on both stores. The ERP's
+    version wins, and the outbound file holding TracOS's older version is withdrawn."""
+    settings = any_settings
+    tracos_at = T0 + HOUR
+    async with opened_store(settings) as store:
+        await store.put_documents([tracos_doc(7, title="TracOS's title", updatedAt=tracos_at)])
+    exported = settings.outbound_dir / "7.json"
+    async with running(settings) as worker:
+        await wait_for(lambda: worker.stats.counters[Count.EXPORTED] == 1, "exported, marked")
+        assert exported.exists()
+        drop(settings.inbound_dir, "7.json", erp_file(7, tracos_at + HOUR, "ERP's title"))
+        await wait_for(lambda: worker.stats.counters[Count.CONFLICTS] == 1, "conflict counted")
+        await wait_for(lambda: not exported.exists(), "TracOS's older file withdrawn")
+    [entry] = json.loads(cli(settings, "conflicts", "--json").stdout)
+    assert (entry["number"], entry["file"]) == (7, "7.json")
+    assert entry["version"].startswith("2025-10-01T02:04:29.045")
+    assert entry["tracos_version"].startswith("2025-10-01T01:04:29.045")
+    assert 'title: "TracOS\'s title" → "ERP\'s title"' in entry["differs"]
+    assert cli(settings, "verify").returncode == 0
 
 
 async def test_a_version_that_is_no_date_is_journalled(settings: Settings) -> None:

@@ -208,6 +208,44 @@ async def test_an_erp_version_meeting_an_unsynced_tracos_change_is_a_conflict(
 
 
 @pytest.mark.parametrize(
+    ("hours", "outcome"),
+    [(1, Outcome.UPDATED), (-1, Outcome.STALE)],
+    ids=["erp-newer", "erp-older"],
+)
+async def test_an_erp_version_made_before_a_tracos_change_was_exported_is_a_conflict(
+    store: WorkOrderStore, hours: int, outcome: Outcome
+) -> None:
+    """TracOS's change was exported (synced) first, and an ERP version made before that
+    export (so without it) arrives after: both changed since the last sync, a conflict as
+    well. Not one: an ERP version made after the export (it could have seen it), nor a
+    newer one over the ERP's own version stored (a burst of its own changes)."""
+    tracos_at, exported_at = T0 + timedelta(hours=1), T0 + timedelta(hours=3)
+    await store.put_documents(
+        [tracos_doc(n, title="TracOS's", updatedAt=tracos_at) for n in (1, 2)]
+    )
+    marks = [SyncMark(d.key, d.version) for d in await all_unsynced(store)]
+    assert len(await store.mark_synced(marks, exported_at)) == 2
+    await store.upsert([order(3, tracos_at, title="ERP's first")], exported_at)
+    erp_at = tracos_at + timedelta(hours=hours)
+    clashes: list[Clash] = []
+    sent = [
+        order(1, erp_at, title="ERP's"),
+        order(2, exported_at + timedelta(hours=1), title="ERP's, after the export"),
+        order(3, tracos_at + timedelta(minutes=90), title="ERP's second"),
+    ]
+    assert await store.upsert(sent, NOW, clashes) == [outcome, Outcome.UPDATED, Outcome.UPDATED]
+    [found] = clashes
+    assert (found.kind, found.number, found.outcome) == ("conflict", 1, outcome)
+    assert (found.erp_version, found.tracos_version) == (erp_at, tracos_at)
+    assert found.differs == (
+        "status: 'completed' → 'pending'",
+        'title: "TracOS\'s" → "ERP\'s"',
+    )
+    winner = "ERP's" if outcome is Outcome.UPDATED else "TracOS's"
+    assert (await one(store, 1))["title"] == winner
+
+
+@pytest.mark.parametrize(
     "erp_version",
     [datetime(1960, 1, 1, tzinfo=UTC), datetime(1969, 12, 31, 12, tzinfo=UTC)],
     ids=["1960", "the-eve-of-1970"],

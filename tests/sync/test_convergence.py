@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from tests.helpers.builders import T0, erp, tracos_doc
 from tests.helpers.conditions import wait_for, wait_until
 from tests.helpers.stores import make_settings, unique_collection
-from tests.helpers.workers import cli, drop, opened_store, running
+from tests.helpers.workers import cli, drop, names, opened_store, running
 from tests.helpers.workers import worker as worker_process
 from watcher.app import Worker, build_worker
 from watcher.core.settings import Settings
@@ -215,14 +215,20 @@ def test_the_quick_start_beside_a_running_worker_converges(
     any_settings: Settings, tmp_path: Path, run: int
 ) -> None:
     """`watcher seed --tracos 15 --erp 10` beside a running worker: the ERP's ten versions
-    (newer) land while the TracOS ones are exported; every file ends as stored."""
-    with worker_process(any_settings, tmp_path / "worker.log"):
+    (newer) land while the TracOS ones are exported, before or after them; every run
+    leaves the same folders: the ERP's own versions are not sent back, and an older TracOS
+    file of those orders exported first is withdrawn (docs/erp-contract-returns.md)."""
+    settings = any_settings
+    with worker_process(settings, tmp_path / "worker.log"):
         wait_until(lambda: "watching" in (tmp_path / "worker.log").read_text(), "started")
-        cli(any_settings, "seed", "--tracos", "15", "--erp", "10")
-        wait_until(lambda: not any(any_settings.inbound_dir.glob("*.json")), "inbound taken")
-        wait_until(lambda: outbound_agrees(any_settings), "outbound files as stored", 30)
-    exported = {path.name for path in any_settings.outbound_dir.glob("*.json")}
-    assert exported >= {f"{n}.json" for n in range(11, 16)}  # TracOS's alone: all exported
+        cli(settings, "seed", "--tracos", "15", "--erp", "10")
+        wait_until(lambda: not any(settings.inbound_dir.glob("*.json")), "inbound taken")
+        wait_until(lambda: outbound_agrees(settings), "outbound files as stored", 30)
+        wait_until(lambda: len(names(settings.archive_dir)) == 10, "ten files archived")
+    assert names(settings.outbound_dir, ".json") == sorted(f"{n}.json" for n in range(11, 16))
+    assert names(settings.archive_dir) == sorted(f"{n}.json" for n in range(1, 11))
+    assert names(settings.failed_dir) == []
+    assert names(settings.inbound_dir) == []
 
 
 @pytest.mark.anyio

@@ -47,3 +47,38 @@ async def test_a_new_key_is_counted_shown_in_status_and_journalled(settings: Set
         await wait_for(lambda: "field_drift" in cli(settings, "history", "4").stdout, "journalled")
     [doc] = json.loads(cli(settings, "show", "4").stdout)
     assert "priority" not in doc
+
+
+def drift_events(settings: Settings, *numbers: int) -> list[dict[str, object]]:
+    story = [
+        e for n in numbers for e in json.loads(cli(settings, "history", str(n), "--json").stdout)
+    ]
+    return [entry for entry in story if entry["event"] == "field_drift"]
+
+
+def ledger_files(settings: Settings, key: str) -> int:
+    report = gather_status(settings, None, None, datetime.now(UTC))
+    seen = report["field_drift"].get(key)
+    return int(seen["files"]) if seen else 0
+
+
+async def test_a_key_first_seen_is_announced_once_across_restarts(settings: Settings) -> None:
+    """The first time `priority` comes in the product's life: one journal event; a restart
+    that sees it again announces nothing, and status (no worker running) still shows when
+    it was first and last seen and in which file."""
+    first_file = json.dumps(erp(orderNo=4, priority="high")).encode()
+    async with running(settings) as worker:
+        drop(settings.inbound_dir, "4.json", first_file)
+        await wait_for(lambda: ledger_files(settings, "priority") == 1, "kept in the ledger")
+        first = worker.stats.drift["priority"].first
+    async with running(settings) as worker:
+        drop(settings.inbound_dir, "5.json", json.dumps(erp(orderNo=5, priority=1)).encode())
+        await wait_for(lambda: ledger_files(settings, "priority") == 2, "seen again")
+        assert worker.stats.drift["priority"].first == first  # as first seen, in any run
+    [event] = drift_events(settings, 4, 5)
+    assert (event["number"], event["file"]) == (4, "4.json")
+    seen = gather_status(settings, None, None, datetime.now(UTC))["field_drift"]["priority"]
+    assert (seen["first"], seen["example_order"], seen["example_file"]) == (first, 4, "4.json")
+    assert seen["last"] > first
+    lines = status_lines(gather_status(settings, None, None, datetime.now(UTC)))
+    assert any("e.g. order 4 in 4.json" in line for line in lines)

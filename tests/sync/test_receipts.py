@@ -8,13 +8,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from tests.helpers.builders import T0, erp, tracos_doc
+from tests.helpers.builders import NOW, T0, erp, order, tracos_doc
 from tests.helpers.stores import make_settings
 from tests.helpers.workers import cli, drop, opened_store
 from watcher.app import build_worker
 from watcher.core.settings import Settings
+from watcher.core.tracos import Clash, Outcome
+from watcher.erp.port import FileVerdict, NotFiled, Taken
+from watcher.sync.batches import FiledFile, InboundDone
+from watcher.sync.receipts import Receipts
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +62,38 @@ async def test_each_file_gets_a_receipt_with_each_orders_outcome(tmp_path: Path)
     assert (rejected["outcome"], rejected["index"], rejected["path"]) == ("rejected", 1, "$[1]")
     assert found["broken.json"]["filed"] == "quarantined"
     assert found["broken.json"]["orders"][0]["outcome"] == "rejected"
+    names = sorted(p.name for p in settings.receipts_dir.iterdir())  # type: ignore[union-attr]
+    assert names == [
+        "batch.json.receipt.json",  # after the inbound file, not its `.rejected` part
+        "broken.json.receipt.json",
+        "one.json.receipt.json",
+    ]
+
+
+async def test_a_file_filed_away_later_gets_its_receipt_then(tmp_path: Path) -> None:
+    """A file that could not be filed away with its batch (a full disk) stays claimed,
+    its orders stored; when a later pass files it away, its receipt comes, with the
+    outcomes and the conflict of its batch (a kept file no longer holds its orders)."""
+    made = Receipts(tmp_path / "receipts", tmp_path / "archive", tmp_path / "failed")
+    orders = [order(4), order(5)]
+    item = Taken("4.json", "claims/4.json", NOW.timestamp(), FileVerdict(orders, [], True))
+    outcomes = [Outcome.INSERTED, Outcome.UPDATED]
+    clash = Clash("conflict", 5, Outcome.UPDATED, T0, T0, "", ())
+    held = FiledFile(item, NotFiled.LATER, outcomes)
+    await made.inbound(InboundDone([held], NOW, NOW, clashes=[clash]))
+    assert not (tmp_path / "receipts").exists()
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "4.json").write_bytes(b"[]")
+    kept = msgspec.structs.replace(item, verdict=item.verdict and item.verdict.stored())
+    later = NOW + timedelta(minutes=1)
+    await made.inbound(InboundDone([FiledFile(kept, "4.json", outcomes)], later, later, True))
+    receipt = json.loads((tmp_path / "receipts" / "4.json.receipt.json").read_text())
+    assert receipt["orders"] == [
+        {"outcome": "inserted", "orderNo": 4},
+        {"outcome": "conflict", "orderNo": 5},
+    ]
+    assert (receipt["filed"], receipt["filed_as"]) == ("archived", "4.json")
+    assert receipt["sha256"] == hashlib.sha256(b"[]").hexdigest()
 
 
 async def test_no_receipts_unless_asked(settings: Settings) -> None:

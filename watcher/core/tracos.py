@@ -135,10 +135,26 @@ def stored_date(value: object) -> datetime:
     return NOT_A_DATE
 
 
+# Set by every inbound write: the ERP's own version (its ``lastUpdateDate``) last stored.
+# While ``updatedAt`` equals it, the stored version is the ERP's own, which it has already.
+ERP_VERSION: Final = "erpUpdatedAt"
+
+
+def erps_own(stored: Mapping[str, Any]) -> bool:
+    """Whether the stored, synced version is the ERP's own (not a TracOS change since)."""
+    own = stored.get(ERP_VERSION)
+    return (
+        stored.get("isSynced") is True
+        and isinstance(own, datetime)
+        and normalise_date(own) == stored_date(stored.get("updatedAt"))
+    )
+
+
 class Clash(msgspec.Struct, frozen=True):
-    """An ERP version that met more than an older synced version: TracOS's own change not
-    synced yet (``conflict``; the newer still wins) or an ``updatedAt`` that is no date
-    (``no_date``; the ERP's wins)."""
+    """An ERP version that met more than an older synced version: a TracOS change made
+    since the last sync (``conflict``; the newer still wins), unsynced yet or exported
+    after the ERP made its version, or an ``updatedAt`` that is no date (``no_date``; the
+    ERP's wins)."""
 
     kind: Literal["conflict", "no_date"]
     number: int
@@ -158,13 +174,31 @@ def clash(stored: Mapping[str, Any], order: OrderUpsert, outcome: Outcome) -> Cl
     differs = differing(stored, order)
     if when is NOT_A_DATE:
         kind: Literal["conflict", "no_date"] = "no_date"
-    elif stored.get("isSynced") is not True and differs:
+    elif differs and (stored.get("isSynced") is not True or crossed(stored, order)):
         kind = "conflict"
     else:
         return None
     shown = raw.isoformat() if isinstance(raw, datetime) else repr(raw)
     version = None if when is NOT_A_DATE else when
     return Clash(kind, order.number, outcome, order.updatedAt, version, shown, differs)
+
+
+def crossed(stored: Mapping[str, Any], order: OrderUpsert) -> bool:
+    """A synced TracOS change and an ERP version made concurrently: the stored version is
+    TracOS's (not the ERP's own), and the ERP made its version before that one was synced
+    (so it could not have seen it) and after its own version we last stored (a change
+    since, not an old one sent again)."""
+    synced_at, own = stored.get("syncedAt"), stored.get(ERP_VERSION)
+    if not isinstance(synced_at, datetime) or erps_own(stored):
+        return False
+    after_own = not isinstance(own, datetime) or order.updatedAt > normalise_date(own)
+    return after_own and order.updatedAt < normalise_date(synced_at)
+
+
+def may_cross(order: OrderUpsert, synced_at: datetime | None) -> bool:
+    """Whether a synced document last synced at ``synced_at`` must be read to know if
+    ``order`` crossed it (see ``crossed``): a store's cheap test before the full one."""
+    return synced_at is not None and order.updatedAt < normalise_date(synced_at)
 
 
 def differing(stored: Mapping[str, Any], order: OrderUpsert) -> tuple[str, ...]:

@@ -215,3 +215,8 @@ class OutboundSink(Protocol):
         """What each named file holds now (None: there is none, e.g. the ERP took it), so
         that a file holding another version than the stored one can be repaired."""
         ...
+
+    async def withdraw(self, names: Sequence[str]) -> set[int]:
+        """Remove these files (one already gone is fine): an older version of an order
+        whose stored version is the ERP's own. The indexes not removed (each reported)."""
+        ...

@@ -20,7 +20,7 @@ import msgspec
 
 from watcher import fs as files
 from watcher.core.errors import RejectedInput, Unexportable
-from watcher.core.tracos import OrderUpsert, read_tracos, stored_date
+from watcher.core.tracos import OrderUpsert, erps_own, read_tracos, stored_date
 from watcher.erp import ErpFormat, is_candidate
 from watcher.store import Document, WorkOrderStore
 
@@ -28,6 +28,7 @@ BATCH: Final = 500
 MAX_FILE: Final = 1 << 20  # an outbound file is one order
 Kind = Literal[
     "file_differs",
+    "file_superseded",
     "file_newer",
     "file_without_order",
     "file_unreadable",
@@ -54,6 +55,10 @@ class Finding(msgspec.Struct, frozen=True, omit_defaults=True):
         file, number = self.file or "?", self.number
         said = {
             "file_differs": f"outbound/{file} holds another version than stored order {number}",
+            "file_superseded": (
+                f"outbound/{file} holds another version than the ERP's own, stored as order"
+                f" {number}: to be withdrawn"
+            ),
             "file_newer": f"outbound/{file} is newer than stored order {number}",
             "file_without_order": f"outbound/{file}: no order {number} is stored",
             "file_unreadable": f"outbound/{file} is not one order: {self.reason}",
@@ -139,7 +144,8 @@ def _judge_file(
         return None  # reported by the worker as unexportable
     if wanted == data:
         return None
-    return Finding("file_differs", order.number, name, order.updatedAt, stored)
+    kind: Kind = "file_superseded" if erps_own(doc) else "file_differs"
+    return Finding(kind, order.number, name, order.updatedAt, stored)
 
 
 async def _unsynced(

@@ -42,6 +42,7 @@ class DriftEntry(msgspec.Struct, frozen=True):
     first: datetime
     last: datetime
     example_order: int | None = None
+    example_file: str | None = None
 
 
 class UnexportableEntry(msgspec.Struct, frozen=True):
@@ -139,7 +140,9 @@ def write_worker_status(settings: Settings, snapshot: Snapshot, mode: str) -> No
         problems=list(snapshot.problems),
         oldest_unsynced_seconds=snapshot.unsynced_age,
         drift={
-            key: DriftEntry(seen.files, seen.first, seen.last, seen.example_order)
+            key: DriftEntry(
+                seen.files, seen.first, seen.last, seen.example_order, seen.example_file
+            )
             for key, seen in snapshot.drift.items()
         },
         marks_refused_total=snapshot.marks_refused_total,

@@ -28,7 +28,7 @@ from watcher.observe.heartbeat import (
     running_problem,
 )
 from watcher.store import WorkOrderStore
-from watcher.sync import read_paused
+from watcher.sync import LEDGER_FILE, DriftLedger, read_paused
 
 CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
 LISTED: Final = 20  # unexportable orders printed; the rest are counted
@@ -91,15 +91,16 @@ def gather_status(
         "worker_running": bool(running),
         "worker_problem": health_problem(settings, now),
         **_agreement(files, now),
-        "field_drift": _drift(files),
+        "field_drift": _drift(files, settings),
         **marks_refused(files, now),
         "workers": workers,
     }
     return report
 
 
-def _drift(files: list[Found]) -> dict[str, dict[str, Any]]:
-    """Unknown ERP keys over every worker's status file: files, first and last seen."""
+def _drift(files: list[Found], settings: Settings) -> dict[str, dict[str, Any]]:
+    """Unknown ERP keys: the ledger of the product's life (first and last seen, files, an
+    example order and file; ``sync.drift``), with what running workers saw since."""
     merged: dict[str, dict[str, Any]] = {}
     for found in files:
         for key, seen in (found.status.drift if found.status else {}).items():
@@ -107,6 +108,13 @@ def _drift(files: list[Found]) -> dict[str, dict[str, Any]]:
             was["files"] += seen.files
             was["first"], was["last"] = min(was["first"], seen.first), max(was["last"], seen.last)
             was.setdefault("example_order", seen.example_order)
+            was.setdefault("example_file", seen.example_file)
+    for key, kept in DriftLedger(settings.state_dir / LEDGER_FILE).read().items():
+        was = merged.setdefault(key, {"files": 0, "first": kept.first, "last": kept.last})
+        was["files"] = max(was["files"], kept.files)
+        was["first"], was["last"] = min(was["first"], kept.first), max(was["last"], kept.last)
+        was["example_order"] = kept.example_order
+        was["example_file"] = kept.example_file or was.get("example_file")
     return merged
 
 
@@ -239,6 +247,7 @@ def status_lines(report: dict[str, Any]) -> list[str]:
                 f"  ERP key {key!r} not in the format: {seen['files']} files checked carried"
                 f" it, first {seen['first']}, last {seen['last']}, e.g. order"
                 f" {seen['example_order']}"
+                + (f" in {seen['example_file']}" if seen.get("example_file") else "")
             )
         )
     more = (report.get("unexportable_total") or 0) - len(report.get("unexportable", []))

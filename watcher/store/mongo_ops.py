@@ -74,7 +74,10 @@ def upsert_op(
     ``unindexed``: the unique index on ``number`` is gone and cannot be made; the order
     was decided from the document read, and the ``_id`` index alone keeps a number to one
     document: an update of ``stored`` by its ``_id``, or an insert under the ``_id`` the
-    number gives (a second insert of it is refused, 11000)."""
+    number gives (a second insert of it is refused, 11000).
+
+    An order synced after the ERP made its version is read first (``tracos.crossed``): it
+    may have crossed an export."""
     update: Document = {
         "$set": {**upsert_fields(order, now), MARK_FIELD: token},
         "$setOnInsert": {**insert_fields(order), INSERT_MARK_FIELD: token},
@@ -86,6 +89,8 @@ def upsert_op(
     elif stored is None:
         query = {"number": order.number, "updatedAt": {"$lt": order.updatedAt}}
         query["isSynced"] = True
+        # synced after the ERP made its version: read first, it may have crossed an export
+        query["syncedAt"] = {"$lte": order.updatedAt}
     else:
         exactly = {f: _exactly(stored, f) for f in ("updatedAt", "isSynced")}
         query = {"_id": stored["_id"], "number": order.number, **exactly}

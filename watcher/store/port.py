@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from watcher.core.tracos import Clash, OrderUpsert, Outcome, normalise_date
+from watcher.core.tracos import ERP_VERSION, Clash, OrderUpsert, Outcome, normalise_date
 
 Document = dict[str, Any]
 
@@ -182,7 +182,7 @@ class WorkOrderStore(Protocol):
         """
 
 
-UPSERT_DATES: Final = ("createdAt", "updatedAt", "syncedAt", "deletedAt")  # what it sets
+UPSERT_DATES: Final = ("createdAt", "updatedAt", "syncedAt", "deletedAt", ERP_VERSION)  # it sets
 
 
 def upsert_fields(order: OrderUpsert, now: datetime) -> Document:
@@ -197,6 +197,7 @@ def upsert_fields(order: OrderUpsert, now: datetime) -> Document:
         "deleted": order.deleted,
         "isSynced": True,  # the ERP already has this version: never echo it back
         "syncedAt": normalise_date(now),
+        ERP_VERSION: order.updatedAt,  # the ERP's own version: its outbound file withdrawn
     }
     if order.status is None:
         del fields["status"]  # (a literal, then this: faster than building it up)

@@ -29,6 +29,7 @@ from watcher.core.tracos import (
     Outcome,
     clash,
     decide,
+    may_cross,
     newest_per_number,
     normalise_date,
     stored_date,
@@ -58,6 +59,13 @@ MARK: Final = (
 )
 # min() skips NULLs (an updatedAt that is no date) and reads the partial index above
 OLDEST_UNSYNCED: Final = "SELECT min(updated_at) FROM workorders WHERE synced = 0"
+
+
+def crossing(row: tuple[Any, ...], order: OrderUpsert) -> bool:
+    """Whether a synced row must be read to know if ``order`` crossed its export (a mark
+    sets ``synced_at``; an inbound write or a put leaves it NULL)."""
+    synced_at = row[3]
+    return may_cross(order, None if synced_at is None else rows.from_millis(synced_at))
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -248,7 +256,9 @@ class SqliteStore:
             writes: list[tuple[OrderUpsert, tuple[Any, ...] | None]] = []
             for number, index in winner.items():
                 millis, doc, synced, synced_at = row = stored.get(number, (None, None, 1, None))
-                odd = doc is not None and (millis is None or not synced)
+                odd = doc is not None and (
+                    millis is None or not synced or crossing(row, orders[index])
+                )
                 when = None if doc is None or millis is None else rows.from_millis(millis)
                 parsed = rows.decode_marked(doc, synced, synced_at) if odd and doc else {}
                 if odd and millis is None:

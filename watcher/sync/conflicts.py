@@ -1,8 +1,9 @@
 """Clashes an inbound write met, made heard: a journal event each, a counter, a log line
 (the books of ``watcher.sync.bookkeeping`` call these).
 
-A conflict is an ERP version meeting a TracOS change not yet synced: the newer still wins,
-and the other side's change is named here, with both versions' times and what differs.
+A conflict is an ERP version meeting a TracOS change made since the last sync, not yet
+synced or exported after the ERP made its version (``tracos.crossed``): the newer still
+wins, and the other side's change is named here, with both versions' times and what differs.
 An ``updatedAt`` that names no date loses to the ERP's version, and is said too.
 """
 

@@ -4,27 +4,36 @@ Such keys are still ignored for storage (docs/spec.md §2.1). ``DriftWatch`` is 
 format with one addition: at most once a second, a file (of at most ``SAMPLE_BYTES``) is
 also decoded as plain JSON and its objects' keys compared with the keys the format's own
 schema names; each unknown key is counted (files checked that carried it) with when it
-was first and last seen and an order of such a file. At most ``MAX_KEYS`` keys are kept
-(the metric's label set stays bounded). A key seen for the first time in this worker
-becomes a journal event (``field_drift``, on the example order).
+was first and last seen and an order and the name of such a file. At most ``MAX_KEYS``
+keys are kept (the metric's label set stays bounded). ``DriftLedger`` keeps them across
+restarts in the state folder (``field-drift.json``): a key seen for the first time in the
+product's life becomes a journal event (``field_drift``, on the example order), once; a
+restart, or another worker on the same state folder, does not announce it again, and
+``watcher status`` reads first and last seen and the example from the ledger.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
+from watcher import fs as files
 from watcher.core.tracos import TracosWorkOrder
-from watcher.erp import Direction, ErpFormat, FileVerdict, OutboundFile
+from watcher.erp import Direction, ErpFormat, FileVerdict, OutboundFile, Taken
 from watcher.store import Entry, JournalEvent
 from watcher.sync.stats import KeySeen, Stats
 
+log = logging.getLogger(__name__)
 MAX_KEYS: Final = 20
+LEDGER_FILE: Final = "field-drift.json"  # in the state folder
 SAMPLE_SECONDS: Final = 1.0
 SAMPLE_BYTES: Final = 1 << 20  # a large batch file is never decoded twice
 
@@ -55,16 +64,64 @@ def unknown_keys(data: bytes, known: frozenset[str]) -> set[str]:
     return {key for item in objects if isinstance(item, dict) for key in item} - known
 
 
+class DriftLedger:
+    """The unknown keys seen in the product's life, in one small JSON file rewritten
+    atomically (not synced: losing it announces a key once more, nothing more)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def read(self) -> dict[str, KeySeen]:
+        if self.path is None:
+            return {}
+        try:
+            return _decode_ledger(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, msgspec.DecodeError) as exc:  # announced again, no harm
+            log.warning("cannot read %s (%s): starting afresh", self.path, exc)
+            return {}
+
+    def write(self, keys: dict[str, KeySeen]) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp = files.write_temp(self.path.parent, self.path.name, msgspec.json.encode(keys))
+            files.replace_with(temp, os.fspath(self.path))
+        except OSError as exc:  # a full disk: a later start announces the key once more
+            log.warning("cannot write %s: %s", self.path, exc.strerror or exc)
+
+
+_decode_ledger = msgspec.json.Decoder(dict[str, KeySeen]).decode
+
+
+def merged(kept: KeySeen | None, seen: KeySeen, counted: int) -> KeySeen:
+    """The ledger's entry for a key after this worker saw it ``counted`` more times."""
+    if kept is None:
+        return msgspec.structs.replace(seen, files=counted)
+    return KeySeen(
+        kept.files + counted,
+        min(kept.first, seen.first),
+        max(kept.last, seen.last),
+        kept.example_order if kept.example_order is not None else seen.example_order,
+        kept.example_file or seen.example_file,
+    )
+
+
 class DriftWatch:
     """An ``ErpFormat`` that also notes the keys it does not know (see the module)."""
 
-    def __init__(self, inner: ErpFormat, stats: Stats) -> None:
+    def __init__(self, inner: ErpFormat, stats: Stats, ledger: DriftLedger | None = None) -> None:
         self.inner = inner
         self.known = known_keys(inner.schema("inbound"))
         self.stats = stats
+        self.ledger = ledger or DriftLedger(None)
         self._due = 0.0
         self._lock = threading.Lock()  # files are judged in worker threads
-        self._new: list[tuple[str, KeySeen]] = []
+        self._new: list[str] = []  # keys first seen by this worker, not yet in the ledger
+        self._unnamed: dict[int, list[str]] = {}  # id of a verdict → keys its file showed
+        self._counted: dict[str, int] = {}  # files per key already added to the ledger
 
     @property
     def name(self) -> str:
@@ -96,20 +153,54 @@ class DriftWatch:
                     drift[key] = msgspec.structs.replace(seen, files=seen.files + 1, last=now)
                 elif len(drift) < MAX_KEYS:
                     drift[key] = KeySeen(1, now, now, example)
-                    self._new.append((key, drift[key]))
+                    self._new.append(key)
+                    self._unnamed.setdefault(id(verdict), []).append(key)
+
+    def name_examples(self, taken: Sequence[Taken]) -> None:
+        """The file names of the examples noted while these files were judged."""
+        with self._lock:
+            if not self._unnamed:
+                return
+            for item in taken:
+                for key in self._unnamed.pop(id(item.verdict), []):
+                    seen = self.stats.drift[key]
+                    self.stats.drift[key] = msgspec.structs.replace(seen, example_file=item.shown)
+            self._unnamed.clear()  # ids of verdicts gone may be reused
 
     def new_entries(self, worker: str | None) -> list[Entry]:
-        """Journal entries for the keys first seen since the last call."""
+        """Keep what this worker saw in the ledger; journal entries for the keys that are
+        new to the ledger (blocking: a small file read and written)."""
         with self._lock:
             new, self._new = self._new, []
-        return [
-            Entry(
-                at=seen.first,
-                direction="in",
-                event=JournalEvent.FIELD_DRIFT,
-                number=seen.example_order,
-                reason=f"the ERP sends a key the format does not know: {key!r} (ignored)",
-                worker=worker,
-            )
-            for key, seen in new
-        ]
+            seen_now = dict(self.stats.drift)
+        if not seen_now:
+            return []
+        kept = self.ledger.read()
+        first_ever = [key for key in new if key not in kept]
+        changed = False
+        for key, seen in seen_now.items():
+            counted = seen.files - self._counted.get(key, 0)
+            named = key in kept and kept[key].example_file is None and seen.example_file
+            if counted or key not in kept or named:
+                kept[key] = merged(kept.get(key), seen, counted)
+                self._counted[key] = seen.files
+                changed = True
+        if changed:
+            self.ledger.write(kept)
+        with self._lock:  # status shows when the key was first seen, in any run
+            for key in seen_now:
+                if (now := self.stats.drift.get(key)) is not None:
+                    self.stats.drift[key] = msgspec.structs.replace(now, first=kept[key].first)
+        return [_entry(key, kept[key], worker) for key in first_ever]
+
+
+def _entry(key: str, seen: KeySeen, worker: str | None) -> Entry:
+    return Entry(
+        at=seen.first,
+        direction="in",
+        event=JournalEvent.FIELD_DRIFT,
+        number=seen.example_order,
+        file=seen.example_file,
+        reason=f"the ERP sends a key the format does not know: {key!r} (ignored)",
+        worker=worker,
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -49,6 +49,7 @@ class Inbound:
     rescan_seconds: float
     books: Bookkeeping
     repair: Repair | None = None  # outbound files of the orders written: to the new version
+    taken_hook: Callable[[Sequence[Taken]], None] | None = None  # drift's example files
     _wake: anyio.Event = field(init=False)
     _unfiled: list[FiledFile] = field(init=False, default_factory=list)
     _refile_at: float = field(init=False, default=0.0)
@@ -109,6 +110,8 @@ class Inbound:
                     return
                 batch = names[start : start + self.batch_size]
                 taken = await self.source.take(batch, self._judge, stopping)
+                if self.taken_hook is not None:
+                    self.taken_hook(taken)
                 self.stats.waiting_files = max(0, len(names) - start - len(batch))
                 await self._store_and_file(taken)
 

@@ -54,40 +54,69 @@ def receipt_schema() -> dict[str, Any]:
     return msgspec.json.schema(Receipt)
 
 
+Made = tuple[Taken, str, list[OrderOutcome], datetime]  # a file, where it went, its receipt
+
+
 class Receipts:
     def __init__(self, folder: Path, archive: Path, failed: Path) -> None:
         self.folder, self.archive, self.failed = folder, archive, failed
+        # files whose filing away must wait (a full disk): their receipts, made with their
+        # batch (the orders are dropped from a kept file), by claim, until they are filed
+        self._later: dict[str, tuple[Taken, list[OrderOutcome], datetime]] = {}
 
     async def inbound(self, done: InboundDone) -> None:
-        """One receipt per file filed away (a file kept claimed gets none yet, nor one filed
-        away later: its orders' outcomes went with its batch)."""
-        if done.refiled:
-            return
+        """One receipt per file filed away, with its batch or later (a file kept claimed
+        gets its receipt when it is filed away)."""
         conflicts = {c.number for c in done.clashes if c.kind == "conflict"}
-        made = [
-            (item.taken, item.where, _orders(item.taken, item.outcomes, conflicts))
-            for item in done.files
-            if not isinstance(item.where, NotFiled)
-        ]
+        made: list[Made] = []
+        for item in done.files:
+            if item.where is NotFiled.LATER and not done.refiled:
+                orders = _orders(item.taken, item.outcomes, conflicts)
+                self._later[item.taken.ref] = (item.taken, orders, done.filed_at)
+            elif not isinstance(item.where, NotFiled):
+                made.append(self._made(item.taken, item.where, item.outcomes, conflicts, done))
         if made:
-            await anyio.to_thread.run_sync(self._write_all, made, done.filed_at)
+            await anyio.to_thread.run_sync(self._write_all, made)
+
+    def _made(
+        self,
+        taken: Taken,
+        where: str,
+        outcomes: Sequence[Outcome],
+        conflicts: set[int],
+        done: InboundDone,
+    ) -> Made:
+        kept = self._later.pop(taken.ref, None)
+        if kept is not None:  # filed away now, its receipt made with its batch
+            return kept[0], where, kept[1], kept[2]
+        return taken, where, _orders(taken, outcomes, conflicts), done.filed_at
 
     async def outbound(self, done: OutboundDone) -> None:
         """Receipts are for inbound files only."""
 
-    def _write_all(self, made: list[tuple[Taken, str, list[OrderOutcome]]], now: datetime) -> None:
+    def _write_all(self, made: list[Made]) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            for item, where, orders in made:
-                filed = _filed(item)
-                copy = {"archived": self.archive / where, "quarantined": self.failed / where}
-                read_back = copy.get(filed, self.archive / item.name)  # partly: as it came
-                receipt = Receipt(item.shown, _sha256(read_back), now, filed, where, orders)
-                data = msgspec.json.format(msgspec.json.encode(receipt), indent=2) + b"\n"
-                temp = files.write_temp(self.folder, where + SUFFIX, data, durable=True)
-                files.replace_with(temp, self.folder / (where + SUFFIX))
+            for item, where, orders, taken_at in made:
+                self._write(item, where, orders, taken_at)
         except OSError as exc:  # a receipt never stops the worker
             log.error("cannot write receipts in %s: %s", self.folder, exc.strerror or exc)
+
+    def _write(self, item: Taken, where: str, orders: list[OrderOutcome], at: datetime) -> None:
+        """One receipt, named after the file as archived (or quarantined); a partly rejected
+        batch's after the inbound file, never its ``.rejected`` part, and never replacing
+        the receipt of an earlier file of that name."""
+        filed = _filed(item)
+        copy = {"archived": self.archive / where, "quarantined": self.failed / where}
+        read_back = copy.get(filed, self.archive / item.name)  # partly: as it came
+        receipt = Receipt(item.shown, _sha256(read_back), at, filed, where, orders)
+        data = msgspec.json.format(msgspec.json.encode(receipt), indent=2) + b"\n"
+        name = (item.shown if filed == "partly_rejected" else where) + SUFFIX
+        temp = files.write_temp(self.folder, name, data, durable=True)
+        if filed == "partly_rejected":
+            files.move_without_clobber(temp, self.folder, name)
+        else:
+            files.replace_with(temp, self.folder / name)
 
 
 def _orders(item: Taken, outcomes: Sequence[Outcome], conflicts: set[int]) -> list[OrderOutcome]:

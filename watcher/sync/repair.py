@@ -3,11 +3,14 @@
 Every writer checks after writing. An export whose mark was refused (the document changed
 meanwhile), and an inbound write that changed an order, then settle those orders: where
 the stored document is synced and its outbound file holds anything else, the stored
-version is written, and checked again, until the file and the store agree. The last write
-to a file is therefore always followed by a check that found the store holding what the
-file holds; a later store change is again someone's write and check. No lock is needed
-(a claim only saves duplicate work): any number of workers converge. See
-docs/erp-contract-returns.md for what the ERP sees.
+version is written, or, where the stored version is the ERP's own (``tracos.erps_own``),
+the file is withdrawn: the ERP has that version, and an older one left behind would
+depend on whether TracOS's was exported before the ERP's arrived. Then it is checked
+again, until the file and the store agree. The last write (or removal) of a file is
+therefore always followed by a check that found the store holding what the file holds; a
+later store change is again someone's write and check. No lock is needed (a claim only
+saves duplicate work): any number of workers converge. See docs/erp-contract-returns.md
+for what the ERP sees.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from watcher.core.errors import StoreUnavailable, Unexportable
-from watcher.core.tracos import TracosWorkOrder, read_tracos
+from watcher.core.tracos import TracosWorkOrder, erps_own, read_tracos
 from watcher.erp import ErpFormat, OutboundFile, OutboundSink
 from watcher.store import Entry, JournalEvent, WorkOrderStore
 from watcher.sync.journaling import Recorder
@@ -30,6 +33,11 @@ from watcher.sync.stats import Count, Stats
 log = logging.getLogger(__name__)
 _PROBE_DATE: Final = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK: Final = 1000  # orders settled at a time
+REWRITTEN: Final = "the file held another version than the store's synced one: rewritten"
+WITHDRAWN: Final = (
+    "the file held another version than the ERP's own, which is stored: withdrawn"
+    " (its own versions are not sent back)"
+)
 
 
 @dataclass
@@ -53,43 +61,58 @@ class Repair:
 
     async def _settle(self, numbers: Collection[int]) -> int:
         pending = sorted(set(numbers))
-        rewritten = 0
+        withdrawn: set[int] = set()  # files this settle removed: the store is asked again
+        done = 0
         while pending:
-            present = await self._present(pending)
-            if not present:
+            held = await self._held(pending)
+            if not any(data is not None for data in held.values()) and not withdrawn:
                 break
-            stale = await self._stale(present)
-            files = list(stale.values())
-            failed = await self.sink.write(files) if files else set()
+            writes, removals = await self._plan(held, withdrawn)
+            failed = await self.sink.write(list(writes.values())) if writes else set()
+            unremoved = await self.sink.withdraw(list(removals.values())) if removals else set()
             # checked again: the store may have moved on while we wrote (a failed write
             # leaves the file as it was, for the next settle or `watcher verify`)
-            pending = [n for index, n in enumerate(stale) if index not in failed]
-            await self._note(pending, stale)
-            rewritten += len(pending)
-        return rewritten
+            written = [n for index, n in enumerate(writes) if index not in failed]
+            removed = [n for index, n in enumerate(removals) if index not in unremoved]
+            withdrawn.update(removed)
+            pending = sorted({*written, *removed})
+            await self._note(written, {n: writes[n].name for n in written}, REWRITTEN)
+            await self._note(removed, {n: removals[n] for n in removed}, WITHDRAWN)
+            done += len(pending)
+        return done
 
-    async def _present(self, numbers: list[int]) -> dict[int, OutboundFile]:
-        """The orders whose outbound file is there, each with that file as it is now."""
-        names = [self._name(number) for number in numbers]
-        held = await self.sink.read([name for name in names if name])
-        found = iter(held)
-        return {
-            number: OutboundFile(name, data)
-            for number, name in zip(numbers, names, strict=True)
-            if name and (data := next(found)) is not None
-        }
+    async def _held(self, numbers: list[int]) -> dict[int, bytes | None]:
+        """What each order's outbound file holds now (None: there is none)."""
+        names = {number: name for number in numbers if (name := self._name(number))}
+        held = await self.sink.read(list(names.values()))
+        return dict(zip(names, held, strict=True))
 
-    async def _stale(self, present: dict[int, OutboundFile]) -> dict[int, OutboundFile]:
-        """The stored, synced versions whose file holds something else, by number."""
-        docs = await self.retry(lambda: self.store.find(list(present)))
-        stale = {}
+    async def _plan(
+        self, held: dict[int, bytes | None], withdrawn: set[int]
+    ) -> tuple[dict[int, OutboundFile], dict[int, str]]:
+        """The files to write (the stored version) and those to withdraw, by number.
+
+        The ERP's own version stored: a file holding another version is withdrawn (the ERP
+        has a newer one of its own: nothing goes back, docs/erp-contract-returns.md). A
+        TracOS version synced: a file holding another one is rewritten. One this settle
+        withdrew whose order changed since: the stored version is written, synced or not
+        (an export may have written it just before the withdrawal)."""
+        docs = await self.retry(lambda: self.store.find(list(held)))
+        writes: dict[int, OutboundFile] = {}
+        removals: dict[int, str] = {}
         for doc in docs:
-            if doc.get("isSynced") is not True:
+            number = doc["number"]
+            data, wanted = held[number], self._render(doc)
+            if wanted is not None and data == wanted.data:
                 continue
-            wanted = self._render(doc)
-            if wanted is not None and wanted.data != present[doc["number"]].data:
-                stale[doc["number"]] = wanted
-        return stale
+            if erps_own(doc):
+                if data is not None and (name := self._name(number)):
+                    removals[number] = name
+            elif wanted is not None and (
+                (data is not None and doc.get("isSynced") is True) or number in withdrawn
+            ):
+                writes[number] = wanted
+        return writes, removals
 
     async def settle_all(self, batch_size: int) -> None:
         """Settle every stored order, a batch at a time (at start: an export cut short by a
@@ -121,26 +144,27 @@ class Repair:
         except Unexportable:
             return None  # the exporter reports it (once per version)
 
-    async def _note(self, done: Sequence[int], files: dict[int, OutboundFile]) -> None:
+    async def _note(self, done: Sequence[int], names: dict[int, str], reason: str) -> None:
         if not done:
             return
         self.stats.count(Count.REPAIRED, len(done))
+        what = "rewrote" if reason is REWRITTEN else "withdrew"
         log.info(
-            "rewrote %d outbound files that held another version than the store's",
+            "%s %d outbound files that held another version than the store's",
+            what,
             len(done),
             extra={"outcome": "repaired", "counts": {"repaired": len(done)}},
         )
         if not self.journal.on:
             return
         now = datetime.now(UTC)
-        reason = "the file held another version than the store's synced one: rewritten"
         entries = [
             Entry(
                 at=now,
                 direction="out",
                 event=JournalEvent.REPAIRED,
                 number=number,
-                file=files[number].name,
+                file=names[number],
                 reason=reason,
                 worker=self.journal.worker,
             )

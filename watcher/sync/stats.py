@@ -114,12 +114,13 @@ ORDERS: Final = {outcome: Count(f"orders_{outcome}") for outcome in Outcome}
 
 class KeySeen(msgspec.Struct, frozen=True):
     """An ERP key the format does not know (field drift): in how many files checked it was,
-    when first and last, and an order of a file that carried it."""
+    when first and last, and an order and the name of a file that carried it."""
 
     files: int
     first: datetime
     last: datetime
     example_order: int | None = None
+    example_file: str | None = None  # the name the ERP gave a file that carried it
 
 
 @dataclass(frozen=True, slots=True)

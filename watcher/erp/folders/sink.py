@@ -10,6 +10,7 @@ folder, but correctness comes from the store (``watcher.sync.repair``), never th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -90,6 +91,28 @@ class FolderSink:
         except OSError:
             return None  # then each name is tried
 
+    async def withdraw(self, names: Sequence[str]) -> set[int]:
+        """Unlink each name (never what a link points at); the folder fsynced once."""
+        return await anyio.to_thread.run_sync(self._withdraw_all, names)
+
+    def _withdraw_all(self, names: Sequence[str]) -> set[int]:
+        failed = set()
+        for index, name in enumerate(names):
+            try:
+                os.unlink(self.folder / name)
+            except FileNotFoundError:
+                pass  # the ERP took it meanwhile
+            except OSError as exc:
+                failed.add(index)
+                self._error(name, exc, "withdraw")
+        with contextlib.suppress(OSError):  # durable when it can be: nothing is marked on it
+            folder_fd = files.open_folder(self.folder)
+            try:
+                os.fsync(folder_fd)
+            finally:
+                os.close(folder_fd)
+        return failed
+
     async def write(self, outgoing: Sequence[OutboundFile]) -> set[int]:
         """Stage, make durable, rename, fsync the folder; the indexes not written (none of
         them renamed unless all the data is durable). Staging takes ``concurrency`` threads
@@ -161,7 +184,8 @@ class FolderSink:
         for temp in staged.values():
             files.remove_temp(temp)
 
-    def _error(self, what: str, exc: OSError) -> None:
-        reason = f"cannot write {what}: {exc.strerror or exc}"
+    def _error(self, what: str, exc: OSError, doing: str = "write") -> None:
+        reason = f"cannot {doing} {what}: {exc.strerror or exc}"
         self._trouble(what, reason)
-        log.error("%s; not marked synced, tried again", reason)
+        after = "not marked synced, tried again" if doing == "write" else "left as it is"
+        log.error("%s; %s", reason, after)
