@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tests.helpers.builders import T0, ms_dates, order, tracos_doc
 from watcher.core.tracos import OrderUpsert, normalise_date
 from watcher.store import rows
-from watcher.store.port import SyncMark, apply_upsert
+from watcher.store.port import UPSERT_DATES, SyncMark, apply_upsert
 from watcher.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.anyio
 # --- the builder before rows were encoded from Structs (commit 039dd9a), unchanged ---
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
-_UPSERT_DATES = ("createdAt", "updatedAt", "syncedAt", "deletedAt")
+_UPSERT_DATES = UPSERT_DATES  # the dates an inbound write sets, as the port lists them
 
 
 def _old_encode_set(doc: dict[str, Any]) -> bytes:

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import msgspec
 
-from watcher.core.tracos import OrderUpsert, normalise_date
+from watcher.core.tracos import ERP_VERSION, OrderUpsert, normalise_date
 from watcher.store.port import Document, insert_fields
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,6 +69,7 @@ class _Inserted(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     deleted: bool
     isSynced: bool
     syncedAt: Date
+    erpUpdatedAt: Date  # ERP_VERSION
     deletedAt: Date | None = None  # absent when None
     id: str = msgspec.field(name="_id")
 
@@ -85,6 +86,7 @@ class _Created(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     deleted: bool
     isSynced: bool
     syncedAt: Date
+    erpUpdatedAt: Date  # ERP_VERSION
     deletedAt: Date | None = None
     id: str = msgspec.field(name="_id")
 
@@ -105,6 +107,7 @@ def inserted(order: OrderUpsert, synced_at: Date, new_id: str) -> bytes:
             deleted=order.deleted,
             isSynced=True,
             syncedAt=synced_at,
+            erpUpdatedAt=Date(order.updatedAt),
             deletedAt=None if deleted_at is None else Date(deleted_at),
             id=new_id,
         )
@@ -138,6 +141,7 @@ def updated(
     doc["deleted"] = order.deleted
     doc["isSynced"] = True
     doc["syncedAt"] = synced_at
+    doc[ERP_VERSION] = Date(order.updatedAt)
     if order.deletedAt is not None:
         doc["deletedAt"] = Date(order.deletedAt)
     if "_id" not in doc:
