@@ -11,7 +11,9 @@ import contextlib
 import errno
 import functools
 import os
+import re
 import stat
+import zlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -22,13 +24,21 @@ NAME_MAX: Final = 255  # bytes in one file name (ext4, xfs, btrfs, tmpfs)
 StrPath = str | os.PathLike[str]
 
 
-@functools.cache
-def _libc_call(name: str) -> Any:
-    """libc's ``name`` (``renameat2``; ``syncfs``: one call makes a file system's writes
-    durable), or None where this libc has none; ctypes loads on first use, not at import."""
-    import ctypes
+_UNLOADED: Final[Any] = object()
+# libc's renameat2 and syncfs (one call makes a file system's writes durable), None where
+# this libc has none; ctypes loads on first use (``_libc``), not at import
+_renameat2: Any = _UNLOADED
+_syncfs: Any = _UNLOADED
 
-    return getattr(ctypes.CDLL(None, use_errno=True), name, None)
+
+def _libc(name: str) -> Any:
+    call = globals()[name]
+    if call is _UNLOADED:
+        import ctypes
+
+        call = getattr(ctypes.CDLL(None, use_errno=True), name.lstrip("_"), None)
+        globals()[name] = call
+    return call
 
 
 def _errno() -> int:
@@ -160,14 +170,23 @@ def rename_no_replace(source: StrPath, target: StrPath) -> None:
         os.unlink(source)
 
 
+@functools.cache
+def _host_tag() -> str:
+    """This host, in 8 hex digits: with a pid, who wrote a temp file (``temp_writer_gone``)."""
+    return "%08x" % zlib.crc32(os.uname().nodename.encode())  # noqa: UP031 (no format spec)
+
+
 def write_temp(folder: StrPath, name: str, data: bytes, durable: bool = False) -> str:
-    """A new file ``.{name}.{random}.tmp`` in ``folder`` holding ``data``; its path.
+    """A new file ``.{name}.{host}-{pid}-{random}.tmp`` in ``folder`` holding ``data``; its
+    path.
 
     Created with ``O_EXCL|O_NOFOLLOW`` under a name no one can predict: a link or file
     planted in our folders is never followed or written through. Removed again if the
-    write fails (a full disk must not fill up with our leftovers).
+    write fails (a full disk must not fill up with our leftovers). The writer in the name
+    lets a crash's leftovers be told from a file another worker is writing now.
     """
-    temp = os.path.join(folder, f".{name}.{os.urandom(8).hex()}.tmp")
+    writer = f"{_host_tag()}-{os.getpid()}-{os.urandom(4).hex()}"
+    temp = os.path.join(folder, f".{name}.{writer}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(temp, flags, 0o644)
     try:
@@ -180,6 +199,25 @@ def write_temp(folder: StrPath, name: str, data: bytes, durable: bool = False) -
         raise
     os.close(fd)
     return temp
+
+
+_TEMP_WRITER = re.compile(r"\.([0-9a-f]{8})-([0-9]+)-[0-9a-f]{8}\.tmp$")
+
+
+def temp_writer_gone(name: str) -> bool:
+    """Whether the temp file ``name`` was written by a process of this host that is no
+    longer running (a crash's leftover). A pid running again (reused) or another host's
+    writer count as alive: their files wait for the age rule instead."""
+    found = _TEMP_WRITER.search(name)
+    if found is None or found[1] != _host_tag():
+        return False
+    try:
+        os.kill(int(found[2]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):
+        return False  # someone else's process (EPERM), or no pid at all
+    return False
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -211,7 +249,7 @@ def remove_temp(path: str) -> None:
 
 def renamed_exclusively(source: StrPath, target: StrPath) -> bool:
     """renameat2(RENAME_NOREPLACE); False where this file system (or libc) has no such call."""
-    renameat2 = _libc_call("renameat2")
+    renameat2 = _libc("_renameat2")
     if renameat2 is None:
         return False
     if renameat2(AT_FDCWD, os.fsencode(source), AT_FDCWD, os.fsencode(target), 1) == 0:
@@ -239,7 +277,7 @@ def write_new(path: StrPath, chunks: Sequence[bytes]) -> None:
 
 def stages_with_fsync() -> bool:
     """Whether ``stage_file`` waits on the disk (an fsync each: no ``syncfs`` here)."""
-    return _libc_call("syncfs") is None
+    return _libc("_syncfs") is None
 
 
 def stage_file(folder: StrPath, name: str, data: bytes) -> str:
@@ -254,7 +292,7 @@ def make_durable(folder_fd: int) -> None:
     folder's file system for the whole batch rather than an fsync each (the data of a
     thousand files costs about one flush, not a thousand). It reports a write-back error
     of any file written since the descriptor was opened: then none may be relied on."""
-    syncfs = _libc_call("syncfs")
+    syncfs = _libc("_syncfs")
     if syncfs is not None and syncfs(folder_fd) != 0:
         code = _errno()
         raise OSError(code, f"cannot make the files durable: {os.strerror(code)}")

@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -376,3 +378,27 @@ def test_once_clears_a_crashs_temp_files_but_not_one_being_written(settings: Set
     cli(settings, "once")
     assert not old.exists()
     assert fresh.exists()
+
+
+def test_a_crashed_writers_temp_file_goes_at_once_a_running_writers_stays(
+    settings: Settings,
+) -> None:
+    """A temp file names its writer: one whose process on this host is gone is a crash's
+    leftover, cleared at the next start whatever its age; a running writer's (or one of
+    another host) is left until it is old."""
+    settings.outbound_dir.mkdir(parents=True)
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    crashed = files.write_temp(settings.outbound_dir, "1.json", b"{")
+    crashed_by_gone = crashed.replace(f"-{os.getpid()}-", f"-{ended.stdout.strip()}-")
+    os.rename(crashed, crashed_by_gone)
+    running = files.write_temp(settings.outbound_dir, "2.json", b"{")
+    elsewhere = settings.outbound_dir / ".3.json.0badc0de-1-12345678.tmp"
+    elsewhere.write_bytes(b"{")
+    cli(settings, "once")
+    assert not os.path.exists(crashed_by_gone)
+    assert os.path.exists(running) and elsewhere.exists()

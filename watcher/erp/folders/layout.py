@@ -14,6 +14,7 @@ from typing import Final
 
 import msgspec
 
+from watcher import fs as files
 from watcher.core.errors import ConfigError
 from watcher.erp.folders import checked
 
@@ -145,9 +146,10 @@ def same_file_system(reference: tuple[str, Path], others: Sequence[tuple[str, Pa
 
 def remove_stale_temps(folder: Path, now: float | None = None) -> None:
     """Temp files of ours left by a crash mid-write (the document stayed unsynced): those
-    untouched for ``STALE_TEMP_SECONDS``, never one another worker is writing now."""
+    whose writer on this host is gone, and any untouched for ``STALE_TEMP_SECONDS``; never
+    one another worker is writing now."""
     cutoff = (time.time() if now is None else now) - STALE_TEMP_SECONDS
     for path in folder.glob(".*.tmp"):
         with contextlib.suppress(FileNotFoundError):
-            if path.lstat().st_mtime < cutoff:
+            if files.temp_writer_gone(path.name) or path.lstat().st_mtime < cutoff:
                 path.unlink(missing_ok=True)
