@@ -258,6 +258,7 @@ class Worker:
             tg.start_soon(self.reporting.refresh_counts)
             tg.start_soon(self.reporting.refresh_backlog)
             tg.start_soon(self.journal.forget_old)
+            tg.start_soon(self.journal.write_idle)
             tg.start_soon(self._journal_drift)
             await stop.wait()
             with anyio.move_on_after(self.settings.stop_grace_seconds) as grace:
@@ -266,8 +267,8 @@ class Worker:
             tg.cancel_scope.cancel()
 
     async def once(self) -> None:
-        """Process what is waiting in both directions, then return (entries whose journal
-        write failed are tried once more when the worker closes)."""
+        """Process what is waiting in both directions, then return (the journal's entries
+        go with the store's next write; what still waits is written when the worker closes)."""
         await self.outbound.sink.recover()  # a crash's temp files: cron users never `run`
         while True:
             await self.inbound.drain()
