@@ -31,6 +31,7 @@ from watcher.observe.heartbeat import prune_stopped, worker_id
 from watcher.observe.reporting import Reporter, Reporting
 from watcher.store import WorkOrderStore
 from watcher.store.configured import build_journal, build_store
+from watcher.store.pending import CarriesJournal, PendingEntries
 from watcher.sync.bookkeeping import Observer, standard_books
 from watcher.sync.drift import DriftWatch
 from watcher.sync.inbound import Inbound
@@ -64,9 +65,14 @@ class Integration:
 
 
 def recorder(settings: Settings, store: WorkOrderStore) -> Recorder:
+    """The journal's writer; its waiting entries go with the store's writes where the
+    store can take them along (both adapters: ``watcher.store.pending``)."""
     journal = build_journal(settings, store)
     days, keep = settings.history_days, settings.history_max_entries
-    return Recorder(journal, worker_id(settings), days, keep)
+    pending = PendingEntries()
+    if journal is not None and isinstance(store, CarriesJournal):
+        store.carry(pending)
+    return Recorder(journal, worker_id(settings), days, keep, pending)
 
 
 def build_integration(settings: Settings, stats: Stats) -> Integration:
