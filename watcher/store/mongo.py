@@ -36,6 +36,7 @@ from watcher.core.tracos import (
     newest_per_number,
     stored_date,
 )
+from watcher.store.mongo_carry import Carrier
 from watcher.store.mongo_client import durable, majority_reads, why_no_answer
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
@@ -63,6 +64,7 @@ from watcher.store.mongo_ops import (
     version_of,
 )
 from watcher.store.mongo_stream import ChangeFollower
+from watcher.store.pending import PendingEntries
 from watcher.store.port import (
     Document,
     Handler,
@@ -99,6 +101,7 @@ class MongoStore:
         self._applied: dict[tuple[tuple[OrderUpsert, ...], datetime], Applied] = {}
         self.trigger = TriggerProgress()
         self._follower = ChangeFollower(collection, self._sweep, self._stored, self.trigger)
+        self._carrier: Carrier | None = None  # the journal's entries, along with the writes
 
     @classmethod
     def connect(
@@ -145,8 +148,17 @@ class MongoStore:
     def collection(self) -> Any:
         return self._coll
 
+    def carry(self, pending: PendingEntries) -> None:
+        """Upserts and marks from now on also write the journal entries waiting in
+        ``pending``: in the same command where the server has the client-level bulkWrite
+        (MongoDB 8.0), else in an insert right after (``mongo_carry``)."""
+        if self._client is not None:
+            self._carrier = Carrier(pending, self._coll, self._client)
+
     async def open(self, create: bool = True) -> None:
         await self.ping()
+        if self._carrier is not None:
+            self._carrier.learn_server()
         if create:
             await create_indexes(self._coll)
             return
@@ -300,7 +312,7 @@ class MongoStore:
         if not ops:
             return []
         try:
-            details = await self._bulk_write(ops)
+            details = await self._carrying(ops)
         except Unconfirmed as exc:
             bulk_outcomes(exc.details, outcomes, indexes, refusals)
             raise
@@ -323,6 +335,12 @@ class MongoStore:
             if failure is not None:
                 raise failure from exc
             return details
+
+    async def _carrying(self, ops: Sequence[Any]) -> Document:
+        """``_bulk_write``, with the journal's waiting entries along (upserts and marks)."""
+        if self._carrier is None:
+            return await self._bulk_write(ops)
+        return await self._carrier.write(ops, self._bulk_write)
 
     async def _updated_at(self, numbers: list[int]) -> dict[int, Any]:
         query = {"number": {"$in": numbers}}
@@ -467,7 +485,7 @@ class MongoStore:
             self._unconfirmed.clear()
         self._unconfirmed[key] = token
         update = {"$set": {**mark_fields(now), MARK_FIELD: token}}
-        details = await self._bulk_write([UpdateOne(mark_filter(m.version), update) for m in marks])
+        details = await self._carrying([UpdateOne(mark_filter(m.version), update) for m in marks])
         del self._unconfirmed[key]
         if refused is not None:
             refused.update(refused_marks(marks, details))
