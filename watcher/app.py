@@ -29,9 +29,8 @@ from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
 from watcher.observe.heartbeat import prune_stopped, worker_id
 from watcher.observe.reporting import Reporter, Reporting
-from watcher.store import WorkOrderStore
+from watcher.store import CarriesJournal, PendingEntries, WorkOrderStore
 from watcher.store.configured import build_journal, build_store
-from watcher.store.pending import CarriesJournal, PendingEntries
 from watcher.sync.bookkeeping import Observer, standard_books
 from watcher.sync.drift import DriftWatch
 from watcher.sync.inbound import Inbound
@@ -66,7 +65,7 @@ class Integration:
 
 def recorder(settings: Settings, store: WorkOrderStore) -> Recorder:
     """The journal's writer; its waiting entries go with the store's writes where the
-    store can take them along (both adapters: ``watcher.store.pending``)."""
+    store can take them along (both adapters: ``PendingEntries``)."""
     journal = build_journal(settings, store)
     days, keep = settings.history_days, settings.history_max_entries
     pending = PendingEntries()

@@ -17,9 +17,16 @@ from watcher.core.settings import Settings
 from watcher.core.tracos import Outcome
 from watcher.store import SyncMark, WorkOrderStore
 from watcher.store.configured import build_journal, build_store
-from watcher.store.journal import Entry, HistoryQuery, Journal, new_id, order_id
+from watcher.store.journal import (
+    CarriesJournal,
+    Entry,
+    HistoryQuery,
+    Journal,
+    PendingEntries,
+    new_id,
+    order_id,
+)
 from watcher.store.mongo_journal import journal_name
-from watcher.store.pending import CarriesJournal, PendingEntries
 from watcher.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio

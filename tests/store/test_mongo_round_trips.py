@@ -33,10 +33,9 @@ from tests.helpers.workers import drop, names
 from watcher.app import build_worker
 from watcher.core.tracos import Outcome
 from watcher.store import SyncMark, mongo_carry
-from watcher.store.journal import Entry, HistoryQuery, new_id
+from watcher.store.journal import Entry, HistoryQuery, PendingEntries, new_id
 from watcher.store.mongo import MongoStore
 from watcher.store.mongo_journal import MongoJournal, journal_name
-from watcher.store.pending import PendingEntries
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 BATCH = 1000

@@ -36,6 +36,7 @@ from watcher.core.tracos import (
     newest_per_number,
     stored_date,
 )
+from watcher.store.journal import PendingEntries
 from watcher.store.mongo_carry import Carrier
 from watcher.store.mongo_client import durable, majority_reads, why_no_answer
 from watcher.store.mongo_errors import (
@@ -64,7 +65,6 @@ from watcher.store.mongo_ops import (
     version_of,
 )
 from watcher.store.mongo_stream import ChangeFollower
-from watcher.store.pending import PendingEntries
 from watcher.store.port import (
     Document,
     Handler,

@@ -26,7 +26,7 @@ from pymongo.errors import (
 )
 
 from watcher.core.errors import StoreUnavailable
-from watcher.store.journal import Entry
+from watcher.store.journal import Entry, PendingEntries
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
     UniqueIndexMissing,
@@ -36,7 +36,6 @@ from watcher.store.mongo_errors import (
     write_concern_failure,
 )
 from watcher.store.mongo_journal import as_document, journal_name, raise_unless_written
-from watcher.store.pending import PendingEntries
 from watcher.store.port import Document
 
 CLIENT_BULK_WIRE: Final = 25  # MongoDB 8.0: the client-level bulkWrite command

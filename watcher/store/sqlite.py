@@ -47,8 +47,7 @@ from watcher.store.port import (
 )
 
 if TYPE_CHECKING:
-    from watcher.store.journal import Entry
-    from watcher.store.pending import PendingEntries
+    from watcher.store.journal import Entry, PendingEntries
 
 T = TypeVar("T")
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit

@@ -26,8 +26,7 @@ from typing import Final
 import anyio
 
 from watcher.core.errors import StoreUnavailable
-from watcher.store import Entry, Journal
-from watcher.store.pending import PendingEntries
+from watcher.store import Entry, Journal, PendingEntries
 from watcher.sync.tracing import traced_entries
 
 log = logging.getLogger(__name__)
