@@ -29,7 +29,7 @@ from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
 from watcher.observe.heartbeat import prune_stopped, worker_id
 from watcher.observe.reporting import Reporter, Reporting
-from watcher.store import WorkOrderStore
+from watcher.store import CarriesJournal, PendingEntries, WorkOrderStore
 from watcher.store.configured import build_journal, build_store
 from watcher.sync.bookkeeping import Observer, standard_books
 from watcher.sync.drift import LEDGER_FILE, DriftLedger, DriftWatch
@@ -64,9 +64,14 @@ class Integration:
 
 
 def recorder(settings: Settings, store: WorkOrderStore) -> Recorder:
+    """The journal's writer; its waiting entries go with the store's writes where the
+    store can take them along (both adapters: ``PendingEntries``)."""
     journal = build_journal(settings, store)
     days, keep = settings.history_days, settings.history_max_entries
-    return Recorder(journal, worker_id(settings), days, keep)
+    pending = PendingEntries()
+    if journal is not None and isinstance(store, CarriesJournal):
+        store.carry(pending)
+    return Recorder(journal, worker_id(settings), days, keep, pending)
 
 
 def build_integration(settings: Settings, stats: Stats) -> Integration:
@@ -263,6 +268,7 @@ class Worker:
             tg.start_soon(self.reporting.refresh_counts)
             tg.start_soon(self.reporting.refresh_backlog)
             tg.start_soon(self.journal.forget_old)
+            tg.start_soon(self.journal.write_idle)
             tg.start_soon(self._journal_drift)
             await stop.wait()
             with anyio.move_on_after(self.settings.stop_grace_seconds) as grace:
@@ -271,8 +277,8 @@ class Worker:
             tg.cancel_scope.cancel()
 
     async def once(self) -> None:
-        """Process what is waiting in both directions, then return (entries whose journal
-        write failed are tried once more when the worker closes)."""
+        """Process what is waiting in both directions, then return (the journal's entries
+        go with the store's next write; what still waits is written when the worker closes)."""
         await self.outbound.sink.recover()  # a crash's temp files: cron users never `run`
         while True:
             await self.inbound.drain()

@@ -29,6 +29,7 @@ ALLOWED = {"watcher.core.settings": {"pathlib"}}
 ADAPTERS = frozenset(
     {
         "watcher.store.mongo",
+        "watcher.store.mongo_carry",  # the adapter's writes with its journal's entries
         "watcher.store.mongo_journal",
         "watcher.store.sqlite",
         "watcher.store.sqlite_journal",

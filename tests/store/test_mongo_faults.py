@@ -31,8 +31,10 @@ from watcher.core.tracos import Outcome
 from watcher.observe.api import routes
 from watcher.observe.console import Header, render
 from watcher.observe.status_report import gather_status
-from watcher.store import SyncMark
+from watcher.store import HistoryQuery, SyncMark, read_history
+from watcher.store.journal import Entry
 from watcher.store.mongo import MongoStore
+from watcher.sync import journaling
 from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
@@ -65,6 +67,11 @@ async def put_as_tracos(uri: str, settings: Settings, *numbers: int) -> None:
         await store.close()
 
 
+async def history(settings: Settings, number: int) -> list[Entry]:
+    """The journal's entries of one order (a read: no failpoint here is on reads)."""
+    return await anyio.to_thread.run_sync(read_history, settings, HistoryQuery(number=number))
+
+
 def waiting_on(worker: Any, words: str) -> bool:
     """The worker is retrying its store, for a reason that says ``words``."""
     store = worker.stats.store
@@ -92,6 +99,39 @@ async def test_an_upsert_without_its_write_concern_leaves_the_file_claimed(
     # the retry found its own unconfirmed write: still "inserted", never "unchanged"
     assert worker.stats.counters[Count.ORDERS_INSERTED] == 1
     assert worker.stats.counters[Count.ORDERS_UNCHANGED] == 0
+
+
+@pytest.mark.usefixtures("real_backoff")
+async def test_a_bulk_write_with_the_journal_without_its_write_concern_leaves_the_file_claimed(
+    tmp_path: Path, fault_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client-level bulkWrite (an upsert with the journal of the batch before) gets a
+    writeConcernError: an outage like the upsert's own. The file stays claimed, nothing of
+    it is archived, counted or journalled; once durable, it is archived and journalled
+    once, and the entries that rode along are in the journal once."""
+    monkeypatch.setattr(journaling, "WINDOW_SECONDS", 60.0)  # file 1's entries ride with 2's
+    settings = faulty_settings(tmp_path, fault_uri)
+    failure: dict[str, Any] = {
+        "failCommands": ["bulkWrite"],
+        "writeConcernError": WRITE_CONCERN_ERROR,
+    }
+    async with running(settings) as worker:
+        drop(settings.inbound_dir, "1.json", erp_bytes(1))
+        await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "the first archived")
+        await wait_for(lambda: len(worker.journal.pending) == 1, "its entry waiting")
+        async with failing(fault_uri, **failure):
+            drop(settings.inbound_dir, "2.json", erp_bytes(2))
+            await wait_for(lambda: waiting_on(worker, "write concern"), "the write retried")
+            assert names(settings.archive_dir) == ["1.json"] and names(settings.failed_dir) == []
+            assert worker.stats.counters[Count.FILES_ARCHIVED] == 1
+            assert worker.stats.counters[Count.ORDERS_INSERTED] == 1
+            assert await history(settings, 2) == []
+            assert len(worker.journal.pending) == 1  # put back: not taken as written
+        await wait_for(lambda: len(names(settings.archive_dir)) == 2, "archived once durable")
+        assert worker.stats.counters[Count.ORDERS_INSERTED] == 2
+    assert [d["number"] for d in await stored_docs(settings)] == [1, 2]
+    assert [(e.event, e.to) for e in await history(settings, 1)] == [("inserted", "1.json")]
+    assert [(e.event, e.to) for e in await history(settings, 2)] == [("inserted", "2.json")]
 
 
 @pytest.mark.usefixtures("real_backoff")

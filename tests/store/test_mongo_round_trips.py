@@ -7,12 +7,14 @@ the number of commands (round trips) and their size are what a production server
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import bson
@@ -25,15 +27,20 @@ from pymongo.monitoring import (
     CommandSucceededEvent,
 )
 
-from tests.helpers.builders import NOW, T0, order, tracos_doc
-from tests.helpers.stores import unique_collection
+from tests.helpers.builders import NOW, T0, erp, order, tracos_doc
+from tests.helpers.stores import make_settings, unique_collection
+from tests.helpers.workers import drop, names
+from watcher.app import build_worker
 from watcher.core.tracos import Outcome
-from watcher.store import SyncMark
+from watcher.store import SyncMark, mongo_carry
+from watcher.store.journal import Entry, HistoryQuery, PendingEntries, new_id
 from watcher.store.mongo import MongoStore
+from watcher.store.mongo_journal import MongoJournal, journal_name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
 BATCH = 1000
 MONITORING = frozenset({"hello", "isMaster", "ismaster", "endSessions"})  # not ours
+WRITES = frozenset({"update", "insert", "bulkWrite"})
 
 
 @dataclass
@@ -60,6 +67,9 @@ class Commands(CommandListener):
         self.names.clear()
         self.sent = self.received = 0
 
+    def writes(self) -> Counter[str]:
+        return Counter({name: n for name, n in self.names.items() if name in WRITES})
+
     def note(self, what: str) -> str:
         total = sum(self.names.values())
         kb = f"{self.sent / 1024:.0f} KB sent, {self.received / 1024:.0f} KB received"
@@ -81,6 +91,39 @@ async def counted(mongo_uri: str) -> AsyncIterator[tuple[MongoStore, Commands]]:
     yield store, commands
     await store.collection.drop()
     await store.close()
+
+
+@pytest.fixture(params=["bulkWrite", "older server"])
+async def carrying(
+    request: pytest.FixtureRequest, mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[MongoStore, Commands, PendingEntries, MongoJournal]]:
+    """A counted MongoStore that takes the journal's waiting entries along with its writes:
+    through the client-level bulkWrite (this server has it), or as on a server without it."""
+    if request.param == "older server":
+        monkeypatch.setattr(mongo_carry, "CLIENT_BULK_WIRE", 99)  # newer than this server
+    commands = Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_uri, tz_aware=True, event_listeners=[commands]
+    )
+    name = unique_collection("trips")
+    store = MongoStore(client["watcher_tests"][name], client)
+    pending = PendingEntries()
+    store.carry(pending)
+    journal = MongoJournal(client["watcher_tests"][journal_name(name)], 86400)
+    await store.open()
+    await journal.open()
+    commands.reset()
+    yield store, commands, pending, journal
+    await store.collection.drop()
+    await client["watcher_tests"].drop_collection(journal_name(name))
+    await store.close()
+
+
+def journalled(numbers: range) -> list[Entry]:
+    return [
+        Entry(at=NOW, direction="in", event="inserted", number=n, file=f"{n}.json", id=new_id())
+        for n in numbers
+    ]
 
 
 def erp_order(number: int, updated: timedelta = timedelta(0)) -> Any:
@@ -145,3 +188,89 @@ async def test_an_outbound_batch_checks_and_marks_in_one_command_each(
     commands.reset()
     assert await store.mark_synced(marks[:10], NOW) == set()  # already marked: none modified
     assert commands.names == {"update": 1, "find": 1}
+
+
+async def test_a_burst_of_inbound_batches_is_one_command_each_with_the_journal(
+    carrying: tuple[MongoStore, Commands, PendingEntries, MongoJournal],
+) -> None:
+    """Five batches of 200 orders, each batch's entries made after it: every batch after
+    the first takes the entries before it along. One ``bulkWrite`` a batch where the
+    server has it; an ``update`` and an ``insert`` where it has not."""
+    store, commands, pending, journal = carrying
+    one_command = mongo_carry.CLIENT_BULK_WIRE == 25
+    per_batch = []
+    for start in range(0, 1000, 200):
+        numbers = range(start, start + 200)
+        commands.reset()
+        assert set(await store.upsert([erp_order(n) for n in numbers], NOW)) == {Outcome.INSERTED}
+        per_batch.append(commands.writes())
+        pending.add(journalled(numbers))
+    assert sum(commands.names.values()) == sum(per_batch[-1].values())  # nothing but writes
+    expected = {"bulkWrite": 1} if one_command else {"update": 1, "insert": 1}
+    assert per_batch == [{"update": 1}, *[expected] * 4], commands.note("burst")
+    commands.note(f"inbound batch of 200 orders with 200 entries ({expected})")
+    assert len(pending) == 200  # the last batch's: written with the next write, or alone
+    assert [e.number for e in await journal.history(HistoryQuery(number=799))] == [799]
+    assert await journal.history(HistoryQuery(number=800)) == []
+
+
+async def test_an_outbound_batch_is_its_check_and_its_marks_with_the_journal(
+    carrying: tuple[MongoStore, Commands, PendingEntries, MongoJournal],
+) -> None:
+    """The export of 1,000 documents: the check (``find``), then the marks with the
+    entries waiting in one ``bulkWrite`` (or an ``update`` and an ``insert``)."""
+    store, commands, pending, journal = carrying
+    await store.collection.insert_many([tracos_doc(n) for n in range(BATCH)])
+    [batch] = [b async for b in store.iter_unsynced(BATCH)]
+    marks = [SyncMark(d.key, d.version) for d in batch]
+    pending.add(journalled(range(BATCH, BATCH + 1000)))
+    commands.reset()
+    assert len(await store.unsynced_at(marks)) == BATCH
+    assert len(await store.mark_synced(marks, NOW)) == BATCH
+    one_command = mongo_carry.CLIENT_BULK_WIRE == 25
+    expected = {"find": 1, "bulkWrite": 1} if one_command else {"find": 1, "update": 1, "insert": 1}
+    assert commands.names == expected, commands.note("outbound batch")
+    commands.note(f"outbound batch of 1,000 with 1,000 entries ({expected})")
+    assert len(pending) == 0
+    assert len(await journal.history(HistoryQuery(number=BATCH + 999))) == 1
+
+
+async def test_watcher_once_writes_each_batch_and_its_journal_in_one_command(
+    tmp_path: Path, mongo_uri: str
+) -> None:
+    """``watcher once`` over 40 one-order files in batches of 10: one write command per
+    batch (the first an ``update``, each later one a ``bulkWrite`` with the journal of
+    the batch before), and the last batch's entries in one ``insert`` at the end."""
+    settings = make_settings(
+        tmp_path,
+        mongo_uri=mongo_uri,
+        mongo_database="watcher_tests",
+        mongo_collection=unique_collection("once"),
+        batch_size=10,
+    )
+    for n in range(40):
+        drop(settings.inbound_dir, f"{n}.json", json.dumps(erp(orderNo=n)).encode())
+    commands = Commands()
+    uri, database, collection = mongo_uri, settings.mongo_database, settings.mongo_collection
+    store = MongoStore.connect(uri, database, collection, event_listeners=[commands])
+    worker = build_worker(settings, store)
+    try:
+        await worker.open()
+        commands.reset()
+        await worker.once()
+        assert len(names(settings.archive_dir)) == 40
+        assert commands.writes() == {"update": 1, "bulkWrite": 3}, commands.note("once")
+        commands.reset()
+    finally:
+        await worker.close()
+    assert commands.writes() == {"insert": 1}  # the last batch's entries, at the end
+    check = MongoStore.connect(uri, database, collection)
+    try:
+        journal = MongoJournal(check.collection.database[journal_name(collection)], 86400)
+        for n in (0, 15, 39):
+            [entry] = await journal.history(HistoryQuery(number=n))
+            assert (entry.event, entry.to) == ("inserted", f"{n}.json")
+    finally:
+        await check.collection.drop()
+        await check.collection.database.drop_collection(journal_name(collection))
+        await check.close()

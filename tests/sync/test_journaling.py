@@ -66,10 +66,12 @@ async def test_entries_wait_through_an_outage_and_go_with_the_next_batch(
     journal = FlakyJournal(failures=2)
     recorder = Recorder(journal, "w", 30, 100)
     first, second, third = entries(2, "a"), entries(3, "b"), entries(1, "c")
-    await recorder.record(first)
-    await recorder.record(second)
+    for batch in (first, second):
+        await recorder.record(batch)
+        await recorder.flush()
     assert journal.written == []
     await recorder.record(third)
+    await recorder.flush()
     assert journal.written == [*first, *second, *third]
     said = [r.getMessage() for r in caplog.records]
     assert sum("sync journal not written (journal down)" in m for m in said) == 1  # not per batch
@@ -81,8 +83,9 @@ async def test_a_write_cut_by_a_stop_is_finished_never_repeated() -> None:
     journal = FlakyJournal()
     journal.gate = anyio.Event()  # the write waits
     recorder = Recorder(journal, "w", 30, 100)
+    await recorder.record(entries(2, "a"))
     async with anyio.create_task_group() as tg:
-        tg.start_soon(recorder.record, entries(2, "a"))
+        tg.start_soon(recorder.flush)
         await wait_for(lambda: journal.writes == 1, "the write under way")
         tg.cancel_scope.cancel()
         journal.gate.set()
@@ -100,12 +103,14 @@ async def test_a_write_without_an_answer_is_given_up_and_its_entries_wait(
     journal = FlakyJournal()
     journal.gate = anyio.Event()  # never answers
     recorder = Recorder(journal, "w", 30, 100)
+    await recorder.record(entries(1, "first"))
     with anyio.fail_after(DEADLINE):
-        await recorder.record(entries(1, "first"))
+        await recorder.flush()
     assert journal.written == []
     assert any("no answer within" in r.getMessage() for r in caplog.records)
     journal.gate.set()
     await recorder.record(entries(1, "second"))
+    await recorder.flush()
     assert [e.event for e in journal.written] == ["first", "second"]
 
 
@@ -115,8 +120,9 @@ async def test_beyond_the_bound_the_oldest_are_dropped_and_said(
     monkeypatch.setattr(journaling, "MAX_WAITING", 4)
     journal = FlakyJournal(failures=2)
     recorder = Recorder(journal, "w", 30, 100)
-    await recorder.record(entries(3, "old"))
-    await recorder.record(entries(3, "new"))
+    for batch in (entries(3, "old"), entries(3, "new")):
+        await recorder.record(batch)
+        await recorder.flush()
     await recorder.close()  # what waits is written at the end, without new entries
     assert [e.event for e in journal.written] == ["old", "new", "new", "new"]
     assert any("2 entries dropped" in r.getMessage() for r in caplog.records)
@@ -128,10 +134,41 @@ async def test_a_bug_costs_the_batch_of_entries_never_the_next(
     """An entry the journal cannot take (not an outage) is not tried again and again."""
     journal = FlakyJournal(failures=1, error=OverflowError("too big"))
     recorder = Recorder(journal, "w", 30, 100)
-    await recorder.record(entries(2, "poisoned"))
-    await recorder.record(entries(1, "next"))
+    for batch in (entries(2, "poisoned"), entries(1, "next")):
+        await recorder.record(batch)
+        await recorder.flush()
     assert [e.event for e in journal.written] == ["next"]
     assert caplog.records[0].levelno == logging.ERROR
+
+
+async def test_entries_wait_for_the_stores_next_write_and_are_written_once() -> None:
+    """Recorded entries are not written at once: the store's next write may take them
+    along (``PendingEntries.take``); what it took is never written again on its own."""
+    journal = FlakyJournal()
+    recorder = Recorder(journal, "w", 30, 100)
+    await recorder.record(entries(2, "a"))
+    assert journal.writes == 0 and len(recorder.pending) == 2
+    assert [e.event for e in recorder.pending.take()] == ["a", "a"]  # the store's write
+    await recorder.record(entries(1, "b"))
+    await recorder.close()  # a stop writes what still waits
+    assert [e.event for e in journal.written] == ["b"]
+
+
+async def test_entries_no_write_takes_are_written_alone_after_the_window() -> None:
+    """The worker's idle writer: entries no store write took within the window are
+    written on their own, in one write; nothing is written while none wait."""
+    journal = FlakyJournal()
+    recorder = Recorder(journal, "w", 30, 100)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(recorder.write_idle)
+        await recorder.record(entries(2, "a"))
+        await recorder.record(entries(1, "b"))
+        await wait_for(lambda: len(journal.written) == 3, "the entries written alone")
+        assert journal.writes == 1 and len(recorder.pending) == 0
+        await recorder.record(entries(1, "c"))
+        await wait_for(lambda: len(journal.written) == 4, "later entries written too")
+        tg.cancel_scope.cancel()
+    assert journal.writes == 2
 
 
 async def test_forget_asks_for_the_retention() -> None:

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 from watcher.core.faces import lazy
 from watcher.store.journal import (
+    CarriesJournal,
     Entry,
     HistoryQuery,
     Journal,
     JournalEvent,
+    PendingEntries,
     UnreadableEntry,
     new_id,
     order_id,
@@ -35,11 +37,13 @@ if TYPE_CHECKING:
     from watcher.store.configured import build_journal, read_history, with_store
 
 __all__ = [
+    "CarriesJournal",
     "Document",
     "Entry",
     "HistoryQuery",
     "Journal",
     "JournalEvent",
+    "PendingEntries",
     "PutResult",
     "Replace",
     "StoredDocument",

@@ -37,17 +37,16 @@ from watcher.core.tracos import (
     newest_per_number,
     stored_date,
 )
+from watcher.store.journal import PendingEntries
+from watcher.store.mongo_carry import Carrier, checked
 from watcher.store.mongo_client import durable, majority_reads, why_no_answer
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
     NOT_A_MEMBER,
     UniqueIndexMissing,
-    is_missing_index,
     is_refusal,
     refusal_reason,
-    transient_write_error,
     translated,
-    write_concern_failure,
 )
 from watcher.store.mongo_indexes import create_indexes, ensure_indexes, restore_unique_index
 from watcher.store.mongo_ops import (
@@ -123,6 +122,7 @@ class MongoStore:
         self._unanswered = UnansweredWrites()  # upserts and marks, for their retry
         self.trigger = TriggerProgress()
         self._follower = ChangeFollower(collection, self._sweep, self._stored, self.trigger)
+        self._carrier: Carrier | None = None  # the journal's entries, along with the writes
 
     @classmethod
     def connect(
@@ -169,8 +169,17 @@ class MongoStore:
     def collection(self) -> Any:
         return self._coll
 
+    def carry(self, pending: PendingEntries) -> None:
+        """Upserts and marks from now on also write the journal entries waiting in
+        ``pending``: in the same command where the server has the client-level bulkWrite
+        (MongoDB 8.0), else in an insert right after (``mongo_carry``)."""
+        if self._client is not None:
+            self._carrier = Carrier(pending, self._coll, self._client)
+
     async def open(self, create: bool = True) -> None:
         await self.ping()
+        if self._carrier is not None:
+            self._carrier.learn_server()
         if create:
             await create_indexes(self._coll)
             return
@@ -325,7 +334,7 @@ class MongoStore:
         the indexes the unique index refused (as new or newer: stale, or a race)."""
         if not ops:
             return []
-        details = await self._bulk_write(ops)
+        details = await self._carrying(ops)
         return bulk_outcomes(details, outcomes, indexes, refusals)
 
     async def _bulk_write(self, ops: Sequence[Any]) -> Document:
@@ -338,13 +347,13 @@ class MongoStore:
                 result = await self._coll.bulk_write(ops, ordered=False)
             return dict(result.bulk_api_result)
         except BulkWriteError as exc:
-            details = dict(exc.details)
-            if any(is_missing_index(e) for e in details.get("writeErrors", [])):
-                raise UniqueIndexMissing("the unique index on number is missing") from exc
-            failure = write_concern_failure(details) or transient_write_error(details)
-            if failure is not None:
-                raise failure from exc
-            return details
+            return checked(dict(exc.details))
+
+    async def _carrying(self, ops: Sequence[Any]) -> Document:
+        """``_bulk_write``, with the journal's waiting entries along (upserts and marks)."""
+        if self._carrier is None:
+            return await self._bulk_write(ops)
+        return await self._carrier.write(ops, self._bulk_write)
 
     async def _updated_at(self, numbers: list[int]) -> dict[int, Any]:
         query = {"number": {"$in": numbers}}
@@ -487,7 +496,7 @@ class MongoStore:
         token = self._unanswered.take(batch).token
         update = {"$set": {**mark_fields(now), MARK_FIELD: token}}
         try:
-            details = await self._bulk_write(
+            details = await self._carrying(
                 [UpdateOne(mark_filter(m.version), update) for m in marks]
             )
         except StoreUnavailable:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio
 
@@ -45,6 +45,9 @@ from watcher.store.port import (
     TriggerProgress,
     replaces,
 )
+
+if TYPE_CHECKING:
+    from watcher.store.journal import Entry, PendingEntries
 
 T = TypeVar("T")
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
@@ -135,6 +138,8 @@ class SqliteStore:
         self._commits = 0  # our own commits (``data_version`` only changes for others')
         self._counted: tuple[tuple[int, int], tuple[int, int]] | None = None
         self.trigger = TriggerProgress()
+        self._riding: PendingEntries | None = None  # journal entries each write takes along
+        self._journal_insert: Callable[[Sequence[Entry], sqlite3.Connection], None] | None = None
 
     @property
     def mode(self) -> str:
@@ -228,18 +233,59 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(FULL)")
 
+    def carry(self, pending: PendingEntries) -> None:
+        """Each write transaction from now on also writes the journal entries waiting in
+        ``pending``: one commit (and one sync) for the work and its journal."""
+        # imported here: the journal's adapter is built on this module
+        from watcher.store.sqlite_journal import insert
+
+        self._riding, self._journal_insert = pending, insert
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
+        riding: list[Entry] = []
         try:
             yield db
+            riding = self._ride_along(db)
             self._check_same_file()
         except BaseException:
             db.execute("ROLLBACK")
+            self._put_back(riding)
             raise
-        db.execute("COMMIT")
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            self._put_back(riding)
+            raise
         self._commits += 1
+
+    def _ride_along(self, db: sqlite3.Connection) -> list[Entry]:
+        """Write the waiting journal entries in this transaction; the entries written. The
+        journal's trouble (its table dropped, an entry it cannot take) never fails the
+        store's write: its part is undone and the entries wait for a write of their own,
+        where the trouble is said."""
+        if self._riding is None or self._journal_insert is None:
+            return []
+        riding = self._riding.take()
+        if not riding:
+            return []
+        db.execute("SAVEPOINT journal")
+        try:
+            self._journal_insert(riding, db)
+        except Exception:
+            db.execute("ROLLBACK TO journal")
+            db.execute("RELEASE journal")
+            self._riding.restore(riding)
+            return []
+        db.execute("RELEASE journal")
+        return riding
+
+    def _put_back(self, riding: list[Entry]) -> None:
+        """Entries taken along by a write that was not committed: they wait again."""
+        if self._riding is not None:
+            self._riding.restore(riding)
 
     async def upsert(
         self, orders: Sequence[OrderUpsert], now: datetime, clashes: list[Clash] | None = None
