@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import import_module
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from watcher import __version__
 from watcher.cli.environment import environment
@@ -29,6 +29,8 @@ from watcher.core.settings import Settings, load_settings
 # nothing to do is little more than its start-up: what only some commands or the error
 # line use (logging, msgspec, the ERP folders, the heartbeat) is imported where it is used.
 Command = Callable[[Settings, argparse.Namespace], int | None]
+
+DESCRIPTION: Final = "Keeps TracOS work orders and the ERP's JSON files in sync, both ways."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,7 +160,7 @@ def _in(module: str, name: str) -> Command:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="watcher", description=__doc__)
+    parser = OneLineParser(prog="watcher", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"watcher {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=OneLineParser)
     run = commands.add_parser("run", help="the always-on worker")
