@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -43,7 +44,9 @@ async def test_a_new_key_is_counted_shown_in_status_and_journalled(settings: Set
 
         await wait_for(shown, "in watcher status")
         lines = status_lines(gather_status(settings, None, None, datetime.now(UTC)))
-        assert any("ERP key 'priority' not in the format" in line for line in lines)
+        [said] = [line for line in lines if "ERP key 'priority' not in the format" in line]
+        moment = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"  # as every command prints one
+        assert re.search(f"first {moment}, last {moment},", said), said
         await wait_for(lambda: "field_drift" in cli(settings, "history", "4").stdout, "journalled")
     [doc] = json.loads(cli(settings, "show", "4").stdout)
     assert "priority" not in doc

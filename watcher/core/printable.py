@@ -9,6 +9,7 @@ to a person — log lines, the live console, command output — passes it throug
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Final
 
 # C0 and C1 controls, DEL, zero-width and bidi controls, line/paragraph separators, BOM,
@@ -52,3 +53,8 @@ def json_safe(encoded: bytes) -> bytes:
     if text.isascii() and "\x7f" not in text:
         return encoded  # nearly always: nothing to look for
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+
+
+def shown_time(value: datetime) -> str:
+    """A moment as every command prints it: UTC, to the millisecond, ``Z``."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -20,6 +20,7 @@ import msgspec
 
 from watcher import fs as files
 from watcher.core.errors import RejectedInput, Unexportable
+from watcher.core.printable import shown_time
 from watcher.core.tracos import OrderUpsert, erps_own, read_tracos, stored_date
 from watcher.erp import ErpFormat, is_candidate
 from watcher.store import Document, WorkOrderStore
@@ -67,7 +68,7 @@ class Finding(msgspec.Struct, frozen=True, omit_defaults=True):
             "archive_newer": f"archive/{file} holds a newer version of order {number}",
         }[self.kind]
         versions = [
-            f"{what} {_time(when)}"
+            f"{what} {shown_time(when)}"
             for what, when in (("file", self.file_version), ("stored", self.stored_version))
             if when is not None
         ]
@@ -231,10 +232,6 @@ def _orders_in(erp: ErpFormat, path: Path) -> Sequence[OrderUpsert]:
         return erp.judge(files.read_regular(path, MAX_FILE * 512)[0]).orders
     except (OSError, RejectedInput):
         return []
-
-
-def _time(value: datetime) -> str:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _age(seconds: float | None) -> str:

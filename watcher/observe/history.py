@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from watcher.core.printable import json_safe, printable
+from watcher.core.printable import json_safe, printable, shown_time
 from watcher.core.tracos import Outcome
 from watcher.store import Entry, HistoryQuery, JournalEvent, shown_json
 
@@ -54,13 +54,13 @@ def lines(entries: Sequence[Entry]) -> list[str]:
 
 def line(entry: Entry) -> str:
     """``2026-12-02T07:41:03.120Z  in   inserted       order 42 from erp-42.json, version …``"""
-    return f"{_time(entry.at)}  {entry.direction:<3}  {entry.event:<21}  {_what(entry)}"
+    return f"{shown_time(entry.at)}  {entry.direction:<3}  {entry.event:<21}  {_what(entry)}"
 
 
 def _what(entry: Entry) -> str:
     file = printable(entry.file or "?")
     order = f"order {entry.number if entry.number is not None else '?'}"
-    version = f", version {_time(entry.version)}" if entry.version else ""
+    version = f", version {shown_time(entry.version)}" if entry.version else ""
     reason = f": {printable(entry.reason)}" if entry.reason else ""
     if entry.direction == "in":
         if entry.event in CLASHES:
@@ -94,7 +94,3 @@ def _filed(entry: Entry, file: str) -> str:
     if entry.counts:
         said += " (" + ", ".join(f"{n} {o}" for o, n in entry.counts.items()) + ")"
     return said
-
-
-def _time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

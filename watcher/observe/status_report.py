@@ -14,7 +14,7 @@ from typing import Any, Final
 import msgspec
 
 from watcher.core.errors import Unexportable
-from watcher.core.printable import printable
+from watcher.core.printable import printable, shown_time
 from watcher.core.settings import Settings
 from watcher.core.tracos import age, read_tracos
 from watcher.erp import ErpFormat, folder_counts, oldest_claimed, oldest_landed
@@ -245,8 +245,8 @@ def status_lines(report: dict[str, Any]) -> list[str]:
         lines.append(
             printable(
                 f"  ERP key {key!r} not in the format: {seen['files']} files checked carried"
-                f" it, first {seen['first']}, last {seen['last']}, e.g. order"
-                f" {seen['example_order']}"
+                f" it, first {shown_time(seen['first'])}, last {shown_time(seen['last'])},"
+                f" e.g. order {seen['example_order']}"
                 + (f" in {seen['example_file']}" if seen.get("example_file") else "")
             )
         )
