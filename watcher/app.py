@@ -63,15 +63,16 @@ class Integration:
     sink: OutboundSink
 
 
-def recorder(settings: Settings, store: WorkOrderStore) -> Recorder:
+def recorder(settings: Settings, store: WorkOrderStore, retry: StoreRetry) -> Recorder:
     """The journal's writer; its waiting entries go with the store's writes where the
-    store can take them along (both adapters: ``PendingEntries``)."""
+    store can take them along (both adapters: ``PendingEntries``), and an outage its
+    writes meet shows as the store's (``retry``'s state)."""
     journal = build_journal(settings, store)
     days, keep = settings.history_days, settings.history_max_entries
     pending = PendingEntries()
     if journal is not None and isinstance(store, CarriesJournal):
         store.carry(pending)
-    return Recorder(journal, worker_id(settings), days, keep, pending)
+    return Recorder(journal, worker_id(settings), days, keep, pending, retry)
 
 
 def build_integration(settings: Settings, stats: Stats) -> Integration:
@@ -169,7 +170,7 @@ class Worker:
         self.opened = False  # the store was reached: files may have been claimed
         self.graced_out = False  # a stop did not wait for the batch in flight to finish
         self.left_claimed = 0  # files claimed when it closed: resumed at the next start
-        self.journal = recorder(settings, store)
+        self.journal = recorder(settings, store, retry)
         self.inbound, self.outbound = pipelines(
             settings,
             store=store,

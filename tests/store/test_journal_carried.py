@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient
+from pymongo.errors import NotPrimaryError
 
 from tests.helpers.builders import NOW, T0, order, tracos_doc
 from tests.helpers.stores import all_unsynced
-from watcher.core.errors import StoreDamaged
+from watcher.core.errors import StoreDamaged, StoreUnavailable
 from watcher.core.settings import Settings
 from watcher.core.tracos import Outcome
 from watcher.store import SyncMark, WorkOrderStore
@@ -26,6 +27,7 @@ from watcher.store.journal import (
     new_id,
     order_id,
 )
+from watcher.store.mongo_carry import Carrier
 from watcher.store.mongo_journal import journal_name
 from watcher.store.sqlite import SqliteStore
 
@@ -141,3 +143,37 @@ async def test_the_journals_trouble_never_fails_the_stores_write(
     assert await store.upsert([order(1, T0)], NOW) == [Outcome.INSERTED]
     assert len(pending) == 2
     assert [d["number"] for d in await store.find()] == [1]
+
+
+class _Journal:
+    """A journal collection whose inserts meet a step-down."""
+
+    async def insert_many(self, docs: list[Any], ordered: bool) -> None:
+        raise NotPrimaryError("not primary")
+
+
+class _Database(dict[str, Any]):
+    name = "db"
+
+
+class _Orders:
+    name = "orders"
+    write_concern = None
+    database = _Database(orders_journal=_Journal())
+
+
+async def test_entries_an_answered_write_could_not_insert_are_put_back_with_the_outage() -> None:
+    """A server without the client-level bulkWrite: the store's write answered, the
+    entries' own insert met a step-down. They wait again, and the outage is told (its
+    caller never saw it): the journal's writer shows the store unavailable."""
+    pending, told = PendingEntries(), list[Exception]()
+    pending.unwritten = told.append
+    pending.add(a_files_entries("1.json", 1))
+
+    async def answered(ops: Any) -> dict[str, Any]:
+        return {"nUpserted": 1}
+
+    details = await Carrier(pending, _Orders(), client=None).write([object()], answered)
+    assert details == {"nUpserted": 1} and len(pending) == 2
+    [why] = told
+    assert isinstance(why, StoreUnavailable) and "not primary" in str(why)

@@ -17,9 +17,11 @@ from tests.helpers.workers import drop, names, opened_store, running
 from watcher.core.errors import StoreUnavailable
 from watcher.core.settings import Settings
 from watcher.store.configured import build_journal
-from watcher.store.journal import Entry, HistoryQuery
+from watcher.store.journal import Entry, HistoryQuery, JournalTrouble
 from watcher.sync import journaling
 from watcher.sync.journaling import Recorder
+from watcher.sync.retrying import StoreRetry
+from watcher.sync.stats import Count, Stats
 
 pytestmark = pytest.mark.anyio
 
@@ -169,6 +171,54 @@ async def test_entries_no_write_takes_are_written_alone_after_the_window() -> No
         await wait_for(lambda: len(journal.written) == 4, "later entries written too")
         tg.cancel_scope.cancel()
     assert journal.writes == 2
+
+
+def shown_store() -> tuple[Stats, StoreRetry]:
+    stats = Stats(NOW)
+    return stats, StoreRetry(stats, max_wait=1.0)
+
+
+async def test_a_journal_write_meeting_an_outage_shows_the_store_down_until_a_write_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A step-down's first failing write may be the journal's own (the driver then waits
+    for the new primary in the next upsert, which never fails): the store shows
+    unavailable, with the reason and the next try, until a write goes through."""
+    stats, retry = shown_store()
+    journal = FlakyJournal(failures=1, error=StoreUnavailable("MongoDB: not primary"))
+    recorder = Recorder(journal, "w", 30, 100, outages=retry)
+    await recorder.record(entries(1))
+    await recorder.flush()
+    assert not stats.store.connected and "not primary" in stats.store.error
+    assert stats.store.next_attempt is not None  # a read that answers does not clear it
+    assert stats.counters[Count.RETRIES] == 0  # the store's own calls were never retried
+    await recorder.flush()
+    assert stats.store.connected and len(journal.written) == 1
+    assert any("store is reachable again" in r.getMessage() for r in caplog.records)
+
+
+async def test_entries_a_store_write_could_not_take_along_show_the_outage_too() -> None:
+    """Put back by a store write whose own part answered (``PendingEntries.put_back``):
+    the outage it met shows, as the journal's own write would have shown it."""
+    stats, retry = shown_store()
+    recorder = Recorder(FlakyJournal(), "w", 30, 100, outages=retry)
+    await recorder.record(entries(2))
+    recorder.pending.put_back(recorder.pending.take(), StoreUnavailable("MongoDB: not primary"))
+    assert not stats.store.connected and "not primary" in stats.store.error
+    assert len(recorder.pending) == 2
+    await recorder.flush()
+    assert stats.store.connected
+
+
+async def test_the_journals_own_trouble_is_not_the_stores_state() -> None:
+    """Its table gone, an entry refused: the entries wait, the store still shows connected."""
+    stats, retry = shown_store()
+    journal = FlakyJournal(failures=2, error=JournalTrouble("no such table: journal"))
+    recorder = Recorder(journal, "w", 30, 100, outages=retry)
+    await recorder.record(entries(1))
+    await recorder.flush()
+    recorder.pending.put_back(recorder.pending.take(), JournalTrouble("refused"))
+    assert stats.store.connected and len(recorder.pending) == 1
 
 
 async def test_forget_asks_for_the_retention() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from watcher.core.errors import CommandFailed, capped
+from watcher.core.errors import CommandFailed, StoreUnavailable, capped
 from watcher.core.printable import printable
 
 Direction = Literal["in", "out"]
@@ -169,7 +169,8 @@ class Journal(Protocol):
 # MongoDB command (the client-level ``bulkWrite``). When no write comes within a short
 # window, or at a stop, the journal writes them on its own (``sync.journaling``). Entries
 # are keyed by the ids they were made with, so a write repeated after a failure adds no
-# line: whoever could not write them puts them back (``restore``).
+# line: whoever could not write them puts them back (``restore``; ``put_back`` where the
+# store did not answer, so that the journal's writer shows the outage as its own write would).
 class PendingEntries:
     """The entries waiting to be written; safe to take from the store's worker thread."""
 
@@ -177,6 +178,9 @@ class PendingEntries:
         self._lock = threading.Lock()
         self._entries: list[Entry] = []
         self._since: float | None = None  # when the oldest waiting entry began to wait
+        # told when a store write took entries along and met an outage the write's own
+        # caller never saw (its own part answered): the journal's writer says it
+        self.unwritten: Callable[[Exception], None] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -208,6 +212,14 @@ class PendingEntries:
             self._entries = [*entries, *self._entries]
             self._since = time.monotonic()
 
+    def put_back(self, entries: Sequence[Entry], why: Exception) -> None:
+        """Entries a store write took along but could not write, the store unavailable
+        (``why``) while the write's own part went through: they wait again, and the outage
+        is told (``unwritten``), as the journal's own write would have met it."""
+        self.restore(entries)
+        if self.unwritten is not None:
+            self.unwritten(why)
+
     def drop_oldest(self, keep: int) -> int:
         """Drop the oldest beyond ``keep``; how many were dropped."""
         with self._lock:
@@ -237,6 +249,11 @@ def shown_json(entries: Sequence[Entry]) -> bytes:
     for item in plain:
         del item["id"]
     return _encode(plain)
+
+
+class JournalTrouble(StoreUnavailable):
+    """The journal's own trouble, not the store's (its table gone, an entry refused): its
+    entries wait as through an outage, but the store's state is not the journal's to tell."""
 
 
 class UnreadableEntry(CommandFailed):

@@ -111,15 +111,16 @@ class Carrier:
 
     async def _alone(self, riding: list[Entry]) -> None:
         """The entries in an insert of their own (a server without the client-level
-        bulkWrite); not written, they wait again. The store's write stands either way."""
+        bulkWrite); not written, they wait again and the outage is told (``put_back``: the
+        store's caller, its write answered, never saw it). The store's write stands."""
         try:
             try:
                 with translated():
                     await self._journal.insert_many([as_document(e) for e in riding], ordered=False)
             except BulkWriteError as exc:
                 raise_unless_written(dict(exc.details))
-        except StoreUnavailable:
-            self.pending.restore(riding)
+        except StoreUnavailable as exc:
+            self.pending.put_back(riding, exc)
 
 
 def full_name(collection: Any) -> str:

@@ -17,9 +17,8 @@ import msgspec
 from bson import ObjectId
 from pymongo.errors import BulkWriteError, OperationFailure
 
-from watcher.core.errors import StoreUnavailable
 from watcher.store import journal
-from watcher.store.journal import OWN, Entry, HistoryQuery
+from watcher.store.journal import OWN, Entry, HistoryQuery, JournalTrouble
 from watcher.store.mongo_errors import (
     DUPLICATE_KEY,
     transient_write_error,
@@ -112,14 +111,15 @@ def as_document(entry: Entry) -> Document:
 
 def raise_unless_written(details: Document) -> None:
     """After a bulk of journal inserts: an entry already there (11000, a write repeated) is
-    written; a write concern not met, or the server's state, is an outage."""
+    written; a write concern not met, or the server's state, is an outage; an entry
+    refused otherwise is the journal's own trouble."""
     failure = write_concern_failure(details) or transient_write_error(details)
     if failure is not None:
         raise failure
     refused = [e for e in details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
     if refused:
         first = refused[0]
-        raise StoreUnavailable(
+        raise JournalTrouble(
             f"MongoDB refused a journal entry: {first.get('errmsg')} (code {first.get('code')})"
         )
 

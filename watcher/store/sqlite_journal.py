@@ -25,7 +25,7 @@ from typing import Any, Final, TypeVar
 from msgspec.structs import replace
 
 from watcher.store import journal
-from watcher.store.journal import OWN, Entry, HistoryQuery, owner_id
+from watcher.store.journal import OWN, Entry, HistoryQuery, JournalTrouble, owner_id
 from watcher.store.sqlite import SqliteStore, connect
 from watcher.store.sqlite_schema import JOURNAL
 
@@ -139,6 +139,11 @@ class SqliteJournal:
         db.execute("BEGIN IMMEDIATE")
         try:
             done = work(db)
+        except sqlite3.OperationalError as exc:
+            db.execute("ROLLBACK")
+            if exc.sqlite_errorcode == sqlite3.SQLITE_ERROR:  # its table or a column gone
+                raise JournalTrouble(f"embedded store's journal: {exc}") from exc
+            raise  # busy, I/O, a full disk: the store's own state
         except BaseException:
             db.execute("ROLLBACK")
             raise

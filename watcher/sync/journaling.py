@@ -10,8 +10,11 @@ when the journal was written after each batch. A write of their own that fails i
 again after another window (or taken along by the store meanwhile); while the journal
 fails the entries wait (at most ``MAX_WAITING``, the oldest dropped beyond that, and said
 so), and a write gets ``WRITE_SECONDS`` at most. The work they describe is already done:
-the journal never retries in its place. Old entries are forgotten in the background, at
-start and every hour.
+the journal never retries in its place. Its writes are the store's writes all the same: one
+that meets an outage (often the first to meet a step-down, the driver then waiting for the
+new primary in the next upsert) shows the store unavailable, and one that goes through
+shows it connected again (``Outages``, the store retry's). Old entries are forgotten in the
+background, at start and every hour.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 import anyio
 
 from watcher.core.errors import StoreUnavailable
-from watcher.store import Entry, Journal, PendingEntries
+from watcher.store import Entry, Journal, JournalTrouble, PendingEntries
 from watcher.sync.tracing import traced_entries
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,14 @@ FORGET_EVERY_SECONDS: Final = 3600.0
 WRITE_SECONDS: Final = 10.0  # a write waits this long at most: then its entries wait
 WINDOW_SECONDS: Final = 0.2  # entries no store write took by then are written on their own
 IDLE_LOOK_SECONDS: Final = 1.0  # entries put back by a store write that failed: looked at
+
+
+class Outages(Protocol):
+    """Where the store's state is shown (``StoreRetry``): an outage met, a write through."""
+
+    def noticed(self, reason: str, wait: float) -> None: ...
+
+    def answered(self) -> None: ...
 
 
 @dataclass
@@ -46,8 +57,12 @@ class Recorder:
     days: float
     keep: int
     pending: PendingEntries = field(default_factory=PendingEntries)  # shared with the store
+    outages: Outages | None = None  # the store's state, for the journal's writes
     _failing: bool = False
     _added: anyio.Event | None = None  # set when entries come to wait (``write_idle``)
+
+    def __post_init__(self) -> None:
+        self.pending.unwritten = self._carried_unwritten
 
     @property
     def on(self) -> bool:
@@ -103,21 +118,31 @@ class Recorder:
             try:
                 await self.journal.record(batch)
             except StoreUnavailable as exc:
-                self._not_written(batch, str(exc))
+                self._not_written(batch, str(exc), not isinstance(exc, JournalTrouble))
             except Exception as exc:  # a bug: these entries are lost, never the next ones
                 log.exception("sync journal: %d entries dropped: %r", len(batch), exc)
             else:
                 self._written()
             return
         if scope.cancelled_caught:
-            self._not_written(batch, f"no answer within {WRITE_SECONDS:.0f} s")
+            self._not_written(batch, f"no answer within {WRITE_SECONDS:.0f} s", True)
 
     def _written(self) -> None:
+        if self.outages is not None:
+            self.outages.answered()
         if self._failing:
             self._failing = False
             log.warning("sync journal written again; the entries that waited are in it")
 
-    def _not_written(self, batch: list[Entry], reason: str) -> None:
+    def _carried_unwritten(self, exc: Exception) -> None:
+        """Entries a store write took along met an outage (they wait again already)."""
+        self._not_written([], str(exc), not isinstance(exc, JournalTrouble))
+
+    def _not_written(self, batch: list[Entry], reason: str, store_down: bool) -> None:
+        """A write of the entries failed: they wait; one that met the store's outage (not
+        the journal's own trouble) shows the store unavailable."""
+        if store_down and self.outages is not None:
+            self.outages.noticed(reason, WINDOW_SECONDS)
         self.pending.restore(batch)
         dropped = self.pending.drop_oldest(MAX_WAITING)
         if not self._failing:

@@ -77,19 +77,34 @@ class StoreRetry:
             self.max_wait,
             self._note_outage,
         )
+        self.answered()
+        return result
+
+    def answered(self) -> None:
+        """A call went through: the store shows connected again (said, after an outage)."""
         if not self.stats.store.connected:
             if self.stats.store.error:  # not at the first answer after start-up
                 log.warning("store is reachable again; work resumes", extra={"store_up": True})
             self.stats.store = StoreState()
-        return result
+
+    def noticed(self, reason: str, wait: float) -> None:
+        """An outage met by a write these retries did not make (the journal's own, or its
+        entries taken along after a write that answered): the store shows unavailable, with
+        the writer's next try, until a call goes through (``answered``). A step-down's
+        first failing write may be the journal's: the driver then waits for the new primary
+        and the next upsert never fails. The writer says it in its own words."""
+        self._show_outage(reason, wait)
 
     async def _asked(self, operation: Callable[[], Awaitable[T]]) -> T:
         with self.stats.asking():
             return await operation()
 
-    def _note_outage(self, exc: Exception, wait: float) -> None:
+    def _show_outage(self, reason: str, wait: float) -> None:
         retry_at = datetime.now(UTC) + timedelta(seconds=wait)
-        self.stats.store = StoreState(connected=False, error=str(exc), next_attempt=retry_at)
+        self.stats.store = StoreState(connected=False, error=reason, next_attempt=retry_at)
+
+    def _note_outage(self, exc: Exception, wait: float) -> None:
+        self._show_outage(str(exc), wait)
         self.stats.count(Count.RETRIES)
         fields = {"store_up": False, "reason": str(exc), "retry_in_seconds": round(wait, 3)}
         log.warning("store unavailable (%s); next attempt in %.1f s", exc, wait, extra=fields)
