@@ -28,17 +28,22 @@ from watcher.store.configured import build_store
 
 @asynccontextmanager
 async def running(settings: Settings, store: WorkOrderStore | None = None) -> AsyncIterator[Worker]:
-    """A worker running ``run`` in the background until the block ends."""
+    """A worker running ``run`` in the background until the block ends; closed however
+    it ends (a failing test too: its store's client and connections, never left to the
+    garbage collector, whose warnings would fail a later test)."""
     worker = build_worker(settings, store)
-    await worker.open()
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run, stop)
-        try:
-            yield worker
-        finally:
-            stop.set()
-    await worker.close()
+    try:
+        await worker.open()
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run, stop)
+            try:
+                yield worker
+            finally:
+                stop.set()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await worker.close()
 
 
 def names(folder: Path, suffix: str = "") -> list[str]:
@@ -114,8 +119,8 @@ def cli(
 async def opened_store(settings: Settings) -> AsyncIterator[WorkOrderStore]:
     """The store these settings name (embedded or MongoDB), through a connection of its own."""
     store = build_store(settings)
-    await store.open()
     try:
+        await store.open()
         yield store
     finally:
         await store.close()

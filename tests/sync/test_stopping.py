@@ -28,6 +28,7 @@ from tests.helpers.harness import claimed_files, serving, start_worker
 from tests.helpers.stores import make_settings
 from tests.helpers.workers import drop, env_for, names, running, stored_docs
 from watcher.app import build_worker
+from watcher.core.errors import StoreUnavailable
 from watcher.core.settings import Settings
 from watcher.core.tracos import Clash, OrderUpsert, Outcome
 from watcher.observe.heartbeat import read_status_files
@@ -267,3 +268,14 @@ def test_a_third_ctrl_c_quits_at_once(settings: Settings, tmp_path: Path) -> Non
                 worker.kill()
     assert "received a third time: quitting at once" in last_line(log)
     assert len(claimed_files(settings)) == 1  # resumed at the next start
+
+
+async def test_a_failing_test_block_still_closes_its_worker(settings: Settings) -> None:
+    """``running``: a block that raises (a test failing inside it) still closes the worker
+    and its store; a MongoDB client left open would be collected later, and its unclosed
+    connections' ResourceWarnings fail whichever test the garbage collector runs in."""
+    with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="a failing test")):
+        async with running(settings) as worker:
+            raise RuntimeError("a failing test")
+    with pytest.raises(StoreUnavailable):  # closed: it answers no more
+        await worker.store.counts()
