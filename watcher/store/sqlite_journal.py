@@ -25,7 +25,7 @@ from typing import Any, Final, TypeVar
 from msgspec.structs import replace
 
 from watcher.store import journal
-from watcher.store.journal import OWN, Entry, HistoryQuery, owner_id
+from watcher.store.journal import OWN, Entries, Entry, HistoryQuery, OrderEntries, owner_id
 from watcher.store.sqlite import SqliteStore, connect
 from watcher.store.sqlite_schema import JOURNAL
 
@@ -81,10 +81,19 @@ def insert(entries: Sequence[Entry], db: sqlite3.Connection) -> None:
     """Write ``entries``, each row once whoever writes it again. The rows are made as
     SQLite takes them, never all held at once: a batch's entries are already in memory,
     and its rows as a list would be as much again (docs/spec.md §7)."""
-    owners = {e.id: e for e in entries if e.number is None}
+    owners = {e.id: e for e in _unnumbered(entries)}
     full: list[Entry] = []  # the few entries that need their JSON: after the columns-only ones
     db.executemany(COMPACT, _compact_rows(entries, owners, full))
     db.executemany(FULL, map(_full_row, full))
+
+
+def _unnumbered(entries: Sequence[Entry]) -> Iterator[Entry]:
+    """The entries without a number (the ones orders may point at): a file's order
+    entries kept as columns all have one, and are not made into entries to be looked at."""
+    parts = entries.parts if isinstance(entries, Entries) else [entries]
+    for part in parts:
+        if not isinstance(part, OrderEntries):
+            yield from (e for e in part if e.number is None)
 
 
 def _compact_rows(
