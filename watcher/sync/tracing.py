@@ -13,7 +13,6 @@ from typing import Any, Final, ParamSpec, TypeVar
 import msgspec
 
 from watcher.store import Entries, Entry, OrderEntries
-from watcher.store.journal import parts_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,7 +73,8 @@ def traced_entries(entries: Sequence[Entry]) -> Sequence[Entry]:
     trace_id = current_trace_id()
     if trace_id is None:
         return entries
-    return Entries(map(functools.partial(_traced, trace_id), parts_of(entries)))
+    parts = entries.parts if isinstance(entries, Entries) else [entries]
+    return Entries(map(functools.partial(_traced, trace_id), parts))
 
 
 def _traced(trace_id: str, part: Sequence[Entry]) -> Sequence[Entry]:
