@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 from watcher.core.faces import lazy
 from watcher.store.journal import (
     CarriesJournal,
+    Entries,
     Entry,
     HistoryQuery,
     Journal,
     JournalEvent,
+    OrderEntries,
     PendingEntries,
     UnreadableEntry,
     new_id,
@@ -39,10 +41,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CarriesJournal",
     "Document",
+    "Entries",
     "Entry",
     "HistoryQuery",
     "Journal",
     "JournalEvent",
+    "OrderEntries",
     "PendingEntries",
     "PutResult",
     "Replace",

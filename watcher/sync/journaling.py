@@ -117,7 +117,7 @@ class Recorder:
             self._failing = False
             log.warning("sync journal written again; the entries that waited are in it")
 
-    def _not_written(self, batch: list[Entry], reason: str) -> None:
+    def _not_written(self, batch: Sequence[Entry], reason: str) -> None:
         self.pending.restore(batch)
         dropped = self.pending.drop_oldest(MAX_WAITING)
         if not self._failing:
