@@ -274,6 +274,7 @@ class Worker:
             await stop.wait()
             with anyio.move_on_after(self.settings.stop_grace_seconds) as grace:
                 await inbound_done.wait()
+                await self.outbound.finish()  # its batch in flight too: marks are said
             self.graced_out = grace.cancelled_caught
             tg.cancel_scope.cancel()
 

@@ -15,6 +15,7 @@ from tests.helpers.conditions import wait_for, wait_until
 from tests.helpers.harness import start_worker
 from tests.helpers.workers import cli, drop, names, opened_store, running
 from watcher.core.settings import Settings
+from watcher.store.sqlite_schema import FORMAT
 from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
@@ -81,7 +82,10 @@ def _newer_release(settings: Settings, change: str) -> None:
     ("change", "what"),
     [
         ("PRAGMA user_version = 7", "store format 7"),
-        ("ALTER TABLE workorders ADD COLUMN tenant TEXT", "store format 2, with columns tenant"),
+        (
+            "ALTER TABLE workorders ADD COLUMN tenant TEXT",
+            f"store format {FORMAT}, with columns tenant",
+        ),
     ],
 )
 async def test_a_store_from_a_newer_release_is_one_line_and_exit_2(
@@ -98,7 +102,7 @@ async def test_a_store_from_a_newer_release_is_one_line_and_exit_2(
         assert line.startswith(
             f"watcher: embedded store {settings.sqlite_path} was written by a newer release"
         ), line
-        assert f"({what}; this release " in line and "reads format 2 at most" in line, line
+        assert f"({what}; this release " in line and f"reads format {FORMAT} at most" in line, line
 
 
 def _garbage(settings: Settings) -> None:

@@ -141,10 +141,14 @@ async def disagreements(worker: Worker) -> list[str]:
     docs = {doc["number"]: doc for doc in await worker.store.find()}
     found = []
     for path in sorted(worker.settings.outbound_dir.glob("*.json")):
+        try:
+            held = path.read_bytes()
+        except FileNotFoundError:
+            continue  # withdrawn by a running worker since the listing: nothing to disagree
         doc = docs[int(path.stem)]
         wanted = worker.integration.format.render(read_tracos(doc)).data
-        if path.read_bytes() != wanted:
-            found.append(f"{path.name}: {path.read_bytes()!r} but stored {doc['title']!r}")
+        if held != wanted:
+            found.append(f"{path.name}: {held!r} but stored {doc['title']!r}")
     return found
 
 

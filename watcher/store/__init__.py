@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 from watcher.core.faces import lazy
 from watcher.store.journal import (
     CarriesJournal,
+    Entries,
     Entry,
     HistoryQuery,
     Journal,
     JournalEvent,
     JournalTrouble,
+    OrderEntries,
     PendingEntries,
     UnreadableEntry,
     new_id,
@@ -40,11 +42,13 @@ if TYPE_CHECKING:
 __all__ = [
     "CarriesJournal",
     "Document",
+    "Entries",
     "Entry",
     "HistoryQuery",
     "Journal",
     "JournalEvent",
     "JournalTrouble",
+    "OrderEntries",
     "PendingEntries",
     "PutResult",
     "Replace",

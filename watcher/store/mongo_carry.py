@@ -79,7 +79,7 @@ class Carrier:
         await self._alone(riding)
         return details
 
-    async def _in_one_command(self, ops: Sequence[Any], riding: list[Entry]) -> Document | None:
+    async def _in_one_command(self, ops: Sequence[Any], riding: Sequence[Entry]) -> Document | None:
         """``ops`` and the entries' inserts in one client-level bulkWrite; the details of
         ``ops`` as a collection's bulk gives them. None when the driver will not send it
         (an older server behind the address, a write concern without acknowledgement):
@@ -105,11 +105,11 @@ class Carrier:
         self.pending.restore([riding[i] for i in journal_refused(full, len(ops))])
         return details
 
-    def _inserts(self, riding: list[Entry]) -> list[InsertOne[Document]]:
+    def _inserts(self, riding: Sequence[Entry]) -> list[InsertOne[Document]]:
         namespace = full_name(self._journal)
         return [InsertOne(as_document(entry), namespace=namespace) for entry in riding]
 
-    async def _alone(self, riding: list[Entry]) -> None:
+    async def _alone(self, riding: Sequence[Entry]) -> None:
         """The entries in an insert of their own (a server without the client-level
         bulkWrite); not written, they wait again and the outage is told (``put_back``: the
         store's caller, its write answered, never saw it). The store's write stands."""

@@ -10,7 +10,7 @@ from typing import Any, Final, cast
 from bson import ObjectId
 from pymongo import InsertOne, ReplaceOne, UpdateMany, UpdateOne
 
-from watcher.core.tracos import OrderUpsert, Outcome
+from watcher.core.tracos import ERP_VERSION, OrderUpsert, Outcome
 from watcher.store.port import Document, Replace, insert_fields, upsert_fields
 
 # The fields an export reads: a conditional mark requires all of them unchanged.
@@ -39,6 +39,10 @@ NUMBER_ID_PREFIX: Final = b"\0\0\0\0"  # no ObjectId a driver makes starts so (a
 MARK_FIELD: Final = "syncMark"
 INSERT_MARK_FIELD: Final = "insertMark"
 _ABSENT: Final = "\0absent"
+# The stored version is the ERP's own (``tracos.erps_own``; ``isSynced`` is asked apart):
+# no export can have crossed it. (A one-clause ``$and``: there mongomock, the tests'
+# facade, takes an absent field for false, as MongoDB does; a bare ``$eq`` raises.)
+ERPS_OWN: Final[Document] = {"$expr": {"$and": [{"$eq": [f"${ERP_VERSION}", "$updatedAt"]}]}}
 
 
 def version_of(doc: Document) -> Hashable:
@@ -76,24 +80,32 @@ def upsert_op(
     document: an update of ``stored`` by its ``_id``, or an insert under the ``_id`` the
     number gives (a second insert of it is refused, 11000).
 
-    An order synced after the ERP made its version is read first (``tracos.crossed``): it
-    may have crossed an export."""
-    update: Document = {
-        "$set": {**upsert_fields(order, now), MARK_FIELD: token},
-        "$setOnInsert": {**insert_fields(order), INSERT_MARK_FIELD: token},
-    }
-    if order.deletedAt is None:
-        update["$unset"] = {"deletedAt": ""}
+    Only a stored version that is the ERP's own is updated at once: no export crossed
+    it. Any other (TracOS's, exported) is read first: the ERP may have made its version
+    before that export (``tracos.crossed``). ``syncedAt`` cannot tell it in the query: an
+    inbound write sets it too, to its own time, after the ERP made the version it stores,
+    so a newer ERP version over its own would always be read first.
+
+    The bytes are an order's (a bulk of 1,000 is about half a megabyte): ``number`` is set
+    from every query's equality, ``isSynced`` from the first one's."""
+    fields = upsert_fields(order, now)
+    del fields["number"]
     if stored is None and unindexed:
         query: Document = {"_id": number_id(order.number), "number": order.number}
     elif stored is None:
         query = {"number": order.number, "updatedAt": {"$lt": order.updatedAt}}
         query["isSynced"] = True
-        # synced after the ERP made its version: read first, it may have crossed an export
-        query["syncedAt"] = {"$lte": order.updatedAt}
+        query.update(ERPS_OWN)
+        del fields["isSynced"]
     else:
         exactly = {f: _exactly(stored, f) for f in ("updatedAt", "isSynced")}
         query = {"_id": stored["_id"], "number": order.number, **exactly}
+    update: Document = {
+        "$set": {**fields, MARK_FIELD: token},
+        "$setOnInsert": {**insert_fields(order), INSERT_MARK_FIELD: token},
+    }
+    if order.deletedAt is None:
+        update["$unset"] = {"deletedAt": ""}
     # the hint makes the server refuse the write when the index is gone (dropped, a wiped
     # server): without it, an older version's upsert would insert a second document
     return UpdateOne(query, update, upsert=True, hint=None if unindexed else NUMBER_INDEX)

@@ -245,7 +245,7 @@ class SqliteStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
-        riding: list[Entry] = []
+        riding: Sequence[Entry] = []
         try:
             yield db
             riding = self._ride_along(db)
@@ -261,7 +261,7 @@ class SqliteStore:
             raise
         self._commits += 1
 
-    def _ride_along(self, db: sqlite3.Connection) -> list[Entry]:
+    def _ride_along(self, db: sqlite3.Connection) -> Sequence[Entry]:
         """Write the waiting journal entries in this transaction; the entries written. The
         journal's trouble (its table dropped, an entry it cannot take) never fails the
         store's write: its part is undone and the entries wait for a write of their own,
@@ -282,7 +282,7 @@ class SqliteStore:
         db.execute("RELEASE journal")
         return riding
 
-    def _put_back(self, riding: list[Entry]) -> None:
+    def _put_back(self, riding: Sequence[Entry]) -> None:
         """Entries taken along by a write that was not committed: they wait again."""
         if self._riding is not None:
             self._riding.restore(riding)

@@ -17,7 +17,7 @@ never holds up the worker's writes.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Final, TypeVar
@@ -25,7 +25,15 @@ from typing import Any, Final, TypeVar
 from msgspec.structs import replace
 
 from watcher.store import journal
-from watcher.store.journal import OWN, Entry, HistoryQuery, JournalTrouble, owner_id
+from watcher.store.journal import (
+    OWN,
+    Entries,
+    Entry,
+    HistoryQuery,
+    JournalTrouble,
+    OrderEntries,
+    owner_id,
+)
 from watcher.store.sqlite import SqliteStore, connect
 from watcher.store.sqlite_schema import JOURNAL
 
@@ -78,24 +86,44 @@ def _points(entry: Entry, owner: Entry) -> bool:
 
 
 def insert(entries: Sequence[Entry], db: sqlite3.Connection) -> None:
-    """Write ``entries``, each row once whoever writes it again."""
-    owners = {e.id: e for e in entries if e.number is None}
-    full: list[Row] = []
-    compact: list[Row] = []
+    """Write ``entries``, each row once whoever writes it again. The rows are made as
+    SQLite takes them, never all held at once: a batch's entries are already in memory,
+    and its rows as a list would be as much again (docs/spec.md §7)."""
+    owners = {e.id: e for e in _unnumbered(entries)}
+    full: list[Entry] = []  # the few entries that need their JSON: after the columns-only ones
+    db.executemany(COMPACT, _compact_rows(entries, owners, full))
+    db.executemany(FULL, map(_full_row, full))
+
+
+def _unnumbered(entries: Sequence[Entry]) -> Iterator[Entry]:
+    """The entries without a number (the ones orders may point at): a file's order
+    entries kept as columns all have one, and are not made into entries to be looked at."""
+    parts = entries.parts if isinstance(entries, Entries) else [entries]
+    for part in parts:
+        if not isinstance(part, OrderEntries):
+            yield from (e for e in part if e.number is None)
+
+
+def _compact_rows(
+    entries: Iterable[Entry], owners: Mapping[bytes, Entry], full: list[Entry]
+) -> Iterator[Row]:
+    """The columns-only rows of ``entries``, one at a time; the others go to ``full``."""
     for e in entries:
-        at = micros(e.at)
         if _plain(e):
+            at = micros(e.at)
             version = None if e.version is None else micros(e.version)
             owner = owners.get(owner_id(e.id) or b"")
             if owner is not None and _points(e, owner):
-                compact.append((e.id, at, e.number, e.event, version, None, None, None))
+                yield (e.id, at, e.number, e.event, version, None, None, None)
                 continue
             if e.trace is None and e.file is not None:  # a row with a file points at none
-                compact.append((e.id, at, e.number, e.event, version, e.file, e.to, e.worker))
+                yield (e.id, at, e.number, e.event, version, e.file, e.to, e.worker)
                 continue
-        full.append((e.id, at, e.number, e.file, _without_id(journal.encode(e))))
-    db.executemany(COMPACT, compact)
-    db.executemany(FULL, full)
+        full.append(e)
+
+
+def _full_row(e: Entry) -> Row:
+    return (e.id, micros(e.at), e.number, e.file, _without_id(journal.encode(e)))
 
 
 class SqliteJournal:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from watcher.core.tracos import INT64_MAX
 from watcher.erp import NotFiled, Taken
-from watcher.store import Entry, JournalEvent, StoredDocument, new_id, order_id
+from watcher.store import Entries, Entry, JournalEvent, OrderEntries, StoredDocument
 from watcher.sync.batches import (
     FiledFile,
     InboundDone,
@@ -27,7 +28,7 @@ class Journaling:
 
     async def inbound(self, done: InboundDone) -> None:
         if self.journal.on:
-            await self.journal.record(inbound_entries(done, self.journal.worker))
+            await self.journal.record(Entries(inbound_parts(done, self.journal.worker)))
 
     async def outbound(self, done: OutboundDone) -> None:
         if self.journal.on:
@@ -38,6 +39,13 @@ def inbound_entries(done: InboundDone, worker: str) -> list[Entry]:
     """One entry per order and one per file; a file of one order, archived, is one entry
     (the order's, with ``to``): one row, not two, for the commonest file. Files filed away
     late get their file's entry alone: their orders' were written with their batch."""
+    return list(Entries(inbound_parts(done, worker)))
+
+
+def inbound_parts(done: InboundDone, worker: str) -> list[Sequence[Entry]]:
+    """``inbound_entries`` in parts: a file's orders made with its entry are columns
+    (``OrderEntries``) until written, not 270,000 entries beside the batch's orders."""
+    parts: list[Sequence[Entry]] = []
     entries: list[Entry] = []
     taken = [item.taken for item in done.files]
     for item in done.files:
@@ -48,9 +56,18 @@ def inbound_entries(done: InboundDone, worker: str) -> list[Entry]:
             entries += _order_entries(item, done.stored_at, worker, to=to)
         else:  # the file's entry made first: its orders' ids point at it
             own = _file_entry(item, done.filed_at, worker)
-            entries += _order_entries(item, done.stored_at, worker, of=own.id)
-            entries.append(own)
-    return entries + clash_entries(done.clashes, taken, worker, done.stored_at)
+            parts += [entries, _file_orders(item, done.stored_at, worker, own.id)]
+            entries = [own]
+    parts += [entries, clash_entries(done.clashes, taken, worker, done.stored_at)]
+    return parts
+
+
+def _file_orders(item: FiledFile, at: datetime, worker: str, of: bytes) -> OrderEntries:
+    """What became of each order of the file, as columns; their ids point at ``of``."""
+    pairs = (
+        (order.number, order.updatedAt, outcome.value) for order, outcome in order_outcomes(item)
+    )
+    return OrderEntries(pairs, of=of, at=at, file=item.taken.shown, worker=worker)
 
 
 def _order_entries(
@@ -59,25 +76,22 @@ def _order_entries(
     worker: str,
     *,
     to: str | None = None,
-    of: bytes | None = None,
 ) -> list[Entry]:
-    """What became of each order of the file, and which version it was; ``of``: the id of
-    the file's entry, which their ids point at."""
+    """What became of each order of the file, and which version it was (a file of one
+    order: each entry an id of its own)."""
     file = item.taken.shown
-    ids = (new_id() if of is None else order_id(of, i) for i in range(len(item.outcomes)))
     return [
         Entry(
             at=at,
             direction="in",
-            event=str(outcome),
+            event=outcome.value,
             number=order.number,
             file=file,
             to=to,
             version=order.updatedAt,
             worker=worker,
-            id=made,
         )
-        for (order, outcome), made in zip(order_outcomes(item), ids, strict=True)
+        for order, outcome in order_outcomes(item)
     ]
 
 

@@ -138,7 +138,7 @@ class Recorder:
         """Entries a store write took along met an outage (they wait again already)."""
         self._not_written([], str(exc), not isinstance(exc, JournalTrouble))
 
-    def _not_written(self, batch: list[Entry], reason: str, store_down: bool) -> None:
+    def _not_written(self, batch: Sequence[Entry], reason: str, store_down: bool) -> None:
         """A write of the entries failed: they wait; one that met the store's outage (not
         the journal's own trouble) shows the store unavailable."""
         if store_down and self.outages is not None:

@@ -65,6 +65,7 @@ class Outbound:
     reported: ReportedVersions = field(default_factory=ReportedVersions)
     unwritten: set[str] = field(default_factory=set)  # keys whose file could not be written
     _lock: anyio.Lock = field(default_factory=anyio.Lock)  # one export at a time
+    _stopping: bool = False  # a stop: no batch starts, the one in flight finishes
     _listed: set[str] = field(default_factory=set)  # keys this run listed as unexportable
     _refusals_said: dict[str, str] = field(default_factory=dict)  # key → its mark's refusal
 
@@ -96,7 +97,17 @@ class Outbound:
         size = self.batch_size
         async with self._lock:
             for start in range(0, len(newest), size):
+                if self._stopping:
+                    return  # the rest stays unsynced: the next start's sweep exports it
                 await self._export_batch(newest[start : start + size])
+
+    async def finish(self) -> None:
+        """At a stop: no export batch starts from now on, and the one in flight ends as a
+        batch does (written, marked, logged and journalled). Cut short, a batch whose marks
+        the store applied would be said nowhere: synced, never journalled or logged."""
+        self._stopping = True
+        async with self._lock:
+            pass
 
     @traced(
         "outbound export",

@@ -12,7 +12,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 import msgspec
 
-from watcher.store import Entry
+from watcher.store import Entries, Entry, OrderEntries
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -73,4 +73,12 @@ def traced_entries(entries: Sequence[Entry]) -> Sequence[Entry]:
     trace_id = current_trace_id()
     if trace_id is None:
         return entries
-    return [msgspec.structs.replace(entry, trace=trace_id) for entry in entries]
+    parts = entries.parts if isinstance(entries, Entries) else [entries]
+    return Entries(map(functools.partial(_traced, trace_id), parts))
+
+
+def _traced(trace_id: str, part: Sequence[Entry]) -> Sequence[Entry]:
+    """A part of a batch's entries naming the trace (columns stay columns)."""
+    if isinstance(part, OrderEntries):
+        return part.traced(trace_id)
+    return [msgspec.structs.replace(entry, trace=trace_id) for entry in part]
