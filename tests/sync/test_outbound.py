@@ -29,8 +29,9 @@ from watcher.app import Worker, build_worker
 from watcher.core.settings import Settings
 from watcher.erp.folders.sink import FolderSink
 from watcher.erp.port import OutboundFile
-from watcher.store import StoredDocument, SyncMark
+from watcher.store import JournalEvent, StoredDocument, SyncMark
 from watcher.store.sqlite import SqliteStore
+from watcher.sync.batches import OutboundDone
 from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
@@ -402,3 +403,31 @@ def test_a_crashed_writers_temp_file_goes_at_once_a_running_writers_stays(
     cli(settings, "once")
     assert not os.path.exists(crashed_by_gone)
     assert os.path.exists(running) and elsewhere.exists()
+
+
+async def test_a_stale_read_of_an_export_made_here_is_nothing_another_workers_is_superseded(
+    settings: Settings,
+) -> None:
+    """A second read of the version this worker just exported and marked (a sweep after a
+    reconnect) says nothing; the same stale read by another worker is ``superseded``."""
+    store = SqliteStore(settings.sqlite_path)
+    await store.open()
+    await store.put_documents([tracos_doc(1)])
+    read = await all_unsynced(store)
+    told: list[OutboundDone] = []
+    here, other = build_worker(settings, store).outbound, build_worker(settings, store).outbound
+
+    class Told:
+        async def inbound(self, done: object) -> None: ...
+
+        async def outbound(self, done: OutboundDone) -> None:
+            told.append(done)
+
+    for outbound in (here, other):
+        outbound.books = Told()  # type: ignore[assignment]
+    await here.export(read)
+    await here.export(read)  # the same read again: this export
+    await other.export(read)  # another worker's stale read
+    events = [[e.event for e in done.exports] for done in told if done.exports]
+    assert events == [[JournalEvent.EXPORTED], [JournalEvent.SUPERSEDED]]
+    await store.close()

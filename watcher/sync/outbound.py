@@ -11,11 +11,12 @@ file is repaired from the store (``watcher.sync.repair``): the claims only save 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Hashable, Iterable, Mapping, Sequence, Set
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from itertools import islice
 from typing import Final
 
 import anyio
@@ -34,6 +35,7 @@ from watcher.sync.tracing import listed, traced
 
 log = logging.getLogger("watcher.outbound")
 WRITE_ATTEMPTS: Final = 5  # per batch; files still failing are tried again later
+MARKED_KEPT: Final = 10_000  # exports this worker marked, remembered (the newest)
 
 
 class WriteFailed(Exception):
@@ -68,6 +70,9 @@ class Outbound:
     _stopping: bool = False  # a stop: no batch starts, the one in flight finishes
     _listed: set[str] = field(default_factory=set)  # keys this run listed as unexportable
     _refusals_said: dict[str, str] = field(default_factory=dict)  # key → its mark's refusal
+    # key → the version this worker last marked: a second read of that same version (a
+    # sweep after a reconnect, a stream event read meanwhile) is this export, not another's
+    _marked: dict[str, Hashable] = field(default_factory=dict)
 
     async def run(self) -> None:
         """Follow the store's unsynced documents for as long as the worker runs."""
@@ -138,17 +143,33 @@ class Outbound:
         await self.repair.settle(changed)  # written, then changed: maybe to a synced version
         busy = [item for index, item in enumerate(ready) if index not in held]
         self.unwritten.update(item.doc.key for item in [*failed, *busy])
+        self._remember(item for item in written if item.doc.key in marked)
         kept = {item.doc.key for item in current}
         outcomes = [
             *(self._written(item, marked, refused) for item in written),
             *(
                 _exported(item, JournalEvent.SUPERSEDED)
                 for item in mine
-                if item.doc.key not in kept
+                if item.doc.key not in kept and not self._done_here(item)
             ),
             *(_exported(item, JournalEvent.NOT_WRITTEN) for item in failed),
         ]
         await self.books.outbound(OutboundDone(now, outcomes, [], [], self.where))
+
+    def _remember(self, exported: Iterable[Export]) -> None:
+        for item in exported:
+            self._marked.pop(item.doc.key, None)
+            self._marked[item.doc.key] = item.doc.version
+        for key in list(islice(self._marked, max(0, len(self._marked) - MARKED_KEPT))):
+            del self._marked[key]
+
+    def _done_here(self, item: Export) -> bool:
+        """Whether this worker already exported and marked exactly this version: then a
+        stale read of it is nothing to say (another worker's export is: ``superseded``)."""
+        if self._marked.get(item.doc.key) != item.doc.version:
+            return False
+        log.debug("order %d: this version went out already", item.number)
+        return True
 
     async def _mark_all(
         self, written: list[Export], now: datetime, refused: dict[str, str]
