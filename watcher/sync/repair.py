@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
@@ -32,6 +32,9 @@ from watcher.sync.stats import Count, Stats
 
 log = logging.getLogger(__name__)
 _PROBE_DATE: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# Numbers a format's names are tried with: far apart, with and without room for padding
+_PROBES: Final = (7, 4242, 1_234_567, 2**40 + 3)
+_UNKNOWN: Final = ("", "\0")
 CHUNK: Final = 1000  # orders settled at a time
 REWRITTEN: Final = "the file held another version than the store's synced one: rewritten"
 WITHDRAWN: Final = (
@@ -48,6 +51,7 @@ class Repair:
     stats: Stats
     retry: StoreRetry
     journal: Recorder
+    _pattern: tuple[str, str] | None = field(default=_UNKNOWN, init=False)  # see ``_name``
 
     async def settle(self, numbers: Sequence[int]) -> int:
         """Make each of these orders' outbound files (those still there) hold the stored
@@ -126,17 +130,12 @@ class Repair:
 
     def _name(self, number: int) -> str | None:
         """The file name an order's export gets (a format names it by the number alone)."""
-        probe = TracosWorkOrder(
-            number=number,
-            status="created",
-            title="",
-            createdAt=_PROBE_DATE,
-            updatedAt=_PROBE_DATE,
-        )
-        try:
-            return self.format.render(probe).name
-        except Unexportable:
-            return None
+        if self._pattern is _UNKNOWN:
+            self._pattern = _name_pattern(self.format)
+        if self._pattern is not None:
+            prefix, suffix = self._pattern
+            return f"{prefix}{number}{suffix}"
+        return _probe_name(self.format, number)
 
     def _render(self, doc: dict[str, object]) -> OutboundFile | None:
         try:
@@ -171,3 +170,30 @@ class Repair:
             for number in done
         ]
         await self.journal.record(entries)
+
+
+def _name_pattern(format: ErpFormat) -> tuple[str, str] | None:
+    """(prefix, suffix) when the format names every probe ``prefix + number + suffix``
+    (every built-in format does): then a name costs no render. None: render each."""
+    patterns = set()
+    for number in _PROBES:
+        name = _probe_name(format, number)
+        prefix, found, suffix = (name or "").partition(str(number))
+        if not found:
+            return None
+        patterns.add((prefix, suffix))
+    return patterns.pop() if len(patterns) == 1 else None
+
+
+def _probe_name(format: ErpFormat, number: int) -> str | None:
+    probe = TracosWorkOrder(
+        number=number,
+        status="created",
+        title="",
+        createdAt=_PROBE_DATE,
+        updatedAt=_PROBE_DATE,
+    )
+    try:
+        return format.render(probe).name
+    except Unexportable:
+        return None
