@@ -33,6 +33,7 @@ from watcher.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
 Opened = tuple[WorkOrderStore, Journal, PendingEntries]
+EMBEDDED_ONLY = pytest.mark.parametrize("any_settings", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -103,13 +104,13 @@ async def test_entries_written_already_count_as_written(opened: Opened) -> None:
     assert await story(journal, "b.json") == ["inserted", "archived"]
 
 
+@EMBEDDED_ONLY  # MongoDB's failed command: tests/store/test_mongo_faults.py
 async def test_entries_of_a_write_that_fails_wait_for_the_next(
     opened: Opened, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The store's write rolled back: its journal entries with it, and they wait again."""
     store, journal, pending = opened
-    if not isinstance(store, SqliteStore):
-        pytest.skip("MongoDB's failed command: tests/store/test_mongo_faults.py")
+    assert isinstance(store, SqliteStore)
 
     checks = []
 
@@ -129,14 +130,13 @@ async def test_entries_of_a_write_that_fails_wait_for_the_next(
     assert len(pending) == 0 and await story(journal, "c.json") == ["inserted", "archived"]
 
 
+@EMBEDDED_ONLY  # the embedded store's journal table
 async def test_the_journals_trouble_never_fails_the_stores_write(
     opened: Opened, any_settings: Settings
 ) -> None:
     """The journal table dropped: the upsert is stored all the same, and its entries wait
     for a write of their own (where the trouble is said)."""
     store, _, pending = opened
-    if not isinstance(store, SqliteStore):
-        pytest.skip("the embedded store's journal table")
     with sqlite3.connect(any_settings.sqlite_path) as db:
         db.execute("DROP TABLE journal")
     pending.add(a_files_entries("d.json", 1))
