@@ -136,38 +136,73 @@ def candidate_names(base: str, tail: str, room: int = 0) -> Iterator[str]:
 def unique_name(folder: StrPath, name: str, room: int = 0) -> str:
     """``folder/name``, or a suffixed name when that exists (the rename rechecks atomically);
     always short enough for the file system, with ``room`` bytes to spare."""
+    return os.path.join(folder, _free_name(name, room, folder, None))
+
+
+def _free_name(name: str, room: int, folder: StrPath, folder_fd: int | None) -> str:
+    """The first of ``candidate_names`` that nothing in the folder holds (through
+    ``folder_fd`` when given)."""
     for candidate in candidate_names(*split_name(name), room):
-        target = os.path.join(folder, candidate)
-        if not os.path.lexists(target):
-            return target
+        try:
+            if folder_fd is None:
+                os.lstat(os.path.join(folder, candidate))
+            else:
+                os.lstat(candidate, dir_fd=folder_fd)
+        except OSError:
+            return candidate
     raise AssertionError("unreachable: candidate_names raises when it runs out")
 
 
-def move_without_clobber(source: StrPath, folder: StrPath, name: str, room: int = 0) -> str:
-    """Move ``source`` to ``folder/name``, or to a suffixed name if taken; never overwrite.
+def move_without_clobber(
+    source: StrPath,
+    folder: StrPath,
+    name: str,
+    room: int = 0,
+    *,
+    source_fd: int = AT_FDCWD,
+    folder_fd: int | None = None,
+) -> str:
+    """Move ``source`` to ``folder/name``, or to a suffixed name if taken; never overwrite;
+    the path it now has.
 
-    Paths are plain strings here: this runs twice per file on the hot path.
+    ``source_fd``: ``source`` is a name in the folder open as it. ``folder_fd``: the move
+    goes through that descriptor of ``folder`` (then ``folder`` only names the result). A
+    claim folder is used so: no link planted on the way is followed, and no path through
+    ``/proc`` is resolved again for each file. Paths are plain strings here: this runs
+    twice per file on the hot path.
     """
     fits = len(name) * 4 <= NAME_MAX - room  # however it encodes: no need to split it
-    target = os.path.join(folder, name if fits else fitted(*split_name(name), room))
+    target = name if fits else fitted(*split_name(name), room)
     while True:
         try:
-            rename_no_replace(source, target)
-            return target
+            if folder_fd is None:
+                rename_no_replace(source, os.path.join(folder, target), source_fd)
+            else:
+                rename_no_replace(source, target, source_fd, folder_fd)
+            return os.path.join(folder, target)
         except FileExistsError:
-            target = unique_name(folder, name, room)
+            target = _free_name(name, room, folder, folder_fd)
 
 
-def rename_no_replace(source: StrPath, target: StrPath) -> None:
-    """Atomic rename that fails with ``FileExistsError`` rather than replace ``target``.
+def rename_no_replace(
+    source: StrPath, target: StrPath, source_fd: int = AT_FDCWD, target_fd: int = AT_FDCWD
+) -> None:
+    """Atomic rename that fails with ``FileExistsError`` rather than replace ``target``
+    (each path relative to its folder descriptor, when given).
 
     Linux's renameat2(RENAME_NOREPLACE) does it in one call; where the file system does
     not support it, link then unlink (a crash in between leaves two links, which
     ``resume`` recognises).
     """
-    if not renamed_exclusively(source, target):
-        os.link(source, target, follow_symlinks=False)
-        os.unlink(source)
+    if not renamed_exclusively(source, target, source_fd, target_fd):
+        dirs = {"src_dir_fd": _fd(source_fd), "dst_dir_fd": _fd(target_fd)}
+        os.link(source, target, **dirs, follow_symlinks=False)
+        os.unlink(source, dir_fd=_fd(source_fd))
+
+
+def _fd(dir_fd: int) -> int | None:
+    """``os``'s spelling of a folder descriptor: None for the working folder."""
+    return None if dir_fd == AT_FDCWD else dir_fd
 
 
 @functools.cache
@@ -247,12 +282,14 @@ def remove_temp(path: str) -> None:
         os.unlink(path)
 
 
-def renamed_exclusively(source: StrPath, target: StrPath) -> bool:
+def renamed_exclusively(
+    source: StrPath, target: StrPath, source_fd: int = AT_FDCWD, target_fd: int = AT_FDCWD
+) -> bool:
     """renameat2(RENAME_NOREPLACE); False where this file system (or libc) has no such call."""
     renameat2 = _libc("_renameat2")
     if renameat2 is None:
         return False
-    if renameat2(AT_FDCWD, os.fsencode(source), AT_FDCWD, os.fsencode(target), 1) == 0:
+    if renameat2(source_fd, os.fsencode(source), target_fd, os.fsencode(target), 1) == 0:
         return True
     code = _errno()
     if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):

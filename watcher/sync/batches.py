@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from itertools import chain
 
 import msgspec
 
@@ -95,10 +96,7 @@ def quarantine_reason(taken: Taken) -> tuple[str, str] | None:
 
 
 def tally_all(done: InboundDone) -> Counter[Outcome]:
-    counts: Counter[Outcome] = Counter()
-    for item in done.files:
-        counts.update(item.outcomes)
-    return counts
+    return Counter(chain.from_iterable(item.outcomes for item in done.files))
 
 
 def tally(outcomes: Sequence[Outcome]) -> dict[str, int]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from watcher.core.tracos import OrderUpsert, Outcome
-from watcher.erp import NotFiled
+from watcher.erp import NotFiled, Taken
 from watcher.store import JournalEvent, StoredDocument
 from watcher.sync.batches import (
     Exported,
@@ -73,10 +73,17 @@ class Counting:
         self.stats = stats
 
     async def inbound(self, done: InboundDone) -> None:
+        """Counted per batch, not per file: a burst's batch is a thousand one-order files."""
         stats, now = self.stats, done.filed_at
         filed = [item for item in done.files if not isinstance(item.where, NotFiled)]
+        used = [item.taken for item in filed if item.taken.verdict is not None]
+        if used:
+            stats.count(Count.FILES_ARCHIVED, len(used))
+            wall = time.time()
+            stats.latency_in.extend([max(0.0, wall - taken.landed) for taken in used])
         for item in filed:
-            self._filed(item, now)
+            if (why := quarantine_reason(item.taken)) is not None:
+                self._failed(item.taken, f"{why[0]} at {why[1]}", now)
         if done.refiled:  # kept without their orders: those were counted with their batch
             return
         count_clashes(done.clashes, stats)
@@ -89,17 +96,10 @@ class Counting:
         for outcome, count in tally_all(done).items():
             stats.count(ORDERS[outcome], count)
 
-    def _filed(self, item: FiledFile, now: datetime) -> None:
-        stats, taken = self.stats, item.taken
-        if taken.verdict is not None:
-            stats.count(Count.FILES_ARCHIVED)
-        if (why := quarantine_reason(taken)) is not None:
-            said = f"{why[0]} at {why[1]}"
-            stats.count(Count.FILES_FAILED)
-            stats.failure(now, "in", taken.shown, said)
-            stats.event(now, "in", taken.shown, "failed")
-        if taken.verdict is not None:
-            stats.latency_in.append(max(0.0, time.time() - taken.landed))
+    def _failed(self, taken: Taken, said: str, now: datetime) -> None:
+        self.stats.count(Count.FILES_FAILED)
+        self.stats.failure(now, "in", taken.shown, said)
+        self.stats.event(now, "in", taken.shown, "failed")
 
     async def outbound(self, done: OutboundDone) -> None:
         stats, now = self.stats, done.at
@@ -141,9 +141,10 @@ class Logging:
     """The log lines: one per batch, one per quarantined file or unexportable order."""
 
     async def inbound(self, done: InboundDone) -> None:
+        each = in_log.isEnabledFor(logging.DEBUG)  # a line per file only when debugging
         for item in done.files:
             if not isinstance(item.where, NotFiled):
-                _log_filed(item, item.where)
+                _log_filed(item, item.where, each)
         log_clashes(done.clashes)
         counts = {str(outcome): n for outcome, n in tally_all(done).items()}
         if counts and not done.refiled:
@@ -176,7 +177,7 @@ class Logging:
             )
 
 
-def _log_filed(item: FiledFile, where: str) -> None:
+def _log_filed(item: FiledFile, where: str, each: bool) -> None:
     taken = item.taken
     if (why := quarantine_reason(taken)) is not None:
         reason, path = why
@@ -185,7 +186,7 @@ def _log_filed(item: FiledFile, where: str) -> None:
         in_log.warning(
             "%s quarantined as %s: %s", taken.shown, where, said, extra=fields | {"to": where}
         )
-    if taken.verdict is not None and in_log.isEnabledFor(logging.DEBUG):
+    if taken.verdict is not None and each:
         counts = tally(item.outcomes)
         shown = ", ".join(f"{n} {o}" for o, n in counts.items()) or "no orders"
         in_log.debug("%s: %s", taken.shown, shown, extra={"file": taken.shown, "counts": counts})

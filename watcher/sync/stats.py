@@ -96,8 +96,13 @@ class Latency(deque[float]):
         self._total += seconds
 
     def extend(self, samples: Iterable[float]) -> None:
+        """Samples that came together (a batch's): the clock read once for them all."""
+        came = self._clock()
         for seconds in samples:
-            self.append(seconds)
+            super().append(seconds)
+            self._times.append(came)
+            self._counts[bisect_left(BUCKETS, seconds)] += 1
+            self._total += seconds
 
     def histogram(self) -> Histogram:
         return Histogram(tuple(self._counts), self._total)

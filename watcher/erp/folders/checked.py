@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
 from collections.abc import Sequence
@@ -54,9 +55,15 @@ def kind_at(parent_fd: int, name: str) -> str:
 def fd_path(fd: int, shown: Path) -> str:
     """A path to the folder open as ``fd`` that no rename or planted link can redirect (the
     kernel's name for the descriptor); ``shown`` where the system has no ``/proc``."""
-    if os.path.isdir(_PROC_FDS):
+    if _has_proc_fds():
         return f"{_PROC_FDS}/{fd}"
     return os.fspath(shown)  # pragma: no cover - Linux always has it
+
+
+@functools.cache
+def _has_proc_fds() -> bool:
+    """Asked once: a claim names its folder this way for every file."""
+    return os.path.isdir(_PROC_FDS)
 
 
 def made_by_us(fd: int) -> bool:

@@ -65,15 +65,16 @@ class ClaimDir:
         return checked.fd_path(self.fd, self.path)
 
     def claim(self, source: str) -> str | None:
-        """Move ``source`` in by atomic rename; None if another worker took it first."""
+        """Move ``source`` in by atomic rename (through the folder's descriptor); the path
+        it has here, or None if another worker took it first."""
         name = os.path.basename(source)
         try:
-            return move_without_clobber(source, self.where, name)
+            return move_without_clobber(source, self.where, name, folder_fd=self.fd)
         except FileNotFoundError:
             if not os.path.lexists(source):
                 return None  # another worker (or the ERP) took it first
             self._recreate()  # our folder went with a removed inbound folder
-            return move_without_clobber(source, self.where, name)
+            return move_without_clobber(source, self.where, name, folder_fd=self.fd)
 
     def _recreate(self) -> None:
         self._close()

@@ -37,28 +37,32 @@ def staged(claimed: StrPath, kind: str) -> str:
     return os.path.join(os.path.dirname(claimed), f".{key}.{kind}")
 
 
-def file_away(item: Taken, archive: StrPath, failed: StrPath, now: datetime) -> str:
+def file_away(item: Taken, archive: StrPath, failed: StrPath, now: datetime, claim_fd: int) -> str:
     """Archive a used file (its refused elements, if any, to the failed folder first), or
-    quarantine an unusable one; the name it now has there (the failed one's, if any)."""
+    quarantine an unusable one; the name it now has there (the failed one's, if any).
+    ``claim_fd``: the claim folder holding ``item.ref``, open (the archive's move goes
+    through it: no path through ``/proc`` resolved per file)."""
     if item.verdict is None:
         assert item.error is not None
         error = item.error
         report = layout.ErrorReport(item.shown, error.reason, error.path, now.isoformat())
         return display_name(quarantine(item.ref, failed, item.name, layout.report_bytes(report)))
     refused = _refuse(item, failed, now) if item.verdict.rejected_count else None
-    archived = files.move_without_clobber(item.ref, archive, item.name)
+    held = os.path.basename(item.ref)
+    archived = files.move_without_clobber(held, archive, item.name, source_fd=claim_fd)
     if refused:
         discard(item.ref)
     return refused or display_name(os.path.basename(archived))
 
 
-def changed(item: Taken, inbound: StrPath) -> bool:
+def changed(item: Taken, inbound: StrPath, claim_fd: int) -> bool:
     """A file written to while it was processed goes back to be read again (True): what it
-    now holds is not what was stored, or reported."""
-    if item.version is None or version(os.lstat(item.ref)) == item.version:
+    now holds is not what was stored, or reported. ``claim_fd`` as for ``file_away``."""
+    held = os.path.basename(item.ref)
+    if item.version is None or version(os.lstat(held, dir_fd=claim_fd)) == item.version:
         return False
     discard(item.ref)
-    back = files.move_without_clobber(item.ref, inbound, item.name)
+    back = files.move_without_clobber(held, inbound, item.name, source_fd=claim_fd)
     log.warning("%s changed while it was processed: read again", display_name(back))
     return True
 

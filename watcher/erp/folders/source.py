@@ -225,15 +225,17 @@ class FolderSource:
     def _claimed(self, item: Taken, judge: Judge) -> Taken | None:
         """``item``, read in the inbound folder, claimed (and judged again if it changed)."""
         self.deferred.pop(item.name, None)
+        claims = self._claim_dir
         try:
-            path = self._claim_dir.claim(item.ref)
+            path = claims.claim(item.ref)
         except OSError as exc:  # e.g. the folder made read-only: the file waits where it is
             self._folder_trouble(exc)
             return None
         if path is None:
             return None
         try:
-            if item.version in (None, filing.version(os.lstat(path))):
+            info = os.lstat(os.path.basename(path), dir_fd=claims.fd)
+            if item.version in (None, filing.version(info)):
                 held = msgspec.structs.replace(item, ref=path)
             else:
                 held = self._judged(path, item.name, judge, item.landed)[0]  # what we hold now
@@ -259,10 +261,11 @@ class FolderSource:
         return filed
 
     def _file_one(self, item: Taken, now: datetime) -> str | NotFiled:
+        claim_fd = self._claim_dir.fd
         try:
-            if filing.changed(item, self._inbound):
+            if filing.changed(item, self._inbound, claim_fd):
                 return NotFiled.RETAKE
-            return filing.file_away(item, self._archive, self._failed, now)
+            return filing.file_away(item, self._archive, self._failed, now, claim_fd)
         except OSError as exc:  # stays claimed: tried again, or resumed at the next start
             reason = f"cannot file {item.shown} away: {exc.strerror or exc}"
             log.error("%s; it stays claimed and is tried again", reason)
