@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -12,10 +13,12 @@ import pytest
 
 from tests.helpers.builders import erp
 from tests.helpers.conditions import wait_for
+from tests.helpers.stores import make_settings
 from tests.helpers.workers import challenge_files, drop, names, reports, running
 from watcher.app import Worker
 from watcher.core.settings import Settings
 from watcher.erp.folders import claims as folders
+from watcher.erp.folders.source import FolderSource
 from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
@@ -143,6 +146,46 @@ async def test_two_thousand_files_at_once(settings: Settings) -> None:
         elapsed = time.monotonic() - started
         assert len(await worker.store.find()) == 2000
     print(f"2,000 files stored and archived in {elapsed:.2f} s")
+
+
+async def test_the_watch_rests_through_a_burst_and_wakes_for_the_file_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing longer than a batch is drained without the watch (its events would all
+    be hints of what the next listing shows); it watches again once the burst is drained,
+    so a file dropped after it is taken at once, not at the next rescan (a minute here).
+    A trickle never pauses it."""
+    settings = make_settings(tmp_path, batch_size=10, rescan_seconds=60.0)
+    watching, starts = 0, 0
+    real_watch = FolderSource.watch
+
+    async def watch(self: FolderSource, wake: Callable[[], None], stop: anyio.Event) -> None:
+        nonlocal watching, starts
+        watching, starts = watching + 1, starts + 1
+        try:
+            await real_watch(self, wake, stop)
+        finally:
+            watching -= 1
+
+    monkeypatch.setattr(FolderSource, "watch", watch)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for number in range(1, 41):
+        (staging / f"{number}.json").write_bytes(json.dumps(erp(orderNo=number)).encode())
+    async with running(settings) as worker:
+        await wait_for(lambda: watching == 1, "the watch to begin")
+        for path in staging.iterdir():
+            path.rename(settings.inbound_dir / path.name)
+        await wait_for(lambda: len(names(settings.archive_dir)) == 40, "the burst archived")
+        assert starts == 2, "paused for the burst, then resumed"
+        drop(settings.inbound_dir, "41.json", json.dumps(erp(orderNo=41)).encode())
+        await wait_for(lambda: "41.json" in names(settings.archive_dir), "the file after it")
+        for number in range(42, 45):  # one at a time: never a burst
+            name = f"{number}.json"
+            drop(settings.inbound_dir, name, json.dumps(erp(orderNo=number)).encode())
+            await wait_for(lambda: name in names(settings.archive_dir), f"{name} archived")
+        assert (starts, watching) == (2, 1), "a trickle leaves the watch on"
+        assert len(await worker.store.find()) == 44
 
 
 async def test_claimed_file_from_a_crash_is_processed_at_start(settings: Settings) -> None:

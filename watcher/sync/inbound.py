@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
+import anyio.lowlevel
 import msgspec
 
 from watcher.core.errors import OrdersHeld, RejectedInput
@@ -33,6 +34,9 @@ from watcher.sync.repair import Repair
 from watcher.sync.retrying import StoreRetry
 from watcher.sync.stats import Stats
 from watcher.sync.tracing import listed, traced
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
 
 log = logging.getLogger("watcher.inbound")
 HELD: Final = "held orders"  # the problem's key while files wait on orders the store holds
@@ -55,22 +59,25 @@ class Inbound:
     _refile_at: float = field(init=False, default=0.0)
     _held: list[Taken] = field(init=False, default_factory=list)  # claimed, tried again later
     _held_at: float = field(init=False, default=0.0)
+    _watch: _Watch | None = field(init=False, default=None)  # a running worker's (not once's)
 
     async def run(self, stop: anyio.Event) -> None:
         """Take whatever is waiting, then whatever arrives until ``stop``; finish the batch."""
         self._wake = anyio.Event()
-        watching = anyio.Event()  # the source's own stop: cancelling it could block
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self.source.watch, self._wake_up, watching)
+            self._watch = _Watch(tg, self.source, self._wake_up)
+            await self._watch.resume()
             tg.start_soon(self._wake_on, stop)
             try:
                 while not stop.is_set():
                     await self.drain(stop)
+                    if await self._watch.resume():
+                        continue  # what landed while it was paused: the listing says
                     with anyio.move_on_after(self._next_look()):
                         await self._wake.wait()
                     self._wake = anyio.Event()
             finally:
-                watching.set()
+                self._watch.pause()
 
     def _wake_up(self) -> None:
         self._wake.set()
@@ -105,6 +112,8 @@ class Inbound:
         tried: set[str] = set()  # each name once per drain: nothing can spin here
         while names := [n for n in await self._waiting() if n not in tried]:
             tried.update(names)
+            if len(names) > self.batch_size and self._watch is not None:
+                self._watch.pause()  # a burst: the listing is the truth until it is drained
             for start in range(0, len(names), self.batch_size):
                 if stopping() or self.stats.pauses.holds("inbound"):
                     return
@@ -205,6 +214,36 @@ class Inbound:
                     time.monotonic() + self.rescan_seconds
                 )  # a wait: never the wall clock
             yield done
+
+
+class _Watch:
+    """The source's watch, paused through a burst. Its wake-ups are hints, and during a
+    burst they are all hints of what the drain's next listing shows anyway; but each file
+    is two events (renamed in, then claimed away) that the watch reads, collects and
+    hands over: 10,000 files cost a running worker 0.2 s of CPU (a fifth of its work)
+    beside a drain that needs none of them. Paused by the drain of a listing longer than
+    a batch; resumed when the drain is done, and then the folder is listed once more."""
+
+    def __init__(self, tg: TaskGroup, source: InboundSource, wake: Callable[[], None]) -> None:
+        self._tg, self._source, self._wake = tg, source, wake
+        self._stop: anyio.Event | None = None
+
+    def pause(self) -> None:
+        """Let the watch end (it is told, never cancelled: cancelling it could block)."""
+        if self._stop is not None:
+            self._stop.set()
+            self._stop = None
+
+    async def resume(self) -> bool:
+        """Watch again, if paused; whether it was. The watch task takes its first step
+        (where it begins to watch) before this returns, so that a listing made next misses
+        nothing that lands after it."""
+        if self._stop is not None:
+            return False
+        self._stop = anyio.Event()
+        self._tg.start_soon(self._source.watch, self._wake, self._stop)
+        await anyio.lowlevel.checkpoint()  # queued behind the new task's first step
+        return True
 
 
 def _orders(taken: Sequence[Taken]) -> list[OrderUpsert]:
