@@ -148,6 +148,10 @@ async def test_two_thousand_files_at_once(settings: Settings) -> None:
     print(f"2,000 files stored and archived in {elapsed:.2f} s")
 
 
+def archived(settings: Settings, name: str) -> Callable[[], bool]:
+    return lambda: name in names(settings.archive_dir)
+
+
 async def test_the_watch_rests_through_a_burst_and_wakes_for_the_file_after_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,9 +185,8 @@ async def test_the_watch_rests_through_a_burst_and_wakes_for_the_file_after_it(
         drop(settings.inbound_dir, "41.json", json.dumps(erp(orderNo=41)).encode())
         await wait_for(lambda: "41.json" in names(settings.archive_dir), "the file after it")
         for number in range(42, 45):  # one at a time: never a burst
-            name = f"{number}.json"
-            drop(settings.inbound_dir, name, json.dumps(erp(orderNo=number)).encode())
-            await wait_for(lambda: name in names(settings.archive_dir), f"{name} archived")
+            drop(settings.inbound_dir, f"{number}.json", json.dumps(erp(orderNo=number)).encode())
+            await wait_for(archived(settings, f"{number}.json"), f"{number}.json archived")
         assert (starts, watching) == (2, 1), "a trickle leaves the watch on"
         assert len(await worker.store.find()) == 44
 
