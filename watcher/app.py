@@ -32,7 +32,8 @@ from watcher.observe.reporting import Reporter, Reporting
 from watcher.store import CarriesJournal, PendingEntries, WorkOrderStore
 from watcher.store.configured import build_journal, build_store
 from watcher.sync.bookkeeping import Observer, standard_books
-from watcher.sync.drift import LEDGER_FILE, DriftLedger, DriftWatch
+from watcher.sync.drift import DriftWatch
+from watcher.sync.drift_ledger import LEDGER_FILE, DriftLedger
 from watcher.sync.inbound import Inbound
 from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
