@@ -9,9 +9,10 @@ anything waits; if nothing does, the steps of ``Worker.open``, ``Worker.once`` a
 ``Worker.close`` that still mean something run here in order, through the same functions
 (``watcher.opening``'s among them: the folders prepared and checked, stopped workers'
 status files pruned, crash leftovers removed, the store opened and brought up to date,
-the journal's retention), and the same summary line ends it. Anything found on the way (a file, a claim folder, an unsynced
-document, a store that does not open at once) hands the run to the worker, which does it
-all again as always: nothing here is done that the full pass would not do.
+the journal's retention), and the same summary line ends it. Anything found on the way (a
+file, a claim folder, an unsynced document, a store that does not open at once) hands the
+run to the worker, which does it all again as always: nothing here is done that the full
+pass would not do.
 """
 
 from __future__ import annotations
