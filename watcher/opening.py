@@ -38,4 +38,4 @@ def recorder(settings: Settings, store: WorkOrderStore, outages: Outages | None 
     pending = PendingEntries()
     if journal is not None and isinstance(store, CarriesJournal):
         store.carry(pending)
-    return Recorder(journal, worker_id(settings), days, keep, pending, outages)
+    return Recorder(journal, worker_id(settings), days, keep, pending=pending, outages=outages)
