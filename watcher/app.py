@@ -24,19 +24,18 @@ from anyio.abc import TaskGroup
 
 from watcher.core.errors import ConfigError
 from watcher.core.settings import Settings
-from watcher.erp.folders.layout import prepare
 from watcher.erp.port import ErpFormat, InboundSource, OutboundSink
 from watcher.erp.registry import load_format
-from watcher.observe.heartbeat import prune_stopped, worker_id
 from watcher.observe.reporting import Reporter, Reporting
-from watcher.store import CarriesJournal, PendingEntries, WorkOrderStore
-from watcher.store.configured import build_journal, build_store
+from watcher.opening import prepare_worker, recorder
+from watcher.store import WorkOrderStore
+from watcher.store.configured import build_store
 from watcher.sync.bookkeeping import Observer, standard_books
-from watcher.sync.drift import LEDGER_FILE, DriftLedger, DriftWatch
+from watcher.sync.drift import DriftWatch
+from watcher.sync.drift_ledger import LEDGER_FILE, DriftLedger
 from watcher.sync.inbound import Inbound
 from watcher.sync.journaling import Recorder
 from watcher.sync.outbound import Outbound
-from watcher.sync.pausing import read_paused
 from watcher.sync.repair import Repair
 from watcher.sync.reported import ReportedVersions
 from watcher.sync.retrying import StoreRetry
@@ -61,18 +60,6 @@ class Integration:
     format: ErpFormat
     source: InboundSource
     sink: OutboundSink
-
-
-def recorder(settings: Settings, store: WorkOrderStore, retry: StoreRetry) -> Recorder:
-    """The journal's writer; its waiting entries go with the store's writes where the
-    store can take them along (both adapters: ``PendingEntries``), and an outage its
-    writes meet shows as the store's (``retry``'s state)."""
-    journal = build_journal(settings, store)
-    days, keep = settings.history_days, settings.history_max_entries
-    pending = PendingEntries()
-    if journal is not None and isinstance(store, CarriesJournal):
-        store.carry(pending)
-    return Recorder(journal, worker_id(settings), days, keep, pending, retry)
 
 
 def build_integration(settings: Settings, stats: Stats) -> Integration:
@@ -200,13 +187,7 @@ class Worker:
         await self.journal.open()
 
     def _prepare(self) -> None:
-        folders = (
-            ("DATA_OUTBOUND_DIR", self.settings.outbound_dir),
-            ("DATA_STATE_DIR", self.settings.state_dir),
-        )
-        prepare(folders)
-        prune_stopped(self.settings, datetime.now(UTC))
-        self.stats.pauses.update(read_paused(self.settings.state_dir))  # before any work
+        self.stats.pauses.update(prepare_worker(self.settings))  # before any work
 
     async def close(self) -> None:
         """Release the claim folder (a later start resumes anything left in it)."""

@@ -88,6 +88,46 @@ def test_one_shot_commands_on_the_embedded_store_start_no_event_loop(
     assert "asyncio" not in modules
 
 
+# What ``status`` must not load when nothing is unsynced: the worker's stats (the drift
+# ledger has a module of its own), the journal, the ERP format (asked for by the first
+# unsynced document), nor what only a reader gone needs (docs/performance.md, start-up).
+NOT_NEEDED_BY_STATUS = (
+    "signal",
+    "watcher.sync.stats",
+    "watcher.sync.drift",
+    "watcher.store.journal",
+    "watcher.erp.formats",
+    "watcher.observe.history",
+    "watcher.observe.logs",
+)
+
+
+def test_status_with_nothing_unsynced_loads_no_stats_journal_or_format(
+    settled: Settings, tmp_path: Path
+) -> None:
+    """It reads the store, the status files, the folders and the drift ledger, no more."""
+    _an_unsynced_document(settled)
+    assert "1 exported" in cli(settled, "once").stderr
+    code, modules = modules_of(settled, tmp_path, "status")
+    assert code == 0
+    assert [name for name in NOT_NEEDED_BY_STATUS if name in modules] == []
+
+
+def test_status_tries_an_unsynced_document_through_the_format(
+    embedded: Settings, tmp_path: Path
+) -> None:
+    """The format is still loaded when there is something to try (and the store is read)."""
+    code, modules = modules_of(embedded, tmp_path, "status")
+    assert code == 0 and "watcher.erp.formats.challenge" in modules
+
+
+def test_health_creates_no_dataclass(embedded: Settings, tmp_path: Path) -> None:
+    """Every 15 s in the container: the status file read, nothing of the worker's."""
+    code, modules = modules_of(embedded, tmp_path, "health")
+    assert code == 0
+    assert [name for name in ("dataclasses", "signal", "asyncio") if name in modules] == []
+
+
 # What ``once`` with nothing to do must not load: the retry library (only a failed store
 # call or write needs it).
 NOT_NEEDED_WITH_NOTHING_TO_DO = ("stamina", "tenacity")
@@ -106,6 +146,7 @@ def test_once_with_nothing_to_do_loads_no_retry_library(settings: Settings, tmp_
 # stats and their dataclasses), not the event loop, not the retry library (docs/performance.md).
 NOT_LOADED_WITH_NOTHING_WAITING = (
     "asyncio",
+    "signal",
     "stamina",
     "watcher.app",
     "watcher.cli.worker",
@@ -113,6 +154,7 @@ NOT_LOADED_WITH_NOTHING_WAITING = (
     "watcher.sync.inbound",
     "watcher.sync.outbound",
     "watcher.erp.port",
+    "watcher.erp.formats",
     *NEVER_NEEDED,
 )
 

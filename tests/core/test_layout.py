@@ -105,10 +105,13 @@ ROOMS: dict[str, frozenset[str]] = {
     "store": frozenset(),
     "sync": frozenset({"erp", "store"}),
     "observe": frozenset({"erp", "store", "sync"}),
-    "cli": frozenset({"erp", "store", "sync", "observe", "app"}),
+    "cli": frozenset({"erp", "store", "sync", "observe", "app", "opening"}),
 }
 OPEN = frozenset({"core", "fs"})  # shared by every room
-TOP = frozenset({"watcher", "watcher.__main__", "watcher.app", "watcher.fs"})
+# The composition root: ``app``, and ``opening`` (the worker's opening steps, which
+# ``once`` with nothing to do takes without loading the worker)
+ROOT_MODULES = frozenset({"app", "opening"})
+TOP = frozenset({"watcher", "watcher.__main__", "watcher.app", "watcher.opening", "watcher.fs"})
 
 
 def room_of(module: str) -> str | None:
@@ -151,7 +154,7 @@ def foreign_doors(module: str, source: str | None = None) -> list[str]:
         if target == "watcher" and f"watcher.{name}" not in MODULES:
             continue  # the package's own names (``__version__``)
         theirs = room_of(target) if target != "watcher" else room_of(f"watcher.{name}")
-        if theirs in OPEN or theirs in {mine, "app", None}:
+        if theirs in OPEN or theirs in {mine, None} | ROOT_MODULES:
             continue  # the root is a module, not a room: who may use it is checked below
         if target != f"watcher.{theirs}" or name not in face(theirs):
             wrong.append(f"{target}:{name}")

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import math
 import os
-import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -55,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _reader_gone() -> int:
     """The reader of our output went away (``watcher show | head``): stop quietly, with the
     status of a writer that SIGPIPE ended, as other command-line tools do."""
+    import signal  # here: only a reader gone needs it, and every command starts in this module
+
     with contextlib.suppress(OSError):  # Python's flush at exit would hit the pipe again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 128 + signal.SIGPIPE

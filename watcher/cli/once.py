@@ -7,11 +7,12 @@ the start-up. So before the worker is built (its pipelines, stats and retries, t
 loop and a store thread: three quarters of the time), a look at the folders says whether
 anything waits; if nothing does, the steps of ``Worker.open``, ``Worker.once`` and
 ``Worker.close`` that still mean something run here in order, through the same functions
-(the folders prepared and checked, stopped workers' status files pruned, crash leftovers
-removed, the store opened and brought up to date, the journal's retention), and the same
-summary line ends it. Anything found on the way (a file, a claim folder, an unsynced
-document, a store that does not open at once) hands the run to the worker, which does it
-all again as always: nothing here is done that the full pass would not do.
+(``watcher.opening``'s among them: the folders prepared and checked, stopped workers'
+status files pruned, crash leftovers removed, the store opened and brought up to date,
+the journal's retention), and the same summary line ends it. Anything found on the way (a
+file, a claim folder, an unsynced document, a store that does not open at once) hands the
+run to the worker, which does it all again as always: nothing here is done that the full
+pass would not do.
 """
 
 from __future__ import annotations
@@ -68,20 +69,15 @@ def _quiet_once(settings: Settings) -> bool:
     says in its own words what stopped this one)."""
     if not nothing_waiting(settings):
         return False
-    from datetime import UTC, datetime
-
-    from watcher.erp import inbound_folders, prepare, remove_stale_temps
-    from watcher.observe import prune_stopped, setup_logging, worker_id
-    from watcher.store import WorkOrderStore, build_journal, with_store
-    from watcher.sync import Recorder, read_paused
+    from watcher.erp import inbound_folders, remove_stale_temps
+    from watcher.observe import setup_logging
+    from watcher.opening import prepare_worker, recorder
+    from watcher.store import WorkOrderStore, with_store
 
     setup_logging(settings, sys.stderr)
     s = settings
-    # Worker.open: its own folders (as Worker._prepare), the inbound side's (as
-    # FolderSource._open: no claim folder, for nothing is claimed), then the store
-    prepare((("DATA_OUTBOUND_DIR", s.outbound_dir), ("DATA_STATE_DIR", s.state_dir)))
-    prune_stopped(s, datetime.now(UTC))
-    paused = read_paused(s.state_dir)
+    paused = prepare_worker(s)  # Worker.open's first step
+    # then its source's (FolderSource._open), but no claim folder: nothing is claimed
     inbound = ("DATA_INBOUND_DIR", s.inbound_dir)
     inbound_folders(
         inbound, (("DATA_ARCHIVE_DIR", s.archive_dir), ("DATA_FAILED_DIR", s.failed_dir))
@@ -94,13 +90,13 @@ def _quiet_once(settings: Settings) -> bool:
     async def once(store: WorkOrderStore) -> bool:
         if (await store.counts())[1] and "outbound" not in paused:
             return False  # documents to export: the worker's pass
-        # as watcher.app.recorder; then Worker.once: crash leftovers, the journal's retention
-        journal = build_journal(s, store)
-        recorder = Recorder(journal, worker_id(s), s.history_days, s.history_max_entries)
-        await recorder.open()
+        # the journal as Worker.open opens it; then Worker.once's crash leftovers (its
+        # sink's recover) and the journal's retention, and Worker.close's
+        journal = recorder(s, store)
+        await journal.open()
         remove_stale_temps(s.outbound_dir)
-        await recorder.forget()
-        await recorder.close()
+        await journal.forget()
+        await journal.close()
         return True
 
     try:  # on the embedded store, right where it is called: no event loop, no thread

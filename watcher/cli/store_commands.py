@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -22,23 +22,8 @@ from watcher.core.printable import printable
 from watcher.core.settings import Settings
 from watcher.core.tracos import decode_tracos
 from watcher.erp import load_format, prune
-from watcher.observe import (
-    StoreAnswer,
-    ask_store,
-    gather_status,
-    history,
-    setup_logging,
-    status_lines,
-)
-from watcher.store import (
-    Document,
-    HistoryQuery,
-    PutResult,
-    Replace,
-    WorkOrderStore,
-    read_history,
-    with_store,
-)
+from watcher.observe import StoreAnswer, ask_store, gather_status, status_lines
+from watcher.store import Document, PutResult, Replace, WorkOrderStore, with_store
 
 SHOW_BATCH: Final = 1000  # documents read and written at a time by ``show``
 STATUS_PATIENCE_SECONDS: Final = 0.3  # ``status`` waits this long for a lock, then says so
@@ -86,7 +71,7 @@ def _plain(value: object) -> object:
 
 def _store_now(settings: Settings) -> tuple[StoreAnswer | None, str | None]:
     """The store's answer from one attempt, or None and why it did not answer."""
-    erp_format = load_format(settings.erp_format)
+    erp_format = cache(partial(load_format, settings.erp_format))  # if a document needs it
     try:
         # a store locked by another process: the worker's last counts, within a second
         ask = partial(ask_store, erp_format=erp_format)
@@ -109,6 +94,7 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     import random  # here: the other commands here never pay for seed's imports
 
     from watcher.cli.samples import erp_files, tracos_documents, write_erp_files
+    from watcher.observe import setup_logging
 
     erp_format = load_format(settings.erp_format)
     setup_logging(settings, sys.stderr)
@@ -183,6 +169,10 @@ def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    # here: the journal and its lines are this command's alone (``status`` reads the store)
+    from watcher.observe import history
+    from watcher.store import HistoryQuery, read_history
+
     query = HistoryQuery(args.number, args.file, args.since, args.limit)
     entries = read_history(settings, query)
     if args.json:

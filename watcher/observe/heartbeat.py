@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final
@@ -89,8 +88,7 @@ class WorkerStatus(msgspec.Struct, frozen=True, kw_only=True):
     marks_refused: list[RefusedMarkEntry] = []  # the newest few, with the store's reason
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
+class Found(msgspec.Struct, frozen=True):  # a Struct: ``health`` creates no dataclass
     """A status file as read: the status, or why it could not be read."""
 
     path: Path

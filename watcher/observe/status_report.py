@@ -7,9 +7,10 @@ and the store is marked unreachable: an operator looks exactly when something is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -17,7 +18,7 @@ from watcher.core.errors import Unexportable
 from watcher.core.printable import printable, shown_time
 from watcher.core.settings import Settings
 from watcher.core.tracos import age, read_tracos
-from watcher.erp import ErpFormat, folder_counts, oldest_claimed, oldest_landed
+from watcher.erp import folder_counts, oldest_claimed, oldest_landed
 from watcher.observe.heartbeat import (
     Found,
     RefusedMarkEntry,
@@ -29,6 +30,9 @@ from watcher.observe.heartbeat import (
 )
 from watcher.store import WorkOrderStore
 from watcher.sync import LEDGER_FILE, DriftLedger, read_paused
+
+if TYPE_CHECKING:
+    from watcher.erp import ErpFormat
 
 CHECK_LIMIT: Final = 200_000  # unsynced documents beyond this are not all read to list
 LISTED: Final = 20  # unexportable orders printed; the rest are counted
@@ -50,9 +54,10 @@ class StoreAnswer(msgspec.Struct, frozen=True):
     oldest_unsynced: datetime | None = None  # the oldest unsynced ``updatedAt``
 
 
-async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer:
+async def ask_store(store: WorkOrderStore, erp_format: Callable[[], ErpFormat]) -> StoreAnswer:
     """Counts, and each unsynced document tried through the format (as an export would),
-    batch by batch: the first few that cannot be exported are kept, the rest counted."""
+    batch by batch: the first few that cannot be exported are kept, the rest counted. The
+    format is asked for once there is a document to try: with none, it is never loaded."""
     stored, unsynced = await store.counts()
     oldest = await store.oldest_unsynced()
     if unsynced > CHECK_LIMIT:
@@ -63,7 +68,7 @@ async def ask_store(store: WorkOrderStore, erp_format: ErpFormat) -> StoreAnswer
         async for batch in batches:
             for doc in batch:
                 try:
-                    erp_format.render(read_tracos(doc.doc))
+                    erp_format().render(read_tracos(doc.doc))
                 except Unexportable as exc:
                     total += 1
                     if len(stuck) < LISTED:

@@ -11,21 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from watcher.core.faces import lazy
-from watcher.store.journal import (
-    CarriesJournal,
-    Entries,
-    Entry,
-    HistoryQuery,
-    Journal,
-    JournalEvent,
-    JournalTrouble,
-    OrderEntries,
-    PendingEntries,
-    UnreadableEntry,
-    new_id,
-    order_id,
-    shown_json,
-)
 from watcher.store.port import (
     Document,
     PutResult,
@@ -38,6 +23,21 @@ from watcher.store.port import (
 
 if TYPE_CHECKING:
     from watcher.store.configured import build_journal, read_history, with_store
+    from watcher.store.journal import (
+        CarriesJournal,
+        Entries,
+        Entry,
+        HistoryQuery,
+        Journal,
+        JournalEvent,
+        JournalTrouble,
+        OrderEntries,
+        PendingEntries,
+        UnreadableEntry,
+        new_id,
+        order_id,
+        shown_json,
+    )
 
 __all__ = [
     "CarriesJournal",
@@ -64,7 +64,14 @@ __all__ = [
     "shown_json",
     "with_store",
 ]
+_JOURNAL: tuple[str, ...] = ("CarriesJournal", "Entries", "Entry", "HistoryQuery", "Journal")
+_JOURNAL += ("JournalEvent", "JournalTrouble", "OrderEntries", "PendingEntries", "UnreadableEntry")
+_JOURNAL += ("new_id", "order_id", "shown_json")
+# The journal's names too: ``status`` and ``show`` read the store without it.
 __getattr__ = lazy(
     __name__,
-    {"build_journal": "configured", "read_history": "configured", "with_store": "configured"},
+    {
+        **dict.fromkeys(("build_journal", "read_history", "with_store"), "configured"),
+        **dict.fromkeys(_JOURNAL, "journal"),
+    },
 )

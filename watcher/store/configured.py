@@ -8,14 +8,16 @@ loads the MongoDB driver; and a command that only reads or writes the store (``s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
 from watcher.core.errors import CommandFailed
 from watcher.core.settings import Settings
-from watcher.store.journal import Entry, HistoryQuery, Journal
 from watcher.store.port import WorkOrderStore
+
+if TYPE_CHECKING:  # only ``history`` and the worker use the journal
+    from watcher.store.journal import Entry, HistoryQuery, Journal
 
 T = TypeVar("T")
 

@@ -21,7 +21,6 @@ import msgspec
 from watcher import __version__
 from watcher.core.errors import StoreTooNew
 from watcher.store import rows
-from watcher.store.journal import OWN
 from watcher.store.port import Document
 
 FORMAT: Final = 3
@@ -140,6 +139,8 @@ def _journal_to_format_3(db: sqlite3.Connection) -> None:
 
 def old_entry_id(rowid: int) -> bytes:
     """The id of an entry written before ids were made with the entries (format 2 or before)."""
+    from watcher.store.journal import OWN  # here: ``status`` and ``show`` open no journal
+
     return bytes(4) + rowid.to_bytes(8, "big") + OWN
 
 

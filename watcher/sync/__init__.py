@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from watcher.core.faces import lazy
 
 if TYPE_CHECKING:
-    from watcher.sync.drift import LEDGER_FILE, DriftLedger
+    from watcher.sync.drift_ledger import LEDGER_FILE, DriftLedger
     from watcher.sync.journaling import Recorder
     from watcher.sync.pausing import pause, read_paused, resume
     from watcher.sync.receipts import receipt_schema
@@ -59,7 +59,7 @@ __getattr__ = lazy(
     {
         **dict.fromkeys(("pause", "read_paused", "resume"), "pausing"),
         "receipt_schema": "receipts",
-        **dict.fromkeys(("DriftLedger", "LEDGER_FILE"), "drift"),
+        **dict.fromkeys(("DriftLedger", "LEDGER_FILE"), "drift_ledger"),
         "Recorder": "journaling",
         **dict.fromkeys(_STATS, "stats"),
         **dict.fromkeys(("current_tracer", "use_tracer"), "tracing"),

@@ -5,35 +5,30 @@ format with one addition: at most once a second, a file (of at most ``SAMPLE_BYT
 also decoded as plain JSON and its objects' keys compared with the keys the format's own
 schema names; each unknown key is counted (files checked that carried it) with when it
 was first and last seen and an order and the name of such a file. At most ``MAX_KEYS``
-keys are kept (the metric's label set stays bounded). ``DriftLedger`` keeps them across
-restarts in the state folder (``field-drift.json``): a key seen for the first time in the
-product's life becomes a journal event (``field_drift``, on the example order), once; a
-restart, or another worker on the same state folder, does not announce it again, and
+keys are kept (the metric's label set stays bounded). ``DriftLedger`` (``drift_ledger``)
+keeps them across restarts in the state folder (``field-drift.json``): a key seen for the
+first time in the product's life becomes a journal event (``field_drift``, on the example
+order), once; a restart, or another worker on the same state folder, does not announce it again, and
 ``watcher status`` reads first and last seen and the example from the ledger.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
-from watcher import fs as files
 from watcher.core.tracos import TracosWorkOrder
 from watcher.erp import Direction, ErpFormat, FileVerdict, OutboundFile, Taken
 from watcher.store import Entry, JournalEvent
-from watcher.sync.stats import KeySeen, Stats
+from watcher.sync.drift_ledger import DriftLedger, KeySeen
+from watcher.sync.stats import Stats
 
-log = logging.getLogger(__name__)
 MAX_KEYS: Final = 20
-LEDGER_FILE: Final = "field-drift.json"  # in the state folder
 SAMPLE_SECONDS: Final = 1.0
 SAMPLE_BYTES: Final = 1 << 20  # a large batch file is never decoded twice
 
@@ -62,38 +57,6 @@ def unknown_keys(data: bytes, known: frozenset[str]) -> set[str]:
         return set()
     objects = decoded if isinstance(decoded, list) else [decoded]
     return {key for item in objects if isinstance(item, dict) for key in item} - known
-
-
-class DriftLedger:
-    """The unknown keys seen in the product's life, in one small JSON file rewritten
-    atomically (not synced: losing it announces a key once more, nothing more)."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-
-    def read(self) -> dict[str, KeySeen]:
-        if self.path is None:
-            return {}
-        try:
-            return _decode_ledger(self.path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        except (OSError, msgspec.DecodeError) as exc:  # announced again, no harm
-            log.warning("cannot read %s (%s): starting afresh", self.path, exc)
-            return {}
-
-    def write(self, keys: dict[str, KeySeen]) -> None:
-        if self.path is None:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = files.write_temp(self.path.parent, self.path.name, msgspec.json.encode(keys))
-            files.replace_with(temp, os.fspath(self.path))
-        except OSError as exc:  # a full disk: a later start announces the key once more
-            log.warning("cannot write %s: %s", self.path, exc.strerror or exc)
-
-
-_decode_ledger = msgspec.json.Decoder(dict[str, KeySeen]).decode
 
 
 def merged(kept: KeySeen | None, seen: KeySeen, counted: int) -> KeySeen:

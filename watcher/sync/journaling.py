@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
@@ -48,20 +47,30 @@ class Outages(Protocol):
     def answered(self) -> None: ...
 
 
-@dataclass
 class Recorder:
-    """The pipelines' side of the journal; ``journal=None`` records nothing (``HISTORY_DAYS=0``)."""
+    """The pipelines' side of the journal; ``journal=None`` records nothing (``HISTORY_DAYS=0``).
 
-    journal: Journal | None
-    worker: str
-    days: float
-    keep: int
-    pending: PendingEntries = field(default_factory=PendingEntries)  # shared with the store
-    outages: Outages | None = None  # the store's state, for the journal's writes
-    _failing: bool = False
-    _added: anyio.Event | None = None  # set when entries come to wait (``write_idle``)
+    A plain class, not a dataclass: ``once`` with nothing to do makes one, and creating a
+    dataclass costs its start-up a few tenths of a millisecond."""
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        journal: Journal | None,
+        worker: str,
+        days: float,
+        keep: int,
+        *,
+        pending: PendingEntries | None = None,  # shared with the store
+        outages: Outages | None = None,  # the store's state, for the journal's writes
+    ) -> None:
+        self.journal = journal
+        self.worker = worker
+        self.days = days
+        self.keep = keep
+        self.pending = PendingEntries() if pending is None else pending
+        self.outages = outages
+        self._failing = False
+        self._added: anyio.Event | None = None  # set when entries come to wait (``write_idle``)
         self.pending.unwritten = self._carried_unwritten
 
     @property

@@ -22,6 +22,7 @@ import msgspec
 from watcher.core.tracos import Outcome
 from watcher.erp import Trouble
 from watcher.store import TriggerProgress
+from watcher.sync.drift_ledger import KeySeen
 from watcher.sync.pausing import Direction, Pauses
 
 RECENT: Final = 10
@@ -115,17 +116,6 @@ class Latency(deque[float]):
 
 # The counter of each inbound outcome (``orders_inserted`` for ``inserted``, …).
 ORDERS: Final = {outcome: Count(f"orders_{outcome}") for outcome in Outcome}
-
-
-class KeySeen(msgspec.Struct, frozen=True):
-    """An ERP key the format does not know (field drift): in how many files checked it was,
-    when first and last, and an order and the name of a file that carried it."""
-
-    files: int
-    first: datetime
-    last: datetime
-    example_order: int | None = None
-    example_file: str | None = None  # the name the ERP gave a file that carried it
 
 
 @dataclass(frozen=True, slots=True)
