@@ -154,6 +154,24 @@ def test_the_recent_latency_ages_out_and_the_histogram_does_not() -> None:
     assert seen.histogram_in.count == 11
 
 
+def test_a_batch_of_latencies_reads_the_clock_once() -> None:
+    """An outbound batch's samples came together: one clock reading for all of them (read
+    once a sample, a batch of 1,000 paid for 1,000), and they age out together."""
+    readings = 0
+
+    def clock() -> float:
+        nonlocal readings
+        readings += 1
+        return 100.0
+
+    latency = Latency(clock=clock)
+    latency.extend([0.01, 0.02, 0.03])
+    assert readings == 1
+    assert list(latency) == [0.01, 0.02, 0.03]
+    assert latency.histogram().count == 3
+    assert latency.histogram().total == pytest.approx(0.06)
+
+
 def test_nothing_behind_is_an_age_of_zero(server: MetricsServer) -> None:
     """No file waiting and no unsynced order: the lag gauges are 0, not missing."""
     server.update(Stats(started=T0).snapshot(T0))

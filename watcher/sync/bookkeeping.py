@@ -116,10 +116,12 @@ class Counting:
             return
         self._marks_refused(done)
         marked = [e for e in done.exports if e.event is JournalEvent.EXPORTED]
-        for item in marked:
-            if item.doc.changed_at is not None:
-                latency = (now - item.doc.changed_at).total_seconds()
-                stats.latency_out.append(max(0.0, latency))
+        stats.latency_out.extend(
+            max(0.0, (now - item.doc.changed_at).total_seconds())
+            for item in marked
+            if item.doc.changed_at is not None
+        )
+        for item in marked[-RECENT:]:  # the console keeps these few: the rest are not made
             stats.event(now, "out", str(item.number), "exported")
         stats.count(Count.EXPORTED, len(marked))
         stats.count(Count.CHANGED_DURING_EXPORT, changed(done))

