@@ -47,7 +47,7 @@ def bench_outbound(sizes: Sizes, root: Path) -> list[Row]:
     rows.append(latency_row("outbound (in-process)", inside, 0.95, None, note))
     floor = floor_outbound(burst, root / "floor")
     row = throughput_row(
-        "outbound burst", len(burst), "orders", seconds=seconds, floor=floor, ratio_limit=1.5
+        "outbound burst", len(burst), "orders", seconds=seconds, floor=floor, ratio_limit=1.3
     )
     row.note = f"{len(burst):,} unsynced documents in one put; until all files exist and 0 unsynced"
     return [*rows, row]
