@@ -25,10 +25,13 @@ StrPath = str | os.PathLike[str]
 
 
 _UNLOADED: Final[Any] = object()
-# libc's renameat2 and syncfs (one call makes a file system's writes durable), None where
-# this libc has none; ctypes loads on first use (``_libc``), not at import
+# libc's renameat2, syncfs (one call makes a file system's writes durable) and inotify, None
+# where this libc has none; ctypes loads on first use (``_libc``), not at import
 _renameat2: Any = _UNLOADED
 _syncfs: Any = _UNLOADED
+_inotify_init1: Any = _UNLOADED
+_inotify_add_watch: Any = _UNLOADED
+IN_MODIFY: Final = 0x2
 
 
 def _libc(name: str) -> Any:
@@ -352,3 +355,26 @@ def disk_space(folders: dict[str, Path]) -> dict[str, tuple[int, int]]:
             continue
         space[name] = (usage.f_bavail * usage.f_frsize, usage.f_blocks * usage.f_frsize)
     return space
+
+
+def watch_writes(path: StrPath) -> int | None:
+    """A descriptor that turns readable whenever ``path`` is written to (inotify), for an
+    event loop to wait on at no cost while nothing happens; None where that cannot be
+    (no inotify, no such file, the watch limit reached): then the caller polls."""
+    init, add = _libc("_inotify_init1"), _libc("_inotify_add_watch")
+    if init is None or add is None:
+        return None
+    fd = int(init(os.O_NONBLOCK | os.O_CLOEXEC))
+    if fd < 0:
+        return None
+    if add(fd, os.fsencode(path), IN_MODIFY) < 0:
+        os.close(fd)
+        return None
+    return fd
+
+
+def drain_events(fd: int) -> None:
+    """Read away what ``watch_writes``'s descriptor holds: its events only say "written"."""
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 1 << 16):
+            pass
