@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 CHUNK: Final = 500  # numbers per IN (...) query, well under SQLite's variable limit
 WAKE_POLL_SECONDS: Final = 0.2  # how often writes by other processes are looked for
+WATCHED_POLL_SECONDS: Final = 1.0  # as often, where the WAL's writes wake the trigger
 COMMIT_SECONDS: Final = 0.002  # and this soon after the WAL was written to (then 2x, 4x…)
 BUSY_SECONDS: Final = 10.0  # how long a statement waits for another process's lock
 CLOSE_WAIT_SECONDS: Final = 0.2  # how long closing waits for a call stuck behind one
@@ -553,7 +554,7 @@ class SqliteStore:
                 if began is not None:
                     self.trigger.swept(time.monotonic() - began, swept)
                     began = None
-                look = WAKE_POLL_SECONDS
+                look = every = WAKE_POLL_SECONDS if writes is None else WATCHED_POLL_SECONDS
                 while not await self._changed(version, wake, writes):
                     self.trigger.progressed(time.time())
                     with anyio.move_on_after(look) as waited:
@@ -561,11 +562,7 @@ class SqliteStore:
                     # a commit is visible only once its WAL is synced and the shared memory
                     # says so, which no event tells of: after a write that showed no commit
                     # yet, look again in a moment, then less and less often
-                    look = (
-                        min(2 * look, WAKE_POLL_SECONDS)
-                        if waited.cancelled_caught
-                        else COMMIT_SECONDS
-                    )
+                    look = min(2 * look, every) if waited.cancelled_caught else COMMIT_SECONDS
                 wake = self._wake = anyio.Event()
         finally:
             if writes is not None:
@@ -589,8 +586,9 @@ class SqliteStore:
 async def _written(wake: anyio.Event, writes: int | None) -> None:
     """Until ``wake`` (our own write) or a write to the WAL (another process's commit,
     or ours): TracOS's put is seen as it lands, not at the next look up to 0.2 s later
-    (a tenth of a 10,000-order export's time, measured). The look stays, for a WAL
-    that cannot be watched (or was made again): the watch only makes it sooner."""
+    (a tenth of a 10,000-order export's time, measured). The look stays, as the
+    fallback: every second where the WAL is watched (in case it was made again), every
+    0.2 s where it cannot be."""
     if writes is None:
         await wake.wait()
         return
