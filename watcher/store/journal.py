@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from itertools import accumulate, chain
+from operator import methodcaller
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -240,6 +241,29 @@ class OrderEntries(Sequence[Entry]):
 
     def __iter__(self) -> Iterator[Entry]:
         return map(self._entry, range(*self._span))
+
+    @property
+    def owner(self) -> bytes:
+        """The id of the file's entry these entries were made with (their ids point at it)."""
+        return self._of + OWN
+
+    @property
+    def common(self) -> tuple[datetime, str | None, str | None, str | None]:
+        """What every one of these entries says alike: time, file, worker and trace."""
+        return self._common
+
+    def columns(self) -> Iterator[tuple[bytes, int, str, int]] | None:
+        """Each entry as (id, number, event, version in microseconds), the tuples made in C
+        from the columns, never an ``Entry`` an order (a store writes 100,000 of them for a
+        batch: about 1.8 µs an entry less); None when the versions are kept as datetimes."""
+        start, stop = self._span
+        versions = self._versions
+        if not isinstance(versions, array):
+            return None
+        positions = map(methodcaller("to_bytes", 4, "big"), range(start, stop))
+        ids = map(self._of.__add__, positions)
+        events = map(self._kinds.__getitem__, self._events[start:stop])
+        return zip(ids, self._numbers[start:stop], events, versions[start:stop], strict=True)
 
     def _entry(self, position: int) -> Entry:
         at, file, worker, trace = self._common
