@@ -128,3 +128,25 @@ def test_columns_with_versions_not_in_utc_write_the_rows_their_entries_write() -
     kept = OrderEntries(odd, of=own.id, at=NOW, file="big.json", worker="w")
     assert kept.columns() is None
     assert _rows(Entries([kept, [own]])) == _rows([*kept, own])
+
+
+def test_entries_made_from_columns_with_outcomes_are_the_entries_made_one_by_one() -> None:
+    """``of_columns`` (a file's orders and their ``Outcome`` enums): each entry read is the
+    one the pairs made, its event plain text; versions not in UTC kept as they are."""
+    from datetime import timezone
+
+    from watcher.core.tracos import Outcome
+
+    given = pairs(30)
+    outcomes = [Outcome(event) for _, _, event in given]
+    kept = OrderEntries.of_columns(
+        [n for n, _, _ in given], [v for _, v, _ in given], outcomes,
+        of=OWN.id, at=NOW, file="big.json", worker="w",
+    )  # fmt: skip
+    assert list(kept) == as_entries(30) and kept.columns() is not None
+    assert {type(e.event) for e in kept} == {str}
+    odd = [v.astimezone(timezone(timedelta(hours=2))) for _, v, _ in given]
+    kept = OrderEntries.of_columns(
+        [n for n, _, _ in given], odd, outcomes, of=OWN.id, at=NOW, file="big.json", worker="w"
+    )
+    assert [e.version for e in kept] == odd and kept.columns() is None
