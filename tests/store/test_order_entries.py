@@ -6,7 +6,7 @@ journal entries are not 270,000 objects beside its orders)."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -26,7 +26,7 @@ OWN = Entry(at=NOW, direction="in", event="archived", file="big.json", to="archi
 EVENTS = ("inserted", "updated", "unchanged", "stale")
 
 
-def pairs(count: int) -> list[tuple[int, object, str]]:
+def pairs(count: int) -> list[tuple[int, datetime, str]]:
     return [(n * 7, T0 + timedelta(milliseconds=n), EVENTS[n % 4]) for n in range(count)]
 
 
@@ -39,7 +39,7 @@ def as_entries(count: int, trace: str | None = None) -> list[Entry]:
             event=event,
             number=number,
             file="big.json",
-            version=version,  # type: ignore[arg-type]
+            version=version,
             worker="w",
             trace=trace,
             id=order_id(OWN.id, i),
@@ -49,7 +49,7 @@ def as_entries(count: int, trace: str | None = None) -> list[Entry]:
 
 
 def columns(count: int) -> OrderEntries:
-    return OrderEntries(pairs(count), of=OWN.id, at=NOW, file="big.json", worker="w")  # type: ignore[arg-type]
+    return OrderEntries(pairs(count), of=OWN.id, at=NOW, file="big.json", worker="w")
 
 
 def test_each_entry_read_is_the_entry_made_one_by_one() -> None:
@@ -94,3 +94,59 @@ def test_the_embedded_store_writes_the_rows_a_list_of_the_entries_writes() -> No
         return db.execute("SELECT * FROM journal ORDER BY id").fetchall()
 
     assert rows(Entries([columns(40), [OWN]])) == rows([*as_entries(40), OWN])
+
+
+def _rows(entries: list[Entry] | Entries) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(":memory:")
+    db.executescript(JOURNAL)
+    insert(entries, db)
+    return db.execute("SELECT * FROM journal ORDER BY id").fetchall()
+
+
+def test_columns_that_point_at_their_file_write_the_rows_their_entries_write() -> None:
+    """Written straight from the columns (no entry per order): the same rows, pointing at
+    the file's row, also for a part of them, traced, or beside other entries."""
+    own = msgspec.structs.replace(OWN, worker="w")
+    traced = msgspec.structs.replace(own, trace="ab" * 16)
+    other = Entry(at=NOW, direction="out", event="exported", number=3, file="3.json")
+    kept, made = columns(40), as_entries(40)
+    pointing = _rows(Entries([[other], kept, [own]]))
+    assert pointing == _rows([other, *made, own])
+    assert [row[6:8] for row in pointing if row[2] in {0, 7}] == [(None, None)] * 2
+    assert _rows(Entries([kept[5:25], [own]])) == _rows([*made[5:25], own])
+    assert _rows(Entries([kept.traced("ab" * 16), [traced]])) == _rows(
+        [*as_entries(40, trace="ab" * 16), traced]
+    )
+    assert _rows(Entries([kept, [traced]])) == _rows([*made, traced])  # not alike: not pointing
+
+
+def test_columns_with_versions_not_in_utc_write_the_rows_their_entries_write() -> None:
+    from datetime import timezone
+
+    own = msgspec.structs.replace(OWN, worker="w")
+    odd = [(n, v.astimezone(timezone(timedelta(hours=2))), e) for n, v, e in pairs(10)]
+    kept = OrderEntries(odd, of=own.id, at=NOW, file="big.json", worker="w")
+    assert kept.columns() is None
+    assert _rows(Entries([kept, [own]])) == _rows([*kept, own])
+
+
+def test_entries_made_from_columns_with_outcomes_are_the_entries_made_one_by_one() -> None:
+    """``of_columns`` (a file's orders and their ``Outcome`` enums): each entry read is the
+    one the pairs made, its event plain text; versions not in UTC kept as they are."""
+    from datetime import timezone
+
+    from watcher.core.tracos import Outcome
+
+    given = pairs(30)
+    outcomes = [Outcome(event) for _, _, event in given]
+    kept = OrderEntries.of_columns(
+        [n for n, _, _ in given], [v for _, v, _ in given], outcomes,
+        of=OWN.id, at=NOW, file="big.json", worker="w",
+    )  # fmt: skip
+    assert list(kept) == as_entries(30) and kept.columns() is not None
+    assert {type(e.event) for e in kept} == {str}
+    odd = [v.astimezone(timezone(timedelta(hours=2))) for _, v, _ in given]
+    kept = OrderEntries.of_columns(
+        [n for n, _, _ in given], odd, outcomes, of=OWN.id, at=NOW, file="big.json", worker="w"
+    )
+    assert [e.version for e in kept] == odd and kept.columns() is None

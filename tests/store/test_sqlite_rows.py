@@ -136,3 +136,43 @@ async def test_a_batch_of_marks_is_one_statement_per_chunk_not_one_per_document(
     ] * 3
     assert (await store.counts())[1] == 1
     await store.close()
+
+
+def test_a_block_of_ids_continues_the_counter_and_wraps_it_as_one_at_a_time_does() -> None:
+    """A batch's new ids, made as one block with one time: ObjectId-shaped, the three-byte
+    counter wrapping to zero, and never one the ids made before or after repeat."""
+    ids = rows.ObjectIds()
+    ids._counter = rows.COUNTER - 3
+    made = [next(ids), *ids.block(4), next(ids), *ids.block(0), *ids.block(2)]
+    assert [int(i[-6:], 16) for i in made] == [
+        rows.COUNTER - 3,
+        rows.COUNTER - 2,
+        rows.COUNTER - 1,
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
+    assert len(set(made)) == len(made)
+    assert all(len(i) == 24 and int(i, 16) >= 0 and i[8:18] == made[0][8:18] for i in made)
+
+
+def test_versions_computed_together_are_each_ones_milliseconds() -> None:
+    """``millis_of`` floors as ``to_millis`` does: before 1970, in any zone, sub-millisecond."""
+    from datetime import UTC, timedelta, timezone
+
+    dates = [
+        datetime(1969, 12, 31, 23, 59, 59, 999_500, tzinfo=UTC),
+        datetime(2025, 1, 1, 5, 30, 0, 123_999, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        T0,
+    ]
+    assert (
+        list(rows.millis_of(dates))
+        == [rows.to_millis(d) for d in dates]
+        == [
+            -1,
+            1_735_689_600_123,
+            rows.to_millis(T0),
+        ]
+    )

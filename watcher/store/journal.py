@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from itertools import accumulate, chain
+from itertools import accumulate, chain, repeat
+from operator import attrgetter, floordiv, is_, methodcaller, sub
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -167,6 +168,7 @@ class Journal(Protocol):
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+TZINFO = attrgetter("tzinfo")
 
 
 class OrderEntries(Sequence[Entry]):
@@ -196,16 +198,50 @@ class OrderEntries(Sequence[Entry]):
             numbers.append(number)
             versions.append(version)
             events.append(event)
-        kinds = tuple(dict.fromkeys(events))
-        index = {kind: i for i, kind in enumerate(kinds)}
-        self._kinds = kinds
-        self._events: Sequence[int] = array("B", [index[e] for e in events])
+        self._keep(numbers, versions, events, of, (at, file, worker, trace))
+
+    @classmethod
+    def of_columns(
+        cls,
+        numbers: Sequence[int],
+        versions: Sequence[datetime],
+        events: Sequence[str],
+        *,
+        of: bytes,
+        at: datetime,
+        file: str | None,
+        worker: str | None,
+    ) -> OrderEntries:
+        """The entries of orders given as columns (number, version, event each): what a
+        file's orders and outcomes already are, with no tuple an order to take apart."""
+        made = object.__new__(cls)
+        made._keep(numbers, versions, events, of, (at, file, worker, None))
+        return made
+
+    def _keep(
+        self,
+        numbers: Sequence[int],
+        versions: Sequence[datetime],
+        events: Sequence[str],
+        of: bytes,
+        common: tuple[datetime, str | None, str | None, str | None],
+    ) -> None:
+        """Keep the columns compact, converted by C maps (no Python frame an order: in a
+        loop they cost about 0.3 µs an order). An event may be an enum (``Outcome``): its
+        value is kept, as plain text."""
+        found = tuple(dict.fromkeys(events))
+        index = {kind: i for i, kind in enumerate(found)}
+        self._kinds = tuple(map(str, found))
+        self._events: Sequence[int] = array("B", map(index.__getitem__, events))
         self._numbers: Sequence[int] = _int64s(numbers)
         self._versions: Sequence[Any] = versions
-        if all(type(v) is datetime and v.tzinfo is UTC for v in versions):
-            self._versions = _int64s([(v - EPOCH) // MICROSECOND for v in versions])
+        if all(map(is_, map(type, versions), repeat(datetime))) and all(
+            map(is_, map(TZINFO, versions), repeat(UTC))
+        ):
+            micros = map(floordiv, map(sub, versions, repeat(EPOCH)), repeat(MICROSECOND))
+            self._versions = _int64s(list(micros))
         self._of = of[:BASE]
-        self._common = (at, file, worker, trace)
+        self._common = common
         self._span = (0, len(numbers))
 
     def _view(self, start: int, stop: int, trace: str | None) -> OrderEntries:
@@ -241,6 +277,29 @@ class OrderEntries(Sequence[Entry]):
     def __iter__(self) -> Iterator[Entry]:
         return map(self._entry, range(*self._span))
 
+    @property
+    def owner(self) -> bytes:
+        """The id of the file's entry these entries were made with (their ids point at it)."""
+        return self._of + OWN
+
+    @property
+    def common(self) -> tuple[datetime, str | None, str | None, str | None]:
+        """What every one of these entries says alike: time, file, worker and trace."""
+        return self._common
+
+    def columns(self) -> Iterator[tuple[bytes, int, str, int]] | None:
+        """Each entry as (id, number, event, version in microseconds), the tuples made in C
+        from the columns, never an ``Entry`` an order (a store writes 100,000 of them for a
+        batch: about 1.8 µs an entry less); None when the versions are kept as datetimes."""
+        start, stop = self._span
+        versions = self._versions
+        if not isinstance(versions, array):
+            return None
+        positions = map(methodcaller("to_bytes", 4, "big"), range(start, stop))
+        ids = map(self._of.__add__, positions)
+        events = map(self._kinds.__getitem__, self._events[start:stop])
+        return zip(ids, self._numbers[start:stop], events, versions[start:stop], strict=True)
+
     def _entry(self, position: int) -> Entry:
         at, file, worker, trace = self._common
         version = self._versions[position]
@@ -257,7 +316,7 @@ class OrderEntries(Sequence[Entry]):
         )
 
 
-def _int64s(values: list[int]) -> Sequence[int]:
+def _int64s(values: Sequence[int]) -> Sequence[int]:
     """``values`` in 8 bytes each, or as they are when one does not fit."""
     try:
         return array("q", values)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
+from operator import floordiv, sub
 from typing import Any, Final
 
 import msgspec
@@ -39,6 +41,11 @@ def row_of(doc: Document) -> Row:
 
 def to_millis(value: datetime) -> int:
     return (value - EPOCH) // MILLISECOND
+
+
+def millis_of(values: Iterable[datetime]) -> Iterator[int]:
+    """``to_millis`` of each of ``values``, computed in C (no Python frame a value)."""
+    return map(floordiv, map(sub, values, repeat(EPOCH)), repeat(MILLISECOND))
 
 
 def from_millis(value: int) -> datetime:
@@ -95,7 +102,7 @@ def inserted(order: OrderUpsert, synced_at: Date, new_id: str) -> bytes:
     """The JSON of a new order's row: the fields of ``upsert_fields`` and ``insert_fields``,
     in one encode (``synced_at``: the batch's write time, made once)."""
     shape = _Created if order.status is None else _Inserted
-    deleted_at = order.deletedAt
+    deleted_at, version = order.deletedAt, Date(order.updatedAt)
     return _encode(
         shape(
             description=order.description,
@@ -103,11 +110,11 @@ def inserted(order: OrderUpsert, synced_at: Date, new_id: str) -> bytes:
             number=order.number,
             title=order.title,
             createdAt=Date(order.createdAt),
-            updatedAt=Date(order.updatedAt),
+            updatedAt=version,
             deleted=order.deleted,
             isSynced=True,
             syncedAt=synced_at,
-            erpUpdatedAt=Date(order.updatedAt),
+            erpUpdatedAt=version,  # the same value, one Struct
             deletedAt=None if deleted_at is None else Date(deleted_at),
             id=new_id,
         )
@@ -115,6 +122,16 @@ def inserted(order: OrderUpsert, synced_at: Date, new_id: str) -> bytes:
 
 
 Stored = tuple[str | bytes, int, int | None]  # a row's JSON, ``synced``, ``synced_at``
+
+
+def written(
+    order: OrderUpsert, stored: Stored | None, synced_at: Date, new_id: Callable[[], str]
+) -> bytes:
+    """The JSON of ``order``'s row after an inbound write: ``inserted`` for a new order
+    (``stored`` None), ``updated`` over its stored row."""
+    if stored is None:
+        return inserted(order, synced_at, new_id())
+    return updated(stored, order, synced_at, new_id)
 
 
 def updated(
@@ -192,8 +209,32 @@ def as_bson_would(doc: Document) -> Document:
     return {k: normalise_date(v) if isinstance(v, datetime) else v for k, v in doc.items()}
 
 
-def object_ids() -> Iterator[str]:
-    """ObjectId-shaped ids (time, random, counter) without ObjectId's per-call cost."""
-    middle = os.urandom(5).hex()
-    for counter in itertools.count(int.from_bytes(os.urandom(3))):
-        yield "%08x%s%06x" % (int(time.time()), middle, counter & 0xFFFFFF)  # noqa: UP031 (faster)
+COUNTER: Final = 1 << 24  # an ObjectId's counter: three bytes
+
+
+class ObjectIds:
+    """ObjectId-shaped ids (time, random, counter) without ObjectId's per-call cost: one
+    at a time (``next``), or a batch's at once (``block``)."""
+
+    def __init__(self) -> None:
+        self._middle = os.urandom(5).hex()
+        self._counter = int.from_bytes(os.urandom(3))
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        counter = self._counter
+        self._counter = (counter + 1) % COUNTER
+        return "%08x%s%06x" % (int(time.time()), self._middle, counter)  # noqa: UP031 (faster)
+
+    def block(self, count: int) -> Iterator[str]:
+        """``count`` ids with one time (the batch's), formatted in C as they are taken: a
+        new order's id cost 0.5 µs made one at a time, its time read each time."""
+        first = self._counter
+        self._counter = (first + count) % COUNTER
+        counters = itertools.chain(
+            range(first, min(first + count, COUNTER)), range(first + count - COUNTER)
+        )
+        template = "%08x%s%%06x" % (int(time.time()), self._middle)  # noqa: UP031 (hex only)
+        return map(template.__mod__, counters)

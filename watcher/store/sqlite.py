@@ -17,6 +17,8 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequen
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
+from itertools import chain, count, repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -65,6 +67,16 @@ MARK: Final = (
 )
 # min() skips NULLs (an updatedAt that is no date) and reads the partial index above
 OLDEST_UNSYNCED: Final = "SELECT min(updated_at) FROM workorders WHERE synced = 0"
+# an inbound write's rows: all synced, the time of the write in the statement. Rows that
+# are all new (read absent in this write transaction) are a plain INSERT: SQLite's REPLACE
+# costs about 0.45 µs a row more (3.7 against 3.2 µs of CPU for 100,000 new rows)
+INSERTED: Final = (
+    "INSERT INTO workorders (number, updated_at, synced, seq, changed_at, doc)"
+    " VALUES (?, ?, 1, ?, {changed}, ?)"
+)
+UPSERTED: Final = INSERTED.replace("INSERT", "INSERT OR REPLACE", 1)
+NUMBER: Final = attrgetter("number")
+UPDATED_AT: Final = attrgetter("updatedAt")
 
 
 def crossing(row: tuple[Any, ...], order: OrderUpsert) -> bool:
@@ -72,6 +84,49 @@ def crossing(row: tuple[Any, ...], order: OrderUpsert) -> bool:
     sets ``synced_at``; an inbound write or a put leaves it NULL)."""
     synced_at = row[3]
     return may_cross(order, None if synced_at is None else rows.from_millis(synced_at))
+
+
+def _to_write(
+    orders: Sequence[OrderUpsert],
+    winner: dict[int, int],
+    stored: dict[int, tuple[Any, ...]],
+    outcomes: list[Outcome | None],
+    clashes: list[Clash] | None,
+) -> tuple[list[OrderUpsert], list[rows.Stored | None]]:
+    """The orders to write (the newest of each number, in the batch's order) and each one's
+    stored row (None: a new order), their outcomes set in ``outcomes``."""
+    if not stored:  # all new (a first batch): nothing to judge, order by order
+        for index in winner.values():
+            outcomes[index] = Outcome.INSERTED
+        written = [orders[index] for index in winner.values()]
+        return written, [None] * len(written)
+    written, before = [], []
+    for number, index in winner.items():
+        order, row = orders[index], stored.get(number)
+        if row is None:  # a new order: nothing to judge
+            outcomes[index] = outcome = Outcome.INSERTED
+        else:
+            outcomes[index] = outcome = _judged(row, order, clashes)
+        if outcome in (Outcome.INSERTED, Outcome.UPDATED):
+            written.append(order)
+            before.append(None if row is None else row[1:])
+    return written, before
+
+
+def _judged(row: tuple[Any, ...], order: OrderUpsert, clashes: list[Clash] | None) -> Outcome:
+    """The outcome of ``order`` over its stored ``row`` (``updated_at``, JSON, ``synced``,
+    ``synced_at``); a clash found on the way goes to ``clashes``. The document is read only
+    when its version is no date, it is unsynced, or the order may have crossed its export."""
+    millis, doc, synced, synced_at = row
+    odd = millis is None or not synced or crossing(row, order)
+    when = None if millis is None else rows.from_millis(millis)
+    parsed = rows.decode_marked(doc, synced, synced_at) if odd and doc else {}
+    if odd and millis is None:
+        when = stored_date(parsed.get("updatedAt"))  # maybe text naming a date
+    outcome = decide(when, order.updatedAt)
+    if odd and clashes is not None and (found := clash(parsed, order, outcome)):
+        clashes.append(found)
+    return outcome
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -135,7 +190,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._watch: sqlite3.Connection | None = None
         self._wake: anyio.Event | None = None  # while following: our own writes wake it
-        self._ids = rows.object_ids()
+        self._ids = rows.ObjectIds()
         # the files opened (``_durable_files``): device and inode each, None if absent
         self._identity: dict[Path, tuple[int, int] | None] = {}
         self._commits = 0  # our own commits (``data_version`` only changes for others')
@@ -302,41 +357,33 @@ class SqliteStore:
         winner, outcomes = newest_per_number(orders)
         with self._transaction() as db:
             stored = self._stored(db, list(winner))
-            writes: list[tuple[OrderUpsert, tuple[Any, ...] | None]] = []
-            for number, index in winner.items():
-                millis, doc, synced, synced_at = row = stored.get(number, (None, None, 1, None))
-                odd = doc is not None and (
-                    millis is None or not synced or crossing(row, orders[index])
-                )
-                when = None if doc is None or millis is None else rows.from_millis(millis)
-                parsed = rows.decode_marked(doc, synced, synced_at) if odd and doc else {}
-                if odd and millis is None:
-                    when = stored_date(parsed.get("updatedAt"))  # maybe text naming a date
-                outcomes[index] = outcome = decide(when, orders[index].updatedAt)
-                if odd and clashes is not None and (found := clash(parsed, orders[index], outcome)):
-                    clashes.append(found)
-                if outcome in (Outcome.INSERTED, Outcome.UPDATED):
-                    writes.append((orders[index], row[1:] if doc is not None else None))
-            # rows made as they are written: a batch's encoded rows never coexist
-            upserted = self._upserted(writes, now)
-            self._replace(db, upserted, now, synced=1)
+            written, before = _to_write(orders, winner, stored, outcomes, clashes)
+            self._write_upserted(db, written, before, now)
         return [o for o in outcomes if o is not None]
 
-    def _upserted(
-        self, writes: list[tuple[OrderUpsert, tuple[Any, ...] | None]], now: datetime
-    ) -> Iterator[rows.Row]:
-        """The rows after an inbound write, each made as it is written (``stored``: the
-        JSON, ``synced``, ``synced_at``; None for a new order). One encode a row: a new
-        order's from a Struct, a stored one's with only the fields the write sets replaced."""
+    def _write_upserted(
+        self,
+        db: sqlite3.Connection,
+        written: list[OrderUpsert],
+        before: list[rows.Stored | None],
+        now: datetime,
+    ) -> None:
+        """Write the rows of an inbound write, each made as SQLite takes it (a batch's
+        encoded rows never coexist), each with the next ``seq`` (the counter advanced once,
+        after). One encode a row: a new order's from a Struct, a stored one's with only the
+        fields the write sets replaced. The per-row values are zipped in C (no Python frame
+        a row but the row's JSON); the time of the write and ``synced`` are in the
+        statement; a batch's new ids are made as one block."""
         synced_at = rows.Date(now)  # one for the batch
-        new_id = self._ids.__next__
-        for order, stored in writes:
-            doc = (
-                rows.updated(stored, order, synced_at, new_id)
-                if stored
-                else rows.inserted(order, synced_at, new_id())
-            )
-            yield order.number, rows.to_millis(order.updatedAt), 1, doc
+        new = before.count(None)
+        new_id = chain(self._ids.block(new), self._ids).__next__
+        docs = map(rows.written, written, before, repeat(synced_at), repeat(new_id))
+        versions = rows.millis_of(map(UPDATED_AT, written))
+        first = sqlite_schema.next_seq(db) + 1
+        values = zip(map(NUMBER, written), versions, count(first), docs)
+        statement = INSERTED if new == len(written) else UPSERTED
+        db.executemany(statement.format(changed=rows.to_millis(now)), values)
+        sqlite_schema.advance(db, first + len(written) - 1)
 
     def _stored(self, db: sqlite3.Connection, numbers: list[int]) -> dict[int, tuple[Any, ...]]:
         """``updated_at``, the document's JSON, ``synced`` and ``synced_at`` per stored
@@ -350,33 +397,21 @@ class SqliteStore:
             found.update((row[0], row[1:]) for row in db.execute(query, chunk))
         return found
 
-    def _replace(
-        self,
-        db: sqlite3.Connection,
-        written: Iterable[rows.Row],
-        now: datetime,
-        synced: int | None = None,
-    ) -> None:
+    def _replace(self, db: sqlite3.Connection, written: Iterable[rows.Row], now: datetime) -> None:
         """Write whole rows, each with the next sequence number (the counter is advanced
-        once, after). Only what varies is bound per row: the time of the write, and
-        ``synced`` when the caller says all rows have it, are in the statement."""
+        once, after); the time of the write is in the statement."""
         first = sqlite_schema.next_seq(db) + 1
         last = [first - 1]
 
         def values() -> Iterator[tuple[Any, ...]]:
             for seq, (number, version, flag, doc) in enumerate(written, start=first):
                 last[0] = seq
-                yield (
-                    (number, version, seq, doc)
-                    if synced is not None
-                    else (number, version, flag, seq, doc)
-                )
+                yield number, version, flag, seq, doc
 
-        flag = "?" if synced is None else str(int(synced))
         changed = rows.to_millis(now)
         sql = (
             "INSERT OR REPLACE INTO workorders (number, updated_at, synced, seq, changed_at, doc)"
-            f" VALUES (?, ?, {flag}, ?, {changed}, ?)"
+            f" VALUES (?, ?, ?, ?, {changed}, ?)"
         )
         db.executemany(sql, values())
         sqlite_schema.advance(db, last[0])

@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from itertools import chain
 from typing import Any, Final, TypeVar
 
 from msgspec.structs import replace
@@ -49,6 +50,11 @@ COMPACT: Final = (
     "INSERT OR IGNORE INTO journal (id, at, number, event, version, file, dest, worker)"
     " VALUES (?,?,?,?,?,?,?,?)"
 )
+# an order's entry that points at its file's entry: its file, destination and worker NULL,
+# the time (one for the file's orders) in the statement
+POINTING: Final = (
+    "INSERT OR IGNORE INTO journal (id, at, number, event, version) VALUES (?, {at}, ?, ?, ?)"
+)
 ID_JSON: Final = len(b',"id":"') + 24 + len(b'"}')  # how an entry's JSON ends
 Row = tuple[Any, ...]  # (id, at, number, event, version, entry, file, dest, worker)
 
@@ -76,29 +82,56 @@ def _plain(entry: Entry) -> bool:
 def _points(entry: Entry, owner: Entry) -> bool:
     """Whether ``entry`` says nothing its file's entry ``owner`` does not, but its number,
     event, version and time: then its row points at ``owner``'s for the rest."""
+    return entry.to is None and _says_alike(owner, entry.file, entry.worker, entry.trace)
+
+
+def _says_alike(owner: Entry, file: str | None, worker: str | None, trace: str | None) -> bool:
+    """Whether an inbound order's entry of this file, worker and trace may point at ``owner``."""
     return (
         owner.direction == "in"
-        and entry.file == owner.file
-        and entry.worker == owner.worker
-        and entry.trace == owner.trace
-        and entry.to is None
+        and file == owner.file
+        and worker == owner.worker
+        and trace == owner.trace
     )
 
 
 def insert(entries: Sequence[Entry], db: sqlite3.Connection) -> None:
     """Write ``entries``, each row once whoever writes it again. The rows are made as
     SQLite takes them, never all held at once: a batch's entries are already in memory,
-    and its rows as a list would be as much again (docs/spec.md §7)."""
-    owners = {e.id: e for e in _unnumbered(entries)}
+    and its rows as a list would be as much again (docs/spec.md §7). Where the row order
+    differs from the entries' the rows are the same: the table is kept in id order."""
+    parts = entries.parts if isinstance(entries, Entries) else [entries]
+    owners = {e.id: e for e in _unnumbered(parts)}
+    others: list[Sequence[Entry]] = []
+    for part in parts:
+        if not (isinstance(part, OrderEntries) and _insert_pointing(part, owners, db)):
+            others.append(part)
     full: list[Entry] = []  # the few entries that need their JSON: after the columns-only ones
-    db.executemany(COMPACT, _compact_rows(entries, owners, full))
+    db.executemany(COMPACT, _compact_rows(chain.from_iterable(others), owners, full))
     db.executemany(FULL, map(_full_row, full))
 
 
-def _unnumbered(entries: Sequence[Entry]) -> Iterator[Entry]:
+def _insert_pointing(
+    part: OrderEntries, owners: Mapping[bytes, Entry], db: sqlite3.Connection
+) -> bool:
+    """Write a file's order entries straight from their columns when they all point at
+    their file's entry (written with them): what ``_compact_rows`` would make of each, with
+    no ``Entry`` an order and only what varies bound (a bound value costs about 0.25 µs,
+    as much as a row's Python). False, nothing written, when they do not all point."""
+    owner = owners.get(part.owner)
+    at, file, worker, trace = part.common
+    if owner is None or not _says_alike(owner, file, worker, trace):
+        return False
+    rows = part.columns()
+    if rows is None:
+        return False
+    db.executemany(POINTING.format(at=micros(at)), rows)
+    return True
+
+
+def _unnumbered(parts: Iterable[Sequence[Entry]]) -> Iterator[Entry]:
     """The entries without a number (the ones orders may point at): a file's order
     entries kept as columns all have one, and are not made into entries to be looked at."""
-    parts = entries.parts if isinstance(entries, Entries) else [entries]
     for part in parts:
         if not isinstance(part, OrderEntries):
             yield from (e for e in part if e.number is None)

@@ -84,6 +84,14 @@ def order_outcomes(
     return zip(orders, outcomes, strict=True)
 
 
+def orders_and_outcomes(item: FiledFile) -> tuple[Sequence[OrderUpsert], Sequence[Outcome]]:
+    """The file's orders, and their outcomes in the same order, as two columns."""
+    orders = item.taken.verdict.orders if item.taken.verdict else []
+    if len(orders) != len(item.outcomes):
+        raise ValueError(f"{len(orders)} orders, {len(item.outcomes)} outcomes")
+    return orders, item.outcomes
+
+
 def quarantine_reason(taken: Taken) -> tuple[str, str] | None:
     """Why (a reason and its JSON path) ``taken`` went to the failed folder, if it did."""
     if taken.verdict is None:

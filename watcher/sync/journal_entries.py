@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import attrgetter
 
 from watcher.core.tracos import INT64_MAX
 from watcher.erp import NotFiled, Taken
@@ -13,11 +14,15 @@ from watcher.sync.batches import (
     InboundDone,
     OutboundDone,
     order_outcomes,
+    orders_and_outcomes,
     quarantine_reason,
     tally,
 )
 from watcher.sync.conflicts import clash_entries
 from watcher.sync.journaling import Recorder
+
+NUMBER = attrgetter("number")
+UPDATED_AT = attrgetter("updatedAt")
 
 
 class Journaling:
@@ -64,10 +69,11 @@ def inbound_parts(done: InboundDone, worker: str) -> list[Sequence[Entry]]:
 
 def _file_orders(item: FiledFile, at: datetime, worker: str, of: bytes) -> OrderEntries:
     """What became of each order of the file, as columns; their ids point at ``of``."""
-    pairs = (
-        (order.number, order.updatedAt, outcome.value) for order, outcome in order_outcomes(item)
+    orders, outcomes = orders_and_outcomes(item)
+    numbers, versions = list(map(NUMBER, orders)), list(map(UPDATED_AT, orders))
+    return OrderEntries.of_columns(
+        numbers, versions, outcomes, of=of, at=at, file=item.taken.shown, worker=worker
     )
-    return OrderEntries(pairs, of=of, at=at, file=item.taken.shown, worker=worker)
 
 
 def _order_entries(
