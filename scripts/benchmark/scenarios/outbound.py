@@ -36,7 +36,8 @@ def bench_outbound(sizes: Sizes, root: Path) -> list[Row]:
         )
         seconds = anyio.run(outbound_burst, worker.sqlite_path, burst, outbound)
     note = (
-        "put_documents from this process; the worker notices by PRAGMA data_version (~200 ms poll)"
+        "put_documents from this process; the worker notices as the commit reaches its WAL"
+        " (an inotify watch, then PRAGMA data_version)"
     )
     rows = [latency_row("outbound (other process)", latencies, q, None, note) for q in (0.5, 0.95)]
     inside, own = anyio.run(outbound_in_process, root / "inproc", docs, sizes)
