@@ -5,6 +5,7 @@ journal entries are not 270,000 objects beside its orders)."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from datetime import datetime, timedelta
 
@@ -60,6 +61,14 @@ def test_each_entry_read_is_the_entry_made_one_by_one() -> None:
     assert list(kept[10:20][3:5]) == made[13:15]
     assert msgspec.json.encode(list(kept)) == msgspec.json.encode(made)
     assert list(kept.traced("ab" * 16)) == as_entries(50, trace="ab" * 16)
+
+
+def test_entries_are_not_for_the_garbage_collector_to_walk() -> None:
+    """One is made per order or file; holding only strings, numbers, dates, bytes and
+    lists or dicts of those, none can close a cycle, so the collector need not track them
+    (its passes walk every tracked object)."""
+    counted = Entry(at=NOW, direction="in", event="archived", file="f.json", counts={"a": 1})
+    assert not any(gc.is_tracked(entry) for entry in [OWN, counted, *columns(3)])
 
 
 def test_versions_not_in_utc_and_numbers_beyond_int64_are_kept_as_they_are() -> None:
