@@ -147,6 +147,20 @@ async def test_a_link_swapped_in_for_the_claim_area_is_never_claimed_through(
     assert contents(outside) == []
 
 
+@pytest.mark.anyio
+async def test_a_name_taken_in_the_claim_folder_is_claimed_beside_it(settings: Settings) -> None:
+    """Something already holds a file's name in the worker's claim folder (the claim moves
+    files in through the folder's descriptor, and looks for a free name the same way): the
+    file is claimed under another name, stored, and archived under its own."""
+    async with running(settings) as worker:
+        (mine,) = (settings.inbound_dir / claims.CLAIMED_DIR).iterdir()
+        (mine / "1.json").mkdir()  # not a file: never taken for one of ours
+        drop(settings.inbound_dir, "1.json", order_file(1))
+        await wait_for(lambda: names(settings.archive_dir) == ["1.json"], "the file archived")
+        assert [d["number"] for d in await worker.store.find()] == [1]
+        assert (mine / "1.json").is_dir()
+
+
 @pytest.mark.system
 @pytest.mark.parametrize("where", ["", "sub"])
 def test_an_archive_or_failed_folder_leading_into_inbound_is_refused(
