@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -19,6 +20,7 @@ from watcher.app import Worker
 from watcher.core.settings import Settings
 from watcher.erp.folders import claims as folders
 from watcher.erp.folders.source import FolderSource
+from watcher.sync.pausing import pause, resume
 from watcher.sync.stats import Count
 
 pytestmark = [pytest.mark.anyio, pytest.mark.system]
@@ -189,6 +191,48 @@ async def test_the_watch_rests_through_a_burst_and_wakes_for_the_file_after_it(
             await wait_for(archived(settings, f"{number}.json"), f"{number}.json archived")
         assert (starts, watching) == (2, 1), "a trickle leaves the watch on"
         assert len(await worker.store.find()) == 44
+
+
+async def test_a_backlog_held_by_an_operators_pause_or_unclaimable_is_not_listed_again_and_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More files than a batch wait while inbound is paused by an operator, or while none
+    of them can be claimed: the worker looks at them once per wake-up, never in a loop
+    (resting its watch and waking it again at once listed them hundreds of times a
+    second)."""
+    settings = make_settings(tmp_path, batch_size=10, rescan_seconds=60.0)
+    listings = 0
+    real_waiting = FolderSource.waiting
+
+    async def waiting(self: FolderSource) -> list[str]:
+        nonlocal listings
+        listings += 1
+        return await real_waiting(self)
+
+    monkeypatch.setattr(FolderSource, "waiting", waiting)
+    async with running(settings) as worker:
+        pause(settings.state_dir, "inbound")
+        await wait_for(lambda: worker.stats.pauses.holds("inbound"), "the pause noticed")
+        for number in range(1, 41):
+            drop(settings.inbound_dir, f"{number}.json", json.dumps(erp(orderNo=number)).encode())
+        await wait_for(lambda: worker.stats.waiting_files == 40, "the backlog seen")
+        before = listings
+        await anyio.sleep(1.0)  # a window in which nothing new happens: count what it does
+        assert listings - before <= 2, f"{listings - before} listings of an unchanged backlog"
+        assert names(settings.archive_dir) == []
+        monkeypatch.setattr(folders.ClaimDir, "claim", refuse_claim)  # the claim folder read-only
+        resume(settings.state_dir, "inbound")
+        await wait_for(lambda: not worker.stats.pauses.holds("inbound"), "the pause ended")
+        drop(settings.inbound_dir, "41.json", json.dumps(erp(orderNo=41)).encode())  # a wake-up
+        await wait_for(lambda: listings - before >= 3, "the backlog tried")
+        before = listings
+        await anyio.sleep(1.0)
+        assert listings - before <= 2, f"{listings - before} listings of an unclaimable backlog"
+        assert len(names(settings.inbound_dir)) == 41
+
+
+def refuse_claim(self: folders.ClaimDir, source: str) -> str | None:
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS), source)
 
 
 async def test_claimed_file_from_a_crash_is_processed_at_start(settings: Settings) -> None:

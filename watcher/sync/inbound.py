@@ -71,8 +71,7 @@ class Inbound:
             try:
                 while not stop.is_set():
                     await self.drain(stop)
-                    if await self._watch.resume():
-                        continue  # what landed while it was paused: the listing says
+                    await self._watch.resume()  # a drain cut short (a pause) leaves it resting
                     with anyio.move_on_after(self._next_look()):
                         await self._wake.wait()
                     self._wake = anyio.Event()
@@ -109,13 +108,14 @@ class Inbound:
         await self._file_unfiled()
         await self._store_held()
         stopping = stop.is_set if stop is not None else _never
+        held = partial(self.stats.pauses.holds, "inbound")  # an operator's pause
         tried: set[str] = set()  # each name once per drain: nothing can spin here
-        while names := [n for n in await self._waiting() if n not in tried]:
+        while names := await self._untried(tried):
             tried.update(names)
-            if len(names) > self.batch_size and self._watch is not None:
+            if self._watch is not None and len(names) > self.batch_size and not held():
                 self._watch.pause()  # a burst: the listing is the truth until it is drained
             for start in range(0, len(names), self.batch_size):
-                if stopping() or self.stats.pauses.holds("inbound"):
+                if stopping() or held():
                     return
                 batch = names[start : start + self.batch_size]
                 taken = await self.source.take(batch, self._judge, stopping)
@@ -123,6 +123,16 @@ class Inbound:
                     self.taken_hook(taken)
                 self.stats.waiting_files = max(0, len(names) - start - len(batch))
                 await self._store_and_file(taken)
+
+    async def _untried(self, tried: set[str]) -> list[str]:
+        """The names waiting that this drain has not tried. When none is left and the
+        watch rested through the burst, it watches again and the folder is listed once
+        more: what landed in between is taken now, not at the next rescan (what was tried
+        is not tried again: a file that cannot be claimed waits for the next drain)."""
+        while True:
+            names = [n for n in await self._waiting() if n not in tried]
+            if names or self._watch is None or not await self._watch.resume():
+                return names
 
     async def _waiting(self) -> list[str]:
         names = await self.source.waiting()
