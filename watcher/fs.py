@@ -373,8 +373,11 @@ def watch_writes(path: StrPath) -> int | None:
     return fd
 
 
-def drain_events(fd: int) -> None:
-    """Read away what ``watch_writes``'s descriptor holds: its events only say "written"."""
+def drain_events(fd: int) -> bool:
+    """Read away what ``watch_writes``'s descriptor holds (its events only say "written");
+    whether there was any."""
+    read = False
     with contextlib.suppress(BlockingIOError):
         while os.read(fd, 1 << 16):
-            pass
+            read = True
+    return read

@@ -3,8 +3,9 @@ what the metrics turn into ``watcher_sweeps_total`` and the stream's progress ti
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import pytest
@@ -68,3 +69,51 @@ async def test_another_writers_commit_wakes_the_embedded_trigger_without_its_loo
         await tracos.close()
         await store.close()
     assert [doc.doc["number"] for doc in handed] == [7]
+
+
+WRITER: Final = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA cache_size=5")  # a small cache: the transaction's pages spill to the WAL
+db.execute("CREATE TABLE IF NOT EXISTS other (x)")
+db.execute("BEGIN")
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    db.execute("INSERT INTO other VALUES (randomblob(4000))")
+db.execute("COMMIT")
+"""
+
+
+async def test_a_long_transaction_of_another_process_is_looked_at_as_often_as_a_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's transaction writes the WAL for a second and a half before it
+    commits: each write wakes the trigger, which then looks at most every 0.2 s, as its
+    old poll did (a look per write was thousands of looks and a core's time)."""
+    path = tmp_path / "tracos.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    looks = 0
+    real = store._data_version
+
+    def counted() -> int:
+        nonlocal looks
+        looks += 1
+        return real()
+
+    monkeypatch.setattr(store, "_data_version", counted)
+
+    async def handle(batch: list[StoredDocument]) -> None:
+        pass
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.follow_unsynced, handle, 0.05, 1000)
+            await wait_for(lambda: store.trigger.sweeps == 1, "the first sweep")
+            before = looks
+            await anyio.run_process([sys.executable, "-c", WRITER, str(path), "1.5"])
+            during = looks - before
+            tg.cancel_scope.cancel()
+    finally:
+        await store.close()
+    assert during <= 40, f"{during} looks in a 1.5 s transaction"

@@ -9,6 +9,7 @@ feed and the version a conditional mark checks). The tables: ``sqlite_schema``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import threading
@@ -580,6 +581,8 @@ class SqliteStore:
         writes = files.watch_writes(f"{self._path}-wal")  # there while the store is open
         try:
             while True:
+                if writes is not None:  # what was written so far, ``version`` says
+                    files.drain_events(writes)
                 version = await self.run_locked(self._data_version)
                 found, seen = await self.run_locked(partial(self._unsynced_after, seen, batch_size))
                 if found:
@@ -589,26 +592,39 @@ class SqliteStore:
                 if began is not None:
                     self.trigger.swept(time.monotonic() - began, swept)
                     began = None
-                look = every = WAKE_POLL_SECONDS if writes is None else WATCHED_POLL_SECONDS
-                while not await self._changed(version, wake, writes):
-                    self.trigger.progressed(time.time())
-                    with anyio.move_on_after(look) as waited:
-                        await _written(wake, writes)
-                    # a commit is visible only once its WAL is synced and the shared memory
-                    # says so, which no event tells of: after a write that showed no commit
-                    # yet, look again in a moment, then less and less often
-                    look = min(2 * look, every) if waited.cancelled_caught else COMMIT_SECONDS
+                await self._until_changed(version, wake, writes)
                 wake = self._wake = anyio.Event()
         finally:
             if writes is not None:
                 os.close(writes)
 
-    async def _changed(self, version: int, wake: anyio.Event, writes: int | None) -> bool:
-        """Whether a commit came since ``version`` (or our own write woke us). The WAL's
-        events so far are read away first: a write after this look wakes the next wait."""
-        if writes is not None:
-            files.drain_events(writes)
-        return wake.is_set() or await self.run_locked(self._data_version) != version
+    async def _until_changed(self, version: int, wake: anyio.Event, writes: int | None) -> None:
+        """Until a commit came since ``version``, or our own write woke us. Another process's
+        commit wakes it as it reaches the WAL (``writes``); but a commit is visible only once
+        its WAL is synced and the shared memory says so, which no event tells of, and a long
+        transaction writes the WAL long before it commits. So after a write it looks again
+        in 2 ms, then 4, 8… at most every 0.2 s, for as long as writes come and a second
+        after (a transaction of seconds costs the old poll's looks, not one a write); with
+        no write, every second (the fallback, should the WAL be made again), or every 0.2 s
+        where the WAL cannot be watched."""
+        every = WAKE_POLL_SECONDS if writes is None else WATCHED_POLL_SECONDS
+        gap, writing_until = COMMIT_SECONDS, -math.inf
+        while True:
+            written = writes is not None and files.drain_events(writes)
+            if wake.is_set() or await self.run_locked(self._data_version) != version:
+                return
+            self.trigger.progressed(time.time())
+            now = time.monotonic()
+            if written:
+                writing_until = now + every
+            if now < writing_until:
+                with anyio.move_on_after(gap):
+                    await wake.wait()
+                gap = min(2 * gap, WAKE_POLL_SECONDS)
+            else:
+                gap = COMMIT_SECONDS
+                with anyio.move_on_after(every):
+                    await _written(wake, writes)
 
     def _data_version(self) -> int:
         """Changes whenever another connection (or process) commits; nearly free to read,
@@ -621,9 +637,7 @@ class SqliteStore:
 async def _written(wake: anyio.Event, writes: int | None) -> None:
     """Until ``wake`` (our own write) or a write to the WAL (another process's commit,
     or ours): TracOS's put is seen as it lands, not at the next look up to 0.2 s later
-    (a tenth of a 10,000-order export's time, measured). The look stays, as the
-    fallback: every second where the WAL is watched (in case it was made again), every
-    0.2 s where it cannot be."""
+    (a tenth of a 10,000-order export's time, measured)."""
     if writes is None:
         await wake.wait()
         return
@@ -634,5 +648,5 @@ async def _written(wake: anyio.Event, writes: int | None) -> None:
             tg.cancel_scope.cancel()
 
         tg.start_soon(woken)
-        await anyio.wait_readable(writes)  # read away by ``_changed``, before it looks
+        await anyio.wait_readable(writes)  # read away before the next look
         tg.cancel_scope.cancel()
