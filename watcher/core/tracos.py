@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -40,6 +41,12 @@ class OrderUpsert(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     updatedAt: datetime
     deleted: bool
     deletedAt: datetime | None
+
+
+# an order's number and version, read in C: a batch's columns are made with no Python
+# frame an order (the embedded store's rows, the journal's entries)
+NUMBER: Final = attrgetter("number")
+UPDATED_AT: Final = attrgetter("updatedAt")
 
 
 class TracosWorkOrder(msgspec.Struct, kw_only=True, frozen=True):

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from itertools import chain, count, repeat
-from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -28,6 +27,8 @@ import anyio
 from watcher import fs as files
 from watcher.core.errors import StoreDamaged, StoreMissing, StoreUnavailable
 from watcher.core.tracos import (
+    NUMBER,
+    UPDATED_AT,
     Clash,
     OrderUpsert,
     Outcome,
@@ -77,8 +78,6 @@ INSERTED: Final = (
     " VALUES (?, ?, 1, ?, {changed}, ?)"
 )
 UPSERTED: Final = INSERTED.replace("INSERT", "INSERT OR REPLACE", 1)
-NUMBER: Final = attrgetter("number")
-UPDATED_AT: Final = attrgetter("updatedAt")
 
 
 def crossing(row: tuple[Any, ...], order: OrderUpsert) -> bool:

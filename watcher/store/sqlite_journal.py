@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from itertools import chain
 from typing import Any, Final, TypeVar
@@ -27,6 +27,8 @@ from msgspec.structs import replace
 
 from watcher.store import journal
 from watcher.store.journal import (
+    EPOCH,
+    MICROSECOND,
     OWN,
     Entries,
     Entry,
@@ -41,8 +43,6 @@ from watcher.store.sqlite_schema import JOURNAL
 T = TypeVar("T")
 DELETE_CHUNK: Final = 10_000  # rows per pruning transaction
 CHUNK: Final = 500  # ids per IN (...) query
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND: Final = timedelta(microseconds=1)
 COLUMNS: Final = "id, at, number, event, version, entry, file, dest, worker"
 # a row already there (the same entry written again) is left as it is
 FULL: Final = "INSERT OR IGNORE INTO journal (id, at, number, file, entry) VALUES (?,?,?,?,?)"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from operator import attrgetter
 
-from watcher.core.tracos import INT64_MAX
+from watcher.core.tracos import INT64_MAX, NUMBER, UPDATED_AT
 from watcher.erp import NotFiled, Taken
 from watcher.store import Entries, Entry, JournalEvent, OrderEntries, StoredDocument
 from watcher.sync.batches import (
@@ -20,9 +19,6 @@ from watcher.sync.batches import (
 )
 from watcher.sync.conflicts import clash_entries
 from watcher.sync.journaling import Recorder
-
-NUMBER = attrgetter("number")
-UPDATED_AT = attrgetter("updatedAt")
 
 
 class Journaling:
